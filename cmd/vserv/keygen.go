@@ -1,0 +1,85 @@
+package main
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/vserv/vserv/internal/secure"
+	"github.com/vserv/vserv/internal/server"
+)
+
+func newKeygenCmd() *cobra.Command {
+	var dataroot string
+	var identity, yes bool
+	var add int
+	cmd := &cobra.Command{
+		Use:   "keygen",
+		Short: "Rotate the session-key pool (or add keys to it), or rotate the identity key",
+		Long: `vserv keygen replaces every session key of the pool with fresh ones.
+With --add N it adds N keys instead. With --identity it replaces the server's
+Ed25519 identity key; the server-id does not change.
+
+Run it while the server is stopped.
+
+Rotating the identity breaks clients that pinned or recorded the old key until
+they learn the new one (vcli refuses a changed key loudly). Tell your users the
+new fingerprint this command prints.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			// Holding the database proves no server runs on this directory:
+			// a running one would keep using the keys it has loaded.
+			db, err := server.OpenDB(dataroot, time.Second)
+			if err != nil {
+				return &exitError{code: 1, err: err}
+			}
+			defer db.Close()
+			out := cmd.OutOrStdout()
+			if identity {
+				if !yes {
+					return &exitError{code: 2, err: fmt.Errorf("rotating the identity makes every client that knows the old key refuse this server until it learns the new one; run again with --yes to do it")}
+				}
+				old, next, err := secure.RotateIdentity(dataroot)
+				if err != nil {
+					return &exitError{code: 1, err: err}
+				}
+				pool, err := secure.OpenPool(dataroot, next, 8, 24*time.Hour, time.Now)
+				if err != nil {
+					return &exitError{code: 1, err: err}
+				}
+				if err := pool.RotateAll(); err != nil {
+					return &exitError{code: 1, err: err}
+				}
+				fmt.Fprintf(out, "WARNING: the identity key of server %s was replaced.\n", next.ServerID)
+				fmt.Fprintf(out, "  old: %s\n  new: %s\n", secure.Fingerprint(old.Public()), secure.Fingerprint(next.Public()))
+				fmt.Fprintf(out, "  new public key: %s\n", secure.PublicKeyText(next.Public()))
+				fmt.Fprintln(out, "Clients that recorded the old key will refuse this server; give them the new fingerprint (vcli --server-key).")
+				return nil
+			}
+			id, _, err := secure.LoadOrCreateIdentity(dataroot)
+			if err != nil {
+				return &exitError{code: 1, err: err}
+			}
+			pool, err := secure.OpenPool(dataroot, id, 8, 24*time.Hour, time.Now)
+			if err != nil {
+				return &exitError{code: 1, err: err}
+			}
+			if add > 0 {
+				err = pool.AddKeys(add)
+			} else {
+				err = pool.RotateAll()
+			}
+			if err != nil {
+				return &exitError{code: 1, err: err}
+			}
+			fmt.Fprintf(out, "session key pool of %s now has %d keys: %v\n", id.ServerID, pool.Len(), pool.KIDs())
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&dataroot, "dataroot", "r", "vserv-data", "data directory")
+	cmd.Flags().BoolVar(&identity, "identity", false, "rotate the identity key instead of the session keys")
+	cmd.Flags().BoolVar(&yes, "yes", false, "confirm an identity rotation")
+	cmd.Flags().IntVar(&add, "add", 0, "add this many session keys instead of replacing the pool")
+	return cmd
+}

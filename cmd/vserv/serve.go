@@ -1,0 +1,151 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/vserv/vserv/internal/auth"
+	"github.com/vserv/vserv/internal/server"
+	"github.com/vserv/vserv/internal/version"
+	"github.com/vserv/vserv/internal/wire"
+)
+
+type serveOptions struct {
+	host        string
+	port        int
+	dataroot    string
+	production  bool
+	loglevel    string
+	norepl      bool
+	verbose     bool
+	quiet       bool
+	showVersion bool
+	http        string
+	maxConns    int
+	maxConnsIP  int
+	rateIP      float64
+	site        string
+	maxMsg      int
+	idle        int
+	testKDF     bool
+}
+
+func defaultServeOptions() *serveOptions {
+	return &serveOptions{}
+}
+
+func (o *serveOptions) register(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.StringVarP(&o.host, "host", "n", "127.0.0.1", "address to listen on (-n 0.0.0.0 serves the network)")
+	f.IntVarP(&o.port, "port", "p", 6666, "TCP port (0 picks a free one)")
+	f.StringVarP(&o.dataroot, "dataroot", "r", "vserv-data", "data directory (created 0700 on first start)")
+	f.BoolVarP(&o.production, "pmode", "P", false, "production mode: writers and admins must use a second factor; weak passwords refused")
+	f.StringVarP(&o.loglevel, "loglevel", "l", "info", "log level: debug, info, warn or error")
+	f.BoolVarP(&o.norepl, "norepl", "N", false, "do not replicate to or from peers")
+	f.BoolVarP(&o.verbose, "verbose", "v", false, "verbose: log at debug level")
+	f.BoolVarP(&o.quiet, "quiet", "q", false, "quiet: log warnings and errors only")
+	f.BoolVarP(&o.showVersion, "version", "V", false, "print the version and exit")
+	f.StringVar(&o.http, "http", "127.0.0.1:6680", "web panel and metrics address, or off (not served by this version yet)")
+	f.IntVar(&o.maxConns, "max-conns", 4096, "most connections in total")
+	f.IntVar(&o.maxConnsIP, "max-conns-ip", 64, "most connections from one IP address (IPv6: one /64)")
+	f.Float64Var(&o.rateIP, "rate-ip", 20, "new connections plus handshakes per second allowed from one IP")
+	f.StringVar(&o.site, "site", "", "site name shown by `id` (default: the host name)")
+	f.IntVar(&o.maxMsg, "max-msg", wire.DefaultMaxMsg, "largest message in bytes (at most 16 MiB)")
+	f.IntVar(&o.idle, "idle-timeout", 60, "seconds before an idle connection is closed (5 to 3600)")
+	f.BoolVar(&o.testKDF, "test-kdf", false, "use very cheap password hashing (developer mode, tests only)")
+	_ = f.MarkHidden("test-kdf")
+}
+
+func (o *serveOptions) level() (slog.Level, error) {
+	switch {
+	case o.verbose:
+		return slog.LevelDebug, nil
+	case o.quiet:
+		return slog.LevelWarn, nil
+	}
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(o.loglevel)); err != nil {
+		return 0, fmt.Errorf("--loglevel %q: want debug, info, warn or error", o.loglevel)
+	}
+	return l, nil
+}
+
+func runServe(cmd *cobra.Command, o *serveOptions) error {
+	if o.showVersion {
+		fmt.Fprintln(cmd.OutOrStdout(), "vserv", version.String())
+		return nil
+	}
+	usage := func(format string, args ...any) error {
+		return &exitError{code: 2, err: fmt.Errorf(format, args...)}
+	}
+	level, err := o.level()
+	if err != nil {
+		return usage("%v", err)
+	}
+	if o.port < 0 || o.port > 65535 {
+		return usage("--port %d: want 0 to 65535", o.port)
+	}
+	if o.idle < 5 || o.idle > 3600 {
+		return usage("--idle-timeout %d: want 5 to 3600 seconds", o.idle)
+	}
+	if o.maxMsg < 1024 || o.maxMsg > wire.DefaultMaxMsg {
+		return usage("--max-msg %d: want 1024 to %d", o.maxMsg, wire.DefaultMaxMsg)
+	}
+	if o.maxConns < 1 || o.maxConnsIP < 1 || o.rateIP <= 0 {
+		return usage("--max-conns, --max-conns-ip and --rate-ip must be positive")
+	}
+	if o.testKDF && o.production {
+		return usage("--test-kdf is refused in production mode")
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort(o.host, strconv.Itoa(o.port)))
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	defer ln.Close()
+	// Written directly and before any log record: tests and scripts read the
+	// port from this first line.
+	fmt.Fprintf(cmd.ErrOrStderr(), "listening on %s\n", ln.Addr())
+	if err := os.MkdirAll(o.dataroot, 0o700); err != nil {
+		return fmt.Errorf("create data directory: %w", err)
+	}
+	logger, logFile, err := server.OpenLog(o.dataroot, cmd.ErrOrStderr(), level)
+	if err != nil {
+		return err
+	}
+	defer logFile.Close()
+
+	cfg := server.Config{
+		DataRoot: o.dataroot, Production: o.production, Site: o.site,
+		Version: version.String(), MaxConns: o.maxConns, MaxConnsIP: o.maxConnsIP,
+		RateIP: o.rateIP, MaxMsg: o.maxMsg, IdleTimeout: time.Duration(o.idle) * time.Second,
+		Logger: logger,
+	}
+	if o.testKDF {
+		cfg.Argon = auth.TestArgon2
+		logger.Warn("using test password hashing (--test-kdf): never use this for real accounts")
+	}
+	srv, err := server.New(cfg)
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+
+	logger.Info("serving", "addr", ln.Addr().String(), "server_id", srv.ServerID(),
+		"dataroot", o.dataroot, "production", o.production)
+	if o.norepl {
+		logger.Info("replication disabled (-N)")
+	}
+	if o.http != "off" && !strings.EqualFold(o.http, "") {
+		logger.Info("the web panel is not part of this version yet; --http is accepted and ignored", "http", o.http)
+	}
+	err = srv.Serve(cmd.Context(), ln)
+	logger.Info("stopped")
+	return err
+}

@@ -1,0 +1,329 @@
+package server
+
+import (
+	"context"
+	"errors"
+
+	"github.com/vserv/vserv/internal/auth"
+	"github.com/vserv/vserv/internal/wire"
+)
+
+func accountCommands() map[string]*command {
+	sessionOnly := func(c *conn) bool { return c.state == stateSession }
+	return map[string]*command{
+		"uini":   {min: stateSession, minArgs: 3, maxArgs: 3, allowed: sessionOnly, usage: "uini name password setup-token — create the first admin (loopback only, while no account exists)", run: cmdUini},
+		"user":   {min: stateSession, minArgs: 1, maxArgs: 1, allowed: sessionOnly, usage: "user name — first step of login", run: cmdUser},
+		"pass":   {min: stateSession, minArgs: 1, maxArgs: 1, allowed: sessionOnly, usage: "pass password — second step of login", run: cmdPass},
+		"logout": {min: stateUser, usage: "logout — back to an anonymous session", run: cmdLogout},
+		"chpass": {min: stateVerified, minArgs: 2, maxArgs: 3, usage: "chpass old new | chpass name null new (admin) — change a password", run: cmdChpass},
+		"uadd":   {min: stateVerified, minArgs: 2, maxArgs: 2, usage: "uadd name password — add a user (admin)", run: cmdUadd},
+		"aadd":   {min: stateVerified, minArgs: 2, maxArgs: 2, usage: "aadd name password — add an admin (admin)", run: cmdAadd},
+		"udel":   {min: stateVerified, minArgs: 1, maxArgs: 1, usage: "udel name — delete an account (admin)", run: cmdUdel},
+		"uena":   {min: stateVerified, minArgs: 2, maxArgs: 2, usage: "uena name enable|disable — enable or disable an account (admin)", run: cmdUena},
+		"ulist":  {min: stateVerified, maxArgs: 1, usage: "ulist [user|admin|disabled|all] — list accounts (admin)", run: cmdUlist},
+		"throt":  {min: stateVerified, maxArgs: 1, usage: "throt [on|off] — show or switch per-IP throttling (admin to switch)", run: cmdThrot},
+	}
+}
+
+// requireAdmin checks the admin role from the store on every call: rights are
+// never cached at login, so a demotion or a disable takes effect at once.
+func (c *conn) requireAdmin() (*auth.Account, error) {
+	a, err := c.srv.accounts.Get(c.account)
+	if err != nil || !a.Enabled || a.Role != auth.RoleAdmin {
+		return nil, wire.Errorf(wire.CodePerm, "this needs the admin role")
+	}
+	return a, nil
+}
+
+func cmdUini(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
+	name, err := req.Text(0, "name")
+	if err != nil {
+		return nil, err
+	}
+	pass, err := req.Text(1, "password")
+	if err != nil {
+		return nil, err
+	}
+	token, err := req.Text(2, "setup token")
+	if err != nil {
+		return nil, err
+	}
+	if !c.addr.IsLoopback() {
+		return nil, wire.Errorf(wire.CodePerm, "uini is accepted only from a loopback address")
+	}
+	if n, err := c.srv.accounts.Count(); err != nil {
+		return nil, err
+	} else if n > 0 {
+		return nil, wire.Errorf(wire.CodeState, "an account exists already; log in instead")
+	}
+	if !c.srv.checkSetupToken(token) {
+		return nil, wire.Errorf(wire.CodePerm, "wrong setup token (it is in the setup-token file of the data directory)")
+	}
+	acct, err := c.srv.accounts.CreateInitial(name, pass)
+	if err != nil {
+		return nil, err
+	}
+	c.srv.removeSetupToken()
+	c.log.Info("initial admin created", "account", acct.Name)
+	return c.srv.enrollmentReply(acct.Name)
+}
+
+func cmdUser(_ context.Context, c *conn, req *wire.Request) (*reply, error) {
+	name, err := req.Text(0, "name")
+	if err != nil {
+		return nil, err
+	}
+	if err := auth.ValidName(name); err != nil {
+		return nil, err
+	}
+	c.pendingUser = name
+	return ok()
+}
+
+func cmdPass(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
+	pass, err := req.Text(0, "password")
+	if err != nil {
+		return nil, err
+	}
+	name := c.pendingUser
+	if name == "" {
+		return nil, wire.Errorf(wire.CodeState, "send user first")
+	}
+	c.pendingUser = ""
+	ip := c.addr.String()
+	if err := c.srv.backoff.Check(auth.HomeName(name), ip); err != nil {
+		return nil, err
+	}
+	acct, err := c.srv.accounts.CheckPassword(ctx, name, pass)
+	if err != nil {
+		if errors.Is(err, wire.ErrAuth) {
+			c.srv.backoff.Fail(auth.HomeName(name), ip)
+			c.log.Info("login failed", "account", name)
+		}
+		return nil, err
+	}
+	c.srv.backoff.Succeed(auth.HomeName(name), ip)
+	owed, err := c.srv.secondFactorOwed(acct)
+	if err != nil {
+		return nil, err
+	}
+	st := stateVerified
+	if owed {
+		st = stateUser
+	}
+	c.setLoggedIn(acct.Name, st)
+	c.log.Info("logged in", "account", acct.Name, "state", st)
+	return ok("authenticated", acct.Name, string(acct.Role), owed)
+}
+
+// secondFactorOwed says whether pass leaves the connection in state user
+// (DESIGN.md §2.5).
+func (s *Server) secondFactorOwed(a *auth.Account) (bool, error) {
+	if a.Has2FA || a.Peer {
+		return true, nil
+	}
+	if !s.cfg.Production {
+		return false, nil
+	}
+	if a.Role == auth.RoleAdmin {
+		return true, nil
+	}
+	rights, err := s.accounts.Rights(a.Name)
+	if err != nil {
+		return false, err
+	}
+	for _, rs := range rights {
+		for _, r := range rs {
+			if r == auth.RightWrite {
+				return true, nil
+			}
+		}
+	}
+	return false, nil
+}
+
+func cmdLogout(_ context.Context, c *conn, _ *wire.Request) (*reply, error) {
+	c.setLoggedIn("", stateSession)
+	return ok()
+}
+
+func cmdChpass(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
+	if req.NArgs() == 2 {
+		old, err := req.Text(0, "old password")
+		if err != nil {
+			return nil, err
+		}
+		newPass, err := req.Text(1, "new password")
+		if err != nil {
+			return nil, err
+		}
+		ip := c.addr.String()
+		if err := c.srv.backoff.Check(auth.HomeName(c.account), ip); err != nil {
+			return nil, err
+		}
+		if _, err := c.srv.accounts.CheckPassword(ctx, c.account, old); err != nil {
+			if errors.Is(err, wire.ErrAuth) {
+				c.srv.backoff.Fail(auth.HomeName(c.account), ip)
+			}
+			return nil, err
+		}
+		if err := c.srv.accounts.SetPassword(c.account, newPass); err != nil {
+			return nil, err
+		}
+		c.srv.endSessions(c.account, c)
+		c.srv.audit(ctx, c, "chpass", c.account, "ok")
+		return ok()
+	}
+	name, err := req.Text(0, "name")
+	if err != nil {
+		return nil, err
+	}
+	if !req.IsNull(1) {
+		return nil, wire.Errorf(wire.CodeProto, "chpass name null new: the second argument must be null")
+	}
+	newPass, err := req.Text(2, "new password")
+	if err != nil {
+		return nil, err
+	}
+	if _, err := c.requireAdmin(); err != nil {
+		return nil, err
+	}
+	if err := c.srv.accounts.SetPassword(name, newPass); err != nil {
+		return nil, err
+	}
+	c.srv.endSessions(name, c)
+	c.srv.audit(ctx, c, "chpass", name, "ok")
+	return ok()
+}
+
+func cmdUadd(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
+	return c.addAccount(ctx, req, auth.RoleUser)
+}
+
+func cmdAadd(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
+	return c.addAccount(ctx, req, auth.RoleAdmin)
+}
+
+func (c *conn) addAccount(ctx context.Context, req *wire.Request, role auth.Role) (*reply, error) {
+	name, err := req.Text(0, "name")
+	if err != nil {
+		return nil, err
+	}
+	pass, err := req.Text(1, "password")
+	if err != nil {
+		return nil, err
+	}
+	if _, err := c.requireAdmin(); err != nil {
+		return nil, err
+	}
+	acct, err := c.srv.accounts.Add(name, pass, role)
+	if err != nil {
+		return nil, err
+	}
+	c.srv.audit(ctx, c, req.Cmd, acct.Name, "ok")
+	return c.srv.enrollmentReply(acct.Name)
+}
+
+// enrollmentReply answers a command that created an account or reset its
+// second factor: plain OK in developer mode, OK <enrollment code> in
+// production mode (DESIGN.md §3.2, `qr`).
+func (s *Server) enrollmentReply(name string) (*reply, error) {
+	if !s.cfg.Production {
+		return ok()
+	}
+	code, err := s.accounts.IssueEnrollmentCode(name)
+	if err != nil {
+		return nil, err
+	}
+	return ok(code)
+}
+
+func cmdUdel(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
+	name, err := req.Text(0, "name")
+	if err != nil {
+		return nil, err
+	}
+	if _, err := c.requireAdmin(); err != nil {
+		return nil, err
+	}
+	if err := c.srv.accounts.Delete(name); err != nil {
+		return nil, err
+	}
+	c.srv.endSessions(name, nil)
+	c.srv.audit(ctx, c, "udel", name, "ok")
+	return ok()
+}
+
+func cmdUena(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
+	name, err := req.Text(0, "name")
+	if err != nil {
+		return nil, err
+	}
+	how, err := req.Text(1, "enable|disable")
+	if err != nil {
+		return nil, err
+	}
+	var enable bool
+	switch how {
+	case "enable":
+		enable = true
+	case "disable":
+	default:
+		return nil, wire.Errorf(wire.CodeInvalid, "uena takes enable or disable, not %q", truncate(how, 32))
+	}
+	if _, err := c.requireAdmin(); err != nil {
+		return nil, err
+	}
+	if err := c.srv.accounts.SetEnabled(name, enable); err != nil {
+		return nil, err
+	}
+	if !enable {
+		c.srv.endSessions(name, nil)
+	}
+	c.srv.audit(ctx, c, "uena "+how, name, "ok")
+	return ok()
+}
+
+func cmdUlist(_ context.Context, c *conn, req *wire.Request) (*reply, error) {
+	filter := "all"
+	if req.NArgs() == 1 {
+		var err error
+		if filter, err = req.Text(0, "filter"); err != nil {
+			return nil, err
+		}
+	}
+	if _, err := c.requireAdmin(); err != nil {
+		return nil, err
+	}
+	accts, err := c.srv.accounts.List(filter)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]map[string]any, 0, len(accts))
+	for _, a := range accts {
+		out = append(out, map[string]any{"name": a.Name, "role": string(a.Role), "enabled": a.Enabled, "has2fa": a.Has2FA})
+	}
+	return ok(out)
+}
+
+func cmdThrot(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
+	if req.NArgs() == 1 {
+		how, err := req.Text(0, "on|off")
+		if err != nil {
+			return nil, err
+		}
+		if how != "on" && how != "off" {
+			return nil, wire.Errorf(wire.CodeInvalid, "throt takes on or off, not %q", truncate(how, 32))
+		}
+		if _, err := c.requireAdmin(); err != nil {
+			return nil, err
+		}
+		c.srv.throttle.Store(how == "on")
+		c.log.Info("throttling switched", "to", how, "by", c.account)
+		c.srv.audit(ctx, c, "throt "+how, "", "ok")
+	}
+	if c.srv.throttle.Load() {
+		return ok("on")
+	}
+	return ok("off")
+}

@@ -1,0 +1,152 @@
+package server
+
+import (
+	"context"
+	"time"
+
+	"github.com/vserv/vserv/internal/secure"
+	"github.com/vserv/vserv/internal/wire"
+)
+
+// ProtocolVersion is the protocol number `ver` reports.
+const ProtocolVersion = 1
+
+// Idle timeout bounds for `tout` (DESIGN.md §2.2).
+const (
+	minTimeout = 5
+	maxTimeout = 3600
+)
+
+func connectionCommands() map[string]*command {
+	return map[string]*command{
+		"hello": {min: stateInitial, usage: "hello — answers hello, the server-id and this connection's id", run: cmdHello},
+		"ver":   {min: stateInitial, usage: "ver — the server version and protocol version", run: cmdVer},
+		"id":    {min: stateInitial, usage: "id — server-id, site name, key fingerprint, public key and rotation receipts", run: cmdID},
+		"help":  {min: stateInitial, maxArgs: 1, usage: "help [command] — the command names, or one command's usage", run: cmdHelp},
+		"dmode": {min: stateInitial, usage: "dmode — 1 in developer mode, 0 in production mode", run: cmdDmode},
+		"akey":  {min: stateInitial, usage: "akey — a signed session key from the pool (start of the handshake)", run: cmdAkey},
+		"sess":  {min: stateInitial, minArgs: 3, maxArgs: 3, usage: "sess kid ct msg1 — complete the Noise handshake with the key from akey", run: cmdSess},
+		"rekey": {min: stateSession, usage: "rekey — ratchet both session keys forward", run: cmdRekey},
+		"tout":  {min: stateSession, maxArgs: 1, usage: "tout [seconds] — get or set the idle timeout (5 to 3600)", run: cmdTout},
+		"quit":  {min: stateInitial, usage: "quit — say goodbye and close the connection", run: cmdQuit},
+	}
+}
+
+func cmdHello(_ context.Context, c *conn, _ *wire.Request) (*reply, error) {
+	return ok("hello", c.srv.id.ServerID, c.id)
+}
+
+func cmdVer(_ context.Context, c *conn, _ *wire.Request) (*reply, error) {
+	return ok(c.srv.cfg.Version, uint64(ProtocolVersion))
+}
+
+func cmdID(_ context.Context, c *conn, _ *wire.Request) (*reply, error) {
+	pub := c.srv.id.Public()
+	vals := []any{c.srv.id.ServerID, c.srv.cfg.Site, secure.Fingerprint(pub), secure.PublicKeyText(pub)}
+	for _, r := range c.srv.rotationReceipts() {
+		vals = append(vals, r)
+	}
+	return ok(vals...)
+}
+
+func cmdHelp(_ context.Context, _ *conn, req *wire.Request) (*reply, error) {
+	if req.NArgs() == 0 {
+		return ok(commandNames())
+	}
+	name, err := req.Text(0, "command name")
+	if err != nil {
+		return nil, err
+	}
+	cmd, found := commands[name]
+	if !found {
+		return nil, wire.Errorf(wire.CodeNotFound, "no command %q", truncate(name, 64))
+	}
+	return ok(cmd.usage + " (needs state " + cmd.min.String() + ")")
+}
+
+func cmdDmode(_ context.Context, c *conn, _ *wire.Request) (*reply, error) {
+	if c.srv.cfg.Production {
+		return ok(uint64(0))
+	}
+	return ok(uint64(1))
+}
+
+func cmdAkey(_ context.Context, c *conn, _ *wire.Request) (*reply, error) {
+	pk := c.srv.pool.Pick()
+	kid := pk.KID()
+	return &reply{
+		vals: []any{wire.RawMessage(pk.Info())},
+		after: func() {
+			c.akey = &pendingAkey{kid: kid, req: c.lastReq, resp: c.lastResp}
+		},
+	}, nil
+}
+
+func cmdSess(_ context.Context, c *conn, req *wire.Request) (*reply, error) {
+	kid, err := req.Text(0, "kid")
+	if err != nil {
+		return nil, err
+	}
+	ct, err := req.Bytes(1, "ct")
+	if err != nil {
+		return nil, err
+	}
+	msg1, err := req.Bytes(2, "msg1")
+	if err != nil {
+		return nil, err
+	}
+	if c.akey == nil || c.akey.kid != kid {
+		return nil, wire.Errorf(wire.CodeState, "sess must follow an akey answered on this connection, with its kid")
+	}
+	if c.srv.throttle.Load() && !c.srv.limits.allowHandshake(c.addr) {
+		return nil, wire.Errorf(wire.CodeLimit, "too many handshakes from your address; slow down")
+	}
+	var prologue []byte
+	if c.session == nil {
+		prologue = c.transcript.Prologue()
+	} else {
+		t := wire.NewTranscript(c.session.HandshakeHash())
+		t.Add(c.akey.req)
+		t.Add(c.akey.resp)
+		prologue = t.Prologue()
+	}
+	msg2, sess, err := c.srv.pool.Accept(kid, ct, msg1, prologue)
+	if err != nil {
+		c.log.Info("handshake failed", "err", err)
+		return &reply{close: true}, wire.Errorf(wire.CodeInvalid, "handshake failed")
+	}
+	return &reply{
+		vals: []any{msg2},
+		after: func() {
+			c.wc.SetCipher(sess)
+			c.session = sess
+			c.akey = nil
+			c.transcript = nil
+			if c.state == stateInitial {
+				c.state = stateSession
+			}
+		},
+	}, nil
+}
+
+func cmdRekey(_ context.Context, c *conn, _ *wire.Request) (*reply, error) {
+	return &reply{after: func() { c.session.Rekey() }}, nil
+}
+
+func cmdTout(_ context.Context, c *conn, req *wire.Request) (*reply, error) {
+	if req.NArgs() == 1 {
+		secs, err := req.Uint(0, "seconds")
+		if err != nil {
+			return nil, err
+		}
+		if secs < minTimeout || secs > maxTimeout {
+			return nil, wire.Errorf(wire.CodeInvalid, "timeout must be within [%d, %d] seconds", minTimeout, maxTimeout)
+		}
+		c.timeout = time.Duration(secs) * time.Second
+	}
+	return ok(uint64(c.timeout / time.Second))
+}
+
+func cmdQuit(_ context.Context, c *conn, _ *wire.Request) (*reply, error) {
+	return &reply{vals: []any{"bye", c.id}, close: true}, nil
+}

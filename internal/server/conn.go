@@ -1,0 +1,261 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/vserv/vserv/internal/auth"
+	"github.com/vserv/vserv/internal/secure"
+	"github.com/vserv/vserv/internal/wire"
+)
+
+// conn is one client connection and everything the protocol remembers about it.
+// Only the connection's own goroutine touches the fields below mu's block.
+type conn struct {
+	srv  *Server
+	nc   net.Conn
+	wc   *wire.Conn
+	addr netip.Addr
+	id   string // connection-id of `hello` and `quit`
+	log  *slog.Logger
+
+	mu      sync.Mutex
+	busy    bool   // a command is running
+	user    string // lowercase home name once logged in (state user or verified)
+	killed  atomic.Bool
+
+	state      state
+	timeout    time.Duration
+	transcript *wire.Transcript // clear-text messages, until the first session
+	session    *secure.Session
+	akey       *pendingAkey // the akey answered since the last sess
+	pendingUser string      // name given by `user`, waiting for `pass`
+	account    string       // canonical account name once logged in
+
+	lastReq, lastResp []byte // the request being answered and its answer, for akey
+}
+
+// pendingAkey remembers an answered akey for the sess that must follow it.
+type pendingAkey struct {
+	kid       string
+	req, resp []byte
+}
+
+func (s *Server) handle(ctx context.Context, nc net.Conn) {
+	defer nc.Close()
+	addr := remoteAddr(nc)
+	wc := wire.NewConn(nc, s.cfg.MaxMsg)
+	release, reason := s.limits.admit(addr, s.throttle.Load())
+	if reason != "" {
+		msg := wire.EncodeError(wire.Errorf(wire.CodeLimit, "%s", reason))
+		_ = wc.WriteMessage(msg, time.Now().Add(5*time.Second))
+		s.log.Debug("connection refused", "remote", addr, "reason", reason)
+		return
+	}
+	defer release()
+	if s.isClosing() {
+		return
+	}
+	c := &conn{
+		srv: s, nc: nc, wc: wc, addr: addr, id: newID(8),
+		state: stateInitial, timeout: s.cfg.IdleTimeout,
+		transcript: wire.NewTranscript(nil),
+	}
+	c.log = s.log.With("conn", c.id, "remote", addr)
+	s.register(c)
+	defer s.unregister(c)
+	c.serve(ctx)
+}
+
+func remoteAddr(nc net.Conn) netip.Addr {
+	if ta, ok := nc.RemoteAddr().(*net.TCPAddr); ok {
+		if a, ok := netip.AddrFromSlice(ta.IP); ok {
+			return a.Unmap()
+		}
+	}
+	return netip.Addr{}
+}
+
+func (c *conn) serve(ctx context.Context) {
+	c.log.Debug("connected")
+	signon, _ := wire.EncodeOK("vserv "+c.srv.cfg.Version+" ready", c.srv.id.ServerID)
+	if err := c.write(signon); err != nil {
+		return
+	}
+	c.transcript.Add(signon)
+	for {
+		if c.srv.isClosing() || c.killed.Load() {
+			return
+		}
+		msg, err := c.wc.ReadMessage(time.Now().Add(c.timeout))
+		if err != nil {
+			c.logReadError(err)
+			return
+		}
+		if !c.setBusy(true) {
+			return
+		}
+		closeAfter := c.dispatch(ctx, msg)
+		c.setBusy(false)
+		if closeAfter {
+			return
+		}
+	}
+}
+
+func (c *conn) logReadError(err error) {
+	var fe *wire.FramingError
+	var ne net.Error
+	switch {
+	case errors.Is(err, io.EOF):
+		c.log.Debug("disconnected")
+	case errors.As(err, &fe):
+		c.log.Info("closing connection: bad framing", "reason", fe.Reason)
+	case errors.As(err, &ne) && ne.Timeout():
+		c.log.Debug("closing idle connection")
+	default:
+		c.log.Debug("connection ended", "err", err)
+	}
+}
+
+// dispatch runs one request and sends its one response. It reports whether
+// the connection must close afterwards.
+func (c *conn) dispatch(ctx context.Context, msg []byte) (closeAfter bool) {
+	clear := c.session == nil
+	req, err := wire.DecodeRequest(msg)
+	var r *reply
+	if err == nil {
+		r, err = c.run(ctx, req)
+	}
+	var out []byte
+	if err != nil {
+		out = wire.EncodeError(c.wireError(req, err))
+		if r == nil {
+			r = &reply{}
+		}
+	} else if out, err = wire.EncodeOK(r.vals...); err != nil {
+		out = wire.EncodeError(c.wireError(req, err))
+	}
+	if r.stream != nil {
+		// The handler streams its own messages (fget); it has written the
+		// first reply itself.
+		return r.stream(ctx) != nil || r.close
+	}
+	if werr := c.write(out); werr != nil {
+		return true
+	}
+	c.lastReq, c.lastResp = msg, out
+	if clear && c.transcript != nil {
+		c.transcript.Add(msg)
+		c.transcript.Add(out)
+	}
+	if r.after != nil {
+		r.after()
+	}
+	return r.close
+}
+
+// wireError turns any handler error into the *wire.Error to send. Errors that
+// are not already wire errors are server faults: they are logged with a
+// correlation id that the reply repeats, and their text is not shown.
+func (c *conn) wireError(req *wire.Request, err error) *wire.Error {
+	var we *wire.Error
+	if errors.As(err, &we) {
+		return we
+	}
+	corr := newID(6)
+	cmd := ""
+	if req != nil {
+		cmd = req.Cmd
+	}
+	c.log.Error("internal error", "cmd", cmd, "correlation", corr, "err", err)
+	return wire.Errorf(wire.CodeInternal, "internal error (correlation id %s)", corr)
+}
+
+func (c *conn) write(msg []byte) error {
+	return c.wc.WriteMessage(msg, time.Now().Add(30*time.Second))
+}
+
+// reply is what a handler returns on success.
+type reply struct {
+	vals   []any
+	after  func()                          // runs right after the reply is written (key switches)
+	close  bool                            // close the connection after the reply
+	stream func(ctx context.Context) error // the handler writes the response(s) itself
+}
+
+func ok(vals ...any) (*reply, error) { return &reply{vals: vals}, nil }
+
+func (c *conn) run(ctx context.Context, req *wire.Request) (*reply, error) {
+	cmd, found := commands[req.Cmd]
+	if !found {
+		return nil, wire.Errorf(wire.CodeProto, "unknown command %q; `help` lists them", truncate(req.Cmd, 64))
+	}
+	if c.state < cmd.min {
+		return nil, wire.Errorf(wire.CodeState, "%s needs state %s (this connection is in state %s)", req.Cmd, cmd.min, c.state)
+	}
+	if cmd.allowed != nil && !cmd.allowed(c) {
+		return nil, wire.Errorf(wire.CodeState, "%s is not allowed in state %s", req.Cmd, c.state)
+	}
+	if err := req.Arity(cmd.minArgs, cmd.maxArgs); err != nil {
+		return nil, err
+	}
+	return cmd.run(ctx, c, req)
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+func (c *conn) setBusy(b bool) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if b && c.killed.Load() {
+		return false
+	}
+	c.busy = b
+	return true
+}
+
+// wakeIfIdle makes a connection that waits for a request give up now; one
+// running a command finishes it first.
+func (c *conn) wakeIfIdle() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.busy {
+		c.nc.SetReadDeadline(time.Now())
+	}
+}
+
+func (c *conn) kill() {
+	c.killed.Store(true)
+	c.nc.Close()
+}
+
+func (c *conn) loggedInAs() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.user
+}
+
+func (c *conn) setLoggedIn(account string, st state) {
+	c.mu.Lock()
+	if account == "" {
+		c.user = ""
+	} else {
+		c.user = auth.HomeName(account)
+	}
+	c.mu.Unlock()
+	c.account = account
+	c.state = st
+}

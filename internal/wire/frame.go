@@ -1,0 +1,203 @@
+package wire
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"time"
+)
+
+// Limits of DESIGN.md §2.1.
+const (
+	MaxFrame        = 65535    // largest frame body
+	CipherOverhead  = 16       // AES-GCM tag added to every encrypted frame body
+	MaxFragments    = 1024     // fragments in one message
+	DefaultMaxMsg   = 16 << 20 // default and largest message size
+	flagLast   byte = 0x00
+	flagMore   byte = 0x01
+)
+
+// Cipher encrypts and decrypts frame bodies once a session is established.
+// Seal and Open append to dst; in-place use (dst = src[:0]) must work. Any Open
+// failure is fatal for the connection.
+type Cipher interface {
+	Seal(dst, plaintext []byte) ([]byte, error)
+	Open(dst, ciphertext []byte) ([]byte, error)
+}
+
+// A FramingError means the peer broke the framing rules; the connection must
+// be closed, because the stream can no longer be trusted to be in sync.
+type FramingError struct{ Reason string }
+
+func (e *FramingError) Error() string { return "framing: " + e.Reason }
+
+// framePool holds frame-sized buffers so that an idle connection owns only its
+// 4-byte header buffer (DESIGN.md §10, "Memory").
+var framePool = sync.Pool{New: func() any { b := make([]byte, 4+MaxFrame); return &b }}
+
+// Conn reads and writes messages as frames on a stream. Reads and writes may
+// proceed concurrently with each other, but not with themselves.
+type Conn struct {
+	nc     net.Conn
+	maxMsg int
+	hdr    [4]byte
+
+	rmu     sync.Mutex
+	rcipher Cipher
+	wmu     sync.Mutex
+	wcipher Cipher
+}
+
+// NewConn wraps nc. maxMsg bounds the size of messages read (0 = DefaultMaxMsg).
+func NewConn(nc net.Conn, maxMsg int) *Conn {
+	if maxMsg <= 0 || maxMsg > DefaultMaxMsg {
+		maxMsg = DefaultMaxMsg
+	}
+	return &Conn{nc: nc, maxMsg: maxMsg}
+}
+
+// NetConn returns the underlying connection.
+func (c *Conn) NetConn() net.Conn { return c.nc }
+
+// Close closes the underlying connection.
+func (c *Conn) Close() error { return c.nc.Close() }
+
+// SetCipher switches both directions to c; nil switches back to clear text
+// (only useful in tests). The caller orders this with its reads and writes.
+func (c *Conn) SetCipher(ci Cipher) {
+	c.rmu.Lock()
+	c.rcipher = ci
+	c.rmu.Unlock()
+	c.wmu.Lock()
+	c.wcipher = ci
+	c.wmu.Unlock()
+}
+
+// Encrypted reports whether a cipher is installed.
+func (c *Conn) Encrypted() bool {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return c.wcipher != nil
+}
+
+// ReadMessage reads one complete message. deadline, if non-zero, bounds the
+// time until the whole message has arrived. A returned error is fatal.
+func (c *Conn) ReadMessage(deadline time.Time) ([]byte, error) {
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	if err := c.nc.SetReadDeadline(deadline); err != nil {
+		return nil, err
+	}
+	var msg []byte
+	for frag := 0; ; frag++ {
+		if frag == MaxFragments {
+			return nil, &FramingError{fmt.Sprintf("more than %d fragments", MaxFragments)}
+		}
+		if _, err := io.ReadFull(c.nc, c.hdr[:]); err != nil {
+			if frag == 0 && errors.Is(err, io.EOF) {
+				return nil, io.EOF
+			}
+			return nil, err
+		}
+		n := binary.BigEndian.Uint32(c.hdr[:])
+		// Checked before anything is allocated: a 4 GiB announcement costs nothing.
+		if n == 0 || n > MaxFrame {
+			return nil, &FramingError{fmt.Sprintf("frame length %d out of range [1, %d]", n, MaxFrame)}
+		}
+		bp := framePool.Get().(*[]byte)
+		body := (*bp)[:n]
+		if _, err := io.ReadFull(c.nc, body); err != nil {
+			framePool.Put(bp)
+			return nil, err
+		}
+		p := body
+		if c.rcipher != nil {
+			var err error
+			if p, err = c.rcipher.Open(body[:0], body); err != nil {
+				framePool.Put(bp)
+				return nil, fmt.Errorf("decrypt frame: %w", err)
+			}
+		}
+		if len(p) == 0 {
+			framePool.Put(bp)
+			return nil, &FramingError{"frame without flag byte"}
+		}
+		flag, fragment := p[0], p[1:]
+		if flag != flagLast && flag != flagMore {
+			framePool.Put(bp)
+			return nil, &FramingError{fmt.Sprintf("bad fragment flag 0x%02x", flag)}
+		}
+		if flag == flagMore && len(fragment) == 0 {
+			framePool.Put(bp)
+			return nil, &FramingError{"empty non-final fragment"}
+		}
+		if len(msg)+len(fragment) > c.maxMsg {
+			framePool.Put(bp)
+			return nil, &FramingError{fmt.Sprintf("message over %d bytes", c.maxMsg)}
+		}
+		if msg == nil && flag == flagLast {
+			msg = make([]byte, len(fragment))
+			copy(msg, fragment)
+		} else {
+			msg = append(msg, fragment...)
+		}
+		framePool.Put(bp)
+		if flag == flagLast {
+			if msg == nil {
+				msg = []byte{}
+			}
+			return msg, nil
+		}
+	}
+}
+
+// WriteMessage writes msg as one or more frames. deadline, if non-zero, bounds
+// the write. A returned error is fatal.
+func (c *Conn) WriteMessage(msg []byte, deadline time.Time) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if err := c.nc.SetWriteDeadline(deadline); err != nil {
+		return err
+	}
+	maxPlain := MaxFrame
+	if c.wcipher != nil {
+		maxPlain -= CipherOverhead
+	}
+	maxFrag := maxPlain - 1
+	bp := framePool.Get().(*[]byte)
+	defer framePool.Put(bp)
+	buf := *bp
+	for first := true; first || len(msg) > 0; first = false {
+		frag := msg
+		flag := flagLast
+		if len(frag) > maxFrag {
+			frag, flag = frag[:maxFrag], flagMore
+		}
+		msg = msg[len(frag):]
+		buf[4] = flag
+		copy(buf[5:], frag)
+		body := buf[4 : 5+len(frag)]
+		if c.wcipher != nil {
+			var err error
+			if body, err = c.wcipher.Seal(body[:0], body); err != nil {
+				return fmt.Errorf("encrypt frame: %w", err)
+			}
+		}
+		binary.BigEndian.PutUint32(buf[:4], uint32(len(body)))
+		if _, err := c.nc.Write(buf[:4+len(body)]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// WriteRaw writes bytes as they are; tests use it to send broken frames.
+func (c *Conn) WriteRaw(b []byte) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	_, err := c.nc.Write(b)
+	return err
+}
