@@ -1,0 +1,145 @@
+package verify
+
+import (
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"golang.org/x/mod/sumdb/note"
+)
+
+// Checkpoint is the signed statement of §4.4: the chain with this origin line
+// has Size entries and Merkle root Root.
+type Checkpoint struct {
+	Origin string
+	Size   uint64
+	Root   [32]byte
+}
+
+// FormatCheckpointText returns the note text of c: exactly three lines (the
+// origin, the size in decimal, the root in padded standard base64), each
+// ending in a newline, with no extension lines.
+func FormatCheckpointText(c Checkpoint) string {
+	return c.Origin + "\n" + strconv.FormatUint(c.Size, 10) + "\n" +
+		base64.StdEncoding.EncodeToString(c.Root[:]) + "\n"
+}
+
+// ParseCheckpoint parses checkpoint note text (without signature lines) and
+// accepts it only if FormatCheckpointText gives the same bytes back.
+func ParseCheckpoint(text string) (*Checkpoint, error) {
+	lines := strings.SplitAfter(text, "\n")
+	if len(lines) != 4 || lines[3] != "" {
+		return nil, fmt.Errorf("%w: want exactly 3 newline-terminated lines", ErrBadNote)
+	}
+	origin := strings.TrimSuffix(lines[0], "\n")
+	size, err := strconv.ParseUint(strings.TrimSuffix(lines[1], "\n"), 10, 64)
+	if err != nil {
+		return nil, fmt.Errorf("%w: size: %v", ErrBadNote, err)
+	}
+	root, err := base64.StdEncoding.DecodeString(strings.TrimSuffix(lines[2], "\n"))
+	if err != nil || len(root) != 32 {
+		return nil, fmt.Errorf("%w: root must be 32 bytes in padded base64", ErrBadNote)
+	}
+	c := &Checkpoint{Origin: origin, Size: size}
+	copy(c.Root[:], root)
+	if size == 0 && c.Root != EmptyRoot {
+		return nil, fmt.Errorf("%w: size 0 must have the empty root", ErrBadNote)
+	}
+	if origin == "" || strings.ContainsAny(origin, " +") || FormatCheckpointText(*c) != text {
+		return nil, fmt.Errorf("%w: not in canonical form", ErrBadNote)
+	}
+	return c, nil
+}
+
+// Signature algorithm bytes of C2SP signed-note key IDs.
+const (
+	algEd25519     = 0x01
+	algCosignature = 0x04
+)
+
+// KeyID is a C2SP signed-note key ID: SHA-256(name ‖ 0x0A ‖ alg ‖ key)[:4]
+// read as a big-endian uint32.
+func KeyID(name string, alg byte, pub ed25519.PublicKey) uint32 {
+	h := sha256.New()
+	h.Write([]byte(name))
+	h.Write([]byte{'\n', alg})
+	h.Write(pub)
+	var sum [32]byte
+	return binary.BigEndian.Uint32(h.Sum(sum[:0]))
+}
+
+type ed25519Signer struct {
+	name string
+	id   uint32
+	priv ed25519.PrivateKey
+}
+
+func (s *ed25519Signer) Name() string    { return s.name }
+func (s *ed25519Signer) KeyHash() uint32 { return s.id }
+func (s *ed25519Signer) Sign(msg []byte) ([]byte, error) {
+	return ed25519.Sign(s.priv, msg), nil
+}
+
+type ed25519Verifier struct {
+	name string
+	id   uint32
+	pub  ed25519.PublicKey
+}
+
+func (v *ed25519Verifier) Name() string    { return v.name }
+func (v *ed25519Verifier) KeyHash() uint32 { return v.id }
+func (v *ed25519Verifier) Verify(msg, sig []byte) bool {
+	return len(sig) == ed25519.SignatureSize && ed25519.Verify(v.pub, msg, sig)
+}
+
+// NewNoteSigner signs checkpoints of origin with the identity key; the key
+// name is the origin line itself (§4.4).
+func NewNoteSigner(origin string, priv ed25519.PrivateKey) note.Signer {
+	pub := priv.Public().(ed25519.PublicKey)
+	return &ed25519Signer{name: origin, id: KeyID(origin, algEd25519, pub), priv: priv}
+}
+
+// NewNoteVerifier verifies checkpoint signatures of origin by pub.
+func NewNoteVerifier(origin string, pub ed25519.PublicKey) note.Verifier {
+	return &ed25519Verifier{name: origin, id: KeyID(origin, algEd25519, pub), pub: pub}
+}
+
+// SignCheckpoint returns the signed note of c.
+func SignCheckpoint(c Checkpoint, s note.Signer) ([]byte, error) {
+	return note.Sign(&note.Note{Text: FormatCheckpointText(c)}, s)
+}
+
+// OpenCheckpoint verifies a checkpoint note signed by pub for origin and
+// parses it. Signature lines by other keys (witness cosignatures) are
+// ignored here; VerifyReceipt counts them.
+func OpenCheckpoint(msg []byte, origin string, pub ed25519.PublicKey) (*Checkpoint, error) {
+	n, err := note.Open(msg, note.VerifierList(NewNoteVerifier(origin, pub)))
+	if err != nil {
+		return nil, noteErr(err)
+	}
+	c, err := ParseCheckpoint(n.Text)
+	if err != nil {
+		return nil, err
+	}
+	if c.Origin != origin {
+		return nil, fmt.Errorf("%w: checkpoint is for %q, want %q", ErrWrongOrigin, c.Origin, origin)
+	}
+	return c, nil
+}
+
+func noteErr(err error) error {
+	var unverified *note.UnverifiedNoteError
+	var invalid *note.InvalidSignatureError
+	switch {
+	case errors.As(err, &unverified):
+		return fmt.Errorf("%w: %v", ErrNoLogSig, err)
+	case errors.As(err, &invalid):
+		return fmt.Errorf("%w: %v", ErrNoLogSig, err)
+	}
+	return fmt.Errorf("%w: %v", ErrBadNote, err)
+}

@@ -1,0 +1,15 @@
+// Package verify checks vserv ledger data offline: records (DESIGN.md §4.2),
+// entries (§4.3), checkpoints (§4.4, C2SP tlog-checkpoint signed notes),
+// witness cosignatures (§5.3, C2SP tlog-cosignature) and receipts (§4.5, C2SP
+// tlog-proof).
+//
+// It is the one place that defines these formats: the server builds entries
+// and checkpoints with it, and clients, witnesses and the WebAssembly verifier
+// on the public web page check them with it. It therefore depends on nothing
+// inside the server (it builds with GOOS=js GOARCH=wasm), and every parser is
+// strict: an input is accepted only if re-encoding it gives the same bytes, so
+// two parties that accept an item hash exactly the same bytes.
+//
+// docs/formats.md describes every byte; formats_example_test.go recomputes the
+// worked example printed there.
+package verify
