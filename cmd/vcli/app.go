@@ -1,0 +1,257 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/vserv/vserv/client"
+)
+
+// globalOptions are the options of DESIGN.md §7.2, valid before or after the
+// command name.
+type globalOptions struct {
+	host       string
+	port       int
+	user       string
+	passFile   string
+	prompt     bool
+	otp        string
+	serverKey  string
+	knownHosts string
+	json       bool
+	verbose    bool
+	quiet      bool
+}
+
+type app struct {
+	opts   globalOptions
+	stdin  io.Reader
+	stdout io.Writer
+	stderr io.Writer
+	reader *bufio.Reader // stdin, shared by every prompt that reads it
+}
+
+func (a *app) rootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "vcli",
+		Short: "vserv command-line client",
+		Long: `vcli talks to a vserv server over an encrypted session.
+
+The first contact with a server records its identity key in
+~/.config/vserv/known_hosts; a changed key is refused. --server-key pins a key
+or fingerprint explicitly.
+
+Log in with -u USER and the password from --pass-file F, -t (prompt) or
+$VSERV_PASSWORD. Exit status: 0 OK, 1 the server answered ERR, 2 usage error or
+no connection.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return usagef("%v (see %s --help)", err, c.CommandPath())
+	})
+	f := root.PersistentFlags()
+	f.StringVarP(&a.opts.host, "host", "n", "127.0.0.1", "server host")
+	f.IntVarP(&a.opts.port, "port", "p", 6666, "server port")
+	f.StringVarP(&a.opts.user, "user", "u", "", "log in as USER")
+	f.StringVar(&a.opts.passFile, "pass-file", "", "read the password from the first line of this file")
+	f.BoolVarP(&a.opts.prompt, "prompt", "t", false, "prompt for the password")
+	f.StringVar(&a.opts.otp, "otp", "", "second-factor code, when the server asks for one (or $VSERV_OTP)")
+	f.StringVar(&a.opts.serverKey, "server-key", "", "pin the server's public key or SHA256: fingerprint")
+	f.StringVar(&a.opts.knownHosts, "known-hosts", "", "known_hosts file (default ~/.config/vserv/known_hosts)")
+	f.BoolVar(&a.opts.json, "json", false, "print one JSON document per command")
+	f.BoolVarP(&a.opts.verbose, "verbose", "v", false, "say more")
+	f.BoolVarP(&a.opts.quiet, "quiet", "q", false, "say less (no notices, no progress)")
+	root.AddCommand(a.helloCmd(), a.verCmd(), a.idCmd(), a.helpCmd(), a.uiniCmd(), a.userCmd(), a.shellCmd())
+	root.SetHelpCommand(&cobra.Command{Hidden: true}) // `help` is the server's command; --help is ours
+	return root
+}
+
+func (a *app) addr() string {
+	return net.JoinHostPort(a.opts.host, strconv.Itoa(a.opts.port))
+}
+
+// dial connects and completes the encrypted handshake.
+func (a *app) dial(ctx context.Context) (*client.Client, error) {
+	if a.opts.port < 1 || a.opts.port > 65535 {
+		return nil, usagef("-p %d: want a port from 1 to 65535", a.opts.port)
+	}
+	c, err := client.Dial(ctx, a.addr(), client.Options{
+		ServerKey:  a.opts.serverKey,
+		KnownHosts: a.opts.knownHosts,
+		Notice: func(msg string) {
+			if !a.opts.quiet {
+				fmt.Fprintln(a.stderr, "vcli:", msg)
+			}
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// dialLogin connects and logs in with the global -u options, answering a
+// second-factor request when the server makes one.
+func (a *app) dialLogin(ctx context.Context) (*client.Client, error) {
+	if a.opts.user == "" {
+		return nil, usagef("this command needs an account: give -u USER (and --pass-file, -t or $VSERV_PASSWORD)")
+	}
+	pass, err := a.password()
+	if err != nil {
+		return nil, err
+	}
+	c, err := a.dial(ctx)
+	if err != nil {
+		return nil, err
+	}
+	login, err := c.Login(ctx, a.opts.user, pass)
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	if login.Needs2FA {
+		code, err := a.otpCode()
+		if err != nil {
+			c.Close()
+			return nil, err
+		}
+		if err := c.TwoFA(ctx, code); err != nil {
+			c.Close()
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// password finds the login password: --pass-file, -t, then $VSERV_PASSWORD.
+func (a *app) password() (string, error) {
+	switch {
+	case a.opts.passFile != "":
+		return readFirstLine(a.opts.passFile)
+	case a.opts.prompt:
+		return a.promptSecret("password for " + a.opts.user + ": ")
+	case os.Getenv("VSERV_PASSWORD") != "":
+		return os.Getenv("VSERV_PASSWORD"), nil
+	}
+	return "", usagef("no password: give --pass-file F, -t, or set $VSERV_PASSWORD")
+}
+
+func (a *app) otpCode() (string, error) {
+	switch {
+	case a.opts.otp != "":
+		return a.opts.otp, nil
+	case os.Getenv("VSERV_OTP") != "":
+		return os.Getenv("VSERV_OTP"), nil
+	}
+	if a.stdinIsTerminal() {
+		return a.promptLine("second-factor code: ")
+	}
+	return "", usagef("the server asks for a second-factor code: give --otp CODE or set $VSERV_OTP")
+}
+
+func readFirstLine(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", usagef("read password file: %v", err)
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	line = strings.TrimSuffix(line, "\r")
+	if line == "" {
+		return "", usagef("password file %s: the first line is empty", path)
+	}
+	return line, nil
+}
+
+func (a *app) stdinIsTerminal() bool {
+	f, ok := a.stdin.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// promptSecret reads a line without echo on a terminal, or a plain line from
+// a pipe (scripts).
+func (a *app) promptSecret(prompt string) (string, error) {
+	if f, ok := a.stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		fmt.Fprint(a.stderr, prompt)
+		b, err := term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(a.stderr)
+		if err != nil {
+			return "", fmt.Errorf("read password: %w", err)
+		}
+		return string(b), nil
+	}
+	return a.readLine()
+}
+
+func (a *app) promptLine(prompt string) (string, error) {
+	fmt.Fprint(a.stderr, prompt)
+	return a.readLine()
+}
+
+func (a *app) readLine() (string, error) {
+	if a.reader == nil {
+		a.reader = bufio.NewReader(a.stdin)
+	}
+	line, err := a.reader.ReadString('\n')
+	if err != nil && line == "" {
+		return "", usagef("expected a line on standard input: %v", err)
+	}
+	return strings.TrimRight(line, "\r\n"), nil
+}
+
+// newPassword reads a password for an account being created or changed: from
+// the file, or asked twice on a terminal, or one line of standard input.
+func (a *app) newPassword(file string) (string, error) {
+	if file != "" {
+		return readFirstLine(file)
+	}
+	if a.stdinIsTerminal() {
+		p1, err := a.promptSecret("new password: ")
+		if err != nil {
+			return "", err
+		}
+		p2, err := a.promptSecret("again: ")
+		if err != nil {
+			return "", err
+		}
+		if p1 != p2 {
+			return "", usagef("the two passwords differ")
+		}
+		return p1, nil
+	}
+	p, err := a.readLine()
+	if err != nil {
+		return "", err
+	}
+	if p == "" {
+		return "", usagef("empty password on standard input")
+	}
+	return p, nil
+}
+
+// print writes v as JSON with --json, else the human text.
+func (a *app) print(v any, human string) {
+	if a.opts.json {
+		a.printJSON(v)
+		return
+	}
+	if human != "" {
+		fmt.Fprintln(a.stdout, human)
+	}
+}
+
+func (a *app) printJSON(v any) {
+	enc := json.NewEncoder(a.stdout)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}

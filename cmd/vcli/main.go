@@ -1,0 +1,89 @@
+// Command vcli is the vserv command-line client.
+//
+//	vcli [global options] COMMAND [args]
+//
+// Exit status: 0 when the server answered OK, 1 when it answered ERR (with
+// --json the document carries the code), 2 for usage errors and when the
+// server could not be reached or trusted. Run `vcli --help` for the commands.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/vserv/vserv/internal/wire"
+)
+
+// Exit statuses of DESIGN.md §7.2.
+const (
+	exitOK    = 0
+	exitERR   = 1
+	exitUsage = 2
+)
+
+// usageError marks an error as the caller's mistake (exit 2).
+type usageError struct{ err error }
+
+func (e *usageError) Error() string { return e.err.Error() }
+func (e *usageError) Unwrap() error { return e.err }
+
+func usagef(format string, args ...any) error {
+	return &usageError{fmt.Errorf(format, args...)}
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+// run executes vcli with args and returns the exit status.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	app := &app{stdin: stdin, stdout: stdout, stderr: stderr}
+	root := app.rootCmd()
+	root.SetArgs(args)
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.ExecuteContext(ctx)
+	return app.exitStatus(err)
+}
+
+func (a *app) exitStatus(err error) int {
+	if err == nil {
+		return exitOK
+	}
+	var we *wire.Error
+	var ue *usageError
+	var qe *quietERR
+	switch {
+	case errors.As(err, &qe):
+		return exitERR
+	case errors.As(err, &we):
+		if a.opts.json {
+			a.printJSON(map[string]any{"ok": false, "code": string(we.Code), "error": we.Text})
+		} else {
+			fmt.Fprintf(a.stderr, "vcli: ERR %s: %s\n", we.Code, we.Text)
+		}
+		return exitERR
+	case errors.As(err, &ue):
+		a.reportFailure(err)
+		return exitUsage
+	default:
+		a.reportFailure(err)
+		return exitUsage
+	}
+}
+
+func (a *app) reportFailure(err error) {
+	if a.opts.json {
+		a.printJSON(map[string]any{"ok": false, "error": err.Error()})
+		return
+	}
+	fmt.Fprintln(a.stderr, "vcli:", err)
+}
