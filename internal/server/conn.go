@@ -26,18 +26,18 @@ type conn struct {
 	id   string // connection-id of `hello` and `quit`
 	log  *slog.Logger
 
-	mu      sync.Mutex
-	busy    bool   // a command is running
-	user    string // lowercase home name once logged in (state user or verified)
-	killed  atomic.Bool
+	mu     sync.Mutex
+	busy   bool   // a command is running
+	user   string // lowercase home name once logged in (state user or verified)
+	killed atomic.Bool
 
-	state      state
-	timeout    time.Duration
-	transcript *wire.Transcript // clear-text messages, until the first session
-	session    *secure.Session
-	akey       *pendingAkey // the akey answered since the last sess
-	pendingUser string      // name given by `user`, waiting for `pass`
-	account    string       // canonical account name once logged in
+	state       state
+	timeout     time.Duration
+	transcript  *wire.Transcript // clear-text messages, until the first session
+	session     *secure.Session
+	akey        *pendingAkey // the akey answered since the last sess
+	pendingUser string       // name given by `user`, waiting for `pass`
+	account     string       // canonical account name once logged in
 
 	lastReq, lastResp []byte // the request being answered and its answer, for akey
 }

@@ -16,10 +16,10 @@ type limiter struct {
 	perSecond       float64
 	now             func() time.Time
 
-	mu      sync.Mutex
-	total   int
-	perIP   map[netip.Prefix]*ipState
-	lastGC  time.Time
+	mu     sync.Mutex
+	total  int
+	perIP  map[netip.Prefix]*ipState
+	lastGC time.Time
 }
 
 type ipState struct {

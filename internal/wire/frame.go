@@ -12,12 +12,12 @@ import (
 
 // Limits of DESIGN.md §2.1.
 const (
-	MaxFrame        = 65535    // largest frame body
-	CipherOverhead  = 16       // AES-GCM tag added to every encrypted frame body
-	MaxFragments    = 1024     // fragments in one message
-	DefaultMaxMsg   = 16 << 20 // default and largest message size
-	flagLast   byte = 0x00
-	flagMore   byte = 0x01
+	MaxFrame            = 65535    // largest frame body
+	CipherOverhead      = 16       // AES-GCM tag added to every encrypted frame body
+	MaxFragments        = 1024     // fragments in one message
+	DefaultMaxMsg       = 16 << 20 // default and largest message size
+	flagLast       byte = 0x00
+	flagMore       byte = 0x01
 )
 
 // Cipher encrypts and decrypts frame bodies once a session is established.
