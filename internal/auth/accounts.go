@@ -1,0 +1,357 @@
+package auth
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"time"
+
+	"go.etcd.io/bbolt"
+
+	"github.com/vserv/vserv/internal/wire"
+)
+
+// Role is an account's role. Admins hold every right (DESIGN.md §3).
+type Role string
+
+// The roles.
+const (
+	RoleUser  Role = "user"
+	RoleAdmin Role = "admin"
+)
+
+func (r Role) valid() bool { return r == RoleUser || r == RoleAdmin }
+
+// Account is what callers see of an account.
+type Account struct {
+	Name    string // as created (HomeName gives the key and home directory)
+	Role    Role
+	Enabled bool
+	Has2FA  bool // an active (confirmed) second factor
+	Initial bool // the admin made by CreateInitial; cannot be deleted
+	Peer    bool // a replication peer (SetPeerKey)
+	Created time.Time
+	// Generation changes whenever the account's sessions must end; see the
+	// package comment.
+	Generation uint64
+}
+
+func (r *accountRecord) account(has2FA bool) *Account {
+	return &Account{
+		Name: r.Name, Role: r.Role, Enabled: r.Enabled, Has2FA: has2FA,
+		Initial: r.Initial, Peer: r.Peer, Created: time.Unix(0, r.Created).UTC(),
+		Generation: r.Gen,
+	}
+}
+
+func has2FA(tx *bbolt.Tx, home string) (bool, error) {
+	tf, err := loadTwoFA(tx, home)
+	if err != nil {
+		return false, err
+	}
+	return len(tf.Secret) > 0, nil
+}
+
+// Count returns the number of accounts.
+func (s *Store) Count() (int, error) {
+	var n int
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		n = tx.Bucket(bucketAccounts).Stats().KeyN
+		return nil
+	})
+	return n, err
+}
+
+// CreateInitial creates the first account, an admin, and only while no
+// account exists (ERR state otherwise); the check and the insert are one
+// transaction, so two concurrent calls cannot both succeed.
+func (s *Store) CreateInitial(name, pass string) (*Account, error) {
+	if n, err := s.Count(); err != nil || n > 0 { // cheap early refusal before hashing
+		if err == nil {
+			err = errAccountsExist
+		}
+		return nil, err
+	}
+	return s.create(name, pass, RoleAdmin, true)
+}
+
+var errAccountsExist = wire.Errorf(wire.CodeState, "accounts already exist")
+
+// Add creates an account (ERR exists when the name is taken in any case).
+// In developer mode a weak password is accepted with a logged warning.
+func (s *Store) Add(name, pass string, role Role) (*Account, error) {
+	return s.create(name, pass, role, false)
+}
+
+func (s *Store) create(name, pass string, role Role, initial bool) (*Account, error) {
+	if err := ValidName(name); err != nil {
+		return nil, err
+	}
+	if !role.valid() {
+		return nil, wire.Errorf(wire.CodeInvalid, "invalid role %q: use user or admin", role)
+	}
+	weak, err := checkPassword(pass, s.opts.Production)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.Get(name); err == nil {
+		return nil, errExists(name) // early refusal before hashing; rechecked below
+	}
+	hash, err := s.hasher.hash(context.Background(), pass)
+	if err != nil {
+		return nil, err
+	}
+	rec := &accountRecord{
+		Name: name, Role: role, Enabled: true, Initial: initial,
+		Created: s.now().UnixNano(), Hash: hash,
+	}
+	err = s.db.Update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketAccounts)
+		if initial {
+			if k, _ := b.Cursor().First(); k != nil {
+				return errAccountsExist
+			}
+		}
+		if b.Get([]byte(HomeName(name))) != nil {
+			return errExists(name)
+		}
+		// Rights or 2FA left by an account of the same name deleted by an
+		// older version would otherwise pass to the new one.
+		if err := deleteAccountData(tx, HomeName(name)); err != nil {
+			return err
+		}
+		if err := bumpGeneration(tx, rec); err != nil {
+			return err
+		}
+		return saveAccount(tx, rec)
+	})
+	if err != nil {
+		return nil, err
+	}
+	if weak {
+		s.log.Warn("account created with a weak password (refused in production mode)", "account", name)
+	}
+	return rec.account(false), nil
+}
+
+func errExists(name string) error {
+	return wire.Errorf(wire.CodeExists, "account %q exists (names are unique ignoring case)", name)
+}
+
+// Get returns an account (ERR invalid for a malformed name, ERR notfound).
+func (s *Store) Get(name string) (*Account, error) {
+	var acct *Account
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		rec, err := loadAccount(tx, name)
+		if err != nil {
+			return err
+		}
+		has, err := has2FA(tx, HomeName(name))
+		acct = rec.account(has)
+		return err
+	})
+	return acct, err
+}
+
+// Generation returns the account's current generation (ERR notfound once it
+// is deleted). A session whose login generation differs must end.
+func (s *Store) Generation(name string) (uint64, error) {
+	var gen uint64
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		rec, err := loadAccount(tx, name)
+		if err == nil {
+			gen = rec.Gen
+		}
+		return err
+	})
+	return gen, err
+}
+
+// List filters: "" and "all" list every account.
+const (
+	ListAll      = "all"
+	ListUsers    = "user"
+	ListAdmins   = "admin"
+	ListDisabled = "disabled"
+)
+
+// List returns the accounts that pass filter ("user", "admin", "disabled",
+// "all" or ""; anything else is ERR invalid), ordered by HomeName.
+func (s *Store) List(filter string) ([]Account, error) {
+	keep := map[string]func(*accountRecord) bool{
+		"":           func(*accountRecord) bool { return true },
+		ListAll:      func(*accountRecord) bool { return true },
+		ListUsers:    func(r *accountRecord) bool { return r.Role == RoleUser },
+		ListAdmins:   func(r *accountRecord) bool { return r.Role == RoleAdmin },
+		ListDisabled: func(r *accountRecord) bool { return !r.Enabled },
+	}[filter]
+	if keep == nil {
+		return nil, wire.Errorf(wire.CodeInvalid, "invalid filter %q: use user, admin, disabled or all", filter)
+	}
+	list := []Account{}
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		return forEachAccount(tx, func(rec *accountRecord) error {
+			if !keep(rec) {
+				return nil
+			}
+			has, err := has2FA(tx, HomeName(rec.Name))
+			list = append(list, *rec.account(has))
+			return err
+		})
+	})
+	return list, err
+}
+
+func forEachAccount(tx *bbolt.Tx, fn func(*accountRecord) error) error {
+	return tx.Bucket(bucketAccounts).ForEach(func(k, v []byte) error {
+		var rec accountRecord
+		if err := wire.Unmarshal(bytes.Clone(v), &rec); err != nil {
+			return fmt.Errorf("decode account %s: %w", k, err)
+		}
+		return fn(&rec)
+	})
+}
+
+// countAdmins counts admin accounts, or only enabled ones.
+func countAdmins(tx *bbolt.Tx, enabledOnly bool) (int, error) {
+	n := 0
+	err := forEachAccount(tx, func(r *accountRecord) error {
+		if r.Role == RoleAdmin && (r.Enabled || !enabledOnly) {
+			n++
+		}
+		return nil
+	})
+	return n, err
+}
+
+// Delete removes an account with its rights and second factor. The initial
+// admin and the last admin cannot be deleted (ERR perm), so the server is
+// never left without someone to administer it.
+func (s *Store) Delete(name string) error {
+	return s.db.Update(func(tx *bbolt.Tx) error {
+		rec, err := loadAccount(tx, name)
+		if err != nil {
+			return err
+		}
+		if rec.Initial {
+			return wire.Errorf(wire.CodePerm, "the initial admin %q cannot be deleted", rec.Name)
+		}
+		if rec.Role == RoleAdmin {
+			if n, err := countAdmins(tx, false); err != nil || n <= 1 {
+				return orErr(err, wire.Errorf(wire.CodePerm, "%q is the last admin", rec.Name))
+			}
+		}
+		home := HomeName(name)
+		if err := deleteAccountData(tx, home); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketAccounts).Delete([]byte(home))
+	})
+}
+
+// deleteAccountData removes an account's rights and second factor.
+func deleteAccountData(tx *bbolt.Tx, home string) error {
+	if err := deleteRights(tx, home); err != nil {
+		return err
+	}
+	return tx.Bucket(bucketTwoFA).Delete([]byte(home))
+}
+
+func orErr(err, otherwise error) error {
+	if err != nil {
+		return err
+	}
+	return otherwise
+}
+
+// SetEnabled enables or disables an account. Disabling the last enabled
+// admin is ERR perm; disabling ends the account's sessions.
+func (s *Store) SetEnabled(name string, enabled bool) error {
+	return s.db.Update(func(tx *bbolt.Tx) error {
+		rec, err := loadAccount(tx, name)
+		if err != nil || rec.Enabled == enabled {
+			return err
+		}
+		if !enabled && rec.Role == RoleAdmin {
+			if n, err := countAdmins(tx, true); err != nil || n <= 1 {
+				return orErr(err, wire.Errorf(wire.CodePerm, "%q is the last enabled admin", rec.Name))
+			}
+		}
+		rec.Enabled = enabled
+		if !enabled {
+			if err := bumpGeneration(tx, rec); err != nil {
+				return err
+			}
+		}
+		return saveAccount(tx, rec)
+	})
+}
+
+// SetPassword replaces an account's password and ends its sessions. The
+// caller checks the old password (CheckPassword) when a user changes their
+// own.
+func (s *Store) SetPassword(name, newPass string) error {
+	weak, err := checkPassword(newPass, s.opts.Production)
+	if err != nil {
+		return err
+	}
+	if _, err := s.Get(name); err != nil {
+		return err
+	}
+	hash, err := s.hasher.hash(context.Background(), newPass)
+	if err != nil {
+		return err
+	}
+	err = s.db.Update(func(tx *bbolt.Tx) error {
+		rec, err := loadAccount(tx, name)
+		if err != nil {
+			return err
+		}
+		rec.Hash = hash
+		if err := bumpGeneration(tx, rec); err != nil {
+			return err
+		}
+		return saveAccount(tx, rec)
+	})
+	if err == nil && weak {
+		s.log.Warn("weak password set (refused in production mode)", "account", name)
+	}
+	return err
+}
+
+// CheckPassword verifies a login. Unknown names, malformed names or
+// passwords, wrong passwords and disabled accounts all return exactly
+// wire.Errorf(wire.CodeAuth, wire.AuthFailedText) after the same argon2id
+// work, so neither the reply nor its timing tells them apart. It waits for a
+// hashing slot (at most 2 run at once) or ctx; other errors are internal.
+func (s *Store) CheckPassword(ctx context.Context, name, pass string) (*Account, error) {
+	var rec *accountRecord
+	var has bool
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		r, err := loadAccount(tx, name)
+		if err != nil {
+			return nil // unknown or malformed: verified against the dummy below
+		}
+		rec = r
+		has, err = has2FA(tx, HomeName(name))
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	hash := s.dummyHash
+	if rec != nil {
+		hash = rec.Hash
+	}
+	ok, err := s.hasher.verify(ctx, hash, pass)
+	if err != nil {
+		return nil, err
+	}
+	if rec == nil || !ok || !rec.Enabled {
+		return nil, authFailed()
+	}
+	return rec.account(has), nil
+}
+
+// authFailed is the one error of every failed login step.
+func authFailed() error { return wire.Errorf(wire.CodeAuth, wire.AuthFailedText) }

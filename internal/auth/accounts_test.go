@@ -1,0 +1,305 @@
+package auth
+
+import (
+	"context"
+	"crypto/ed25519"
+	"slices"
+	"sync"
+	"testing"
+
+	"github.com/vserv/vserv/internal/wire"
+)
+
+func TestCreateInitialOnlyWhileEmpty(t *testing.T) {
+	env := newTestEnv(t, false)
+	a, err := env.store.CreateInitial("Root", "root password")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Name != "Root" || a.Role != RoleAdmin || !a.Initial || !a.Enabled || a.Has2FA || a.Peer || !a.Created.Equal(env.clock.Now()) {
+		t.Fatalf("CreateInitial = %+v", a)
+	}
+	_, err = env.store.CreateInitial("other", "other password")
+	wantCode(t, "second CreateInitial", err, wire.CodeState)
+	if n, err := env.store.Count(); n != 1 || err != nil {
+		t.Fatalf("Count = %d, %v; want 1", n, err)
+	}
+}
+
+func TestCreateInitialConcurrentOnlyOneWins(t *testing.T) {
+	env := newTestEnv(t, false)
+	var wg sync.WaitGroup
+	results := make([]error, 6)
+	for i := range results {
+		wg.Go(func() {
+			_, results[i] = env.store.CreateInitial("admin"+string(rune('a'+i)), "admin password")
+		})
+	}
+	wg.Wait()
+	ok := 0
+	for _, err := range results {
+		if err == nil {
+			ok++
+		} else {
+			wantCode(t, "losing CreateInitial", err, wire.CodeState)
+		}
+	}
+	if n, _ := env.store.Count(); ok != 1 || n != 1 {
+		t.Fatalf("%d CreateInitial calls succeeded and %d accounts exist; want 1 and 1", ok, n)
+	}
+}
+
+func TestCreateInitialAfterAddIsState(t *testing.T) {
+	env := newTestEnv(t, false)
+	env.mustAdd(t, "alice", "alice password", RoleUser)
+	_, err := env.store.CreateInitial("root", "root password")
+	wantCode(t, "CreateInitial with an account present", err, wire.CodeState)
+}
+
+func TestAddRules(t *testing.T) {
+	env := newTestEnv(t, true) // production: password rules enforced
+	env.mustAdd(t, "Alice", "alice long password", RoleUser)
+	tests := []struct {
+		name, pass string
+		role       Role
+		want       wire.Code
+	}{
+		{"alice", "another long password", RoleUser, wire.CodeExists},
+		{"ALICE", "another long password", RoleAdmin, wire.CodeExists},
+		{"bob", "another long password", "root", wire.CodeInvalid},
+		{"bob", "", RoleUser, wire.CodeInvalid},
+		{"bob", "password", RoleUser, wire.CodeInvalid},
+		{".bob", "another long password", RoleUser, wire.CodeInvalid},
+		{"bob", "another long password", RoleUser, ""},
+	}
+	for _, tt := range tests {
+		_, err := env.store.Add(tt.name, tt.pass, tt.role)
+		wantCode(t, "Add("+tt.name+")", err, tt.want)
+	}
+	a, err := env.store.Get("aLiCe")
+	if err != nil || a.Name != "Alice" {
+		t.Fatalf("Get(aLiCe) = %+v, %v; want the account Alice", a, err)
+	}
+}
+
+func TestDeveloperModeAcceptsWeakPassword(t *testing.T) {
+	env := newTestEnv(t, false)
+	env.mustAdd(t, "alice", "1234", RoleUser)
+	if _, err := env.store.CheckPassword(context.Background(), "alice", "1234"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestDeleteGuards(t *testing.T) {
+	env := newTestEnv(t, false)
+	if _, err := env.store.CreateInitial("root", "root password"); err != nil {
+		t.Fatal(err)
+	}
+	env.mustAdd(t, "admin2", "admin2 password", RoleAdmin)
+	env.mustAdd(t, "alice", "alice password", RoleUser)
+	steps := []struct {
+		name string
+		want wire.Code
+	}{
+		{"ROOT", wire.CodePerm}, // the initial admin
+		{"admin2", ""},          // another admin remains
+		{"admin2", wire.CodeNotFound},
+		{"alice", ""},
+		{"nobody", wire.CodeNotFound},
+		{"bad/name", wire.CodeInvalid},
+	}
+	for _, st := range steps {
+		wantCode(t, "Delete("+st.name+")", env.store.Delete(st.name), st.want)
+	}
+	if n, _ := env.store.Count(); n != 1 {
+		t.Fatalf("Count = %d, want 1", n)
+	}
+}
+
+// The last-admin rule holds on its own: an initial admin that is no longer
+// an admin is impossible, so it is exercised with an account store where the
+// only admin is not the initial one.
+func TestDeleteLastAdmin(t *testing.T) {
+	env := newTestEnv(t, false)
+	env.mustAdd(t, "boss", "boss password", RoleAdmin)
+	env.mustAdd(t, "alice", "alice password", RoleUser)
+	wantCode(t, "Delete(last admin)", env.store.Delete("boss"), wire.CodePerm)
+	env.mustAdd(t, "boss2", "boss2 password", RoleAdmin)
+	wantCode(t, "Delete(admin with another left)", env.store.Delete("boss"), "")
+}
+
+func TestSetEnabledLastEnabledAdmin(t *testing.T) {
+	env := newTestEnv(t, false)
+	if _, err := env.store.CreateInitial("root", "root password"); err != nil {
+		t.Fatal(err)
+	}
+	env.mustAdd(t, "admin2", "admin2 password", RoleAdmin)
+	wantCode(t, "disable admin2", env.store.SetEnabled("admin2", false), "")
+	wantCode(t, "disable root, the last enabled admin", env.store.SetEnabled("root", false), wire.CodePerm)
+	wantCode(t, "enable admin2", env.store.SetEnabled("admin2", true), "")
+	wantCode(t, "disable root with admin2 enabled", env.store.SetEnabled("root", false), "")
+	wantCode(t, "disable admin2 now last", env.store.SetEnabled("ADMIN2", false), wire.CodePerm)
+	wantCode(t, "unknown", env.store.SetEnabled("nobody", false), wire.CodeNotFound)
+}
+
+// pyvserv told unknown users from wrong passwords; every failure must be the
+// same error.
+func TestLoginFailuresAreIndistinguishable(t *testing.T) {
+	env := newTestEnv(t, false)
+	env.mustAdd(t, "alice", "alice password", RoleUser)
+	env.mustAdd(t, "admin", "admin password", RoleAdmin)
+	env.mustAdd(t, "dora", "dora password", RoleUser)
+	if err := env.store.SetEnabled("dora", false); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct{ what, name, pass string }{
+		{"wrong password", "alice", "alice passworD"},
+		{"unknown name", "mallory", "alice password"},
+		{"disabled account, right password", "dora", "dora password"},
+		{"malformed name", "../etc", "x"},
+		{"empty password", "alice", ""},
+		{"empty name", "", "alice password"},
+	}
+	var texts []string
+	for _, c := range cases {
+		_, err := env.store.CheckPassword(context.Background(), c.name, c.pass)
+		wantAuthFailed(t, c.what, err)
+		texts = append(texts, err.Error())
+	}
+	if len(slices.Compact(slices.Clone(texts))) != 1 {
+		t.Fatalf("login failure texts differ: %q", texts)
+	}
+	a, err := env.store.CheckPassword(context.Background(), "ALICE", "alice password")
+	if err != nil || a.Name != "alice" || a.Role != RoleUser {
+		t.Fatalf("CheckPassword(ALICE) = %+v, %v", a, err)
+	}
+}
+
+func TestListFilters(t *testing.T) {
+	env := newTestEnv(t, false)
+	if _, err := env.store.CreateInitial("root", "root password"); err != nil {
+		t.Fatal(err)
+	}
+	env.mustAdd(t, "Carol", "carol password", RoleUser)
+	env.mustAdd(t, "bob", "bob password", RoleAdmin)
+	env.mustAdd(t, "alice", "alice password", RoleUser)
+	if err := env.store.SetEnabled("carol", false); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		filter string
+		want   []string
+	}{
+		{"", []string{"alice", "bob", "Carol", "root"}},
+		{"all", []string{"alice", "bob", "Carol", "root"}},
+		{"user", []string{"alice", "Carol"}},
+		{"admin", []string{"bob", "root"}},
+		{"disabled", []string{"Carol"}},
+	}
+	for _, tt := range tests {
+		list, err := env.store.List(tt.filter)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, a := range list {
+			names = append(names, a.Name)
+		}
+		if !slices.Equal(names, tt.want) {
+			t.Errorf("List(%q) = %q, want %q", tt.filter, names, tt.want)
+		}
+	}
+	_, err := env.store.List("peers")
+	wantCode(t, "List(peers)", err, wire.CodeInvalid)
+}
+
+// The generation changes on every event that must end sessions, and never
+// comes back for a re-created name.
+func TestGenerationChanges(t *testing.T) {
+	env := newTestEnv(t, false)
+	env.mustAdd(t, "admin", "admin password", RoleAdmin)
+	env.mustAdd(t, "alice", "alice password", RoleUser)
+	seen := map[uint64]string{}
+	check := func(event string, wantChange bool) {
+		t.Helper()
+		gen, err := env.store.Generation("alice")
+		if err != nil {
+			t.Fatalf("%s: %v", event, err)
+		}
+		prev, dup := seen[gen]
+		if wantChange && dup {
+			t.Fatalf("%s: generation %d unchanged since %s", event, gen, prev)
+		}
+		if !wantChange && !dup {
+			t.Fatalf("%s: generation changed to %d", event, gen)
+		}
+		seen[gen] = event
+	}
+	check("add", true)
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(env.store.Grant("alice", "votes", RightRead))
+	check("grant", false)
+	must(env.store.SetPassword("alice", "new password"))
+	check("password change", true)
+	must(env.store.SetEnabled("alice", false))
+	check("disable", true)
+	must(env.store.SetEnabled("alice", true))
+	check("enable", false)
+	must(env.store.Reset2FA("alice"))
+	check("2fa reset", true)
+	must(env.store.Delete("alice"))
+	_, err := env.store.Generation("alice")
+	wantCode(t, "Generation after delete", err, wire.CodeNotFound)
+	env.mustAdd(t, "Alice", "alice password", RoleUser)
+	check("re-created", true)
+	a, err := env.store.CheckPassword(context.Background(), "alice", "alice password")
+	if g, _ := env.store.Generation("alice"); err != nil || a.Generation != g {
+		t.Fatalf("CheckPassword generation = %v (%v), want %d", a, err, g)
+	}
+}
+
+func TestSetPassword(t *testing.T) {
+	env := newTestEnv(t, true)
+	env.mustAdd(t, "alice", "alice long password", RoleUser)
+	wantCode(t, "weak in production", env.store.SetPassword("alice", "1234"), wire.CodeInvalid)
+	wantCode(t, "unknown", env.store.SetPassword("bob", "bob long password"), wire.CodeNotFound)
+	wantCode(t, "change", env.store.SetPassword("alice", "alice new password"), "")
+	_, err := env.store.CheckPassword(context.Background(), "alice", "alice long password")
+	wantAuthFailed(t, "old password", err)
+	if _, err := env.store.CheckPassword(context.Background(), "alice", "alice new password"); err != nil {
+		t.Fatalf("new password: %v", err)
+	}
+}
+
+func TestPeerKey(t *testing.T) {
+	env := newTestEnv(t, false)
+	env.mustAdd(t, "mirror1", "mirror password", RoleUser)
+	env.mustAdd(t, "boss", "boss password", RoleAdmin)
+	pub, _, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = env.store.PeerKey("mirror1")
+	wantCode(t, "PeerKey before set", err, wire.CodeNotFound)
+	wantCode(t, "short key", env.store.SetPeerKey("mirror1", pub[:31]), wire.CodeInvalid)
+	wantCode(t, "admin peer", env.store.SetPeerKey("boss", pub), wire.CodeInvalid)
+	wantCode(t, "set", env.store.SetPeerKey("mirror1", pub), "")
+	got, err := env.store.PeerKey("MIRROR1")
+	if err != nil || !got.Equal(pub) {
+		t.Fatalf("PeerKey = %x, %v; want %x", got, err, pub)
+	}
+	a, _ := env.store.Get("mirror1")
+	if !a.Peer {
+		t.Fatal("Account.Peer is false after SetPeerKey")
+	}
+	_, err = env.store.BeginEnroll("mirror1")
+	wantCode(t, "BeginEnroll for a peer", err, wire.CodePerm)
+	wantCode(t, "clear", env.store.SetPeerKey("mirror1", nil), "")
+	_, err = env.store.PeerKey("mirror1")
+	wantCode(t, "PeerKey after clear", err, wire.CodeNotFound)
+}

@@ -1,0 +1,61 @@
+package auth
+
+import (
+	"crypto/ed25519"
+
+	"go.etcd.io/bbolt"
+
+	"github.com/vserv/vserv/internal/wire"
+)
+
+// SetPeerKey makes a user account a replication peer that signs in with
+// this Ed25519 key (pauth, DESIGN.md §3.5), or, with a nil key, an ordinary
+// account again. Either way its sessions end. Peers never hold the admin
+// role and have no TOTP.
+func (s *Store) SetPeerKey(name string, key ed25519.PublicKey) error {
+	if key != nil && len(key) != ed25519.PublicKeySize {
+		return wire.Errorf(wire.CodeInvalid, "peer key must be %d bytes", ed25519.PublicKeySize)
+	}
+	return s.db.Update(func(tx *bbolt.Tx) error {
+		rec, err := loadAccount(tx, name)
+		if err != nil {
+			return err
+		}
+		if rec.Role != RoleUser {
+			return wire.Errorf(wire.CodeInvalid, "peer accounts must have the user role")
+		}
+		rec.Peer, rec.PeerKey = key != nil, append([]byte(nil), key...)
+		if key != nil {
+			home := HomeName(name)
+			if err := tx.Bucket(bucketTwoFA).Delete([]byte(home)); err != nil {
+				return err
+			}
+		}
+		if err := bumpGeneration(tx, rec); err != nil {
+			return err
+		}
+		return saveAccount(tx, rec)
+	})
+}
+
+// PeerKey returns a peer account's key (ERR notfound if the account does not
+// exist or is not a peer).
+func (s *Store) PeerKey(name string) (ed25519.PublicKey, error) {
+	var key ed25519.PublicKey
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		rec, err := loadAccount(tx, name)
+		if err != nil {
+			return err
+		}
+		if !rec.Peer {
+			return wire.Errorf(wire.CodeNotFound, "%q is not a peer account", rec.Name)
+		}
+		key = append(ed25519.PublicKey(nil), rec.PeerKey...)
+		return nil
+	})
+	return key, err
+}
+
+func errPeerNoTOTP(name string) error {
+	return wire.Errorf(wire.CodePerm, "peer account %q has no second factor", name)
+}
