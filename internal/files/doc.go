@@ -23,6 +23,7 @@
 //   - conflict: an upload whose temporary file another upload is writing
 //     (same path, size and hash at the same time).
 //   - limit: a quota would be exceeded.
+//   - state: Write or Finish on an upload that has already ended.
 //
 // Any other error is an I/O fault wrapped with context; the server answers
 // it as ERR internal.
