@@ -30,8 +30,9 @@
 //     the handshake (the sign-on, akey and its keyinfo, and any other clear
 //     messages): an attacker who altered any of it, for instance to downgrade
 //     or to substitute a keyinfo, makes the handshake fail instead of going
-//     unnoticed. The caller computes the prologue; this package only passes
-//     it to Noise.
+//     unnoticed. The connection code feeds those messages to a Transcript,
+//     whose Prologue is "vserv-v1" ‖ SHA-256(T); a handshake inside a
+//     session starts T with the current handshake hash, chaining sessions.
 //
 // After the handshake, the Split's first CipherState carries client → server
 // traffic and the second server → client. Each frame is one AES-256-GCM
