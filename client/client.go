@@ -78,8 +78,6 @@ type Client struct {
 	identity   ed25519.PublicKey // the identity key this connection trusts
 	session    *secure.Session
 	transcript *wire.Transcript
-	akeyReq    []byte
-	akeyResp   []byte
 	closed     bool
 }
 

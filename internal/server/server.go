@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/vserv/vserv/internal/auth"
 	"github.com/vserv/vserv/internal/secure"
@@ -100,10 +101,9 @@ type Server struct {
 
 	setupMu sync.Mutex // guards the setup-token file
 
-	mu       sync.Mutex
-	conns    map[*conn]struct{}
-	closing  bool
-	inflight sync.WaitGroup
+	mu      sync.Mutex
+	conns   map[*conn]struct{}
+	closing bool
 }
 
 // New opens (creating on first start) the data directory and everything in it.
@@ -153,7 +153,7 @@ func New(cfg Config) (*Server, error) {
 func OpenDB(dataroot string, timeout time.Duration) (*bbolt.DB, error) {
 	path := filepath.Join(dataroot, "ledger.db")
 	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: timeout, FreelistType: bbolt.FreelistMapType, NoFreelistSync: true})
-	if errors.Is(err, bbolt.ErrTimeout) {
+	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, fmt.Errorf("open %s: the database is in use by another process (is a vserv server running on this data directory? stop it, or work on a copy)", path)
 	}
 	if err != nil {
