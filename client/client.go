@@ -77,7 +77,7 @@ type Client struct {
 	signOn     string
 	identity   ed25519.PublicKey // the identity key this connection trusts
 	session    *secure.Session
-	transcript *wire.Transcript
+	transcript *secure.Transcript
 	closed     bool
 }
 
@@ -96,7 +96,7 @@ func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s: %w", addr, err)
 	}
-	c := &Client{opts: opts, addr: addr, nc: nc, wc: wire.NewConn(nc, 0), transcript: wire.NewTranscript(nil)}
+	c := &Client{opts: opts, addr: addr, nc: nc, wc: wire.NewConn(nc, 0), transcript: secure.NewTranscript()}
 	if err := c.readSignOn(ctx); err != nil {
 		nc.Close()
 		return nil, err

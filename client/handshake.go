@@ -41,7 +41,7 @@ func (c *Client) Handshake(ctx context.Context) error {
 	if c.session == nil {
 		prologue = c.transcript.Prologue()
 	} else {
-		t := wire.NewTranscript(c.session.HandshakeHash())
+		t := secure.NewSessionTranscript(c.session.HandshakeHash())
 		t.Add(akeyReq)
 		t.Add(akeyResp)
 		prologue = t.Prologue()

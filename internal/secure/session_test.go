@@ -7,15 +7,12 @@ import (
 	"testing"
 
 	"github.com/flynn/noise"
+
+	"github.com/vserv/vserv/internal/wire"
 )
 
-// cipher is the interface package wire drives a session through.
-type cipher interface {
-	Seal(dst, plaintext []byte) ([]byte, error)
-	Open(dst, ciphertext []byte) ([]byte, error)
-}
-
-var _ cipher = (*Session)(nil)
+// A session is what package wire encrypts frames with.
+var _ wire.Cipher = (*Session)(nil)
 
 func TestFlippedBitFailsOpenAndBreaksTheSession(t *testing.T) {
 	p, _, _, _ := newTestPool(t, 1)
@@ -57,7 +54,7 @@ func TestReplayedOrReorderedFramesFail(t *testing.T) {
 	_ = f1
 
 	// A frame sealed by the server cannot be reflected back to it.
-	client, server = handshake(t, p, testPrologue, testPrologue)
+	_, server = handshake(t, p, testPrologue, testPrologue)
 	f, _ := server.Seal(nil, []byte("from server"))
 	if got, err := server.Open(nil, f); err == nil {
 		t.Errorf("reflected frame opened: %q", got)

@@ -105,7 +105,7 @@ func cmdSess(_ context.Context, c *conn, req *wire.Request) (*reply, error) {
 	if c.session == nil {
 		prologue = c.transcript.Prologue()
 	} else {
-		t := wire.NewTranscript(c.session.HandshakeHash())
+		t := secure.NewSessionTranscript(c.session.HandshakeHash())
 		t.Add(c.akey.req)
 		t.Add(c.akey.resp)
 		prologue = t.Prologue()

@@ -33,7 +33,7 @@ type conn struct {
 
 	state       state
 	timeout     time.Duration
-	transcript  *wire.Transcript // clear-text messages, until the first session
+	transcript  *secure.Transcript // clear-text messages, until the first session
 	session     *secure.Session
 	akey        *pendingAkey // the akey answered since the last sess
 	pendingUser string       // name given by `user`, waiting for `pass`
@@ -66,7 +66,7 @@ func (s *Server) handle(ctx context.Context, nc net.Conn) {
 	c := &conn{
 		srv: s, nc: nc, wc: wc, addr: addr, id: newID(8),
 		state: stateInitial, timeout: s.cfg.IdleTimeout,
-		transcript: wire.NewTranscript(nil),
+		transcript: secure.NewTranscript(),
 	}
 	c.log = s.log.With("conn", c.id, "remote", addr)
 	s.register(c)

@@ -1,10 +1,7 @@
 package wire
 
 import (
-	"crypto/sha256"
-	"encoding/binary"
 	"fmt"
-	"hash"
 	"strings"
 )
 
@@ -151,30 +148,4 @@ func DecodeResponse(msg []byte) (*Response, error) {
 		return &Response{Err: e}, nil
 	}
 	return nil, fmt.Errorf("malformed response: head %q", head)
-}
-
-// Transcript hashes the clear-text messages of a connection for the Noise
-// prologue (DESIGN.md §2.3): each message as uint32-BE(n) ‖ its n bytes.
-type Transcript struct{ h hash.Hash }
-
-// NewTranscript starts an empty transcript. prefix, if any, is hashed first
-// without a length (the handshake hash of the session in force, for a rekeying
-// handshake inside a session).
-func NewTranscript(prefix []byte) *Transcript {
-	t := &Transcript{h: sha256.New()}
-	t.h.Write(prefix)
-	return t
-}
-
-// Add appends one message.
-func (t *Transcript) Add(msg []byte) {
-	var n [4]byte
-	binary.BigEndian.PutUint32(n[:], uint32(len(msg)))
-	t.h.Write(n[:])
-	t.h.Write(msg)
-}
-
-// Prologue returns "vserv-v1" ‖ SHA-256(T).
-func (t *Transcript) Prologue() []byte {
-	return t.h.Sum([]byte("vserv-v1"))
 }
