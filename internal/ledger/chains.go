@@ -1,0 +1,154 @@
+package ledger
+
+import (
+	"context"
+
+	"github.com/vserv/vserv/internal/wire"
+	"github.com/vserv/vserv/verify"
+)
+
+// ChainInfo describes a chain for `chains`.
+type ChainInfo struct {
+	Name          string
+	Size          uint64
+	Public        bool
+	PoWBits       int
+	Schema        string
+	ServerWritten bool
+	ReadOnly      string // why writes are refused; empty when they are not
+}
+
+// Chains lists every chain homed here, private ones included (the server
+// filters them per connection).
+func (l *Ledger) Chains() []ChainInfo {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	out := make([]ChainInfo, 0, len(l.chains))
+	for _, cs := range l.chains {
+		out = append(out, ChainInfo{Name: cs.meta.Name, Size: cs.size, Public: cs.meta.Public,
+			PoWBits: cs.meta.PoWBits, Schema: cs.meta.Schema, ServerWritten: cs.meta.ServerWritten,
+			ReadOnly: cs.readOnly})
+	}
+	sortChains(out)
+	return out
+}
+
+func sortChains(c []ChainInfo) {
+	for i := 1; i < len(c); i++ {
+		for k := i; k > 0 && c[k].Name < c[k-1].Name; k-- {
+			c[k], c[k-1] = c[k-1], c[k]
+		}
+	}
+}
+
+// DefaultChains are created at first start (§3.4).
+var DefaultChains = []ChainMeta{
+	{Name: "vote", Public: true, PoWBits: 16},
+	{Name: "donation", Public: true, PoWBits: 16},
+	{Name: "resource", Public: true, PoWBits: 16},
+	{Name: "keys", Public: true, ServerWritten: true},
+	{Name: "audit", Public: false, ServerWritten: true},
+}
+
+// EnsureDefaultChains creates whichever default chain does not exist yet.
+func (l *Ledger) EnsureDefaultChains(ctx context.Context) error {
+	for _, m := range DefaultChains {
+		l.mu.RLock()
+		_, ok := l.chains[m.Name]
+		l.mu.RUnlock()
+		if ok {
+			continue
+		}
+		if err := l.createChain(ctx, m); err != nil && wire.CodeOf(err) != wire.CodeExists {
+			return err
+		}
+	}
+	return nil
+}
+
+// CreateChain creates a chain and signs its size-0 checkpoint (`mkchain`).
+// On an existing chain it only attaches a schema, and only while the chain is
+// empty and has none; anything else is ERR exists.
+func (l *Ledger) CreateChain(ctx context.Context, name string, public bool, powBits int, schema string) error {
+	if !verify.ValidChainName(name) {
+		return wire.Errorf(wire.CodeInvalid, "bad chain name %q: want [a-z0-9][a-z0-9_-]{0,63}", name)
+	}
+	if powBits < 0 || powBits > verify.MaxPoWBits {
+		return wire.Errorf(wire.CodeInvalid, "pow_bits %d not in [0, %d]", powBits, verify.MaxPoWBits)
+	}
+	if schema != "" && !verify.ValidChainName(schema) {
+		return wire.Errorf(wire.CodeInvalid, "bad schema name %q", schema)
+	}
+	return l.createChain(ctx, ChainMeta{Name: name, Public: public, PoWBits: powBits, Schema: schema})
+}
+
+func (l *Ledger) createChain(ctx context.Context, m ChainMeta) error {
+	return l.runAdmin(ctx, func() error {
+		l.mu.RLock()
+		old := l.chains[m.Name]
+		l.mu.RUnlock()
+		if old != nil {
+			attach := m.Schema != "" && old.meta.Schema == "" && old.size == 0 &&
+				old.meta.Public == m.Public && old.meta.PoWBits == m.PoWBits && !old.meta.ServerWritten
+			if !attach {
+				return wire.Errorf(wire.CodeExists, "chain %q exists", m.Name)
+			}
+			cs := old.clone()
+			cs.meta.Schema = m.Schema
+			if err := l.store.Update(func(tx WriteTx) error { return tx.PutChain(cs.meta) }); err != nil {
+				return err
+			}
+			l.install(cs)
+			return nil
+		}
+		cs := &chainState{meta: m, rng: rangeFactory.NewEmptyRange(0)}
+		err := l.store.Update(func(tx WriteTx) error {
+			if err := tx.PutChain(m); err != nil {
+				return err
+			}
+			return l.storeCheckpoint(tx, cs)
+		})
+		if err != nil {
+			return err
+		}
+		l.install(cs)
+		l.log.Info("chain created", "chain", m.Name, "public", m.Public, "pow_bits", m.PoWBits, "schema", m.Schema)
+		return nil
+	})
+}
+
+func (l *Ledger) install(cs *chainState) {
+	l.mu.Lock()
+	l.chains[cs.meta.Name] = cs
+	l.mu.Unlock()
+}
+
+// KeepCheckpoint marks the stored checkpoint of chain at size as kept (for
+// instance once it is cosigned), optionally replacing its note with one that
+// carries cosignature lines.
+func (l *Ledger) KeepCheckpoint(ctx context.Context, chain string, size uint64, note []byte) error {
+	cs, err := l.state(chain)
+	if err != nil {
+		return err
+	}
+	return l.runAdmin(ctx, func() error {
+		return l.store.Update(func(tx WriteTx) error {
+			cp, ok, err := tx.Checkpoint(cs.meta.Name, size)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return wire.Errorf(wire.CodeNotFound, "no checkpoint of size %d", size)
+			}
+			if note != nil {
+				c, err := verify.OpenCheckpoint(note, l.origin(cs.meta.Name), l.pub)
+				if err != nil || c.Size != size {
+					return wire.Errorf(wire.CodeInvalid, "note is not this chain's checkpoint of size %d", size)
+				}
+				cp.Note = note
+			}
+			cp.Keep |= KeepExplicit
+			return tx.PutCheckpoint(cs.meta.Name, cp)
+		})
+	})
+}

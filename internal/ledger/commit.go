@@ -1,0 +1,437 @@
+package ledger
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+
+	"github.com/transparency-dev/merkle/compact"
+	"github.com/vserv/vserv/internal/wire"
+	"github.com/vserv/vserv/verify"
+)
+
+// Limits of one append call and of one group commit.
+const (
+	MaxBatch        = 10000 // records in one Append
+	maxGroupRecords = 20000 // records gathered into one transaction
+)
+
+// Result is what Append answers for each record, in order.
+type Result struct {
+	ID      string
+	Seq     uint64
+	Leaf    [32]byte
+	Receipt []byte // when AppendOptions.Receipt
+}
+
+// AppendOptions modify Append.
+type AppendOptions struct {
+	Receipt bool // also return each record's receipt (§4.5)
+}
+
+// job is a unit of work for the committer goroutine.
+type job interface{ isJob() }
+
+// appendJob is one Append call: records already checked on their own
+// (format, PoW, signature) by the caller's goroutine, so the one committer
+// spends its time only on what needs the database.
+type appendJob struct {
+	chain  string
+	checks []precheck
+	resp   chan appendOutcome
+}
+
+type precheck struct {
+	rec *verify.Record
+	err error // the record's own fault; the batch fails here unless it failed earlier
+}
+
+type appendOutcome struct {
+	results []Result
+	err     error
+	// The checkpoint this commit signed for the chain, if it touched it.
+	size uint64
+	note []byte
+}
+
+// adminJob runs fn alone on the committer goroutine (chain creation and
+// other rare writes), so it never interleaves with a group commit.
+type adminJob struct {
+	fn   func() error
+	resp chan error
+}
+
+func (*appendJob) isJob() {}
+func (*adminJob) isJob()  {}
+
+// Append validates records and appends them to chain, all or nothing. It
+// returns after the entries and the chain's new signed checkpoint are
+// durable. A bad record fails the batch with a *wire.Error whose Extra is
+// []any{index of the first bad record}; a record whose id is already in the
+// chain with the same record hash gets the existing seq.
+func (l *Ledger) Append(ctx context.Context, chain string, records [][]byte, opts AppendOptions) ([]Result, error) {
+	cs, err := l.state(chain)
+	if err != nil {
+		return nil, err
+	}
+	if cs.meta.ServerWritten {
+		return nil, wire.Errorf(wire.CodePerm, "chain %q is written only by the server", cs.meta.Name)
+	}
+	return l.append(ctx, cs, records, opts)
+}
+
+// AppendServer appends one record written by the server itself to a
+// server-written chain (audit, keys).
+func (l *Ledger) AppendServer(ctx context.Context, chain string, record []byte) (Result, error) {
+	cs, err := l.state(chain)
+	if err != nil {
+		return Result{}, err
+	}
+	if !cs.meta.ServerWritten {
+		return Result{}, fmt.Errorf("append server record: chain %q is not server-written", cs.meta.Name)
+	}
+	res, err := l.append(ctx, cs, [][]byte{record}, AppendOptions{})
+	if err != nil {
+		return Result{}, err
+	}
+	return res[0], nil
+}
+
+func (l *Ledger) append(ctx context.Context, cs *chainState, records [][]byte, opts AppendOptions) ([]Result, error) {
+	switch {
+	case len(records) == 0:
+		return nil, wire.Errorf(wire.CodeInvalid, "no records")
+	case len(records) > MaxBatch:
+		return nil, wire.Errorf(wire.CodeLimit, "%d records in one batch, the limit is %d", len(records), MaxBatch)
+	}
+	origin := l.origin(cs.meta.Name)
+	checks := make([]precheck, 0, len(records))
+	for _, raw := range records {
+		rec, err := checkRecord(raw, cs.meta.PoWBits, origin)
+		checks = append(checks, precheck{rec: rec, err: err})
+		if err != nil {
+			break // later records cannot matter: the batch fails here at the latest
+		}
+	}
+	j := &appendJob{chain: cs.meta.Name, checks: checks, resp: make(chan appendOutcome, 1)}
+	if err := l.submit(ctx, j); err != nil {
+		return nil, err
+	}
+	var out appendOutcome
+	select {
+	case out = <-j.resp:
+	case <-ctx.Done():
+		// The batch may still commit; a retry with the same ids is idempotent.
+		return nil, ctx.Err()
+	}
+	if out.err != nil {
+		return nil, out.err
+	}
+	if opts.Receipt {
+		if err := l.addReceipts(cs.meta.Name, out); err != nil {
+			return nil, err
+		}
+	}
+	return out.results, nil
+}
+
+// checkRecord applies every rule about a record that needs no database.
+func checkRecord(raw []byte, powBits int, origin string) (*verify.Record, error) {
+	rec, err := verify.CheckRecord(raw)
+	if err != nil {
+		if errors.Is(err, verify.ErrTooLarge) {
+			return nil, wire.Errorf(wire.CodeLimit, "%v", err)
+		}
+		return nil, wire.Errorf(wire.CodeInvalid, "%v", err)
+	}
+	if !verify.PoWValid(rec.Hash, rec.PoW, powBits) {
+		return nil, wire.Errorf(wire.CodeInvalid, "record pow: does not meet the chain's %d bits", powBits)
+	}
+	if rec.Sig != nil {
+		if err := rec.CheckSig(origin); err != nil {
+			return nil, wire.Errorf(wire.CodeInvalid, "%v", err)
+		}
+	}
+	return rec, nil
+}
+
+func (l *Ledger) submit(ctx context.Context, j job) error {
+	l.closeM.RLock()
+	defer l.closeM.RUnlock()
+	if l.closed {
+		return wire.Errorf(wire.CodeInternal, "ledger is closed")
+	}
+	select {
+	case l.jobs <- j:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (l *Ledger) runAdmin(ctx context.Context, fn func() error) error {
+	j := &adminJob{fn: fn, resp: make(chan error, 1)}
+	if err := l.submit(ctx, j); err != nil {
+		return err
+	}
+	return <-j.resp
+}
+
+// commitLoop is the one writer. It takes a job, gathers every append already
+// waiting (up to maxGroupRecords) into the same transaction, and runs admin
+// jobs on their own.
+func (l *Ledger) commitLoop() {
+	defer close(l.done)
+	var held job
+	for {
+		j := held
+		held = nil
+		if j == nil {
+			var ok bool
+			if j, ok = <-l.jobs; !ok {
+				return
+			}
+		}
+		if a, ok := j.(*adminJob); ok {
+			a.resp <- a.fn()
+			continue
+		}
+		group := []*appendJob{j.(*appendJob)}
+		n := len(group[0].checks)
+	gather:
+		for n < maxGroupRecords {
+			select {
+			case next, ok := <-l.jobs:
+				if !ok {
+					break gather
+				}
+				aj, isAppend := next.(*appendJob)
+				if !isAppend {
+					held = next
+					break gather
+				}
+				group = append(group, aj)
+				n += len(aj.checks)
+			default:
+				break gather
+			}
+		}
+		l.commitGroup(group)
+	}
+}
+
+// commitGroup writes a group of appends in one transaction. Each append is
+// validated against the state left by the earlier ones in the group and
+// writes nothing if it fails, so a bad batch never fails its neighbours.
+func (l *Ledger) commitGroup(group []*appendJob) {
+	outcomes := make([]appendOutcome, len(group))
+	var work map[string]*chainState
+	err := l.store.Update(func(tx WriteTx) error {
+		work = map[string]*chainState{}
+		touched := map[string]bool{}
+		for i, j := range group {
+			outcomes[i] = appendOutcome{}
+			res, err := l.apply(tx, work, touched, j)
+			var we *wire.Error
+			if errors.As(err, &we) {
+				outcomes[i].err = err
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			outcomes[i].results = res
+		}
+		for name := range touched {
+			if err := l.storeCheckpoint(tx, work[name]); err != nil {
+				return fmt.Errorf("chain %q: checkpoint: %w", name, err)
+			}
+		}
+		for name := range work {
+			if !touched[name] {
+				delete(work, name)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		l.log.Error("ledger commit failed", "err", err, "batches", len(group))
+		for i := range outcomes {
+			if outcomes[i].err == nil {
+				outcomes[i] = appendOutcome{err: wire.Errorf(wire.CodeInternal, "ledger write failed")}
+			}
+		}
+	} else {
+		l.mu.Lock()
+		for name, cs := range work {
+			l.chains[name] = cs
+		}
+		l.mu.Unlock()
+	}
+	for i, j := range group {
+		if cs, ok := work[j.chain]; ok && err == nil {
+			outcomes[i].size, outcomes[i].note = cs.size, cs.head
+		}
+		j.resp <- outcomes[i]
+	}
+}
+
+// apply validates one batch in order, as if its records came one by one, and
+// writes it only if every record passes.
+func (l *Ledger) apply(tx WriteTx, work map[string]*chainState, touched map[string]bool, j *appendJob) ([]Result, error) {
+	w := work[j.chain]
+	if w == nil {
+		l.mu.RLock()
+		cs := l.chains[j.chain]
+		l.mu.RUnlock()
+		if cs == nil {
+			return nil, wire.Errorf(wire.CodeNotFound, "no chain %q", j.chain)
+		}
+		w = cs.clone()
+		work[j.chain] = w
+	}
+	if w.readOnly != "" {
+		return nil, wire.Errorf(wire.CodeConflict, "chain %q is read-only: %s", j.chain, w.readOnly)
+	}
+	type pending struct {
+		id    [16]byte
+		rec   *verify.Record
+		entry []byte
+	}
+	var (
+		results = make([]Result, len(j.checks))
+		news    []pending
+		inBatch = map[string]int{} // id → index of its first record in this batch
+		seq     = w.size
+		prev    = w.lastLeaf
+		now     = max(uint64(l.cfg.Now().UnixMilli()), w.lastTime)
+	)
+	for i, c := range j.checks {
+		if c.err != nil {
+			return nil, withIndex(c.err, i)
+		}
+		rec := c.rec
+		if k, ok := inBatch[rec.ID]; ok {
+			if j.checks[k].rec.Hash != rec.Hash {
+				return nil, withIndex(wire.Errorf(wire.CodeConflict, "id %s repeats record %d of the batch with other content", rec.ID, k), i)
+			}
+			results[i] = results[k]
+			continue
+		}
+		inBatch[rec.ID] = i
+		id := uuidBytes(rec.ID)
+		ref, found, err := tx.LookupID(j.chain, id)
+		if err != nil {
+			return nil, err
+		}
+		if found {
+			if ref.Hash != rec.Hash {
+				return nil, withIndex(wire.Errorf(wire.CodeConflict, "id %s is already in the chain with other content", rec.ID), i)
+			}
+			leaf, err := tx.Node(j.chain, compact.NewNodeID(0, ref.Seq))
+			if err != nil {
+				return nil, err
+			}
+			results[i] = Result{ID: rec.ID, Seq: ref.Seq}
+			copy(results[i].Leaf[:], leaf)
+			continue
+		}
+		entry, err := verify.EncodeEntry(verify.Entry{V: verify.EntryVersion, Seq: seq, Prev: prev, Time: now,
+			Chain: j.chain, Origin: l.cfg.ServerID, Record: rec.Raw})
+		if err != nil {
+			return nil, fmt.Errorf("encode entry: %w", err)
+		}
+		leaf := verify.LeafHash(entry)
+		results[i] = Result{ID: rec.ID, Seq: seq, Leaf: leaf}
+		news = append(news, pending{id: id, rec: rec, entry: entry})
+		prev = leaf
+		seq++
+	}
+	var putErr error
+	visit := func(id compact.NodeID, hash []byte) {
+		if putErr == nil {
+			putErr = tx.PutNode(j.chain, id, hash)
+		}
+	}
+	for k, p := range news {
+		s := w.size + uint64(k)
+		if err := tx.Append(j.chain, s, p.entry, p.id, p.rec.Hash, now); err != nil {
+			return nil, err
+		}
+		leaf := verify.LeafHash(p.entry)
+		if err := w.rng.Append(leaf[:], visit); err != nil {
+			return nil, err
+		}
+		if putErr != nil {
+			return nil, putErr
+		}
+	}
+	if len(news) > 0 {
+		w.size, w.lastLeaf, w.lastTime = seq, prev, now
+		touched[j.chain] = true
+	}
+	return results, nil
+}
+
+// storeCheckpoint signs the chain's new checkpoint and stores it, dropping
+// the previous newest unless it is one to keep.
+func (l *Ledger) storeCheckpoint(tx WriteTx, w *chainState) error {
+	root, err := rootOf(w.rng)
+	if err != nil {
+		return err
+	}
+	origin := l.origin(w.meta.Name)
+	note, err := verify.SignCheckpoint(verify.Checkpoint{Origin: origin, Size: w.size, Root: root},
+		verify.NewNoteSigner(origin, l.cfg.Signer))
+	if err != nil {
+		return err
+	}
+	prev, hadPrev, err := tx.LatestCheckpoint(w.meta.Name)
+	if err != nil {
+		return err
+	}
+	var keep Keep
+	if !hadPrev || w.size/1000 > prev.Size/1000 {
+		keep = KeepMilestone
+	}
+	if err := tx.PutCheckpoint(w.meta.Name, StoredCheckpoint{Size: w.size, Note: note, Keep: keep}); err != nil {
+		return err
+	}
+	if hadPrev && prev.Keep == 0 && prev.Size != w.size {
+		if err := tx.DeleteCheckpoint(w.meta.Name, prev.Size); err != nil {
+			return err
+		}
+	}
+	w.head = note
+	return nil
+}
+
+func withIndex(err error, i int) error {
+	var we *wire.Error
+	if errors.As(err, &we) {
+		return &wire.Error{Code: we.Code, Text: fmt.Sprintf("record %d: %s", i, we.Text), Extra: []any{i}}
+	}
+	return err
+}
+
+// uuidBytes is the 16-byte form of a canonical UUID (already checked).
+func uuidBytes(id string) [16]byte {
+	var b [16]byte
+	var hexDigits [32]byte
+	n := 0
+	for i := 0; i < len(id); i++ {
+		if id[i] != '-' {
+			hexDigits[n] = id[i]
+			n++
+		}
+	}
+	hex.Decode(b[:], hexDigits[:])
+	return b
+}
+
+// uuidString is the canonical text of a 16-byte UUID.
+func uuidString(b [16]byte) string {
+	h := hex.EncodeToString(b[:])
+	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}

@@ -1,0 +1,273 @@
+package ledger
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/transparency-dev/merkle/compact"
+	"github.com/vserv/vserv/internal/wire"
+	"github.com/vserv/vserv/verify"
+	bolt "go.etcd.io/bbolt"
+)
+
+// Config configures a Ledger.
+type Config struct {
+	ServerID string             // the home's server-id (§2.4)
+	Signer   ed25519.PrivateKey // the identity key that signs checkpoints
+	Now      func() time.Time   // time.Now when nil
+	Logger   *slog.Logger       // slog.Default() when nil
+	// FullCheckOnOpen recomputes every chain's root from its entries at Open
+	// instead of from the stored Merkle nodes and the last entry. It costs one
+	// pass over the data (about a second per million entries).
+	FullCheckOnOpen bool
+}
+
+// Ledger is the set of chains this server homes.
+type Ledger struct {
+	store  Store
+	cfg    Config
+	pub    ed25519.PublicKey
+	log    *slog.Logger
+	jobs   chan job
+	done   chan struct{}
+	closeM sync.RWMutex // held for reading while sending a job; Close takes it for writing
+	closed bool
+
+	mu     sync.RWMutex // guards chains
+	chains map[string]*chainState
+}
+
+// chainState is the committed state of a chain, as the committer will extend
+// it. Only the committer replaces these values, after a durable commit.
+type chainState struct {
+	meta     ChainMeta
+	size     uint64
+	lastLeaf [32]byte
+	lastTime uint64
+	rng      *compact.Range
+	head     []byte // newest signed checkpoint note
+	// readOnly, when not empty, says why writes are refused: the stored data
+	// does not match the newest checkpoint, and signing a new one would sign
+	// a history inconsistent with it.
+	readOnly string
+}
+
+func (c *chainState) clone() *chainState {
+	d := *c
+	d.rng = cloneRange(c.rng)
+	return &d
+}
+
+func cloneRange(r *compact.Range) *compact.Range {
+	hashes := make([][]byte, len(r.Hashes()))
+	copy(hashes, r.Hashes())
+	n, err := rangeFactory.NewRange(r.Begin(), r.End(), hashes)
+	if err != nil {
+		panic(fmt.Sprintf("ledger: clone compact range: %v", err)) // same shape as a valid range
+	}
+	return n
+}
+
+// Open opens the ledger in db (the server's ledger.db) and starts its
+// committer.
+func Open(db *bolt.DB, cfg Config) (*Ledger, error) {
+	return OpenStore(NewBoltStore(db), cfg)
+}
+
+// OpenStore opens the ledger on any Store.
+func OpenStore(s Store, cfg Config) (*Ledger, error) {
+	if !verify.ValidServerID(cfg.ServerID) {
+		return nil, fmt.Errorf("open ledger: bad server-id %q", cfg.ServerID)
+	}
+	if len(cfg.Signer) != ed25519.PrivateKeySize {
+		return nil, errors.New("open ledger: signer must be an ed25519 private key")
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	l := &Ledger{
+		store:  s,
+		cfg:    cfg,
+		pub:    cfg.Signer.Public().(ed25519.PublicKey),
+		log:    cfg.Logger,
+		jobs:   make(chan job, 1024),
+		done:   make(chan struct{}),
+		chains: map[string]*chainState{},
+	}
+	err := s.Update(func(tx WriteTx) error {
+		id, err := tx.ServerID()
+		if err != nil {
+			return err
+		}
+		switch id {
+		case "":
+			return tx.SetServerID(cfg.ServerID)
+		case cfg.ServerID:
+			return nil
+		}
+		return fmt.Errorf("database belongs to server-id %s, not %s", id, cfg.ServerID)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open ledger: %w", err)
+	}
+	var metas []ChainMeta
+	err = s.View(func(tx ReadTx) error {
+		var err error
+		metas, err = tx.Chains()
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open ledger: %w", err)
+	}
+	for _, m := range metas {
+		var cs *chainState
+		err := s.View(func(tx ReadTx) error {
+			var err error
+			cs, err = l.loadChain(tx, m)
+			return err
+		})
+		if err == nil && cs.readOnly == "" && cfg.FullCheckOnOpen {
+			c := newChecker(s, m, cfg.ServerID, l.pub, "tree")
+			if _, err = c.run(context.Background(), nil); err == nil && len(c.faults) > 0 {
+				cs.readOnly = c.faults[0].String()
+			}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("open ledger: chain %q: %w", m.Name, err)
+		}
+		if cs.readOnly != "" {
+			l.log.Error("chain is read-only", "chain", m.Name, "reason", cs.readOnly)
+		}
+		l.chains[m.Name] = cs
+	}
+	go l.commitLoop()
+	return l, nil
+}
+
+// loadChain rebuilds a chain's state and compares it with the newest stored
+// checkpoint.
+func (l *Ledger) loadChain(tx ReadTx, m ChainMeta) (*chainState, error) {
+	cs := &chainState{meta: m, rng: rangeFactory.NewEmptyRange(0)}
+	size, err := tx.Size(m.Name)
+	if err != nil {
+		return nil, err
+	}
+	cp, ok, err := tx.LatestCheckpoint(m.Name)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		cs.readOnly = "no signed checkpoint is stored"
+		return cs, nil
+	}
+	cs.head = append([]byte(nil), cp.Note...)
+	signed, err := verify.OpenCheckpoint(cp.Note, l.origin(m.Name), l.pub)
+	if err != nil {
+		cs.readOnly = fmt.Sprintf("newest checkpoint does not verify: %v", err)
+		return cs, nil
+	}
+	if signed.Size != size {
+		cs.readOnly = fmt.Sprintf("newest checkpoint covers %d entries but %d are stored", signed.Size, size)
+		return cs, nil
+	}
+	if size > 0 {
+		entry, err := tx.Entry(m.Name, size-1)
+		if err != nil {
+			return nil, err
+		}
+		e, _, perr := verify.ParseEntry(entry)
+		if perr != nil {
+			cs.readOnly = fmt.Sprintf("last entry %d is invalid: %v", size-1, perr)
+			return cs, nil
+		}
+		cs.lastLeaf = verify.LeafHash(entry)
+		cs.lastTime = e.Time
+		stored, err := tx.Node(m.Name, compact.NewNodeID(0, size-1))
+		if err != nil {
+			return nil, err
+		}
+		if !bytes.Equal(stored, cs.lastLeaf[:]) || e.Seq != size-1 {
+			cs.readOnly = fmt.Sprintf("last entry %d does not match its stored leaf hash", size-1)
+			return cs, nil
+		}
+	}
+	rng, err := loadRange(tx, m.Name, size)
+	if err != nil {
+		cs.readOnly = err.Error()
+		return cs, nil
+	}
+	root, err := rootOf(rng)
+	if err != nil {
+		return nil, err
+	}
+	if root != signed.Root {
+		cs.readOnly = fmt.Sprintf("recomputed root at size %d differs from the newest checkpoint", size)
+		return cs, nil
+	}
+	cs.size, cs.rng = size, rng
+	return cs, nil
+}
+
+// Close stops accepting writes, lets the committer finish every queued
+// append and waits for it.
+func (l *Ledger) Close() error {
+	l.closeM.Lock()
+	if !l.closed {
+		l.closed = true
+		close(l.jobs)
+	}
+	l.closeM.Unlock()
+	<-l.done
+	return nil
+}
+
+// origin is the checkpoint origin line of a chain homed here.
+func (l *Ledger) origin(chain string) string { return verify.OriginLine(l.cfg.ServerID, chain) }
+
+// PublicKey is the key checkpoints are signed with.
+func (l *Ledger) PublicKey() ed25519.PublicKey { return l.pub }
+
+// chainName resolves a chain argument: a name, or a full origin
+// vserv/<server-id>/<chain> of a chain homed here.
+func (l *Ledger) chainName(arg string) (string, error) {
+	name := arg
+	if rest, ok := strings.CutPrefix(arg, "vserv/"); ok {
+		id, n, ok := strings.Cut(rest, "/")
+		if !ok || !verify.ValidServerID(id) {
+			return "", wire.Errorf(wire.CodeInvalid, "bad origin %q", arg)
+		}
+		if id != l.cfg.ServerID {
+			return "", wire.Errorf(wire.CodeNotFound, "no chain %q", arg)
+		}
+		name = n
+	}
+	if !verify.ValidChainName(name) {
+		return "", wire.Errorf(wire.CodeInvalid, "bad chain name %q", arg)
+	}
+	return name, nil
+}
+
+// state returns the chain's committed state; the caller must not modify it.
+func (l *Ledger) state(arg string) (*chainState, error) {
+	name, err := l.chainName(arg)
+	if err != nil {
+		return nil, err
+	}
+	l.mu.RLock()
+	cs := l.chains[name]
+	l.mu.RUnlock()
+	if cs == nil {
+		return nil, wire.Errorf(wire.CodeNotFound, "no chain %q", name)
+	}
+	return cs, nil
+}

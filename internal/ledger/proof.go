@@ -1,0 +1,111 @@
+package ledger
+
+import (
+	"fmt"
+
+	"github.com/vserv/vserv/internal/wire"
+	"github.com/vserv/vserv/verify"
+)
+
+// checkpointFor returns the checkpoint a proof is built against: the kept
+// one of exactly size, or the newest when size is 0.
+func (l *Ledger) checkpointFor(tx ReadTx, cs *chainState, size uint64) (uint64, []byte, error) {
+	if size == 0 {
+		return cs.size, cs.head, nil
+	}
+	cp, ok, err := tx.Checkpoint(cs.meta.Name, size)
+	if err != nil {
+		return 0, nil, err
+	}
+	if !ok || size > cs.size {
+		return 0, nil, wire.Errorf(wire.CodeNotFound, "no kept checkpoint of size %d in chain %q", size, cs.meta.Name)
+	}
+	return size, append([]byte(nil), cp.Note...), nil
+}
+
+// Proof returns the receipt (§4.5) of the entry at seq, against the kept
+// checkpoint of treeSize, or the newest one when treeSize is 0.
+func (l *Ledger) Proof(chain string, seq, treeSize uint64) ([]byte, error) {
+	cs, err := l.state(chain)
+	if err != nil {
+		return nil, err
+	}
+	var receipt []byte
+	err = l.store.View(func(tx ReadTx) error {
+		size, note, err := l.checkpointFor(tx, cs, treeSize)
+		if err != nil {
+			return err
+		}
+		if seq >= size {
+			return wire.Errorf(wire.CodeNotFound, "no entry %d in a tree of size %d", seq, size)
+		}
+		receipt, err = buildReceipt(tx, cs.meta.Name, seq, size, note)
+		return err
+	})
+	return receipt, err
+}
+
+func buildReceipt(tx ReadTx, chain string, seq, size uint64, note []byte) ([]byte, error) {
+	entry, err := tx.Entry(chain, seq)
+	if err != nil {
+		return nil, err
+	}
+	if entry == nil {
+		return nil, fmt.Errorf("chain %q: entry %d is missing", chain, seq)
+	}
+	hashes, err := inclusionProof(tx, chain, seq, size)
+	if err != nil {
+		return nil, err
+	}
+	return verify.FormatReceipt(entry, seq, hashes, note), nil
+}
+
+// addReceipts fills in the receipts of a committed append, against the
+// checkpoint that commit signed (or the newest, if it appended nothing new).
+func (l *Ledger) addReceipts(chain string, out appendOutcome) error {
+	size, note := out.size, out.note
+	if note == nil {
+		cs, err := l.state(chain)
+		if err != nil {
+			return err
+		}
+		size, note = cs.size, cs.head
+	}
+	return l.store.View(func(tx ReadTx) error {
+		for i := range out.results {
+			r, err := buildReceipt(tx, chain, out.results[i].Seq, size, note)
+			if err != nil {
+				return err
+			}
+			out.results[i].Receipt = r
+		}
+		return nil
+	})
+}
+
+// Consistency returns the consistency proof from oldSize to the kept
+// checkpoint of newSize (the newest when newSize is 0), and that checkpoint.
+func (l *Ledger) Consistency(chain string, oldSize, newSize uint64) ([][]byte, []byte, error) {
+	cs, err := l.state(chain)
+	if err != nil {
+		return nil, nil, err
+	}
+	var hashes [][]byte
+	var note []byte
+	err = l.store.View(func(tx ReadTx) error {
+		size, n, err := l.checkpointFor(tx, cs, newSize)
+		if err != nil {
+			return err
+		}
+		if oldSize > size {
+			return wire.Errorf(wire.CodeInvalid, "old size %d is beyond the tree size %d", oldSize, size)
+		}
+		note = n
+		hashes, err = consistencyProof(tx, cs.meta.Name, oldSize, size)
+		return err
+	})
+	if hashes == nil && err == nil {
+		hashes = [][]byte{}
+	}
+	return hashes, note, err
+}

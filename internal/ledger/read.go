@@ -1,0 +1,241 @@
+package ledger
+
+import (
+	"encoding/binary"
+
+	"github.com/vserv/vserv/internal/wire"
+	"github.com/vserv/vserv/verify"
+)
+
+// Limits of List.
+const (
+	DefaultListLimit = 1000
+	MaxListLimit     = 100000
+)
+
+func checkID(id string) ([16]byte, error) {
+	if !verify.IsCanonicalUUID(id) {
+		return [16]byte{}, wire.Errorf(wire.CodeInvalid, "bad record id %q: want a canonical lowercase uuid", id)
+	}
+	return uuidBytes(id), nil
+}
+
+// Get returns the entry holding record id, and its seq.
+func (l *Ledger) Get(chain, id string) ([]byte, uint64, error) {
+	cs, err := l.state(chain)
+	if err != nil {
+		return nil, 0, err
+	}
+	key, err := checkID(id)
+	if err != nil {
+		return nil, 0, err
+	}
+	var entry []byte
+	var seq uint64
+	err = l.store.View(func(tx ReadTx) error {
+		ref, ok, err := tx.LookupID(cs.meta.Name, key)
+		if err != nil || !ok {
+			return err
+		}
+		e, err := tx.Entry(cs.meta.Name, ref.Seq)
+		entry, seq = append([]byte(nil), e...), ref.Seq
+		return err
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	if entry == nil {
+		return nil, 0, wire.Errorf(wire.CodeNotFound, "no record %s in chain %q", id, cs.meta.Name)
+	}
+	return entry, seq, nil
+}
+
+// GetMany returns the entries of ids, nil where there is none.
+func (l *Ledger) GetMany(chain string, ids []string) ([][]byte, error) {
+	cs, err := l.state(chain)
+	if err != nil {
+		return nil, err
+	}
+	keys := make([][16]byte, len(ids))
+	for i, id := range ids {
+		if keys[i], err = checkID(id); err != nil {
+			return nil, err
+		}
+	}
+	out := make([][]byte, len(ids))
+	err = l.store.View(func(tx ReadTx) error {
+		for i, k := range keys {
+			ref, ok, err := tx.LookupID(cs.meta.Name, k)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				continue
+			}
+			e, err := tx.Entry(cs.meta.Name, ref.Seq)
+			if err != nil {
+				return err
+			}
+			out[i] = append([]byte(nil), e...)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Have reports which ids are in the chain.
+func (l *Ledger) Have(chain string, ids []string) ([]bool, error) {
+	cs, err := l.state(chain)
+	if err != nil {
+		return nil, err
+	}
+	keys := make([][16]byte, len(ids))
+	for i, id := range ids {
+		if keys[i], err = checkID(id); err != nil {
+			return nil, err
+		}
+	}
+	out := make([]bool, len(ids))
+	err = l.store.View(func(tx ReadTx) error {
+		for i, k := range keys {
+			_, ok, err := tx.LookupID(cs.meta.Name, k)
+			if err != nil {
+				return err
+			}
+			out[i] = ok
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Abs returns the entry at seq; a negative seq counts from the end (-1 is
+// the last entry).
+func (l *Ledger) Abs(chain string, seq int64) ([]byte, uint64, error) {
+	cs, err := l.state(chain)
+	if err != nil {
+		return nil, 0, err
+	}
+	pos := uint64(seq)
+	if seq < 0 {
+		if uint64(-seq) > cs.size {
+			return nil, 0, wire.Errorf(wire.CodeNotFound, "chain %q has %d entries", cs.meta.Name, cs.size)
+		}
+		pos = cs.size - uint64(-seq)
+	}
+	if pos >= cs.size {
+		return nil, 0, wire.Errorf(wire.CodeNotFound, "chain %q has %d entries", cs.meta.Name, cs.size)
+	}
+	var entry []byte
+	err = l.store.View(func(tx ReadTx) error {
+		e, err := tx.Entry(cs.meta.Name, pos)
+		entry = append([]byte(nil), e...)
+		return err
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	if len(entry) == 0 {
+		return nil, 0, wire.Errorf(wire.CodeInternal, "chain %q: entry %d is missing", cs.meta.Name, pos)
+	}
+	return entry, pos, nil
+}
+
+// Size is the number of entries in the chain.
+func (l *Ledger) Size(chain string) (uint64, error) {
+	cs, err := l.state(chain)
+	if err != nil {
+		return 0, err
+	}
+	return cs.size, nil
+}
+
+// Head returns the chain's newest signed checkpoint note.
+func (l *Ledger) Head(chain string) ([]byte, error) {
+	cs, err := l.state(chain)
+	if err != nil {
+		return nil, err
+	}
+	if cs.head == nil {
+		return nil, wire.Errorf(wire.CodeInternal, "chain %q has no checkpoint", cs.meta.Name)
+	}
+	return cs.head, nil
+}
+
+// List returns the ids of records accepted in [fromMs, toMs) server time, in
+// seq order, at most limit (0 = DefaultListLimit) of them, and a cursor to
+// pass back for the next page (nil when there is none).
+func (l *Ledger) List(chain string, fromMs, toMs uint64, limit int, cursor []byte) ([]string, []byte, error) {
+	cs, err := l.state(chain)
+	if err != nil {
+		return nil, nil, err
+	}
+	switch {
+	case limit == 0:
+		limit = DefaultListLimit
+	case limit < 0:
+		return nil, nil, wire.Errorf(wire.CodeInvalid, "negative limit")
+	case limit > MaxListLimit:
+		return nil, nil, wire.Errorf(wire.CodeLimit, "limit %d is above %d", limit, MaxListLimit)
+	}
+	startMs, startSeq := fromMs, uint64(0)
+	if cursor != nil {
+		if len(cursor) != 16 {
+			return nil, nil, wire.Errorf(wire.CodeInvalid, "bad cursor")
+		}
+		startMs, startSeq = binary.BigEndian.Uint64(cursor), binary.BigEndian.Uint64(cursor[8:])
+		if startMs < fromMs {
+			return nil, nil, wire.Errorf(wire.CodeInvalid, "cursor is before the range")
+		}
+	}
+	ids := []string{}
+	var next []byte
+	err = l.store.View(func(tx ReadTx) error {
+		return tx.Times(cs.meta.Name, startMs, startSeq, func(r TimeRef) (bool, error) {
+			if r.Ms >= toMs {
+				return false, nil
+			}
+			if len(ids) == limit {
+				next = append(u64(r.Ms), u64(r.Seq)...)
+				return false, nil
+			}
+			ids = append(ids, uuidString(r.ID))
+			return true, nil
+		})
+	})
+	return ids, next, err
+}
+
+// Count is the number of records accepted in [fromMs, toMs) server time.
+// Entry times never decrease along the chain, so this is the difference of
+// two seqs found with one index seek each.
+func (l *Ledger) Count(chain string, fromMs, toMs uint64) (uint64, error) {
+	cs, err := l.state(chain)
+	if err != nil {
+		return 0, err
+	}
+	if toMs <= fromMs {
+		return 0, nil
+	}
+	var a, b uint64
+	err = l.store.View(func(tx ReadTx) error {
+		seek := func(ms uint64) (uint64, error) {
+			at := cs.size
+			err := tx.Times(cs.meta.Name, ms, 0, func(r TimeRef) (bool, error) {
+				at = min(r.Seq, cs.size)
+				return false, nil
+			})
+			return at, err
+		}
+		var err error
+		if a, err = seek(fromMs); err != nil {
+			return err
+		}
+		b, err = seek(toMs)
+		return err
+	})
+	if err != nil || b < a {
+		return 0, err
+	}
+	return b - a, nil
+}
