@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/vserv/vserv/internal/auth"
+	"github.com/vserv/vserv/internal/files"
 	"github.com/vserv/vserv/internal/server"
 	"github.com/vserv/vserv/internal/version"
 	"github.com/vserv/vserv/internal/wire"
@@ -35,6 +36,9 @@ type serveOptions struct {
 	maxMsg      int
 	idle        int
 	testKDF     bool
+	quotaBytes  int64
+	quotaFiles  int64
+	quotaTotal  int64
 }
 
 func defaultServeOptions() *serveOptions {
@@ -59,6 +63,9 @@ func (o *serveOptions) register(cmd *cobra.Command) {
 	f.StringVar(&o.site, "site", "", "site name shown by `id` (default: the host name)")
 	f.IntVar(&o.maxMsg, "max-msg", wire.DefaultMaxMsg, "largest message in bytes (at most 16 MiB)")
 	f.IntVar(&o.idle, "idle-timeout", 60, "seconds before an idle connection is closed (5 to 3600)")
+	f.Int64Var(&o.quotaBytes, "quota-bytes", 1<<30, "most bytes of files one account may store (0 = no limit)")
+	f.Int64Var(&o.quotaFiles, "quota-files", 100000, "most files one account may store (0 = no limit)")
+	f.Int64Var(&o.quotaTotal, "quota-total", 0, "most bytes of files all accounts together may store (0 = no limit)")
 	f.BoolVar(&o.testKDF, "test-kdf", false, "use very cheap password hashing (developer mode, tests only)")
 	_ = f.MarkHidden("test-kdf")
 }
@@ -101,6 +108,9 @@ func runServe(cmd *cobra.Command, o *serveOptions) error {
 	if o.maxConns < 1 || o.maxConnsIP < 1 || o.rateIP <= 0 {
 		return usage("--max-conns, --max-conns-ip and --rate-ip must be positive")
 	}
+	if o.quotaBytes < 0 || o.quotaFiles < 0 || o.quotaTotal < 0 {
+		return usage("quotas cannot be negative")
+	}
 	if o.testKDF && o.production {
 		return usage("--test-kdf is refused in production mode")
 	}
@@ -126,6 +136,7 @@ func runServe(cmd *cobra.Command, o *serveOptions) error {
 		Version: version.String(), MaxConns: o.maxConns, MaxConnsIP: o.maxConnsIP,
 		RateIP: o.rateIP, MaxMsg: o.maxMsg, IdleTimeout: time.Duration(o.idle) * time.Second,
 		Logger: logger,
+		Quotas: files.Quotas{UserBytes: o.quotaBytes, UserFiles: o.quotaFiles, TotalBytes: o.quotaTotal},
 	}
 	if o.testKDF {
 		cfg.Argon = auth.TestArgon2

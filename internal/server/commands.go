@@ -22,11 +22,17 @@ var commands map[string]*command
 
 func init() {
 	commands = map[string]*command{}
-	for name, cmd := range connectionCommands() {
-		commands[name] = cmd
+	groups := []map[string]*command{
+		connectionCommands(),
+		accountCommands(),
 	}
-	for name, cmd := range accountCommands() {
-		commands[name] = cmd
+	for _, g := range groups {
+		for name, cmd := range g {
+			if commands[name] != nil {
+				panic("server: command " + name + " defined twice")
+			}
+			commands[name] = cmd
+		}
 	}
 	commands["vers"] = commands["ver"]
 	commands["exit"] = commands["quit"]

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/vserv/vserv/internal/auth"
+	"github.com/vserv/vserv/internal/files"
 	"github.com/vserv/vserv/internal/secure"
 	"github.com/vserv/vserv/internal/wire"
 )
@@ -40,6 +41,10 @@ type conn struct {
 	account     string       // canonical account name once logged in
 
 	lastReq, lastResp []byte // the request being answered and its answer, for akey
+
+	cwd    files.Cwd     // file commands' working directory, relative to the home
+	upload *files.Upload // the explicit-offset upload (`file` + `data`) in progress
+	chunk  int           // `buff`: the data chunk size
 }
 
 // pendingAkey remembers an answered akey for the sess that must follow it.

@@ -18,6 +18,7 @@ import (
 	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/vserv/vserv/internal/auth"
+	"github.com/vserv/vserv/internal/files"
 	"github.com/vserv/vserv/internal/secure"
 	"github.com/vserv/vserv/internal/wire"
 )
@@ -38,6 +39,7 @@ type Config struct {
 	PoolLife    time.Duration // lifetime of a pool key (24 h)
 	Argon       auth.Argon2Params
 	Grace       time.Duration // how long in-flight commands may run at shutdown (10 s)
+	Quotas      files.Quotas  // per-account and global limits of the file service (0 = none)
 	Logger      *slog.Logger
 	Now         func() time.Time
 }
@@ -95,6 +97,7 @@ type Server struct {
 	pool     *secure.Pool
 	db       *bbolt.DB
 	accounts *auth.Store
+	files    *files.Service
 	backoff  *auth.Backoff
 	limits   *limiter
 	throttle atomic.Bool // per-IP throttling on (the default)
@@ -138,6 +141,10 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		s.db.Close()
 		return nil, fmt.Errorf("accounts: %w", err)
+	}
+	if s.files, err = files.New(filepath.Join(cfg.DataRoot, "files"), cfg.Quotas, s.log); err != nil {
+		s.db.Close()
+		return nil, fmt.Errorf("file service: %w", err)
 	}
 	s.backoff = auth.NewBackoff(cfg.Now)
 	s.limits = newLimiter(cfg.MaxConns, cfg.MaxConnsIP, cfg.RateIP, cfg.Now)
@@ -245,7 +252,7 @@ func (s *Server) shutdown(handlers *sync.WaitGroup) {
 
 // Close releases the data directory. Call it after Serve has returned.
 func (s *Server) Close() error {
-	return s.db.Close()
+	return errors.Join(s.files.Close(), s.db.Close())
 }
 
 func (s *Server) isClosing() bool {
