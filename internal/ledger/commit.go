@@ -271,7 +271,7 @@ func (l *Ledger) commitGroup(group []*appendJob) {
 	}
 	for i, j := range group {
 		if cs, ok := work[j.chain]; ok && err == nil {
-			outcomes[i].size, outcomes[i].note = cs.size, cs.head
+			outcomes[i].size, outcomes[i].note = cs.headSize, cs.head
 		}
 		j.resp <- outcomes[i]
 	}
@@ -403,7 +403,7 @@ func (l *Ledger) storeCheckpoint(tx WriteTx, w *chainState) error {
 			return err
 		}
 	}
-	w.head = note
+	w.head, w.headSize = note, w.size
 	return nil
 }
 

@@ -53,6 +53,7 @@ type chainState struct {
 	lastTime uint64
 	rng      *compact.Range
 	head     []byte // newest signed checkpoint note
+	headSize uint64 // its tree size; equal to size unless the chain is read-only
 	// readOnly, when not empty, says why writes are refused: the stored data
 	// does not match the newest checkpoint, and signing a new one would sign
 	// a history inconsistent with it.
@@ -162,6 +163,8 @@ func (l *Ledger) loadChain(tx ReadTx, m ChainMeta) (*chainState, error) {
 	if err != nil {
 		return nil, err
 	}
+	// A read-only chain still serves reads of what is stored.
+	cs.size = size
 	cp, ok, err := tx.LatestCheckpoint(m.Name)
 	if err != nil {
 		return nil, err
@@ -176,6 +179,7 @@ func (l *Ledger) loadChain(tx ReadTx, m ChainMeta) (*chainState, error) {
 		cs.readOnly = fmt.Sprintf("newest checkpoint does not verify: %v", err)
 		return cs, nil
 	}
+	cs.headSize = signed.Size
 	if signed.Size != size {
 		cs.readOnly = fmt.Sprintf("newest checkpoint covers %d entries but %d are stored", signed.Size, size)
 		return cs, nil
@@ -214,7 +218,7 @@ func (l *Ledger) loadChain(tx ReadTx, m ChainMeta) (*chainState, error) {
 		cs.readOnly = fmt.Sprintf("recomputed root at size %d differs from the newest checkpoint", size)
 		return cs, nil
 	}
-	cs.size, cs.rng = size, rng
+	cs.rng = rng
 	return cs, nil
 }
 

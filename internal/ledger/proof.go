@@ -11,13 +11,13 @@ import (
 // one of exactly size, or the newest when size is 0.
 func (l *Ledger) checkpointFor(tx ReadTx, cs *chainState, size uint64) (uint64, []byte, error) {
 	if size == 0 {
-		return cs.size, cs.head, nil
+		return cs.headSize, cs.head, nil
 	}
 	cp, ok, err := tx.Checkpoint(cs.meta.Name, size)
 	if err != nil {
 		return 0, nil, err
 	}
-	if !ok || size > cs.size {
+	if !ok || size > cs.headSize {
 		return 0, nil, wire.Errorf(wire.CodeNotFound, "no kept checkpoint of size %d in chain %q", size, cs.meta.Name)
 	}
 	return size, append([]byte(nil), cp.Note...), nil
@@ -69,7 +69,7 @@ func (l *Ledger) addReceipts(chain string, out appendOutcome) error {
 		if err != nil {
 			return err
 		}
-		size, note = cs.size, cs.head
+		size, note = cs.headSize, cs.head
 	}
 	return l.store.View(func(tx ReadTx) error {
 		for i := range out.results {
