@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -39,6 +40,7 @@ type serveOptions struct {
 	quotaBytes  int64
 	quotaFiles  int64
 	quotaTotal  int64
+	cpuProfile  string
 }
 
 func defaultServeOptions() *serveOptions {
@@ -68,6 +70,8 @@ func (o *serveOptions) register(cmd *cobra.Command) {
 	f.Int64Var(&o.quotaTotal, "quota-total", 0, "most bytes of files all accounts together may store (0 = no limit)")
 	f.BoolVar(&o.testKDF, "test-kdf", false, "use very cheap password hashing (developer mode, tests only)")
 	_ = f.MarkHidden("test-kdf")
+	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile to this file until the server stops (for diagnosis)")
+	_ = f.MarkHidden("cpuprofile")
 }
 
 func (o *serveOptions) level() (slog.Level, error) {
@@ -155,6 +159,16 @@ func runServe(cmd *cobra.Command, o *serveOptions) error {
 	}
 	if o.http != "off" && !strings.EqualFold(o.http, "") {
 		logger.Info("the web panel is not part of this version yet; --http is accepted and ignored", "http", o.http)
+	}
+	if o.cpuProfile != "" {
+		pf, err := os.Create(o.cpuProfile)
+		if err != nil {
+			return fmt.Errorf("cpu profile: %w", err)
+		}
+		if err := pprof.StartCPUProfile(pf); err != nil {
+			return fmt.Errorf("cpu profile: %w", err)
+		}
+		defer func() { pprof.StopCPUProfile(); pf.Close() }()
 	}
 	err = srv.Serve(cmd.Context(), ln)
 	logger.Info("stopped")
