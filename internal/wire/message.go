@@ -59,9 +59,14 @@ func (r *Request) Decode(i int, what string, v any) error {
 	return nil
 }
 
-// Text decodes argument i as a text string.
+// Text decodes argument i as a text string. The major type is checked first
+// because the CBOR decoder leaves a string untouched for null: `user null`
+// must be ERR proto, not a request for the name "".
 func (r *Request) Text(i int, what string) (string, error) {
 	var s string
+	if i < len(r.Args) && len(r.Args[i]) > 0 && r.Args[i][0]>>5 != 3 {
+		return "", Errorf(CodeProto, "%s: %s must be a text string", r.Cmd, what)
+	}
 	err := r.Decode(i, what, &s)
 	return s, err
 }
