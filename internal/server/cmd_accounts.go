@@ -102,10 +102,14 @@ func cmdPass(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
 		}
 		return nil, err
 	}
-	c.srv.backoff.Succeed(auth.HomeName(name), ip)
 	owed, err := c.srv.secondFactorOwed(acct)
 	if err != nil {
 		return nil, err
+	}
+	if !owed {
+		// With a factor owed, twofa clears the record once it passes: a
+		// right password must not wipe out the failed codes before it.
+		c.srv.backoff.Succeed(auth.HomeName(name), ip)
 	}
 	st := stateVerified
 	if owed {
@@ -143,7 +147,7 @@ func (s *Server) secondFactorOwed(a *auth.Account) (bool, error) {
 }
 
 func cmdLogout(_ context.Context, c *conn, _ *wire.Request) (*reply, error) {
-	c.setLoggedIn("", stateSession)
+	c.forgetLogin()
 	return ok()
 }
 

@@ -25,6 +25,7 @@ func init() {
 	groups := []map[string]*command{
 		connectionCommands(),
 		accountCommands(),
+		twofaCommands(),
 	}
 	for _, g := range groups {
 		for name, cmd := range g {

@@ -39,6 +39,7 @@ type conn struct {
 	akey        *pendingAkey // the akey answered since the last sess
 	pendingUser string       // name given by `user`, waiting for `pass`
 	account     string       // canonical account name once logged in
+	enrolling   string       // account whose unconfirmed `qr` enrollment this connection began
 
 	lastReq, lastResp []byte // the request being answered and its answer, for akey
 
@@ -76,6 +77,7 @@ func (s *Server) handle(ctx context.Context, nc net.Conn) {
 	c.log = s.log.With("conn", c.id, "remote", addr)
 	s.register(c)
 	defer s.unregister(c)
+	defer c.cancelEnrollment()
 	c.serve(ctx)
 }
 
@@ -205,6 +207,11 @@ func (c *conn) run(ctx context.Context, req *wire.Request) (*reply, error) {
 	}
 	if c.state < cmd.min {
 		return nil, wire.Errorf(wire.CodeState, "%s needs state %s (this connection is in state %s)", req.Cmd, cmd.min, c.state)
+	}
+	// State user runs the session's commands plus only userStateCommands
+	// (§2.5; our reading is in cmd_twofa.go), whatever a table entry says.
+	if c.state == stateUser && cmd.min == stateUser && !userStateCommands[req.Cmd] {
+		return nil, wire.Errorf(wire.CodeState, "%s needs state verified: send twofa first", req.Cmd)
 	}
 	if cmd.allowed != nil && !cmd.allowed(c) {
 		return nil, wire.Errorf(wire.CodeState, "%s is not allowed in state %s", req.Cmd, c.state)
