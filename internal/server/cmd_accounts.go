@@ -253,9 +253,18 @@ func cmdUdel(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
 	if err := c.srv.accounts.Delete(name); err != nil {
 		return nil, err
 	}
-	c.srv.endSessions(name, nil)
+	r := c.endAccountSessions(name)
 	c.srv.audit(ctx, c, "udel", name, "ok")
-	return ok()
+	return r, nil
+}
+
+// endAccountSessions ends every session of name. When one of them is the
+// caller's own (an admin deleting or disabling their own account), that
+// connection closes right after its reply rather than before it, so the
+// request still gets its one answer.
+func (c *conn) endAccountSessions(name string) *reply {
+	c.srv.endSessions(name, c)
+	return &reply{close: auth.HomeName(name) == c.loggedInAs()}
 }
 
 func cmdUena(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
@@ -281,11 +290,12 @@ func cmdUena(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
 	if err := c.srv.accounts.SetEnabled(name, enable); err != nil {
 		return nil, err
 	}
+	r := &reply{}
 	if !enable {
-		c.srv.endSessions(name, nil)
+		r = c.endAccountSessions(name)
 	}
 	c.srv.audit(ctx, c, "uena "+how, name, "ok")
-	return ok()
+	return r, nil
 }
 
 func cmdUlist(_ context.Context, c *conn, req *wire.Request) (*reply, error) {
