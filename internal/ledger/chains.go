@@ -2,6 +2,8 @@ package ledger
 
 import (
 	"context"
+	"slices"
+	"strings"
 
 	"github.com/vserv/vserv/internal/wire"
 	"github.com/vserv/vserv/verify"
@@ -25,20 +27,26 @@ func (l *Ledger) Chains() []ChainInfo {
 	defer l.mu.RUnlock()
 	out := make([]ChainInfo, 0, len(l.chains))
 	for _, cs := range l.chains {
-		out = append(out, ChainInfo{Name: cs.meta.Name, Size: cs.size, Public: cs.meta.Public,
-			PoWBits: cs.meta.PoWBits, Schema: cs.meta.Schema, ServerWritten: cs.meta.ServerWritten,
-			ReadOnly: cs.readOnly})
+		out = append(out, cs.info())
 	}
-	sortChains(out)
+	slices.SortFunc(out, func(a, b ChainInfo) int { return strings.Compare(a.Name, b.Name) })
 	return out
 }
 
-func sortChains(c []ChainInfo) {
-	for i := 1; i < len(c); i++ {
-		for k := i; k > 0 && c[k].Name < c[k-1].Name; k-- {
-			c[k], c[k-1] = c[k-1], c[k]
-		}
+// Chain describes one chain, given by name or full origin; a missing one is
+// ERR notfound. The server uses it to decide access before any other call.
+func (l *Ledger) Chain(arg string) (ChainInfo, error) {
+	cs, err := l.state(arg)
+	if err != nil {
+		return ChainInfo{}, err
 	}
+	return cs.info(), nil
+}
+
+func (cs *chainState) info() ChainInfo {
+	return ChainInfo{Name: cs.meta.Name, Size: cs.size, Public: cs.meta.Public,
+		PoWBits: cs.meta.PoWBits, Schema: cs.meta.Schema, ServerWritten: cs.meta.ServerWritten,
+		ReadOnly: cs.readOnly}
 }
 
 // DefaultChains are created at first start (§3.4).

@@ -25,6 +25,8 @@ func init() {
 	groups := []map[string]*command{
 		connectionCommands(),
 		accountCommands(),
+		ledgerCommands(),
+		fileCommands(),
 		twofaCommands(),
 	}
 	for _, g := range groups {

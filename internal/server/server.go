@@ -19,6 +19,7 @@ import (
 
 	"github.com/vserv/vserv/internal/auth"
 	"github.com/vserv/vserv/internal/files"
+	"github.com/vserv/vserv/internal/ledger"
 	"github.com/vserv/vserv/internal/secure"
 	"github.com/vserv/vserv/internal/wire"
 )
@@ -98,6 +99,9 @@ type Server struct {
 	db       *bbolt.DB
 	accounts *auth.Store
 	files    *files.Service
+	ledger   *ledger.Ledger
+	// keyRotations are the receipts `id` appends, loaded at start.
+	keyRotations []string
 	backoff  *auth.Backoff
 	limits   *limiter
 	throttle atomic.Bool // per-IP throttling on (the default)
@@ -145,6 +149,17 @@ func New(cfg Config) (*Server, error) {
 	if s.files, err = files.New(filepath.Join(cfg.DataRoot, "files"), cfg.Quotas, s.log); err != nil {
 		s.db.Close()
 		return nil, fmt.Errorf("file service: %w", err)
+	}
+	if s.ledger, err = ledger.Open(s.db, ledger.Config{ServerID: id.ServerID, Signer: id.Key, Now: cfg.Now, Logger: s.log}); err != nil {
+		s.files.Close()
+		s.db.Close()
+		return nil, fmt.Errorf("ledger: %w", err)
+	}
+	if err := s.ledger.EnsureDefaultChains(context.Background()); err != nil {
+		s.ledger.Close()
+		s.files.Close()
+		s.db.Close()
+		return nil, fmt.Errorf("create default chains: %w", err)
 	}
 	s.backoff = auth.NewBackoff(cfg.Now)
 	s.limits = newLimiter(cfg.MaxConns, cfg.MaxConnsIP, cfg.RateIP, cfg.Now)
@@ -252,7 +267,8 @@ func (s *Server) shutdown(handlers *sync.WaitGroup) {
 
 // Close releases the data directory. Call it after Serve has returned.
 func (s *Server) Close() error {
-	return errors.Join(s.files.Close(), s.db.Close())
+	// The committer drains queued appends before the database closes.
+	return errors.Join(s.ledger.Close(), s.files.Close(), s.db.Close())
 }
 
 func (s *Server) isClosing() bool {

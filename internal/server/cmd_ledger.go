@@ -1,0 +1,553 @@
+package server
+
+import (
+	"context"
+	"errors"
+
+	"github.com/vserv/vserv/internal/auth"
+	"github.com/vserv/vserv/internal/ledger"
+	"github.com/vserv/vserv/internal/wire"
+)
+
+// Limits of DESIGN.md §2.1 on batched ledger commands.
+const (
+	maxBatchRecords = 1000 // rput
+	maxBatchKeys    = 1000 // rget, rabs, rhave
+	maxListLimit    = 100000
+)
+
+func ledgerCommands() map[string]*command {
+	return map[string]*command{
+		"rput":    {min: stateVerified, minArgs: 2, maxArgs: 3, usage: "rput chain record|[records] [{receipt: bool}] — append records (write right)", run: cmdRput},
+		"rget":    {min: stateSession, minArgs: 2, maxArgs: 2, usage: "rget chain id|[ids] — entries by record id", run: cmdRget},
+		"rabs":    {min: stateSession, minArgs: 2, maxArgs: 2, usage: "rabs chain seq|[seqs] — entries by position (negative: from the end)", run: cmdRabs},
+		"rhave":   {min: stateSession, minArgs: 2, maxArgs: 2, usage: "rhave chain id|[ids] — whether records exist", run: cmdRhave},
+		"rsize":   {min: stateSession, minArgs: 1, maxArgs: 1, usage: "rsize chain — number of entries", run: cmdRsize},
+		"rlist":   {min: stateSession, minArgs: 3, maxArgs: 5, usage: "rlist chain from to [limit [cursor]] — record ids accepted in [from, to) server ms", run: cmdRlist},
+		"rcount":  {min: stateSession, minArgs: 3, maxArgs: 3, usage: "rcount chain from to — how many records were accepted in [from, to)", run: cmdRcount},
+		"rproof":  {min: stateSession, minArgs: 2, maxArgs: 3, usage: "rproof chain id|seq [tree size] — a receipt (C2SP tlog-proof)", run: cmdRproof},
+		"rcons":   {min: stateSession, minArgs: 2, maxArgs: 3, usage: "rcons chain old-size [new-size] — consistency proof and checkpoint", run: cmdRcons},
+		"rhead":   {min: stateSession, minArgs: 1, maxArgs: 1, usage: "rhead chain — the newest signed checkpoint", run: cmdRhead},
+		"rcheck":  {min: stateVerified, minArgs: 1, maxArgs: 2, usage: "rcheck chain [sum|link|pow|sig|tree|all] — check a chain (admin)", run: cmdRcheck},
+		"chains":  {min: stateSession, usage: "chains — the chains this connection may read", run: cmdChains},
+		"mkchain": {min: stateVerified, minArgs: 2, maxArgs: 2, usage: "mkchain name {public, pow_bits, schema} — create a chain (admin)", run: cmdMkchain},
+		"grant":   {min: stateVerified, minArgs: 3, maxArgs: 3, usage: "grant name chain read|write|replicate — give a per-chain right (admin)", run: cmdGrant},
+		"revoke":  {min: stateVerified, minArgs: 3, maxArgs: 3, usage: "revoke name chain read|write|replicate — take a per-chain right away (admin)", run: cmdRevoke},
+	}
+}
+
+// errNoChain is what a connection that may not read a chain sees: to it, the
+// chain does not exist (DESIGN.md §3.4).
+func errNoChain(name string) error {
+	return wire.Errorf(wire.CodeNotFound, "no chain %q", truncate(name, 100))
+}
+
+// hasRight checks a right of the logged-in account (admins hold them all).
+// Rights are read from the store on every command, never cached.
+func (c *conn) hasRight(chain string, r auth.Right) (bool, error) {
+	if c.state != stateVerified {
+		return false, nil
+	}
+	return c.srv.accounts.HasRight(c.account, chain, r)
+}
+
+// visible reports whether the chain exists for this connection: a private
+// chain exists only for a verified account with some right on it.
+func (c *conn) visible(info ledger.ChainInfo) (bool, error) {
+	if info.Public {
+		return true, nil
+	}
+	for _, r := range []auth.Right{auth.RightRead, auth.RightWrite, auth.RightReplicate} {
+		ok, err := c.hasRight(info.Name, r)
+		if err != nil || ok {
+			return ok, err
+		}
+	}
+	return false, nil
+}
+
+// chainFor resolves the chain argument and checks that this connection may
+// use it with the right; an invisible chain is ERR notfound, a visible one
+// without the right ERR perm.
+func (c *conn) chainFor(arg string, r auth.Right) (ledger.ChainInfo, error) {
+	info, err := c.srv.ledger.Chain(arg)
+	if err != nil {
+		return ledger.ChainInfo{}, err
+	}
+	if ok, err := c.visible(info); err != nil {
+		return ledger.ChainInfo{}, err
+	} else if !ok {
+		return ledger.ChainInfo{}, errNoChain(arg)
+	}
+	if r == auth.RightRead && info.Public {
+		return info, nil
+	}
+	if ok, err := c.hasRight(info.Name, r); err != nil {
+		return ledger.ChainInfo{}, err
+	} else if !ok {
+		return ledger.ChainInfo{}, wire.Errorf(wire.CodePerm, "no %s right on chain %s", r, info.Name)
+	}
+	return info, nil
+}
+
+// readableChain resolves the chain argument and checks read access.
+func (c *conn) readableChain(req *wire.Request) (ledger.ChainInfo, error) {
+	arg, err := req.Text(0, "chain")
+	if err != nil {
+		return ledger.ChainInfo{}, err
+	}
+	return c.chainFor(arg, auth.RightRead)
+}
+
+// oneOrMany decodes argument i as either one T or an array of them (at most
+// max). single tells which it was.
+func oneOrMany[T any](req *wire.Request, i int, what string, max int) (vals []T, single bool, err error) {
+	raw := req.Args[i]
+	if len(raw) > 0 && raw[0]>>5 == 4 { // CBOR major type 4: array
+		var items []wire.RawMessage
+		if err := wire.Unmarshal(raw, &items); err != nil {
+			return nil, false, wire.Errorf(wire.CodeProto, "%s: %s must be one value or an array", req.Cmd, what)
+		}
+		if len(items) > max {
+			return nil, false, wire.Errorf(wire.CodeLimit, "%s: at most %d %s in one request, got %d", req.Cmd, max, what, len(items))
+		}
+		vals = make([]T, len(items))
+		for k, it := range items {
+			if err := wire.Unmarshal(it, &vals[k]); err != nil {
+				return nil, false, wire.Errorf(wire.CodeProto, "%s: %s %d has the wrong type", req.Cmd, what, k)
+			}
+		}
+		return vals, false, nil
+	}
+	var v T
+	if err := req.Decode(i, what, &v); err != nil {
+		return nil, false, err
+	}
+	return []T{v}, true, nil
+}
+
+func cmdRput(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
+	arg, err := req.Text(0, "chain")
+	if err != nil {
+		return nil, err
+	}
+	raw := req.Args[1]
+	var records [][]byte
+	switch {
+	case len(raw) > 0 && raw[0]>>5 == 5: // one record: a map
+		records = [][]byte{raw}
+	case len(raw) > 0 && raw[0]>>5 == 4:
+		var items []wire.RawMessage
+		if err := wire.Unmarshal(raw, &items); err != nil {
+			return nil, wire.Errorf(wire.CodeProto, "rput: malformed batch")
+		}
+		if len(items) == 0 {
+			return nil, wire.Errorf(wire.CodeInvalid, "rput: empty batch")
+		}
+		if len(items) > maxBatchRecords {
+			return nil, wire.Errorf(wire.CodeLimit, "rput: at most %d records in one request, got %d", maxBatchRecords, len(items))
+		}
+		records = make([][]byte, len(items))
+		for i, it := range items {
+			records[i] = it
+		}
+	default:
+		return nil, wire.Errorf(wire.CodeProto, "rput: the record must be a map, or an array of maps")
+	}
+	var opts ledger.AppendOptions
+	if req.NArgs() == 3 {
+		var o struct {
+			Receipt *bool `cbor:"receipt"`
+		}
+		if err := req.Decode(2, "options", &o); err != nil {
+			return nil, err
+		}
+		opts.Receipt = o.Receipt != nil && *o.Receipt
+	}
+	info, err := c.srv.ledger.Chain(arg)
+	if err != nil {
+		return nil, err
+	}
+	if ok, err := c.visible(info); err != nil {
+		return nil, err
+	} else if !ok {
+		return nil, errNoChain(arg)
+	}
+	if info.ServerWritten {
+		return nil, wire.Errorf(wire.CodePerm, "chain %s is written only by the server", info.Name)
+	}
+	if info, err = c.chainFor(arg, auth.RightWrite); err != nil {
+		return nil, err
+	}
+	if opts.Receipt && len(records) > maxBatchRecords/4 {
+		// A receipt is at most a few KiB (the entry, log2(n) hashes, the
+		// checkpoint): refusing here keeps the reply under 16 MiB before
+		// anything is committed.
+		var total int
+		for _, r := range records {
+			total += len(r) + 4096
+		}
+		if total > wire.DefaultMaxMsg-64<<10 {
+			return nil, wire.Errorf(wire.CodeLimit, "rput: the receipts would not fit in one reply; ask for fewer records or no receipts")
+		}
+	}
+	results, err := c.srv.ledger.Append(ctx, info.Name, records, opts)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]map[string]any, len(results))
+	for i, r := range results {
+		m := map[string]any{"id": r.ID, "seq": r.Seq, "leaf": r.Leaf[:]}
+		if opts.Receipt {
+			m["receipt"] = string(r.Receipt)
+		}
+		out[i] = m
+	}
+	return ok(out)
+}
+
+// entryList turns entries into reply values: byte strings, null when missing.
+func entryList(entries [][]byte) []any {
+	out := make([]any, len(entries))
+	for i, e := range entries {
+		if e != nil {
+			out[i] = e
+		}
+	}
+	return out
+}
+
+func cmdRget(_ context.Context, c *conn, req *wire.Request) (*reply, error) {
+	info, err := c.readableChain(req)
+	if err != nil {
+		return nil, err
+	}
+	ids, single, err := oneOrMany[string](req, 1, "ids", maxBatchKeys)
+	if err != nil {
+		return nil, err
+	}
+	entries, err := c.srv.ledger.GetMany(info.Name, ids)
+	if err != nil {
+		return nil, err
+	}
+	if single && entries[0] == nil {
+		return nil, wire.Errorf(wire.CodeNotFound, "no record %q in chain %s", truncate(ids[0], 64), info.Name)
+	}
+	return ok(entryList(entries))
+}
+
+func cmdRabs(_ context.Context, c *conn, req *wire.Request) (*reply, error) {
+	info, err := c.readableChain(req)
+	if err != nil {
+		return nil, err
+	}
+	seqs, single, err := oneOrMany[int64](req, 1, "seqs", maxBatchKeys)
+	if err != nil {
+		return nil, err
+	}
+	entries := make([][]byte, len(seqs))
+	for i, s := range seqs {
+		e, _, err := c.srv.ledger.Abs(info.Name, s)
+		if errors.Is(err, wire.ErrNotFound) {
+			if single {
+				return nil, err
+			}
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		entries[i] = e
+	}
+	return ok(entryList(entries))
+}
+
+func cmdRhave(_ context.Context, c *conn, req *wire.Request) (*reply, error) {
+	info, err := c.readableChain(req)
+	if err != nil {
+		return nil, err
+	}
+	ids, _, err := oneOrMany[string](req, 1, "ids", maxBatchKeys)
+	if err != nil {
+		return nil, err
+	}
+	have, err := c.srv.ledger.Have(info.Name, ids)
+	if err != nil {
+		return nil, err
+	}
+	return ok(have)
+}
+
+func cmdRsize(_ context.Context, c *conn, req *wire.Request) (*reply, error) {
+	info, err := c.readableChain(req)
+	if err != nil {
+		return nil, err
+	}
+	return ok(info.Size)
+}
+
+func cmdRlist(_ context.Context, c *conn, req *wire.Request) (*reply, error) {
+	info, err := c.readableChain(req)
+	if err != nil {
+		return nil, err
+	}
+	from, err := req.Uint(1, "from")
+	if err != nil {
+		return nil, err
+	}
+	to, err := req.Uint(2, "to")
+	if err != nil {
+		return nil, err
+	}
+	limit := uint64(ledger.DefaultListLimit)
+	if req.NArgs() >= 4 && !req.IsNull(3) {
+		if limit, err = req.Uint(3, "limit"); err != nil {
+			return nil, err
+		}
+		if limit == 0 || limit > maxListLimit {
+			return nil, wire.Errorf(wire.CodeLimit, "rlist: limit must be 1 to %d", maxListLimit)
+		}
+	}
+	var cursor []byte
+	if req.NArgs() == 5 && !req.IsNull(4) {
+		if cursor, err = req.Bytes(4, "cursor"); err != nil {
+			return nil, err
+		}
+	}
+	ids, next, err := c.srv.ledger.List(info.Name, from, to, int(limit), cursor)
+	if err != nil {
+		return nil, err
+	}
+	if ids == nil {
+		ids = []string{}
+	}
+	if next == nil {
+		return ok(ids, nil)
+	}
+	return ok(ids, next)
+}
+
+func cmdRcount(_ context.Context, c *conn, req *wire.Request) (*reply, error) {
+	info, err := c.readableChain(req)
+	if err != nil {
+		return nil, err
+	}
+	from, err := req.Uint(1, "from")
+	if err != nil {
+		return nil, err
+	}
+	to, err := req.Uint(2, "to")
+	if err != nil {
+		return nil, err
+	}
+	n, err := c.srv.ledger.Count(info.Name, from, to)
+	if err != nil {
+		return nil, err
+	}
+	return ok(n)
+}
+
+func cmdRproof(_ context.Context, c *conn, req *wire.Request) (*reply, error) {
+	info, err := c.readableChain(req)
+	if err != nil {
+		return nil, err
+	}
+	var seq uint64
+	raw := req.Args[1]
+	switch {
+	case len(raw) > 0 && raw[0]>>5 == 3: // text: a record id
+		id, _ := req.Text(1, "id")
+		if _, seq, err = c.srv.ledger.Get(info.Name, id); err != nil {
+			return nil, err
+		}
+	case len(raw) > 0 && raw[0]>>5 == 0:
+		seq, _ = req.Uint(1, "seq")
+	default:
+		return nil, wire.Errorf(wire.CodeProto, "rproof: give a record id (text) or a seq (unsigned integer)")
+	}
+	var size uint64
+	if req.NArgs() == 3 {
+		if size, err = req.Uint(2, "tree size"); err != nil {
+			return nil, err
+		}
+		if size == 0 {
+			return nil, wire.Errorf(wire.CodeInvalid, "rproof: tree size must be at least 1")
+		}
+	}
+	receipt, err := c.srv.ledger.Proof(info.Name, seq, size)
+	if err != nil {
+		return nil, err
+	}
+	return ok(string(receipt))
+}
+
+func cmdRcons(_ context.Context, c *conn, req *wire.Request) (*reply, error) {
+	info, err := c.readableChain(req)
+	if err != nil {
+		return nil, err
+	}
+	oldSize, err := req.Uint(1, "old size")
+	if err != nil {
+		return nil, err
+	}
+	var newSize uint64
+	if req.NArgs() == 3 {
+		if newSize, err = req.Uint(2, "new size"); err != nil {
+			return nil, err
+		}
+	}
+	hashes, cp, err := c.srv.ledger.Consistency(info.Name, oldSize, newSize)
+	if err != nil {
+		return nil, err
+	}
+	if hashes == nil {
+		hashes = [][]byte{}
+	}
+	return ok(hashes, string(cp))
+}
+
+func cmdRhead(_ context.Context, c *conn, req *wire.Request) (*reply, error) {
+	info, err := c.readableChain(req)
+	if err != nil {
+		return nil, err
+	}
+	cp, err := c.srv.ledger.Head(info.Name)
+	if err != nil {
+		return nil, err
+	}
+	return ok(string(cp))
+}
+
+func cmdRcheck(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
+	arg, err := req.Text(0, "chain")
+	if err != nil {
+		return nil, err
+	}
+	what := "all"
+	if req.NArgs() == 2 {
+		if what, err = req.Text(1, "check"); err != nil {
+			return nil, err
+		}
+		switch what {
+		case "sum", "link", "pow", "sig", "tree", "all":
+		default:
+			return nil, wire.Errorf(wire.CodeInvalid, "rcheck: want sum, link, pow, sig, tree or all, not %q", truncate(what, 32))
+		}
+	}
+	if _, err := c.requireAdmin(); err != nil {
+		return nil, err
+	}
+	checked, faults, err := c.srv.ledger.Check(ctx, arg, what)
+	if err != nil {
+		return nil, err
+	}
+	errs := make([]map[string]any, len(faults))
+	for i, f := range faults {
+		errs[i] = map[string]any{"seq": f.Seq, "what": f.What}
+	}
+	return ok(map[string]any{"checked": checked, "errors": errs})
+}
+
+func cmdChains(_ context.Context, c *conn, _ *wire.Request) (*reply, error) {
+	var out []map[string]any
+	for _, info := range c.srv.ledger.Chains() {
+		ok, err := c.visible(info)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			continue
+		}
+		var schema any
+		if info.Schema != "" {
+			schema = info.Schema
+		}
+		out = append(out, map[string]any{"name": info.Name, "size": info.Size, "public": info.Public,
+			"pow_bits": uint64(info.PoWBits), "schema": schema})
+	}
+	if out == nil {
+		out = []map[string]any{}
+	}
+	return ok(out)
+}
+
+func cmdMkchain(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
+	name, err := req.Text(0, "name")
+	if err != nil {
+		return nil, err
+	}
+	var o struct {
+		Public  *bool   `cbor:"public"`
+		PoWBits *uint64 `cbor:"pow_bits"`
+		Schema  *string `cbor:"schema"`
+	}
+	if err := req.Decode(1, "options {public, pow_bits, schema}", &o); err != nil {
+		return nil, err
+	}
+	if _, err := c.requireAdmin(); err != nil {
+		return nil, err
+	}
+	public := o.Public != nil && *o.Public
+	bits := uint64(0)
+	if o.PoWBits != nil {
+		bits = *o.PoWBits
+	}
+	if bits > 32 {
+		return nil, wire.Errorf(wire.CodeInvalid, "mkchain: pow_bits must be 0 to 32")
+	}
+	schema := ""
+	if o.Schema != nil {
+		schema = *o.Schema
+	}
+	if err := c.srv.ledger.CreateChain(ctx, name, public, int(bits), schema); err != nil {
+		return nil, err
+	}
+	c.srv.audit(ctx, c, "mkchain", name, "ok")
+	return ok()
+}
+
+func cmdGrant(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
+	return c.changeRight(ctx, req, true)
+}
+
+func cmdRevoke(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
+	return c.changeRight(ctx, req, false)
+}
+
+func (c *conn) changeRight(ctx context.Context, req *wire.Request, grant bool) (*reply, error) {
+	name, err := req.Text(0, "name")
+	if err != nil {
+		return nil, err
+	}
+	chainArg, err := req.Text(1, "chain")
+	if err != nil {
+		return nil, err
+	}
+	right, err := req.Text(2, "right")
+	if err != nil {
+		return nil, err
+	}
+	if _, err := c.requireAdmin(); err != nil {
+		return nil, err
+	}
+	info, err := c.srv.ledger.Chain(chainArg)
+	if err != nil {
+		return nil, err
+	}
+	if grant && info.ServerWritten && auth.Right(right) == auth.RightWrite {
+		return nil, wire.Errorf(wire.CodeInvalid, "chain %s is written only by the server; write cannot be granted", info.Name)
+	}
+	if _, err := c.srv.accounts.Get(name); err != nil {
+		return nil, err
+	}
+	if grant {
+		err = c.srv.accounts.Grant(name, info.Name, auth.Right(right))
+	} else {
+		err = c.srv.accounts.Revoke(name, info.Name, auth.Right(right))
+	}
+	if err != nil {
+		return nil, err
+	}
+	c.srv.audit(ctx, c, req.Cmd+" "+right+" "+info.Name, name, "ok")
+	return ok()
+}
