@@ -102,9 +102,9 @@ type Server struct {
 	ledger   *ledger.Ledger
 	// keyRotations are the receipts `id` appends, loaded at start.
 	keyRotations []string
-	backoff  *auth.Backoff
-	limits   *limiter
-	throttle atomic.Bool // per-IP throttling on (the default)
+	backoff      *auth.Backoff
+	limits       *limiter
+	throttle     atomic.Bool // per-IP throttling on (the default)
 
 	setupMu sync.Mutex // guards the setup-token file
 
