@@ -356,7 +356,7 @@ func openHistory() *history {
 	return h
 }
 
-var secretCommands = map[string]bool{"pass": true, "chpass": true, "uini": true, "uadd": true, "aadd": true, "twofa": true, "ihost": true}
+var secretCommands = map[string]bool{"pass": true, "chpass": true, "uini": true, "uadd": true, "aadd": true, "twofa": true, "qr": true, "u2fa": true, "ihost": true}
 
 func (h *history) Add(entry string) {
 	first, _, _ := strings.Cut(strings.TrimSpace(entry), " ")

@@ -58,7 +58,7 @@ a prompt (twice) on a terminal, or one line of standard input.`,
 func (a *app) userCmd() *cobra.Command {
 	user := &cobra.Command{
 		Use:   "user",
-		Short: "Manage accounts: add, del, enable, disable, list, passwd",
+		Short: "Manage accounts: add, del, enable, disable, list, passwd, 2fa, reset2fa",
 	}
 	var admin bool
 	var newPassFile string
@@ -184,6 +184,6 @@ func (a *app) userCmd() *cobra.Command {
 		},
 	}
 	passwd.Flags().StringVar(&passwdFile, "new-pass-file", "", "read the new password from this file")
-	user.AddCommand(add, del, enable(true), enable(false), list, passwd)
+	user.AddCommand(add, del, enable(true), enable(false), list, passwd, a.twofaCmd(), a.reset2faCmd())
 	return user
 }
