@@ -189,7 +189,11 @@ func (c *conn) cancelEnrollment() {
 		return
 	}
 	c.enrolling = ""
-	if err := c.srv.accounts.CancelEnroll(name); err != nil && !errors.Is(err, wire.ErrNotFound) {
+	err := c.srv.accounts.CancelEnroll(name)
+	switch {
+	case err == nil:
+		c.log.Info("unconfirmed second-factor enrollment discarded", "account", name)
+	case !errors.Is(err, wire.ErrNotFound): // a deleted account took it along
 		c.log.Warn("discard unconfirmed enrollment", "account", name, "err", err)
 	}
 }
