@@ -2,6 +2,7 @@
 //
 //	vserv [serve] [flags]        serve (the default)
 //	vserv keygen [--identity]    add or rotate session keys, or rotate the identity
+//	vserv verify -r DIR          check a data directory's ledger offline
 //	vserv service                print a hardened systemd unit
 //
 // Run `vserv --help` for every flag.
@@ -61,7 +62,7 @@ creating keys on first start. The first line on stderr is "listening on HOST:POR
 		},
 	}
 	opts.register(root)
-	root.AddCommand(newServeCmd(), newKeygenCmd(), newServiceCmd())
+	root.AddCommand(newServeCmd(), newKeygenCmd(), newVerifyCmd(), newServiceCmd())
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return &exitError{code: 2, err: fmt.Errorf("%w (see %s --help)", err, c.CommandPath())}
 	})

@@ -1,0 +1,188 @@
+package main
+
+import (
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/vserv/vserv/internal/ledger"
+	"github.com/vserv/vserv/internal/secure"
+	"github.com/vserv/vserv/internal/server"
+)
+
+func newVerifyCmd() *cobra.Command {
+	var dataroot, serverKey string
+	var quiet bool
+	cmd := &cobra.Command{
+		Use:   "verify",
+		Short: "Check a data directory's ledger offline: every link, hash, PoW, signature, root and checkpoint",
+		Long: `vserv verify reads DATAROOT/ledger.db and checks every chain: each entry's
+encoding and record, the prev links and seq numbering, leaf hashes and the id
+index, proofs of work, record signatures, the stored Merkle tree, and every
+stored checkpoint's signature and root.
+
+It needs the database to itself: stop the server, or verify a copy of the data
+directory. The checkpoint key is the public half of DATAROOT/identity.key,
+or --server-key (the padded base64 key "vcli id" prints) for a copy that has
+only ledger.db.
+
+Exit status: 0 when everything verifies, 1 with one line per fault
+("chain CHAIN seq N: WHAT") or when the database cannot be read, 2 for usage
+errors.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			pub, err := verifyKey(dataroot, serverKey)
+			if err != nil {
+				return err
+			}
+			// bbolt would create a missing file: a verifier must not.
+			if _, err := os.Stat(filepath.Join(dataroot, "ledger.db")); err != nil {
+				return &exitError{code: 1, err: fmt.Errorf("no ledger to verify: %w", err)}
+			}
+			db, err := server.OpenDB(dataroot, time.Second)
+			if err != nil {
+				return &exitError{code: 1, err: err}
+			}
+			defer db.Close()
+			chains, entries, err := ledgerSize(db)
+			if err != nil {
+				return &exitError{code: 1, err: err}
+			}
+			var prog *progressLine
+			if !quiet {
+				prog = newProgressLine(cmd.ErrOrStderr(), entries)
+			}
+			start := time.Now()
+			faults, err := ledger.VerifyDB(cmd.Context(), db, pub, prog.update)
+			prog.finish()
+			if err != nil {
+				return &exitError{code: 1, err: err}
+			}
+			out := cmd.OutOrStdout()
+			if len(faults) > 0 {
+				for _, f := range faults {
+					fmt.Fprintf(out, "chain %s seq %d: %s\n", f.Chain, f.Seq, f.What)
+				}
+				return &exitError{code: 1, err: fmt.Errorf("verify: %d faults in %s", len(faults), filepath.Join(dataroot, "ledger.db"))}
+			}
+			fmt.Fprintf(out, "ok: %d chains, %d entries verified in %s\n", chains, entries, time.Since(start).Round(time.Millisecond))
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&dataroot, "dataroot", "r", "vserv-data", "data directory")
+	cmd.Flags().StringVar(&serverKey, "server-key", "", "the server's public key (default: derived from DATAROOT/identity.key)")
+	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "no progress line on stderr")
+	return cmd
+}
+
+// verifyKey returns the key checkpoints must be signed with. It reads
+// identity.key without secure.LoadOrCreateIdentity, which would create a key
+// (and a data directory) where there is none: a verifier must never write.
+func verifyKey(dataroot, serverKey string) (ed25519.PublicKey, error) {
+	if serverKey != "" {
+		pub, err := secure.ParsePublicKey(serverKey)
+		if err != nil {
+			return nil, &exitError{code: 2, err: fmt.Errorf("--server-key: %w (want the padded base64 key `vcli id` prints)", err)}
+		}
+		return pub, nil
+	}
+	path := filepath.Join(dataroot, "identity.key")
+	seed, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, &exitError{code: 1, err: fmt.Errorf("%s is missing: give --server-key with the server's public key", path)}
+	case err != nil:
+		return nil, &exitError{code: 1, err: fmt.Errorf("read identity key: %w", err)}
+	case len(seed) != ed25519.SeedSize:
+		return nil, &exitError{code: 1, err: fmt.Errorf("%s: %d bytes, want a %d-byte Ed25519 seed", path, len(seed), ed25519.SeedSize)}
+	}
+	return ed25519.NewKeyFromSeed(seed).Public().(ed25519.PublicKey), nil
+}
+
+// ledgerSize counts the chains and entries to verify, for the progress line
+// and the summary. A chain whose size cannot be read counts as empty here;
+// VerifyDB reports what is wrong with it.
+func ledgerSize(db *bolt.DB) (chains int, entries uint64, err error) {
+	err = ledger.NewBoltStore(db).View(func(tx ledger.ReadTx) error {
+		metas, err := tx.Chains()
+		if err != nil {
+			return err
+		}
+		chains = len(metas)
+		for _, m := range metas {
+			if n, err := tx.Size(m.Name); err == nil {
+				entries += n
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, 0, fmt.Errorf("read the list of chains: %w", err)
+	}
+	return chains, entries, nil
+}
+
+// progressLine redraws one line on stderr at most a few times a second:
+// entries verified of the total, and the chain being verified.
+type progressLine struct {
+	w     io.Writer
+	total uint64
+
+	mu       sync.Mutex
+	base     uint64 // entries of the chains already finished
+	chain    string
+	done     uint64 // of the current chain
+	last     time.Time
+	drawn    bool
+	chainLen uint64
+}
+
+func newProgressLine(w io.Writer, total uint64) *progressLine {
+	return &progressLine{w: w, total: total, last: time.Now()}
+}
+
+// update is VerifyDB's progress callback; a nil *progressLine ignores it.
+func (p *progressLine) update(chain string, done, total uint64) {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if chain != p.chain {
+		p.base += p.chainLen
+		p.chain = chain
+	}
+	p.done, p.chainLen = done, total
+	if time.Since(p.last) < 250*time.Millisecond {
+		return
+	}
+	p.last = time.Now()
+	p.drawn = true
+	all := p.base + p.done
+	pct := 100.0
+	if p.total > 0 {
+		pct = 100 * float64(all) / float64(p.total)
+	}
+	fmt.Fprintf(p.w, "\rverifying: %d/%d entries (%.0f%%), chain %s   ", all, p.total, pct, chain)
+}
+
+// finish ends the progress line so that what follows starts on its own line.
+func (p *progressLine) finish() {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.drawn {
+		fmt.Fprintln(p.w)
+	}
+}
