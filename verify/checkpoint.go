@@ -118,7 +118,27 @@ func SignCheckpoint(c Checkpoint, s note.Signer) ([]byte, error) {
 // parses it. Signature lines by other keys (witness cosignatures) are
 // ignored here; VerifyReceipt counts them.
 func OpenCheckpoint(msg []byte, origin string, pub ed25519.PublicKey) (*Checkpoint, error) {
-	n, err := note.Open(msg, note.VerifierList(NewNoteVerifier(origin, pub)))
+	return OpenCheckpointKeys(msg, origin, pub)
+}
+
+// OpenCheckpointKeys is OpenCheckpoint for a server whose identity rotated:
+// the note must carry a valid signature by at least one of keys (its
+// verified key history, KeyHistory). The key ID on each signature line says
+// which key made it, so this costs one signature check, not one per key.
+func OpenCheckpointKeys(msg []byte, origin string, keys ...ed25519.PublicKey) (*Checkpoint, error) {
+	verifiers := make([]note.Verifier, 0, len(keys))
+	seen := map[string]bool{}
+	for _, k := range keys {
+		if len(k) != ed25519.PublicKeySize {
+			return nil, errors.New("open checkpoint: server key must be 32 bytes")
+		}
+		if seen[string(k)] {
+			continue // the same key twice would make note.Open call the line ambiguous
+		}
+		seen[string(k)] = true
+		verifiers = append(verifiers, NewNoteVerifier(origin, k))
+	}
+	n, err := note.Open(msg, note.VerifierList(verifiers...))
 	if err != nil {
 		return nil, noteErr(err)
 	}
