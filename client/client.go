@@ -193,11 +193,17 @@ func (c *Client) roundTrip(ctx context.Context, msg []byte, after func(raw []byt
 	stop := context.AfterFunc(ctx, func() { c.nc.SetDeadline(time.Now()) })
 	defer stop()
 	dl := c.deadline(ctx)
+	// A failed write or read (a decryption failure included) leaves the
+	// stream unusable: close it, as DESIGN.md §2.3 asks of both sides.
 	if err := c.wc.WriteMessage(msg, dl); err != nil {
+		c.closed = true
+		c.nc.Close()
 		return nil, c.ioError(ctx, err)
 	}
 	in, err := c.wc.ReadMessage(dl)
 	if err != nil {
+		c.closed = true
+		c.nc.Close()
 		return nil, c.ioError(ctx, err)
 	}
 	if c.session == nil {
