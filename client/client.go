@@ -79,6 +79,7 @@ type Client struct {
 	session    *secure.Session
 	transcript *secure.Transcript
 	closed     bool
+	chunk      int // upload chunk size set by SetChunk (0 = MaxChunk)
 }
 
 // Dial connects to addr (host:port), reads the sign-on and, unless

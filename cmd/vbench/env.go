@@ -38,9 +38,10 @@ func newEnv(ctx context.Context, o options) (*benchEnv, error) {
 	}
 	env.dataDir = dir
 	// Per-IP throttling is lifted: every benchmark client shares one loopback
-	// address (DESIGN.md §8).
+	// address (DESIGN.md §8). The file quota is lifted for the files scenario.
 	env.cmd = exec.CommandContext(ctx, o.vservPath, "-p", "0", "-r", filepath.Join(dir, "data"), "-q",
-		"--rate-ip", "1000000", "--max-conns-ip", "100000", "--max-conns", "100000", "--test-kdf")
+		"--rate-ip", "1000000", "--max-conns-ip", "100000", "--max-conns", "100000", "--test-kdf",
+		"--quota-bytes", "0")
 	stderr, err := env.cmd.StderrPipe()
 	if err != nil {
 		return nil, err

@@ -3,7 +3,7 @@
 // CPU time and memory) or a running one (-n/-p) — and reports the numbers of
 // DESIGN.md §8.
 //
-//	vbench [flags] [scenario ...]   scenarios: handshake hello rss (default: all)
+//	vbench [flags] [scenario ...]   scenarios: handshake hello rss files (default: all)
 //	vbench --write BENCHMARKS.md    also record the results in that file
 package main
 
@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"syscall"
@@ -26,6 +27,9 @@ type options struct {
 	duration  time.Duration
 	write     string
 	serverKey string
+	user      string // account for scenarios that need one, on a running server
+	fileSize  int64
+	cpuProf   string
 }
 
 // scenario is one measurement.
@@ -40,6 +44,7 @@ func scenarios() []scenario {
 		{"handshake", "full handshakes (connect, akey, sess) per second with 8 clients, and server CPU per handshake", benchHandshake},
 		{"hello", "hello round trips per second over 32 sessions, with p50/p99 latency", benchHello},
 		{"rss", "server RSS idle, and with 1,000 idle sessions (needs --vserv)", benchRSS},
+		{"files", "upload then download MB/s of one large file (--file-size, 1 GiB) over one encrypted session", benchFiles},
 	}
 }
 
@@ -59,6 +64,9 @@ func run(ctx context.Context, args []string) error {
 	fs.StringVar(&o.host, "n", "127.0.0.1", "host of a running server (without --vserv)")
 	fs.IntVar(&o.port, "p", 6666, "port of a running server (without --vserv)")
 	fs.StringVar(&o.serverKey, "server-key", "", "pin the running server's key (without --vserv)")
+	fs.StringVar(&o.user, "u", "", "account to log in as on a running server (password from $VSERV_PASSWORD; without --vserv)")
+	fs.Int64Var(&o.fileSize, "file-size", 1<<30, "bytes of the file the files scenario moves")
+	fs.StringVar(&o.cpuProf, "cpuprofile", "", "write vbench's own CPU profile (the client side) to this file")
 	fs.DurationVar(&o.duration, "duration", 5*time.Second, "how long each throughput measurement runs")
 	fs.StringVar(&o.write, "write", "", "record the results in this Markdown file (e.g. BENCHMARKS.md)")
 	fs.Usage = func() {
@@ -82,6 +90,16 @@ func run(ctx context.Context, args []string) error {
 			}
 			chosen = append(chosen, scenarios()[i])
 		}
+	}
+	if o.cpuProf != "" {
+		f, err := os.Create(o.cpuProf)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
 	}
 	var all []result
 	for _, s := range chosen {

@@ -46,6 +46,9 @@ type conn struct {
 	cwd    files.Cwd     // file commands' working directory, relative to the home
 	upload *files.Upload // the explicit-offset upload (`file` + `data`) in progress
 	chunk  int           // `buff`: the data chunk size
+
+	otherCwds map[string]files.Cwd // working directories in other accounts' homes (admin `as`)
+	pending   []byte               // a request a data stream read that the loop must answer next
 }
 
 // pendingAkey remembers an answered akey for the sess that must follow it.
@@ -97,14 +100,19 @@ func (c *conn) serve(ctx context.Context) {
 		return
 	}
 	c.transcript.Add(signon)
+	defer c.endUpload()
 	for {
 		if c.srv.isClosing() || c.killed.Load() {
 			return
 		}
-		msg, err := c.wc.ReadMessage(time.Now().Add(c.timeout))
-		if err != nil {
-			c.logReadError(err)
-			return
+		msg := c.pending
+		c.pending = nil
+		if msg == nil {
+			var err error
+			if msg, err = c.wc.ReadMessage(time.Now().Add(c.timeout)); err != nil {
+				c.logReadError(err)
+				return
+			}
 		}
 		if !c.setBusy(true) {
 			return
@@ -151,8 +159,9 @@ func (c *conn) dispatch(ctx context.Context, msg []byte) (closeAfter bool) {
 		out = wire.EncodeError(c.wireError(req, err))
 	}
 	if r.stream != nil {
-		// The handler streams its own messages (fget); it has written the
-		// first reply itself.
+		// The handler streams its own messages (fput, fget) and writes every
+		// reply itself. A request it read but does not own is left in
+		// c.pending for the loop.
 		return r.stream(ctx) != nil || r.close
 	}
 	if werr := c.write(out); werr != nil {

@@ -1,0 +1,170 @@
+package server
+
+import (
+	"context"
+
+	"github.com/vserv/vserv/internal/files"
+	"github.com/vserv/vserv/internal/wire"
+)
+
+// File commands of DESIGN.md §3.3. Path rules, quotas and durability belong
+// to package files; this file only maps requests onto it. Each command takes
+// an optional options map as its last argument (see fileRequest).
+func fileCommands() map[string]*command {
+	v := stateVerified
+	return map[string]*command{
+		"fput":  {min: v, minArgs: 3, maxArgs: 4, usage: "fput path size sha256 [{force, backup, as}] — upload: answers OK offset, then reads [\"data\", offset, bytes] messages up to size and answers the last one", run: cmdFput},
+		"fget":  {min: v, minArgs: 1, maxArgs: 3, usage: "fget path [offset] [{as}] — download: answers OK size sha256, then sends [\"data\", offset, bytes] messages up to size", run: cmdFget},
+		"file":  {min: v, minArgs: 3, maxArgs: 4, usage: "file path size sha256 [{force, backup, as}] — start an upload whose data messages are answered one by one: answers OK offset", run: cmdFile},
+		"data":  {min: v, minArgs: 2, maxArgs: 2, usage: "data offset bytes — the next chunk of the upload `file` started: answers OK next-offset", run: cmdData},
+		"del":   {min: v, minArgs: 1, maxArgs: 2, usage: "del path [{as}] — delete a file", run: cmdDel},
+		"ls":    {min: v, maxArgs: 2, usage: "ls [path] [{as}] — list a directory (default: the working directory): OK [{name, size, mtime, dir}...]", run: cmdLs},
+		"lsd":   {min: v, maxArgs: 2, usage: "lsd [path] [{as}] — list the subdirectories of a directory", run: cmdLsd},
+		"cd":    {min: v, minArgs: 1, maxArgs: 2, usage: "cd path [{as}] — change the working directory: OK new-cwd", run: cmdCd},
+		"pwd":   {min: v, maxArgs: 1, usage: "pwd [{as}] — the working directory, relative to the home (\"\" at its top)", run: cmdPwd},
+		"stat":  {min: v, minArgs: 1, maxArgs: 2, usage: "stat path [{as}] — describe a file or directory: OK {name, size, mtime, dir}", run: cmdStat},
+		"mkdir": {min: v, minArgs: 1, maxArgs: 2, usage: "mkdir path [{as}] — create a directory", run: cmdMkdir},
+		"rmdir": {min: v, minArgs: 1, maxArgs: 2, usage: "rmdir path [{as}] — remove an empty directory", run: cmdRmdir},
+		"buff":  {min: v, maxArgs: 2, usage: "buff [bytes] [{as}] — get or set the chunk size of the data messages fget sends (1 to 61440)", run: cmdBuff},
+	}
+}
+
+// fileInfo is the map `stat` and `ls` reply.
+type fileInfo struct {
+	Name  string `cbor:"name"`
+	Size  uint64 `cbor:"size"`
+	Mtime uint64 `cbor:"mtime"`
+	Dir   bool   `cbor:"dir"`
+}
+
+func wireInfo(i files.Info) fileInfo {
+	return fileInfo{Name: i.Name, Size: uint64(i.Size), Mtime: i.MtimeMs, Dir: i.Dir}
+}
+
+func cmdCd(_ context.Context, c *conn, req *wire.Request) (*reply, error) {
+	fr, err := c.fileRequest(req, 1, 1, false)
+	if err != nil {
+		return nil, err
+	}
+	p, err := fr.Text(0, "path")
+	if err != nil {
+		return nil, err
+	}
+	cwd, err := fr.home.Cd(fr.cwd, p)
+	if err != nil {
+		return nil, err
+	}
+	fr.setCwd(cwd)
+	return ok(fr.home.Pwd(cwd))
+}
+
+func cmdPwd(_ context.Context, c *conn, req *wire.Request) (*reply, error) {
+	fr, err := c.fileRequest(req, 0, 0, false)
+	if err != nil {
+		return nil, err
+	}
+	return ok(fr.home.Pwd(fr.cwd))
+}
+
+func cmdStat(_ context.Context, c *conn, req *wire.Request) (*reply, error) {
+	fr, err := c.fileRequest(req, 1, 1, false)
+	if err != nil {
+		return nil, err
+	}
+	p, err := fr.Text(0, "path")
+	if err != nil {
+		return nil, err
+	}
+	info, err := fr.home.Stat(fr.cwd, p)
+	if err != nil {
+		return nil, err
+	}
+	return ok(wireInfo(info))
+}
+
+func cmdLs(_ context.Context, c *conn, req *wire.Request) (*reply, error) {
+	return list(c, req, false)
+}
+
+func cmdLsd(_ context.Context, c *conn, req *wire.Request) (*reply, error) {
+	return list(c, req, true)
+}
+
+func list(c *conn, req *wire.Request, dirsOnly bool) (*reply, error) {
+	fr, err := c.fileRequest(req, 0, 1, false)
+	if err != nil {
+		return nil, err
+	}
+	p := "." // the working directory: files.Home.List refuses an empty path
+	if fr.NArgs() == 1 {
+		if p, err = fr.Text(0, "path"); err != nil {
+			return nil, err
+		}
+	}
+	infos, err := fr.home.List(fr.cwd, p, dirsOnly)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]fileInfo, len(infos))
+	for i, info := range infos {
+		out[i] = wireInfo(info)
+	}
+	return ok(out)
+}
+
+// pathCommand runs the commands that take one path and answer a bare OK.
+func pathCommand(c *conn, req *wire.Request, op func(h *files.Home, cwd files.Cwd, p string) error) (*reply, error) {
+	fr, err := c.fileRequest(req, 1, 1, false)
+	if err != nil {
+		return nil, err
+	}
+	p, err := fr.Text(0, "path")
+	if err != nil {
+		return nil, err
+	}
+	if err := op(fr.home, fr.cwd, p); err != nil {
+		return nil, err
+	}
+	return ok()
+}
+
+func cmdDel(_ context.Context, c *conn, req *wire.Request) (*reply, error) {
+	return pathCommand(c, req, (*files.Home).Delete)
+}
+
+func cmdMkdir(_ context.Context, c *conn, req *wire.Request) (*reply, error) {
+	return pathCommand(c, req, (*files.Home).Mkdir)
+}
+
+func cmdRmdir(_ context.Context, c *conn, req *wire.Request) (*reply, error) {
+	return pathCommand(c, req, (*files.Home).Rmdir)
+}
+
+// maxChunk is the largest data payload in either direction (DESIGN.md §3.3:
+// 60 KiB), so that a data message always fits in one encrypted frame.
+const maxChunk = 60 << 10
+
+func (c *conn) chunkSize() int {
+	if c.chunk <= 0 {
+		return maxChunk
+	}
+	return c.chunk
+}
+
+func cmdBuff(_ context.Context, c *conn, req *wire.Request) (*reply, error) {
+	fr, err := c.fileRequest(req, 0, 1, false)
+	if err != nil {
+		return nil, err
+	}
+	if fr.NArgs() == 1 {
+		n, err := fr.Uint(0, "bytes")
+		if err != nil {
+			return nil, err
+		}
+		if n < 1 || n > maxChunk {
+			return nil, wire.Errorf(wire.CodeInvalid, "chunk size must be within [1, %d] bytes", maxChunk)
+		}
+		c.chunk = int(n)
+	}
+	return ok(uint64(c.chunkSize()))
+}

@@ -1,0 +1,269 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"io"
+	"math"
+	"time"
+
+	"github.com/vserv/vserv/internal/files"
+	"github.com/vserv/vserv/internal/wire"
+)
+
+// Transfers of DESIGN.md §3.3. fput and fget stream: after their first reply,
+// data messages flow one way without individual answers, which is what lets
+// one session move hundreds of MB/s. file + data is the answered variant, for
+// a client that wants every offset acknowledged. Data payloads are never
+// buffered beyond the one message in hand.
+
+// beginUpload decodes the arguments fput and file share and starts the upload.
+func (c *conn) beginUpload(req *wire.Request) (*files.Upload, int64, error) {
+	fr, err := c.fileRequest(req, 3, 3, true)
+	if err != nil {
+		return nil, 0, err
+	}
+	p, err := fr.Text(0, "path")
+	if err != nil {
+		return nil, 0, err
+	}
+	size, err := fr.Uint(1, "size")
+	if err != nil {
+		return nil, 0, err
+	}
+	sum, err := fr.Bytes(2, "sha256")
+	if err != nil {
+		return nil, 0, err
+	}
+	if size > math.MaxInt64 {
+		return nil, 0, wire.Errorf(wire.CodeInvalid, "size %d is too large", size)
+	}
+	// A new upload replaces one still open on this connection; the old one
+	// keeps its temporary file, so it can still be resumed.
+	c.endUpload()
+	return fr.home.BeginUpload(fr.cwd, p, int64(size), sum, fr.force, fr.backup)
+}
+
+// endUpload ends the upload in progress, keeping what it received so that the
+// same upload can resume. The connection loop calls it when the connection
+// ends, whatever the reason.
+func (c *conn) endUpload() {
+	if c.upload == nil {
+		return
+	}
+	if err := c.upload.Abort(); err != nil {
+		c.log.Error("keep interrupted upload", "err", err)
+	}
+	c.upload = nil
+}
+
+// writeData stores one chunk of the current upload and, when it completes
+// the declared size, puts the file in place. A wrong offset or length leaves
+// the upload open (the client may resend); any other failure ends it.
+func (c *conn) writeData(offset uint64, data []byte) (next int64, err error) {
+	u := c.upload
+	if u == nil {
+		return 0, wire.Errorf(wire.CodeState, "no upload in progress: start one with file or fput")
+	}
+	if offset > math.MaxInt64 {
+		return u.Next(), wire.Errorf(wire.CodeInvalid, "data at offset %d, expected %d", offset, u.Next())
+	}
+	if len(data) > maxChunk {
+		return u.Next(), wire.Errorf(wire.CodeLimit, "data of %d bytes; at most %d per message", len(data), maxChunk)
+	}
+	next, err = u.Write(int64(offset), data)
+	if err != nil {
+		if !errors.Is(err, wire.ErrInvalid) {
+			c.endUpload()
+		}
+		return next, err
+	}
+	if next == u.Size() {
+		c.upload = nil // Finish ends the upload whatever it answers
+		if err := u.Finish(); err != nil {
+			return next, err
+		}
+	}
+	return next, nil
+}
+
+func cmdFile(_ context.Context, c *conn, req *wire.Request) (*reply, error) {
+	u, start, err := c.beginUpload(req)
+	if err != nil {
+		return nil, err
+	}
+	c.upload = u
+	return ok(uint64(start))
+}
+
+func cmdData(_ context.Context, c *conn, req *wire.Request) (*reply, error) {
+	offset, err := req.Uint(0, "offset")
+	if err != nil {
+		return nil, err
+	}
+	data, err := req.Bytes(1, "bytes")
+	if err != nil {
+		return nil, err
+	}
+	next, err := c.writeData(offset, data)
+	if err != nil {
+		return nil, err
+	}
+	return ok(uint64(next))
+}
+
+func cmdFput(_ context.Context, c *conn, req *wire.Request) (*reply, error) {
+	u, start, err := c.beginUpload(req)
+	if err != nil {
+		return nil, err
+	}
+	c.upload = u
+	return &reply{stream: func(context.Context) error { return c.receiveStream(start) }}, nil
+}
+
+// dataRequest is one message read during an fput stream.
+type dataRequest struct {
+	isData bool   // a request named "data", well-formed or not
+	offset uint64 // valid when err is nil
+	data   []byte
+	err    error // why a data request is malformed
+}
+
+// final reports whether d is the message that ends a stream of size bytes.
+func (d dataRequest) final(size int64) bool {
+	return d.isData && d.err == nil && d.offset <= uint64(size) && uint64(len(d.data)) == uint64(size)-d.offset
+}
+
+func parseDataRequest(msg []byte) dataRequest {
+	if off, data, ok := wire.ParseData(msg); ok {
+		return dataRequest{isData: true, offset: off, data: data}
+	}
+	req, err := wire.DecodeRequest(msg)
+	if err != nil || req.Cmd != "data" {
+		return dataRequest{}
+	}
+	d := dataRequest{isData: true}
+	if d.err = req.Arity(2, 2); d.err != nil {
+		return d
+	}
+	if d.offset, d.err = req.Uint(0, "offset"); d.err != nil {
+		return d
+	}
+	d.data, d.err = req.Bytes(1, "bytes")
+	return d
+}
+
+// receiveStream runs the data stream of an fput whose upload c.upload holds:
+// it answers the fput with the offset to start from, then reads data messages
+// until the one that reaches the size, and answers that one with OK once the
+// file is in place, or the first error it met. After an error it discards
+// data messages until that last one. A request other than data ends the
+// stream early: the upload keeps what it has (resumable) and the request is
+// left in c.pending to be answered normally. Every read counts for the idle
+// timeout. Only a broken connection is returned as an error; the connection
+// loop then ends and keeps the upload's temporary file for a resume.
+func (c *conn) receiveStream(start int64) error {
+	size := c.upload.Size()
+	first, _ := wire.EncodeOK(uint64(start))
+	if err := c.write(first); err != nil {
+		return err
+	}
+	failed := false
+	for {
+		msg, err := c.wc.ReadMessage(time.Now().Add(c.timeout))
+		if err != nil {
+			c.logReadError(err)
+			return err
+		}
+		d := parseDataRequest(msg)
+		if !d.isData {
+			c.endUpload()
+			c.pending = msg
+			return nil
+		}
+		final := d.final(size)
+		if failed {
+			if final {
+				return nil
+			}
+			continue
+		}
+		err = d.err
+		if err == nil {
+			_, err = c.writeData(d.offset, d.data)
+		}
+		if err != nil {
+			c.endUpload()
+			failed = true
+			if werr := c.write(wire.EncodeError(c.wireError(&wire.Request{Cmd: "fput"}, err))); werr != nil {
+				return werr
+			}
+			if final {
+				return nil
+			}
+			continue
+		}
+		if final {
+			done, _ := wire.EncodeOK()
+			return c.write(done)
+		}
+	}
+}
+
+func cmdFget(_ context.Context, c *conn, req *wire.Request) (*reply, error) {
+	fr, err := c.fileRequest(req, 1, 2, false)
+	if err != nil {
+		return nil, err
+	}
+	p, err := fr.Text(0, "path")
+	if err != nil {
+		return nil, err
+	}
+	var offset uint64
+	if fr.NArgs() == 2 {
+		if offset, err = fr.Uint(1, "offset"); err != nil {
+			return nil, err
+		}
+		if offset > math.MaxInt64 {
+			return nil, wire.Errorf(wire.CodeInvalid, "offset %d is too large", offset)
+		}
+	}
+	d, err := fr.home.OpenDownload(fr.cwd, p, int64(offset))
+	if err != nil {
+		return nil, err
+	}
+	return &reply{stream: func(context.Context) error {
+		defer d.Close()
+		return c.sendStream(d)
+	}}, nil
+}
+
+// sendStream answers fget with the size and hash, then sends the file from
+// the requested offset in data messages of the `buff` chunk size. Like an
+// upload stream it always ends with the message that reaches the size: for
+// nothing left to send that is one data message with an empty payload. If the file cannot be
+// read to its end, an ERR message takes the place of the next data message
+// and ends the stream. Each chunk is read straight into the buffer the
+// message is built in.
+func (c *conn) sendStream(d *files.Download) error {
+	first, err := wire.EncodeOK(uint64(d.Size()), d.SHA256())
+	if err != nil {
+		return err
+	}
+	if err := c.write(first); err != nil {
+		return err
+	}
+	buf := make([]byte, wire.DataHeaderRoom+c.chunkSize())
+	for {
+		off, n, err := d.ReadChunk(buf[wire.DataHeaderRoom:])
+		if err != nil && !errors.Is(err, io.EOF) {
+			return c.write(wire.EncodeError(c.wireError(&wire.Request{Cmd: "fget"}, err)))
+		}
+		if err := c.write(wire.DataMessage(buf, uint64(off), n)); err != nil {
+			return err
+		}
+		if off+int64(n) == d.Size() {
+			return nil
+		}
+	}
+}
