@@ -92,6 +92,9 @@ func (l *Ledger) CreateChain(ctx context.Context, name string, public bool, powB
 
 func (l *Ledger) createChain(ctx context.Context, m ChainMeta) error {
 	return l.runAdmin(ctx, func() error {
+		if l.ring.fault != "" || l.retired.Load() {
+			return wire.Errorf(wire.CodeConflict, "cannot sign a new chain's checkpoint: %s", l.writeRefusal())
+		}
 		l.mu.RLock()
 		old := l.chains[m.Name]
 		l.mu.RUnlock()
@@ -149,7 +152,7 @@ func (l *Ledger) KeepCheckpoint(ctx context.Context, chain string, size uint64, 
 				return wire.Errorf(wire.CodeNotFound, "no checkpoint of size %d", size)
 			}
 			if note != nil {
-				c, err := verify.OpenCheckpoint(note, l.origin(cs.meta.Name), l.pub)
+				c, err := l.ring.open(note, l.origin(cs.meta.Name))
 				if err != nil || c.Size != size {
 					return wire.Errorf(wire.CodeInvalid, "note is not this chain's checkpoint of size %d", size)
 				}
@@ -159,4 +162,12 @@ func (l *Ledger) KeepCheckpoint(ctx context.Context, chain string, size uint64, 
 			return tx.PutCheckpoint(cs.meta.Name, cp)
 		})
 	})
+}
+
+// writeRefusal says why this ledger's key may not sign anything new.
+func (l *Ledger) writeRefusal() string {
+	if l.ring.fault != "" {
+		return l.ring.fault
+	}
+	return "the identity key was rotated; restart with the new key"
 }

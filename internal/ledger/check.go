@@ -3,7 +3,6 @@ package ledger
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
 	"fmt"
 	"strings"
 
@@ -38,7 +37,7 @@ type checker struct {
 	meta     ChainMeta
 	serverID string
 	origin   string
-	pub      ed25519.PublicKey
+	ring     *keyring
 	what     map[string]bool
 	faults   []Fault
 
@@ -50,9 +49,9 @@ type checker struct {
 	cpAt     int
 }
 
-func newChecker(s Store, meta ChainMeta, serverID string, pub ed25519.PublicKey, what ...string) *checker {
+func newChecker(s Store, meta ChainMeta, serverID string, ring *keyring, what ...string) *checker {
 	c := &checker{store: s, meta: meta, serverID: serverID, origin: verify.OriginLine(serverID, meta.Name),
-		pub: pub, what: map[string]bool{}, rng: rangeFactory.NewEmptyRange(0)}
+		ring: ring, what: map[string]bool{}, rng: rangeFactory.NewEmptyRange(0)}
 	for _, w := range what {
 		c.what[w] = true
 	}
@@ -214,7 +213,7 @@ func (c *checker) checkpointsAt(size uint64) {
 		if !c.what["tree"] || cp.Size != size {
 			continue
 		}
-		signed, err := verify.OpenCheckpoint(cp.Note, c.origin, c.pub)
+		signed, err := c.ring.open(cp.Note, c.origin)
 		if err != nil {
 			c.fault(cp.Size, "tree: checkpoint of size %d does not verify: %v", cp.Size, err)
 			continue
@@ -244,7 +243,10 @@ func (l *Ledger) Check(ctx context.Context, chain, what string) (uint64, []Fault
 		}
 		checks = []string{what}
 	}
-	c := newChecker(l.store, cs.meta, l.cfg.ServerID, l.pub, checks...)
+	c := newChecker(l.store, cs.meta, l.cfg.ServerID, l.ring, checks...)
+	if what == "" || what == "all" || what == "sig" {
+		c.faults = l.ring.faults(cs.meta.Name)
+	}
 	n, err := c.run(ctx, nil)
 	return n, c.faults, err
 }

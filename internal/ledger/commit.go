@@ -91,11 +91,40 @@ func (l *Ledger) AppendServer(ctx context.Context, chain string, record []byte) 
 	if !cs.meta.ServerWritten {
 		return Result{}, fmt.Errorf("append server record: chain %q is not server-written", cs.meta.Name)
 	}
+	rotation, err := l.isRotation(cs.meta.Name, record)
+	if err != nil {
+		return Result{}, err
+	}
 	res, err := l.append(ctx, cs, [][]byte{record}, AppendOptions{})
 	if err != nil {
 		return Result{}, err
 	}
+	if rotation {
+		l.retired.Store(true)
+	}
 	return res[0], nil
+}
+
+// isRotation reports whether record is a key.rotate record for the keys
+// chain, and refuses one that this ledger's signer did not author: the
+// checkpoint that first covers a rotation must be signed by the key it
+// retires (§2.4), and that checkpoint is the one this append signs.
+func (l *Ledger) isRotation(chain string, record []byte) (bool, error) {
+	if chain != verify.KeysChain {
+		return false, nil
+	}
+	rec, err := verify.CheckRecord(record)
+	if err != nil || rec.Type != verify.RotateType {
+		return false, nil // Append reports a bad record
+	}
+	old, _, err := verify.ParseRotation(l.cfg.ServerID, record)
+	if err != nil {
+		return false, wire.Errorf(wire.CodeInvalid, "%v", err)
+	}
+	if !old.Equal(l.pub) {
+		return false, wire.Errorf(wire.CodeInvalid, "key.rotate record is not authored by the key that signs this ledger's checkpoints")
+	}
+	return true, nil
 }
 
 func (l *Ledger) append(ctx context.Context, cs *chainState, records [][]byte, opts AppendOptions) ([]Result, error) {
@@ -293,6 +322,9 @@ func (l *Ledger) apply(tx WriteTx, work map[string]*chainState, touched map[stri
 	}
 	if w.readOnly != "" {
 		return nil, wire.Errorf(wire.CodeConflict, "chain %q is read-only: %s", j.chain, w.readOnly)
+	}
+	if l.retired.Load() {
+		return nil, wire.Errorf(wire.CodeConflict, "chain %q is read-only: %s", j.chain, l.writeRefusal())
 	}
 	type pending struct {
 		id    [16]byte

@@ -32,11 +32,12 @@ type testClock struct{ ms atomic.Int64 }
 func (c *testClock) now() time.Time { return time.UnixMilli(c.ms.Add(1)) }
 
 type env struct {
-	t     testing.TB
-	path  string
-	db    *bolt.DB
-	l     *Ledger
-	clock *testClock
+	t      testing.TB
+	path   string
+	db     *bolt.DB
+	l      *Ledger
+	clock  *testClock
+	signer ed25519.PrivateKey // testPriv when nil
 }
 
 func openDB(t testing.TB, path string) *bolt.DB {
@@ -51,7 +52,14 @@ func openDB(t testing.TB, path string) *bolt.DB {
 // newEnv opens a ledger on a fresh ledger.db with a pow-0 chain "t".
 func newEnv(t testing.TB) *env {
 	t.Helper()
-	e := &env{t: t, path: filepath.Join(t.TempDir(), "ledger.db"), clock: &testClock{}}
+	return newEnvSigned(t, nil)
+}
+
+// newEnvSigned is newEnv with checkpoints signed by signer from the start
+// (testPriv when nil).
+func newEnvSigned(t testing.TB, signer ed25519.PrivateKey) *env {
+	t.Helper()
+	e := &env{t: t, path: filepath.Join(t.TempDir(), "ledger.db"), clock: &testClock{}, signer: signer}
 	e.clock.ms.Store(1_700_000_000_000)
 	e.open()
 	if err := e.l.CreateChain(context.Background(), "t", true, 0, ""); err != nil {
@@ -64,7 +72,11 @@ func newEnv(t testing.TB) *env {
 func (e *env) open() {
 	e.t.Helper()
 	e.db = openDB(e.t, e.path)
-	l, err := Open(e.db, Config{ServerID: testServerID, Signer: testPriv, Now: e.clock.now,
+	signer := e.signer
+	if signer == nil {
+		signer = testPriv
+	}
+	l, err := Open(e.db, Config{ServerID: testServerID, Signer: signer, Now: e.clock.now,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		e.t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/transparency-dev/merkle/compact"
@@ -34,11 +35,15 @@ type Ledger struct {
 	store  Store
 	cfg    Config
 	pub    ed25519.PublicKey
+	ring   *keyring // every key whose checkpoints are accepted (key rotations)
 	log    *slog.Logger
 	jobs   chan job
 	done   chan struct{}
 	closeM sync.RWMutex // held for reading while sending a job; Close takes it for writing
 	closed bool
+	// retired is set once a key.rotate record by the signer is committed:
+	// from then on only the new key may sign checkpoints (§2.4).
+	retired atomic.Bool
 
 	mu     sync.RWMutex // guards chains
 	chains map[string]*chainState
@@ -130,6 +135,12 @@ func OpenStore(s Store, cfg Config) (*Ledger, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open ledger: %w", err)
 	}
+	if l.ring, err = loadKeyring(s, cfg.ServerID, l.pub, metas); err != nil {
+		return nil, fmt.Errorf("open ledger: %w", err)
+	}
+	if l.ring.fault != "" {
+		l.log.Error("every chain is read-only", "reason", l.ring.fault)
+	}
 	for _, m := range metas {
 		var cs *chainState
 		err := s.View(func(tx ReadTx) error {
@@ -138,10 +149,14 @@ func OpenStore(s Store, cfg Config) (*Ledger, error) {
 			return err
 		})
 		if err == nil && cs.readOnly == "" && cfg.FullCheckOnOpen {
-			c := newChecker(s, m, cfg.ServerID, l.pub, "tree")
+			c := newChecker(s, m, cfg.ServerID, l.ring, "tree")
 			if _, err = c.run(context.Background(), nil); err == nil && len(c.faults) > 0 {
 				cs.readOnly = c.faults[0].String()
 			}
+		}
+		if err == nil && l.ring.fault != "" {
+			// The key problem comes first: it explains the others.
+			cs.readOnly = strings.TrimSuffix(l.ring.fault+"; "+cs.readOnly, "; ")
 		}
 		if err != nil {
 			return nil, fmt.Errorf("open ledger: chain %q: %w", m.Name, err)
@@ -174,7 +189,7 @@ func (l *Ledger) loadChain(tx ReadTx, m ChainMeta) (*chainState, error) {
 		return cs, nil
 	}
 	cs.head = append([]byte(nil), cp.Note...)
-	signed, err := verify.OpenCheckpoint(cp.Note, l.origin(m.Name), l.pub)
+	signed, err := l.ring.open(cp.Note, l.origin(m.Name))
 	if err != nil {
 		cs.readOnly = fmt.Sprintf("newest checkpoint does not verify: %v", err)
 		return cs, nil
