@@ -105,6 +105,24 @@ func RotateIdentity(dataroot string) (old, next *Identity, err error) {
 	return &Identity{Key: oldKey, ServerID: serverID}, &Identity{Key: newKey, ServerID: serverID}, nil
 }
 
+// RestoreIdentity puts old back as identity.key: the undo of RotateIdentity
+// when the rotation could not be recorded in the ledger (a key nobody can
+// follow to must not stay in place). The copy kept as
+// identity.key.old-<unix> stays where it is.
+func RestoreIdentity(dataroot string, old *Identity) error {
+	serverID, err := loadServerID(dataroot, old.Key)
+	if err != nil {
+		return fmt.Errorf("restore identity: %w", err)
+	}
+	if serverID != old.ServerID {
+		return fmt.Errorf("restore identity: the key is of server %s, this directory is %s", old.ServerID, serverID)
+	}
+	if err := writeFileAtomic(filepath.Join(dataroot, identityFile), old.Key.Seed(), privateFilePerm); err != nil {
+		return fmt.Errorf("restore identity: %w", err)
+	}
+	return nil
+}
+
 // keepOldIdentity writes seed to the first free identity.key.old-<unix>,
 // counting up from unix: the name only has to be unique and roughly dated,
 // and two rotations within a second must not overwrite each other.

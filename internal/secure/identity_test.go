@@ -205,3 +205,29 @@ func TestRotateIdentityWithoutIdentityFails(t *testing.T) {
 		t.Error("RotateIdentity on an empty directory succeeded")
 	}
 }
+
+func TestRestoreIdentityUndoesARotation(t *testing.T) {
+	dataroot := t.TempDir()
+	first, _, err := LoadOrCreateIdentity(dataroot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, _, err := RotateIdentity(dataroot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := RestoreIdentity(dataroot, old); err != nil {
+		t.Fatalf("restore: %v", err)
+	}
+	loaded, _, err := LoadOrCreateIdentity(dataroot)
+	if err != nil || !loaded.Key.Equal(first.Key) || loaded.ServerID != first.ServerID {
+		t.Fatalf("after restore: %v, want the first key back", err)
+	}
+	if got := fileMode(t, filepath.Join(dataroot, "identity.key")); got != 0o600 {
+		t.Errorf("identity.key mode %04o, want 0600", got)
+	}
+	other := &Identity{Key: old.Key, ServerID: strings.Repeat("0", 32)}
+	if err := RestoreIdentity(dataroot, other); err == nil {
+		t.Error("restoring a key under another server-id succeeded")
+	}
+}
