@@ -72,7 +72,8 @@ no connection.`,
 	f.BoolVar(&a.opts.json, "json", false, "print one JSON document per command")
 	f.BoolVarP(&a.opts.verbose, "verbose", "v", false, "say more")
 	f.BoolVarP(&a.opts.quiet, "quiet", "q", false, "say less (no notices, no progress)")
-	root.AddCommand(a.helloCmd(), a.verCmd(), a.idCmd(), a.helpCmd(), a.uiniCmd(), a.userCmd(), a.shellCmd())
+	root.AddCommand(a.helloCmd(), a.verCmd(), a.idCmd(), a.helpCmd(), a.uiniCmd(), a.userCmd(), a.shellCmd(),
+		a.recCmd(), a.chainCmd(), a.verifyCmd())
 	root.SetHelpCommand(&cobra.Command{Hidden: true}) // `help` is the server's command; --help is ours
 	return root
 }

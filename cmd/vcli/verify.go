@@ -1,0 +1,248 @@
+package main
+
+import (
+	"crypto/ed25519"
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/vserv/vserv/client"
+	"github.com/vserv/vserv/internal/secure"
+	"github.com/vserv/vserv/verify"
+)
+
+func (a *app) verifyCmd() *cobra.Command {
+	v := &cobra.Command{
+		Use:   "verify",
+		Short: "Verify a receipt offline, or download and verify a whole chain",
+	}
+	v.AddCommand(a.verifyReceiptCmd(), a.verifyChainCmd())
+	return v
+}
+
+func (a *app) verifyReceiptCmd() *cobra.Command {
+	var serverID string
+	var witnesses []string
+	var quorum int
+	cmd := &cobra.Command{
+		Use:   "receipt FILE --server-key KEY [--server-id ID] [--witness [ID:]KEY ...] [--quorum K]",
+		Short: "Check a receipt offline: the entry, the server's signed checkpoint, the inclusion proof",
+		Long: `vcli verify receipt checks a receipt (from "rec put --receipt-out" or "rec
+proof") without any connection. It proves that the entry in it is at its seq in
+the chain under a checkpoint the server signed.
+
+--server-key is the server's public key ("vcli id" prints it). A fingerprint
+works only if known_hosts holds the key it names. --server-id is needed when the
+key is not the server's first identity key (after a rotation). Each --witness
+is a witness's key, "SERVER-ID:KEY" when it is not that witness's first key;
+--quorum K demands cosignatures from K distinct listed witnesses.
+
+FILE "-" reads standard input. Exit status 0 when the receipt verifies, 1 when
+it does not, 2 for usage errors.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if a.opts.serverKey == "" {
+				return usagef("give --server-key KEY: the server's public key (`vcli id` prints it)")
+			}
+			key, err := a.offlineKey(a.opts.serverKey)
+			if err != nil {
+				return err
+			}
+			if serverID != "" && !verify.ValidServerID(serverID) {
+				return usagef("--server-id %q: want 32 lowercase hex characters", serverID)
+			}
+			opts := verify.ReceiptOptions{ServerKey: key, ServerID: serverID, Quorum: quorum}
+			for _, w := range witnesses {
+				wk, err := a.witnessKey(w)
+				if err != nil {
+					return err
+				}
+				opts.Witnesses = append(opts.Witnesses, wk)
+			}
+			if quorum < 0 || quorum > len(opts.Witnesses) {
+				return usagef("--quorum %d: want 0 to the number of --witness keys (%d)", quorum, len(opts.Witnesses))
+			}
+			receipt, err := a.readInput(args[0])
+			if err != nil {
+				return err
+			}
+			v, err := verify.VerifyReceipt(receipt, opts)
+			if err != nil {
+				if a.opts.json {
+					a.printJSON(map[string]any{"ok": false, "file": args[0], "error": err.Error()})
+				} else {
+					fmt.Fprintf(a.stderr, "vcli: %s does NOT verify: %v\n", args[0], err)
+				}
+				return &quietERR{err}
+			}
+			leaf := hex.EncodeToString(v.Leaf[:])
+			root := base64.StdEncoding.EncodeToString(v.Checkpoint.Root[:])
+			cosigners := make([]string, len(v.Cosigners))
+			for i, w := range v.Cosigners {
+				cosigners[i] = secure.PublicKeyText(w.Key)
+			}
+			payload := ""
+			if v.Record.Payload != nil {
+				payload = compactJSON(jsonable(v.Record.Payload))
+			}
+			human := fmt.Sprintf("ok: record %s is entry %d of %s, in the tree of size %d signed by the server\n  leaf %s\n  root %s\n  type %s\n  payload %s",
+				v.Record.ID, v.Entry.Seq, v.Checkpoint.Origin, v.Checkpoint.Size, leaf, root, orDash(v.Record.Type), payload)
+			if len(cosigners) > 0 {
+				human += fmt.Sprintf("\n  cosigned by %d witnesses", len(cosigners))
+			}
+			a.print(map[string]any{"ok": true, "chain": v.Entry.Chain, "origin": v.Checkpoint.Origin, "seq": v.Entry.Seq,
+				"id": v.Record.ID, "type": v.Record.Type, "time": v.Entry.Time, "leaf": leaf, "tree_size": v.Checkpoint.Size,
+				"root": root, "cosigners": cosigners, "payload": jsonable(v.Record.Payload)}, human)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&serverID, "server-id", "", "the server's server-id, when --server-key is not its first identity key")
+	cmd.Flags().StringArrayVar(&witnesses, "witness", nil, "a trusted witness's key, [SERVER-ID:]KEY (repeatable)")
+	cmd.Flags().IntVar(&quorum, "quorum", 0, "cosignatures needed from distinct --witness keys")
+	return cmd
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// readInput reads a file, or standard input for "-".
+func (a *app) readInput(path string) ([]byte, error) {
+	if path == "-" {
+		b, err := io.ReadAll(a.stdin)
+		if err != nil {
+			return nil, usagef("read standard input: %v", err)
+		}
+		return b, nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, usagef("%v", err)
+	}
+	return b, nil
+}
+
+// offlineKey turns a --server-key or --witness value into a key without any
+// connection: a public key is used as given; a fingerprint only names a key,
+// so it must be found in known_hosts (§2.4).
+func (a *app) offlineKey(text string) (ed25519.PublicKey, error) {
+	if !secure.IsFingerprint(text) {
+		key, err := secure.ParsePublicKey(text)
+		if err != nil {
+			return nil, usagef("%v: want the padded base64 public key (`vcli id` prints it)", err)
+		}
+		return key, nil
+	}
+	path := a.opts.knownHosts
+	if path == "" {
+		var err error
+		if path, err = secure.DefaultKnownHostsPath(); err != nil {
+			return nil, usagef("%s is a fingerprint and there is no known_hosts to look it up in (%v): need the public key (`vcli id` prints it)", text, err)
+		}
+	}
+	kh, err := secure.OpenKnownHosts(path)
+	if err != nil {
+		return nil, usagef("%v", err)
+	}
+	if key, ok := kh.FindByFingerprint(text); ok {
+		return key, nil
+	}
+	return nil, usagef("%s is a fingerprint and no key in %s has it: need the public key (`vcli id` prints it)", text, path)
+}
+
+// witnessKey parses --witness [SERVER-ID:]KEY. A server-id is 32 hex
+// characters, so the colon after it cannot be confused with the one in
+// "SHA256:".
+func (a *app) witnessKey(text string) (verify.WitnessKey, error) {
+	var wk verify.WitnessKey
+	if id, rest, ok := strings.Cut(text, ":"); ok && verify.ValidServerID(id) {
+		wk.ServerID, text = id, rest
+	}
+	key, err := a.offlineKey(text)
+	if err != nil {
+		return wk, err
+	}
+	wk.Key = key
+	return wk, nil
+}
+
+func (a *app) verifyChainCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "chain CHAIN",
+		Short: "Download a chain and check every entry, link, PoW, signature and the signed root",
+		Long: `vcli verify chain downloads every entry of CHAIN up to the server's newest
+signed checkpoint and checks it as an outside auditor would, trusting only the
+server key pinned (--server-key) or recorded in known_hosts: each entry's
+encoding, seq, prev link, time order, proof of work and record signature, and
+the Merkle root recomputed from all entries against the checkpoint's signed
+root. Public chains need no account; a private one needs -u with the read right.
+
+Progress goes to standard error (not with -q). Every fault is printed as
+"chain CHAIN seq N: WHAT"; any fault makes the exit status 1.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			chain := args[0]
+			return a.withReader(cmd, func(c *client.Client) error {
+				start := time.Now()
+				prog := &chainProgress{a: a, chain: chain, start: start}
+				rep, err := c.VerifyChain(cmd.Context(), chain, prog.update)
+				prog.finish()
+				if err != nil {
+					return err
+				}
+				elapsed := time.Since(start)
+				ok := len(rep.Faults) == 0
+				if a.opts.json {
+					a.printJSON(map[string]any{"ok": ok, "chain": rep.Chain, "origin": rep.Origin, "size": rep.Size,
+						"root": base64.StdEncoding.EncodeToString(rep.Root), "faults": rep.Faults, "seconds": elapsed.Seconds()})
+				} else {
+					for _, f := range rep.Faults {
+						fmt.Fprintf(a.stdout, "chain %s seq %d: %s\n", rep.Chain, f.Seq, f.What)
+					}
+					if ok {
+						fmt.Fprintf(a.stdout, "ok: chain %s, %d entries verified against the signed checkpoint (root %s) in %s\n",
+							rep.Chain, rep.Size, base64.StdEncoding.EncodeToString(rep.Root), elapsed.Round(time.Millisecond))
+					}
+				}
+				if !ok {
+					return &quietERR{fmt.Errorf("chain %s: %d faults", rep.Chain, len(rep.Faults))}
+				}
+				return nil
+			})
+		},
+	}
+}
+
+// chainProgress shows "verifying CHAIN: done/total" on stderr for downloads
+// that take more than a second, redrawn a few times a second.
+type chainProgress struct {
+	a     *app
+	chain string
+	start time.Time
+	last  time.Time
+	drawn bool
+}
+
+func (p *chainProgress) update(done, total uint64) {
+	if p.a.opts.quiet || time.Since(p.start) < time.Second || time.Since(p.last) < 250*time.Millisecond {
+		return
+	}
+	p.last = time.Now()
+	p.drawn = true
+	fmt.Fprintf(p.a.stderr, "\rverifying %s: %d/%d entries (%.0f%%)", p.chain, done, total, 100*float64(done)/float64(max(total, 1)))
+}
+
+func (p *chainProgress) finish() {
+	if p.drawn {
+		fmt.Fprintln(p.a.stderr)
+	}
+}
