@@ -23,9 +23,12 @@ Ed25519 identity key; the server-id does not change.
 
 Run it while the server is stopped.
 
-Rotating the identity breaks clients that pinned or recorded the old key until
-they learn the new one (vcli refuses a changed key loudly). Tell your users the
-new fingerprint this command prints.`,
+The old key signs a key.rotate record naming the new one, appended to the
+public keys chain; clients that recorded the old key follow the rotation
+through its receipt (vcli id shows it). Clients that pinned the old key with
+--server-key, and every client when there is no ledger yet, refuse the new key
+until they are given it: publish the new fingerprint this command prints. If
+the ledger cannot record the rotation, the old key is put back.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			// Holding the database proves no server runs on this directory:
@@ -38,23 +41,32 @@ new fingerprint this command prints.`,
 			out := cmd.OutOrStdout()
 			if identity {
 				if !yes {
-					return &exitError{code: 2, err: fmt.Errorf("rotating the identity makes every client that knows the old key refuse this server until it learns the new one; run again with --yes to do it")}
+					return &exitError{code: 2, err: fmt.Errorf("rotating the identity makes clients that pinned the old key (or, without a ledger, that recorded it) refuse this server until they are given the new one; run again with --yes to do it")}
 				}
-				old, next, err := secure.RotateIdentity(dataroot)
+				r, err := server.RotateIdentity(cmd.Context(), dataroot, db, time.Now)
 				if err != nil {
 					return &exitError{code: 1, err: err}
 				}
-				pool, err := secure.OpenPool(dataroot, next, 8, 24*time.Hour, time.Now)
+				pool, err := secure.OpenPool(dataroot, r.New, 8, 24*time.Hour, time.Now)
 				if err != nil {
 					return &exitError{code: 1, err: err}
 				}
 				if err := pool.RotateAll(); err != nil {
 					return &exitError{code: 1, err: err}
 				}
-				fmt.Fprintf(out, "WARNING: the identity key of server %s was replaced.\n", next.ServerID)
-				fmt.Fprintf(out, "  old: %s\n  new: %s\n", secure.Fingerprint(old.Public()), secure.Fingerprint(next.Public()))
-				fmt.Fprintf(out, "  new public key: %s\n", secure.PublicKeyText(next.Public()))
-				fmt.Fprintln(out, "Clients that recorded the old key will refuse this server; give them the new fingerprint (vcli --server-key).")
+				fmt.Fprintf(out, "WARNING: the identity key of server %s was replaced.\n", r.New.ServerID)
+				fmt.Fprintf(out, "  old: %s\n  new: %s\n", secure.Fingerprint(r.Old.Public()), secure.Fingerprint(r.New.Public()))
+				fmt.Fprintf(out, "  new public key: %s\n", secure.PublicKeyText(r.New.Public()))
+				if !r.Recorded {
+					fmt.Fprintln(out, "There is no ledger yet, so no rotation record was written.")
+					fmt.Fprintln(out, "Clients that recorded the old key will refuse this server; give them the new fingerprint (vcli --server-key).")
+					return nil
+				}
+				fmt.Fprintf(out, "The old key signed the rotation: entry %d of the keys chain. Clients that know the old key\n", r.Seq)
+				fmt.Fprintln(out, "follow it through the receipt `id` shows; others need the new fingerprint (vcli --server-key).")
+				if r.Warning != "" {
+					fmt.Fprintf(out, "WARNING: %s (the server repairs this when it starts)\n", r.Warning)
+				}
 				return nil
 			}
 			id, _, err := secure.LoadOrCreateIdentity(dataroot)

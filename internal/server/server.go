@@ -161,6 +161,7 @@ func New(cfg Config) (*Server, error) {
 		s.db.Close()
 		return nil, fmt.Errorf("create default chains: %w", err)
 	}
+	s.keyRotations = s.loadRotationReceipts(context.Background())
 	s.backoff = auth.NewBackoff(cfg.Now)
 	s.limits = newLimiter(cfg.MaxConns, cfg.MaxConnsIP, cfg.RateIP, cfg.Now)
 	if err := s.writeSetupTokenIfNeeded(); err != nil {
