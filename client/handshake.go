@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/vserv/vserv/internal/secure"
 	"github.com/vserv/vserv/internal/wire"
+	"github.com/vserv/vserv/verify"
 )
 
 // Handshake runs akey + sess (DESIGN.md §2.3). The first one switches the
@@ -152,10 +154,41 @@ func (c *Client) notice(msg string) {
 }
 
 // followRotation accepts newKey only through rotation receipts that lead from
-// old to it (DESIGN.md §2.4). Until the ledger's keys chain exists there are
-// none, so a changed key is always refused.
-func (c *Client) followRotation(_ context.Context, old, newKey ed25519.PublicKey) error {
-	return fmt.Errorf("no rotation receipts lead from the recorded key to the new one")
+// old to it (DESIGN.md §2.4), each verified with the key it replaces. It asks
+// `id` in clear, between akey and sess: that exchange joins the transcript
+// both sides hash into the handshake, so a tampered answer fails the
+// handshake even if it verified. Called with c.mu held (from Handshake).
+func (c *Client) followRotation(ctx context.Context, old, newKey ed25519.PublicKey) error {
+	req, err := wire.EncodeRequest("id")
+	if err != nil {
+		return err
+	}
+	vals, err := c.roundTrip(ctx, req, nil)
+	if err != nil {
+		return fmt.Errorf("id: %w", err)
+	}
+	if len(vals) < 4 {
+		return fmt.Errorf("id: reply has %d values, want at least 4", len(vals))
+	}
+	var receipts [][]byte
+	for _, v := range vals[4:] {
+		var r string
+		if err := wire.Unmarshal(v, &r); err != nil {
+			return fmt.Errorf("id: rotation receipt: %w", err)
+		}
+		receipts = append(receipts, []byte(r))
+	}
+	if len(receipts) == 0 {
+		return errors.New("the server shows no rotation receipts")
+	}
+	got, err := verify.FollowRotations(old, c.serverID, receipts)
+	if err != nil {
+		return fmt.Errorf("its rotation receipts do not lead from the recorded key: %w", err)
+	}
+	if !got.Equal(newKey) {
+		return fmt.Errorf("its rotation receipts lead to %s, not to the key it presents", secure.Fingerprint(got))
+	}
+	return nil
 }
 
 // Rekey ratchets both session keys forward (DESIGN.md §2.3 step 4).
