@@ -254,5 +254,6 @@ func (a *app) print(v any, human string) {
 func (a *app) printJSON(v any) {
 	enc := json.NewEncoder(a.stdout)
 	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false) // URIs keep their & readable
 	_ = enc.Encode(v)
 }

@@ -77,7 +77,8 @@ func (a *app) enroll(ctx context.Context, enrollCode, pngFile string) error {
 			return err
 		}
 	} else if errors.Is(err, client.ErrAuth) && enrollCode == "" {
-		return fmt.Errorf("%w (production mode: the first enrollment needs --code with the enrollment code an admin received)", err)
+		a.hint("production mode: the first enrollment needs --code with the enrollment code from uini, user add or user reset2fa")
+		return err
 	} else if err != nil {
 		return err
 	}
@@ -92,7 +93,8 @@ func (a *app) enroll(ctx context.Context, enrollCode, pngFile string) error {
 		return err
 	}
 	if err := c.TwoFA(ctx, code); err != nil {
-		return fmt.Errorf("%w (the enrollment is discarded: run user 2fa again and check the phone's clock)", err)
+		a.hint("the code was refused and the new enrollment is discarded; run user 2fa again (and check the phone's clock)")
+		return err
 	}
 	if !a.opts.json {
 		fmt.Fprintf(a.stdout, "second factor active for %s\n", login.Name)
@@ -143,6 +145,14 @@ func writePrivateFile(path string, data []byte) error {
 		return fmt.Errorf("save the QR code to %s: %w", path, werr)
 	}
 	return nil
+}
+
+// hint tells a person what to do next after an ERR, which exitStatus then
+// prints; scripts (--json, -q) get the ERR alone.
+func (a *app) hint(msg string) {
+	if !a.opts.json && !a.opts.quiet {
+		fmt.Fprintln(a.stderr, "vcli:", msg)
+	}
 }
 
 // otpSource hands out second-factor codes: --otp or $VSERV_OTP once (a code
