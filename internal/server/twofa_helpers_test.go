@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -243,6 +244,59 @@ func tfWriteFile(t testing.TB, name string, data []byte) string {
 		t.Fatal(err)
 	}
 	return path
+}
+
+var otpauthRE = regexp.MustCompile(`otpauth://[^"\s]+`)
+
+// tfVcliAnswering runs vcli against srv like a person at a terminal would:
+// it reads standard output until an otpauth URI appears (alone on its line
+// or inside JSON), then types
+// answer(URI) and a newline on standard input.
+func tfVcliAnswering(t testing.TB, srv *testenv.Server, env []string, answer func(uri string) string, args ...string) (stdout, stderr string, exit int) {
+	t.Helper()
+	host, port, _ := strings.Cut(srv.Addr, ":")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, testenv.Bin(t, "vcli"), append([]string{"-n", host, "-p", port}, args...)...)
+	cmd.Env = append(append(os.Environ(), "HOME="+t.TempDir(), "VSERV_PASSWORD=", "VSERV_OTP="), env...)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var errBuf strings.Builder
+	cmd.Stderr = &errBuf
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start vcli: %v", err)
+	}
+	var outBuf strings.Builder
+	sc := bufio.NewScanner(out)
+	answered := false
+	for sc.Scan() {
+		line := sc.Text()
+		outBuf.WriteString(line + "\n")
+		if uri := otpauthRE.FindString(line); !answered && uri != "" {
+			answered = true
+			fmt.Fprintln(stdin, answer(uri))
+			stdin.Close()
+		}
+	}
+	if !answered {
+		stdin.Close()
+	}
+	err = cmd.Wait()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee):
+		exit = ee.ExitCode()
+	default:
+		t.Fatalf("run vcli: %v", err)
+	}
+	return outBuf.String(), errBuf.String(), exit
 }
 
 // tfTerminalQRToPNG turns the half-block QR code that vcli prints back into

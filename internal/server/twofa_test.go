@@ -326,3 +326,39 @@ func TestU2faResetEndsSessionsAndNeedsReenrollment(t *testing.T) {
 		t.Fatal("re-enrollment after a reset reused the old secret")
 	}
 }
+
+func TestLogoutDiscardsAnUnconfirmedEnrollment(t *testing.T) {
+	srv := tfStart(t)
+	ctx := context.Background()
+	const name, pass = "lena", "lena-password"
+	srv.AddUser(name, pass, false)
+	c := srv.Login(name, pass)
+	en, err := c.Enroll(ctx, "")
+	if err != nil {
+		t.Fatalf("qr: %v", err)
+	}
+	o := &tfTOTP{t: t, secret: tfSecret(t, en.URI, name, c.ServerID())}
+	if err := c.TwoFA(ctx, o.next()); err != nil {
+		t.Fatalf("confirm: %v", err)
+	}
+	// Start replacing the factor, then log out before confirming: the
+	// pending secret must not complete a later login (twofa in state user
+	// would otherwise confirm it).
+	c = tfLogin2FA(t, srv, name, pass, en.Recovery[0])
+	pending, err := c.Enroll(ctx, "")
+	if err != nil {
+		t.Fatalf("qr in verified: %v", err)
+	}
+	if err := c.Logout(ctx); err != nil {
+		t.Fatalf("logout: %v", err)
+	}
+	p := &tfTOTP{t: t, secret: tfSecret(t, pending.URI, name, c.ServerID()), last: o.last}
+	if _, err := c.Login(ctx, name, pass); err != nil {
+		t.Fatalf("login again on the same connection: %v", err)
+	}
+	tfWantAuth(t, c.TwoFA(ctx, p.next()), "twofa with the code of an enrollment discarded by logout")
+	tfLogin2FA(t, srv, name, pass, o.code(p.last)) // the old factor is still in force
+	if !tfHas2FA(t, srv.AdminClient(), name) {
+		t.Fatal("has2fa = false: the discarded enrollment took the active factor along")
+	}
+}
