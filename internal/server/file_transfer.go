@@ -5,6 +5,8 @@ import (
 	"errors"
 	"io"
 	"math"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vserv/vserv/internal/files"
@@ -57,19 +59,28 @@ func (c *conn) endUpload() {
 	c.upload = nil
 }
 
-// writeData stores one chunk of the current upload and, when it completes
-// the declared size, puts the file in place. A wrong offset or length leaves
-// the upload open (the client may resend); any other failure ends it.
+// checkChunk refuses what no upload accepts, before the upload sees it.
+func checkChunk(offset uint64, data []byte) error {
+	switch {
+	case offset > math.MaxInt64:
+		return wire.Errorf(wire.CodeInvalid, "offset %d is too large", offset)
+	case len(data) > maxChunk:
+		return wire.Errorf(wire.CodeLimit, "data of %d bytes; at most %d per message", len(data), maxChunk)
+	}
+	return nil
+}
+
+// writeData stores one chunk of the current `file` upload and, when it
+// completes the declared size, puts the file in place. A wrong offset or
+// length leaves the upload open (the client may resend); any other failure
+// ends it.
 func (c *conn) writeData(offset uint64, data []byte) (next int64, err error) {
 	u := c.upload
 	if u == nil {
 		return 0, wire.Errorf(wire.CodeState, "no upload in progress: start one with file or fput")
 	}
-	if offset > math.MaxInt64 {
-		return u.Next(), wire.Errorf(wire.CodeInvalid, "data at offset %d, expected %d", offset, u.Next())
-	}
-	if len(data) > maxChunk {
-		return u.Next(), wire.Errorf(wire.CodeLimit, "data of %d bytes; at most %d per message", len(data), maxChunk)
+	if err := checkChunk(offset, data); err != nil {
+		return u.Next(), err
 	}
 	next, err = u.Write(int64(offset), data)
 	if err != nil {
@@ -162,13 +173,27 @@ func parseDataRequest(msg []byte) dataRequest {
 // left in c.pending to be answered normally. Every read counts for the idle
 // timeout. Only a broken connection is returned as an error; the connection
 // loop then ends and keeps the upload's temporary file for a resume.
+//
+// The chunks are written by a chunkWriter, so that reading and decrypting
+// the next message overlaps writing and hashing this one. An error the
+// writer meets is answered at the next message, which is soon enough: the
+// client reads the one answer of the stream only after its last message.
 func (c *conn) receiveStream(start int64) error {
-	size := c.upload.Size()
+	u := c.upload
+	size := u.Size()
 	first, _ := wire.EncodeOK(uint64(start))
 	if err := c.write(first); err != nil {
 		return err
 	}
+	w := startChunkWriter(u)
+	defer w.stop()
 	failed := false
+	answerError := func(err error) error {
+		w.stop()
+		c.endUpload()
+		failed = true
+		return c.write(wire.EncodeError(c.wireError(&wire.Request{Cmd: "fput"}, err)))
+	}
 	for {
 		msg, err := c.wc.ReadMessage(time.Now().Add(c.timeout))
 		if err != nil {
@@ -177,6 +202,7 @@ func (c *conn) receiveStream(start int64) error {
 		}
 		d := parseDataRequest(msg)
 		if !d.isData {
+			w.stop()
 			c.endUpload()
 			c.pending = msg
 			return nil
@@ -190,24 +216,83 @@ func (c *conn) receiveStream(start int64) error {
 		}
 		err = d.err
 		if err == nil {
-			_, err = c.writeData(d.offset, d.data)
+			err = checkChunk(d.offset, d.data)
+		}
+		if err == nil {
+			err = w.write(int64(d.offset), d.data)
+		}
+		if err == nil && final {
+			err = w.stop()
 		}
 		if err != nil {
-			c.endUpload()
-			failed = true
-			if werr := c.write(wire.EncodeError(c.wireError(&wire.Request{Cmd: "fput"}, err))); werr != nil {
+			if werr := answerError(err); werr != nil || final {
 				return werr
-			}
-			if final {
-				return nil
 			}
 			continue
 		}
 		if final {
+			c.upload = nil // Finish ends the upload whatever it answers
+			if err := u.Finish(); err != nil {
+				return c.write(wire.EncodeError(c.wireError(&wire.Request{Cmd: "fput"}, err)))
+			}
 			done, _ := wire.EncodeOK()
 			return c.write(done)
 		}
 	}
+}
+
+// chunkWriter writes an upload's chunks in order in its own goroutine. At
+// most chunkQueue chunks wait for it, which bounds an upload's memory.
+type chunkWriter struct {
+	u        *files.Upload
+	queue    chan chunk
+	done     chan struct{}
+	stopOnce sync.Once
+	failed   atomic.Bool
+	err      error // the first write error; read after done is closed or failed is set
+}
+
+type chunk struct {
+	offset int64
+	data   []byte
+}
+
+const chunkQueue = 4
+
+func startChunkWriter(u *files.Upload) *chunkWriter {
+	w := &chunkWriter{u: u, queue: make(chan chunk, chunkQueue), done: make(chan struct{})}
+	go w.run()
+	return w
+}
+
+func (w *chunkWriter) run() {
+	defer close(w.done)
+	for ch := range w.queue {
+		if w.err != nil {
+			continue // drain, so that write never blocks after a failure
+		}
+		if _, err := w.u.Write(ch.offset, ch.data); err != nil {
+			w.err = err
+			w.failed.Store(true)
+		}
+	}
+}
+
+// write queues a chunk, or returns the error an earlier chunk met.
+func (w *chunkWriter) write(offset int64, data []byte) error {
+	if w.failed.Load() {
+		return w.stop()
+	}
+	w.queue <- chunk{offset, data}
+	return nil
+}
+
+// stop waits until every queued chunk is written and returns the first
+// error. It may be called more than once.
+func (w *chunkWriter) stop() error {
+	w.stopOnce.Do(func() { close(w.queue) })
+	<-w.done
+	return w.err
 }
 
 func cmdFget(_ context.Context, c *conn, req *wire.Request) (*reply, error) {

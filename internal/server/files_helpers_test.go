@@ -38,6 +38,9 @@ type filesServer struct {
 
 func startFilesServer(t testing.TB, args ...string) *filesServer {
 	t.Helper()
+	// File tests open many sessions from one address; throttling has its
+	// own tests.
+	args = append([]string{"--rate-ip", "100000", "--max-conns-ip", "10000"}, args...)
 	srv := testenv.Start(t, testenv.WithArgs(args...))
 	admin := srv.AdminClient()
 	defer admin.Close()
