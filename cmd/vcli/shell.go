@@ -60,11 +60,21 @@ On a terminal: Tab completes command names, Up/Down walk the history (kept in
 // stops at the first connection failure; ERR replies are printed and the run
 // goes on, and the exit status is 1 if any command got ERR.
 func (a *app) scriptShell(ctx context.Context, c *client.Client) error {
-	sc := bufio.NewScanner(a.stdin)
-	sc.Buffer(make([]byte, 64<<10), 16<<20)
+	// Lines come through a.reader, the reader `login` takes its password
+	// line from: a scanner of its own would buffer that line away.
+	if a.reader == nil {
+		a.reader = bufio.NewReader(a.stdin)
+	}
 	var lastErr error
-	for sc.Scan() {
-		done, err := a.shellLine(ctx, c, sc.Text(), a.stdout, nil)
+	for {
+		line, rerr := a.reader.ReadString('\n')
+		if line == "" && rerr != nil {
+			if !errors.Is(rerr, io.EOF) {
+				return fmt.Errorf("read standard input: %w", rerr)
+			}
+			break
+		}
+		done, err := a.shellLine(ctx, c, strings.TrimRight(line, "\r\n"), a.stdout, nil)
 		if err != nil {
 			var we *wire.Error
 			if !errors.As(err, &we) {
