@@ -29,7 +29,9 @@ func newVcliHome(t *testing.T) *vcliHome {
 	return &vcliHome{dir: dir, env: []string{"HOME=" + dir, "XDG_CONFIG_HOME="}}
 }
 
-func (h *vcliHome) knownHosts() string { return filepath.Join(h.dir, ".config", "vserv", "known_hosts") }
+func (h *vcliHome) knownHosts() string {
+	return filepath.Join(h.dir, ".config", "vserv", "known_hosts")
+}
 
 func writeFile(t *testing.T, name, content string) string {
 	t.Helper()
