@@ -158,7 +158,7 @@ func (a *app) otpCode() (string, error) {
 	if a.stdinIsTerminal() {
 		return a.promptLine("second-factor code: ")
 	}
-	return "", usagef("the server asks for a second-factor code: give --otp CODE or set $VSERV_OTP")
+	return "", usagef("the server asks for a second-factor code: give --otp CODE or set $VSERV_OTP (no factor enrolled yet? in production mode admins and writers enroll first: vcli -u %s user 2fa --code CODE)", a.opts.user)
 }
 
 func readFirstLine(path string) (string, error) {

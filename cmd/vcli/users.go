@@ -42,7 +42,7 @@ a prompt (twice) on a terminal, or one line of standard input.`,
 				}
 				human := fmt.Sprintf("created admin %s", args[0])
 				if code != "" {
-					human += fmt.Sprintf("\nproduction mode: enroll a second factor with `vcli -u %s user 2fa` and this enrollment code (valid 24 h): %s", args[0], code)
+					human += fmt.Sprintf("\nproduction mode: enroll a second factor with `vcli -u %s user 2fa --code %s` (the code is valid 24 h)", args[0], code)
 				}
 				a.print(map[string]any{"ok": true, "name": args[0], "enrollment_code": code}, human)
 				return nil
@@ -82,7 +82,7 @@ func (a *app) userCmd() *cobra.Command {
 				}
 				human := fmt.Sprintf("added %s %s", role, args[0])
 				if code != "" {
-					human += fmt.Sprintf("\nenrollment code for the second factor (valid 24 h): %s", code)
+					human += fmt.Sprintf("\nenrollment code for the second factor (valid 24 h): %s\n(%s enrolls with `vcli -u %s user 2fa --code %s`)", code, args[0], args[0], code)
 				}
 				a.print(map[string]any{"ok": true, "name": args[0], "role": role, "enrollment_code": code}, human)
 				return nil
