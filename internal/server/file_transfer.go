@@ -175,9 +175,10 @@ func parseDataRequest(msg []byte) dataRequest {
 // loop then ends and keeps the upload's temporary file for a resume.
 //
 // The chunks are written by a chunkWriter, so that reading and decrypting
-// the next message overlaps writing and hashing this one. An error the
-// writer meets is answered at the next message, which is soon enough: the
-// client reads the one answer of the stream only after its last message.
+// the next message overlaps writing and hashing this one. Mistakes in a
+// message are answered at once; an I/O error the writer meets is answered at
+// the next message, which is soon enough: a client reads the one answer of
+// the stream after its last message.
 func (c *conn) receiveStream(start int64) error {
 	u := c.upload
 	size := u.Size()
@@ -187,6 +188,7 @@ func (c *conn) receiveStream(start int64) error {
 	}
 	w := startChunkWriter(u)
 	defer w.stop()
+	next := start // where the next chunk must start; Upload.Write checks it again
 	failed := false
 	answerError := func(err error) error {
 		w.stop()
@@ -219,7 +221,11 @@ func (c *conn) receiveStream(start int64) error {
 			err = checkChunk(d.offset, d.data)
 		}
 		if err == nil {
+			err = checkPlace(d.offset, len(d.data), next, size)
+		}
+		if err == nil {
 			err = w.write(int64(d.offset), d.data)
+			next += int64(len(d.data))
 		}
 		if err == nil && final {
 			err = w.stop()
@@ -239,6 +245,19 @@ func (c *conn) receiveStream(start int64) error {
 			return c.write(done)
 		}
 	}
+}
+
+// checkPlace refuses a chunk that does not start where the previous one
+// ended or goes past the size, as Upload.Write would, so that the stream
+// answers at once rather than when the writer gets to it.
+func checkPlace(offset uint64, n int, next, size int64) error {
+	switch {
+	case offset != uint64(next):
+		return wire.Errorf(wire.CodeInvalid, "data at offset %d, expected %d", offset, next)
+	case int64(n) > size-next:
+		return wire.Errorf(wire.CodeInvalid, "data of %d bytes at %d goes past the size %d", n, offset, size)
+	}
+	return nil
 }
 
 // chunkWriter writes an upload's chunks in order in its own goroutine. At
