@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -22,6 +23,11 @@ type benchEnv struct {
 	addr    string
 	cmd     *exec.Cmd // nil when measuring a running server
 	dataDir string
+	waited  chan struct{} // closed when the started server has exited
+	filled  *filledLedger // set once the ledger scenarios' chain is loaded
+
+	adminOnce sync.Once // benchLogin creates the first admin once
+	adminErr  error
 }
 
 // newEnv starts a fresh server (one per scenario, so that one scenario's
@@ -83,20 +89,37 @@ func (e *benchEnv) dial(ctx context.Context) (*client.Client, error) {
 }
 
 func (e *benchEnv) close() {
-	if e.cmd != nil && e.cmd.Process != nil {
-		_ = e.cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { e.cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			_ = e.cmd.Process.Kill()
-			<-done
-		}
-	}
+	e.stopServer()
 	if e.dataDir != "" {
 		os.RemoveAll(e.dataDir)
 	}
+}
+
+// stopServer stops the server vbench started (SIGTERM, then SIGKILL after
+// 15 s), keeping its data directory. It may be called more than once.
+func (e *benchEnv) stopServer() error {
+	if e.cmd == nil || e.cmd.Process == nil {
+		return nil
+	}
+	if e.waited == nil {
+		e.waited = make(chan struct{})
+		go func() { e.cmd.Wait(); close(e.waited) }()
+	}
+	select {
+	case <-e.waited:
+		return nil
+	default:
+	}
+	if err := e.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		return fmt.Errorf("stop the server: %w", err)
+	}
+	select {
+	case <-e.waited:
+	case <-time.After(15 * time.Second):
+		_ = e.cmd.Process.Kill()
+		<-e.waited
+	}
+	return nil
 }
 
 // pid returns the server's process id, or 0 for a running server we did not start.

@@ -3,7 +3,8 @@
 // CPU time and memory) or a running one (-n/-p) — and reports the numbers of
 // DESIGN.md §8.
 //
-//	vbench [flags] [scenario ...]   scenarios: handshake hello rss files (default: all)
+//	vbench [flags] [scenario ...]   scenarios: handshake hello rss files rput rget rproof verify (default: all)
+//	vbench --records N rget         load N records first (fill mode), then measure
 //	vbench --write BENCHMARKS.md    also record the results in that file
 package main
 
@@ -30,6 +31,7 @@ type options struct {
 	user      string // account for scenarios that need one, on a running server
 	fileSize  int64
 	cpuProf   string
+	records   int // entries the rget, rproof and verify scenarios load first
 }
 
 // scenario is one measurement.
@@ -37,14 +39,22 @@ type scenario struct {
 	name string
 	help string
 	run  func(ctx context.Context, env *benchEnv) ([]result, error)
+	// filled scenarios share one server whose chain is loaded with
+	// --records entries first; they run after the others, verify last
+	// (it stops the server).
+	filled bool
 }
 
 func scenarios() []scenario {
 	return []scenario{
-		{"handshake", "full handshakes (connect, akey, sess) per second with 8 clients, and server CPU per handshake", benchHandshake},
-		{"hello", "hello round trips per second over 32 sessions, with p50/p99 latency", benchHello},
-		{"rss", "server RSS idle, and with 1,000 idle sessions (needs --vserv)", benchRSS},
-		{"files", "upload then download MB/s of one large file (--file-size, 1 GiB) over one encrypted session", benchFiles},
+		{"handshake", "full handshakes (connect, akey, sess) per second with 8 clients, and server CPU per handshake", benchHandshake, false},
+		{"hello", "hello round trips per second over 32 sessions, with p50/p99 latency", benchHello, false},
+		{"rss", "server RSS idle, and with 1,000 idle sessions (needs --vserv)", benchRSS, false},
+		{"files", "upload then download MB/s of one large file (--file-size, 1 GiB) over one encrypted session", benchFiles, false},
+		{"rput", "rput records/s: 32 sessions × 1 record per request, and 8 sessions × batches of 100", benchRput, false},
+		{"rget", "rget by id p50/p99 at --records entries (1 session), and per second with 32", benchRget, true},
+		{"rproof", "rproof p50/p99 at --records entries (1 session), and per second with 32", benchRproof, true},
+		{"verify", "vserv verify time and data directory size per record at --records entries (needs --vserv)", benchVerify, true},
 	}
 }
 
@@ -57,6 +67,12 @@ func main() {
 	}
 }
 
+func report(rs []result) {
+	for _, r := range rs {
+		fmt.Printf("%-44s %14s %-10s target %s\n", r.what, r.valueText(), r.unit, r.target)
+	}
+}
+
 func run(ctx context.Context, args []string) error {
 	var o options
 	fs := flag.NewFlagSet("vbench", flag.ContinueOnError)
@@ -66,6 +82,7 @@ func run(ctx context.Context, args []string) error {
 	fs.StringVar(&o.serverKey, "server-key", "", "pin the running server's key (without --vserv)")
 	fs.StringVar(&o.user, "u", "", "account to log in as on a running server (password from $VSERV_PASSWORD; without --vserv)")
 	fs.Int64Var(&o.fileSize, "file-size", 1<<30, "bytes of the file the files scenario moves")
+	fs.IntVar(&o.records, "records", 1_000_000, "entries to load before the rget, rproof and verify scenarios (fill mode)")
 	fs.StringVar(&o.cpuProf, "cpuprofile", "", "write vbench's own CPU profile (the client side) to this file")
 	fs.DurationVar(&o.duration, "duration", 5*time.Second, "how long each throughput measurement runs")
 	fs.StringVar(&o.write, "write", "", "record the results in this Markdown file (e.g. BENCHMARKS.md)")
@@ -101,21 +118,58 @@ func run(ctx context.Context, args []string) error {
 		}
 		defer func() { pprof.StopCPUProfile(); f.Close() }()
 	}
+	if o.records < 1 {
+		return fmt.Errorf("--records %d: want at least 1", o.records)
+	}
+	// Filled scenarios go last, verify last of all: they share one loaded
+	// server, and verify stops it.
+	slices.SortStableFunc(chosen, func(a, b scenario) int {
+		rank := func(s scenario) int {
+			switch {
+			case s.name == "verify":
+				return 2
+			case s.filled:
+				return 1
+			}
+			return 0
+		}
+		return rank(a) - rank(b)
+	})
 	var all []result
+	var filled *benchEnv
+	defer func() {
+		if filled != nil {
+			filled.close()
+		}
+	}()
 	for _, s := range chosen {
-		env, err := newEnv(ctx, o)
-		if err != nil {
-			return err
+		env := filled
+		if env == nil {
+			var err error
+			if env, err = newEnv(ctx, o); err != nil {
+				return err
+			}
+		}
+		if s.filled && filled == nil {
+			filled = env
+			fmt.Fprintf(os.Stderr, "vbench: fill %d records ...\n", o.records)
+			f, res, err := fill(ctx, env, o.records)
+			if err != nil {
+				return fmt.Errorf("fill: %w", err)
+			}
+			env.filled = f
+			report(res)
+			all = append(all, res...)
 		}
 		fmt.Fprintf(os.Stderr, "vbench: %s ...\n", s.name)
 		res, err := s.run(ctx, env)
-		env.close()
+		if !s.filled {
+			env.close()
+		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", s.name, err)
 		}
-		for _, r := range res {
-			fmt.Printf("%-44s %14s %-10s target %s\n", r.what, r.valueText(), r.unit, r.target)
-		}
+		report(res)
 		all = append(all, res...)
 	}
 	if o.write != "" {
