@@ -23,7 +23,8 @@ func DecodeRequest(msg []byte) (*Request, error) {
 		return nil, Errorf(CodeProto, "empty request")
 	}
 	var cmd string
-	if err := Unmarshal(items[0], &cmd); err != nil {
+	// The major type first: the decoder would turn null into "".
+	if items[0][0]>>5 != 3 || Unmarshal(items[0], &cmd) != nil {
 		return nil, Errorf(CodeProto, "request must start with a command name")
 	}
 	return &Request{Cmd: cmd, Args: items[1:]}, nil
