@@ -107,7 +107,7 @@ func (c *Conn) ReadMessage(deadline time.Time) ([]byte, error) {
 			if frag == 0 && errors.Is(err, io.EOF) {
 				return nil, io.EOF
 			}
-			return nil, err
+			return nil, midMessage(err)
 		}
 		n := binary.BigEndian.Uint32(c.hdr[:])
 		// Checked before anything is allocated: a 4 GiB announcement costs nothing.
@@ -118,7 +118,7 @@ func (c *Conn) ReadMessage(deadline time.Time) ([]byte, error) {
 		body := (*bp)[:n]
 		if _, err := io.ReadFull(c.br, body); err != nil {
 			framePool.Put(bp)
-			return nil, err
+			return nil, midMessage(err)
 		}
 		p := body
 		if c.rcipher != nil {
@@ -159,6 +159,15 @@ func (c *Conn) ReadMessage(deadline time.Time) ([]byte, error) {
 			return msg, nil
 		}
 	}
+}
+
+// midMessage reports a stream that ended inside a message as
+// io.ErrUnexpectedEOF: only an end between messages is a clean io.EOF.
+func midMessage(err error) error {
+	if err == io.EOF {
+		return io.ErrUnexpectedEOF
+	}
+	return err
 }
 
 // WriteMessage writes msg as one or more frames. deadline, if non-zero, bounds
