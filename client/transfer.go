@@ -334,3 +334,11 @@ func (c *Client) abandon() {
 	c.closed = true
 	c.nc.Close()
 }
+
+// Usable reports whether the connection can still take calls: false after
+// Close, or after a failure that closed it (a transfer cut off midway, say).
+func (c *Client) Usable() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return !c.closed
+}

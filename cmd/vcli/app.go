@@ -73,7 +73,7 @@ no connection.`,
 	f.BoolVarP(&a.opts.verbose, "verbose", "v", false, "say more")
 	f.BoolVarP(&a.opts.quiet, "quiet", "q", false, "say less (no notices, no progress)")
 	root.AddCommand(a.helloCmd(), a.verCmd(), a.idCmd(), a.helpCmd(), a.uiniCmd(), a.userCmd(), a.shellCmd(),
-		a.recCmd(), a.chainCmd(), a.verifyCmd())
+		a.recCmd(), a.chainCmd(), a.verifyCmd(), a.fileCmd())
 	root.SetHelpCommand(&cobra.Command{Hidden: true}) // `help` is the server's command; --help is ours
 	return root
 }

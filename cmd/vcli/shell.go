@@ -30,7 +30,9 @@ per line, e.g.  hello   tout 120   help rput   ulist all
 
 Words are sent as text; whole numbers as integers; null, true and false as
 themselves; "double quotes" keep spaces. Extra shell commands: login NAME (asks
-the password without echo), help (the server's command list), exit.
+the password without echo), put LOCAL [REMOTE] and get REMOTE [LOCAL] (file
+transfers relative to the working directory that cd sets, which the shell
+keeps), help (the server's command list), exit.
 On a terminal: Tab completes command names, Up/Down walk the history (kept in
 ~/.config/vserv/history, without lines that carry passwords).`,
 		Args: cobra.NoArgs,
@@ -118,7 +120,7 @@ func (a *app) interactiveShell(ctx context.Context, c *client.Client, f *os.File
 			return "", 0, false
 		}
 		var matches []string
-		for _, n := range append(names, "login", "exit") {
+		for _, n := range append(names, "login", "exit", "put", "get") {
 			if strings.HasPrefix(n, line[:pos]) {
 				matches = append(matches, n)
 			}
@@ -168,6 +170,8 @@ func (a *app) shellLine(ctx context.Context, c *client.Client, line string, out 
 	case "exit", "quit":
 		_ = c.Quit(ctx)
 		return true, nil
+	case "put", "get", "fput", "fget":
+		return a.shellTransfer(ctx, c, words, out)
 	case "login":
 		if len(words) != 2 {
 			fmt.Fprintf(out, "usage: login NAME\r\n")
