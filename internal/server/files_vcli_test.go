@@ -227,3 +227,38 @@ func TestVcliFilePutResumesACutUpload(t *testing.T) {
 		})
 	}
 }
+
+func TestVcliShellKeepsTheWorkingDirectoryForPutAndGet(t *testing.T) {
+	srv := startFilesServer(t)
+	dir := t.TempDir()
+	writeTree(t, dir, map[string][]byte{"new.txt": []byte("shell\n")})
+	back := filepath.Join(dir, "back.txt")
+	script := strings.Join([]string{
+		"mkdir docs",
+		"cd docs",
+		"put " + filepath.Join(dir, "new.txt"),
+		"ls",
+		"get new.txt " + back,
+		"fget new.txt",
+		"pwd",
+		"hello",
+	}, "\n") + "\n"
+	out, errOut, code := srv.Vcli(script, []string{"VSERV_PASSWORD=" + filePass("alice")}, "-q", "-u", "alice", "shell")
+	wantExit(t, "shell", code, 0, out, errOut)
+	lines := strings.Split(strings.TrimRight(out, "\r\n"), "\r\n")
+	if len(lines) != 8 {
+		t.Fatalf("shell printed %d lines, want 8:\n%s", len(lines), out)
+	}
+	wantPrefix := []string{`OK`, `OK "docs"`, "put " + filepath.Join(dir, "new.txt") + " -> new.txt", `OK [{"dir":false,`, "got new.txt -> " + back + " (6 bytes)", "error: fget streams data", `OK "docs"`, `OK "hello"`}
+	for i, w := range wantPrefix {
+		if !strings.HasPrefix(lines[i], w) {
+			t.Errorf("line %d = %q, want it to start with %q", i+1, lines[i], w)
+		}
+	}
+	if b, err := os.ReadFile(filepath.Join(srv.home("alice"), "docs", "new.txt")); err != nil || string(b) != "shell\n" {
+		t.Errorf("put in the shell did not follow cd: %v", err)
+	}
+	if b, err := os.ReadFile(back); err != nil || string(b) != "shell\n" {
+		t.Errorf("get in the shell wrote %q, %v", b, err)
+	}
+}
