@@ -29,6 +29,8 @@ type ledgerEnv struct {
 // public chains named, with pow_bits 0.
 func newLedgerEnv(t testing.TB, chains []string, opts ...testenv.Option) *ledgerEnv {
 	t.Helper()
+	// The servers these tests start and stop (and restart) inherit it.
+	t.Setenv("GORACE", noRaceExitSleep[len("GORACE="):])
 	e := &ledgerEnv{srv: testenv.Start(t, opts...), ctx: context.Background()}
 	e.admin = e.srv.AdminClient()
 	if _, err := e.admin.Throttle(e.ctx, "off"); err != nil {

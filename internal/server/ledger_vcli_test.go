@@ -19,12 +19,17 @@ import (
 // vcliRun runs vcli against the env's server and checks the exit status.
 func (e *ledgerEnv) vcli(t *testing.T, wantCode int, env []string, args ...string) (string, string) {
 	t.Helper()
-	out, errOut, code := e.srv.Vcli("", env, args...)
+	out, errOut, code := e.srv.Vcli("", append(env, noRaceExitSleep), args...)
 	if code != wantCode {
 		t.Fatalf("vcli %s: exit %d, want %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), code, wantCode, out, errOut)
 	}
 	return out, errOut
 }
+
+// noRaceExitSleep stops a -race binary from sleeping a second at exit
+// (GORACE's atexit_sleep_ms defaults to 1000), which in tests that run
+// vcli dozens of times is most of their time.
+const noRaceExitSleep = "GORACE=atexit_sleep_ms=0"
 
 // asAdmin is the environment that logs vcli in as the test admin with -u.
 var asAdmin = []string{"VSERV_PASSWORD=" + testenv.AdminPass}
@@ -321,6 +326,7 @@ func TestVservVerifyOnACleanDataDirectory(t *testing.T) {
 func runCmd(t testing.TB, bin string, args ...string) (string, string, int) {
 	t.Helper()
 	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), noRaceExitSleep)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
