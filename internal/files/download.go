@@ -1,6 +1,7 @@
 package files
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"fmt"
 	"io"
@@ -121,11 +122,27 @@ type hashKey struct {
 // and keeps memory flat.
 const hashCacheMax = 1024
 
-func (c *hashCache) sum(rel string, fi fs.FileInfo, f *os.File) ([]byte, error) {
+func keyOf(rel string, fi fs.FileInfo) hashKey {
 	k := hashKey{rel: rel, size: fi.Size(), mtimeNs: fi.ModTime().UnixNano()}
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
 		k.ino = int64(st.Ino)
 	}
+	return k
+}
+
+// put records the hash of a file whose content is known to have it: an
+// upload just checked it, so a download right after need not reread it.
+func (c *hashCache) put(rel string, fi fs.FileInfo, s []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= hashCacheMax {
+		c.m = make(map[hashKey][]byte)
+	}
+	c.m[keyOf(rel, fi)] = bytes.Clone(s)
+}
+
+func (c *hashCache) sum(rel string, fi fs.FileInfo, f *os.File) ([]byte, error) {
+	k := keyOf(rel, fi)
 	c.mu.Lock()
 	s, ok := c.m[k]
 	c.mu.Unlock()

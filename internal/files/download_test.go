@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/vserv/vserv/internal/wire"
@@ -87,5 +89,43 @@ func TestDownloadDuringReplace(t *testing.T) {
 	}
 	if got := get(t, h, "", "f"); !bytes.Equal(got, newData) {
 		t.Error("a new download does not see the new file")
+	}
+}
+
+// TestUploadSeedsTheHashCache pins that a download right after an upload
+// announces the hash the upload checked without reading the file again: a
+// change made behind the service's back that keeps inode, size and mtime is
+// not seen, which proves the lookup hit.
+func TestUploadSeedsTheHashCache(t *testing.T) {
+	dir := t.TempDir()
+	s := newService(t, dir, Quotas{})
+	h := newHome(t, s, "alice")
+	data := randomBytes(3*chunk, 5)
+	if err := put(h, "", "f", data, false, false); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, "alice", "f")
+	fi, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(p, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte("changed"), 100); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if err := os.Chtimes(p, fi.ModTime(), fi.ModTime()); err != nil {
+		t.Fatal(err)
+	}
+	d, err := h.OpenDownload("", "f", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if !bytes.Equal(d.SHA256(), sum(data)) {
+		t.Error("the download hashed the file again instead of using the hash its upload checked")
 	}
 }

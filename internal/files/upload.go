@@ -278,8 +278,12 @@ func (u *Upload) commit() (bytesDelta, filesDelta int64, err error) {
 			filesDelta--
 		}
 	}
+	done, statErr := h.root.Lstat(u.tempRel) // the inode, size and mtime the file keeps
 	if err := h.root.Rename(u.tempRel, u.rel); err != nil {
 		return 0, 0, h.err("upload", u.p, err)
+	}
+	if statErr == nil {
+		h.hashes.put(u.rel, done, u.want)
 	}
 	if err := h.syncDir(path.Dir(u.rel)); err != nil {
 		return 0, 0, fmt.Errorf("upload %q: %w", u.p, err)
