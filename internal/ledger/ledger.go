@@ -166,6 +166,9 @@ func OpenStore(s Store, cfg Config) (*Ledger, error) {
 		}
 		l.chains[m.Name] = cs
 	}
+	if err := l.countersignHeads(); err != nil {
+		return nil, fmt.Errorf("open ledger: %w", err)
+	}
 	go l.commitLoop()
 	return l, nil
 }

@@ -79,6 +79,19 @@ func TestRotatedLedgerKeepsWritingUnderTheNewKey(t *testing.T) {
 			t.Errorf("chain %s is read-only after a recorded rotation: %s", name, why)
 		}
 	}
+	// Not written since the rotation, "t" still hands out receipts that the
+	// new key verifies (its newest checkpoint was countersigned at open), and
+	// that the old key still verifies too.
+	untouched, err := e.l.Proof("t", 2, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := verify.VerifyReceipt(untouched, verify.ReceiptOptions{ServerKey: pubKey(k1Priv), ServerID: testServerID}); err != nil {
+		t.Errorf("receipt of a chain untouched since the rotation does not verify with the new key: %v", err)
+	}
+	if _, err := verify.VerifyReceipt(untouched, verify.ReceiptOptions{ServerKey: testPub()}); err != nil {
+		t.Errorf("receipt of a chain untouched since the rotation no longer verifies with the old key: %v", err)
+	}
 	res, err := e.l.Append(ctx, "t", [][]byte{rec(t, 5, "after")}, AppendOptions{Receipt: true})
 	if err != nil {
 		t.Fatalf("append under the new key: %v", err)
