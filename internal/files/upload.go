@@ -14,6 +14,8 @@ import (
 	"path"
 	"sync"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/vserv/vserv/internal/wire"
 )
 
@@ -40,6 +42,27 @@ type Upload struct {
 	sum  hash.Hash
 	next int64
 	done bool
+
+	flushed int64 // data before this offset has been handed to writeback
+}
+
+// flushEvery is how much an upload writes before it asks the kernel to start
+// writing it to disk. Without this, a large upload piles up dirty pages and
+// its final fsync waits for all of them; with it, the disk works during the
+// transfer and the fsync before the rename has only the tail left.
+const flushEvery = 8 << 20
+
+// startWriteback starts (without waiting for) writing the data since the last
+// call to disk. It is only a hint: Finish's fsync is what makes data durable,
+// so a failure here is ignored.
+func (u *Upload) startWriteback() {
+	from, n := u.flushed, u.next-u.flushed
+	u.flushed = u.next
+	if rc, err := u.f.SyscallConn(); err == nil {
+		rc.Control(func(fd uintptr) {
+			unix.SyncFileRange(int(fd), from, n, unix.SYNC_FILE_RANGE_WRITE)
+		})
+	}
 }
 
 // BeginUpload starts (or resumes) an upload of size bytes with SHA-256 sum to
@@ -116,7 +139,7 @@ func (h *Home) BeginUpload(cwd Cwd, p string, size int64, sum []byte, force, bac
 	}
 	u := &Upload{
 		h: h, p: p, rel: rel, tempRel: tempRel, size: size, want: bytes.Clone(sum),
-		force: force, backup: backup, start: start, f: f, sum: sha256.New(), next: start,
+		force: force, backup: backup, start: start, f: f, sum: sha256.New(), next: start, flushed: start,
 	}
 	if start > 0 {
 		// The kept prefix is hashed once here so that Finish need not reread
@@ -191,6 +214,9 @@ func (u *Upload) Write(offset int64, data []byte) (int64, error) {
 	}
 	u.sum.Write(data)
 	u.next += int64(len(data))
+	if u.next-u.flushed >= flushEvery {
+		u.startWriteback()
+	}
 	return u.next, nil
 }
 
