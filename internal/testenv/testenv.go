@@ -62,6 +62,11 @@ func Bin(t testing.TB, name string) string {
 	return filepath.Join(binDir, name)
 }
 
+// noRaceExitSleep stops -race binaries from sleeping a second at exit
+// (GORACE's atexit_sleep_ms defaults to 1000), which every server stop and
+// vcli run would otherwise pay.
+const noRaceExitSleep = "GORACE=atexit_sleep_ms=0"
+
 // Server is a running vserv process.
 type Server struct {
 	t        testing.TB
@@ -116,7 +121,7 @@ func Start(t testing.TB, opts ...Option) *Server {
 	args = append(args, cfg.args...)
 	s := &Server{t: t, DataRoot: cfg.dataRoot, Args: args, stderr: &syncBuffer{}, done: make(chan struct{})}
 	s.cmd = exec.Command(Bin(t, "vserv"), args...)
-	s.cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
+	s.cmd.Env = append(os.Environ(), "HOME="+t.TempDir(), noRaceExitSleep)
 	pipe, err := s.cmd.StderrPipe()
 	if err != nil {
 		t.Fatalf("stderr pipe: %v", err)
@@ -306,7 +311,7 @@ func (s *Server) Vcli(stdin string, env []string, args ...string) (stdout, stder
 func RunVcli(t testing.TB, stdin string, env []string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
 	cmd := exec.Command(Bin(t, "vcli"), args...)
-	cmd.Env = append(append(os.Environ(), "HOME="+t.TempDir(), "VSERV_PASSWORD=", "VSERV_OTP="), env...)
+	cmd.Env = append(append(os.Environ(), "HOME="+t.TempDir(), "VSERV_PASSWORD=", "VSERV_OTP=", noRaceExitSleep), env...)
 	cmd.Stdin = strings.NewReader(stdin)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
