@@ -23,9 +23,9 @@ import (
 // request, including error paths").
 
 // level is a connection state the tests reach. State `user` (password
-// accepted, second factor owed) needs an enrolled second factor, which the
-// commands of this version cannot create (no `qr`/`twofa` yet), so the
-// matrix leaves it out; lvUser and lvAdmin are both `verified`.
+// accepted, second factor owed) needs an enrolled second factor, so this
+// matrix leaves it out; the second-factor tests (twofa_*_test.go) cover what
+// that state allows. lvUser and lvAdmin are both `verified`.
 type level int
 
 const (
@@ -379,7 +379,7 @@ func mustRun(t *testing.T, name string, f func(t *testing.T)) {
 
 func TestCommandsInEveryState(t *testing.T) {
 	t.Parallel()
-	srv := testenv.Start(t)
+	srv := testenv.Start(t, testenv.WithArgs("--rate-ip", "1000")) // many connections in a moment
 	ctx := context.Background()
 
 	mustRun(t, lvInitial.String(), func(t *testing.T) {
@@ -582,7 +582,7 @@ func quitCase(t *testing.T, c *client.Client, cmd string) {
 
 func TestQuitSaysByeWithTheConnectionIDAndCloses(t *testing.T) {
 	t.Parallel()
-	srv := testenv.Start(t)
+	srv := testenv.Start(t, testenv.WithArgs("--rate-ip", "1000")) // many connections in a moment
 	srv.AddUser("bob", "bob-password", false)
 	for _, cmd := range []string{"quit", "exit"} {
 		t.Run(cmd+" initial", func(t *testing.T) { quitCase(t, srv.DialClear(), cmd) })
@@ -594,7 +594,7 @@ func TestQuitSaysByeWithTheConnectionIDAndCloses(t *testing.T) {
 
 func TestLastAdminGuard(t *testing.T) {
 	t.Parallel()
-	srv := testenv.Start(t)
+	srv := testenv.Start(t, testenv.WithArgs("--rate-ip", "1000")) // many connections in a moment
 	ctx := context.Background()
 	admin := srv.AdminClient()
 	id := helloID(t, admin)
@@ -644,7 +644,7 @@ func loginErr(t *testing.T, srv *testenv.Server, name, pass string) error {
 
 func TestDisabledAccountLosesItsSessionAndCannotLogIn(t *testing.T) {
 	t.Parallel()
-	srv := testenv.Start(t)
+	srv := testenv.Start(t, testenv.WithArgs("--rate-ip", "1000")) // many connections in a moment
 	ctx := context.Background()
 	admin := srv.AdminClient()
 	for _, n := range []string{"bob", "carol"} {
@@ -683,7 +683,7 @@ func TestDisabledAccountLosesItsSessionAndCannotLogIn(t *testing.T) {
 
 func TestPasswordChangeEndsTheAccountsOtherSessions(t *testing.T) {
 	t.Parallel()
-	srv := testenv.Start(t)
+	srv := testenv.Start(t, testenv.WithArgs("--rate-ip", "1000")) // many connections in a moment
 	ctx := context.Background()
 	admin := srv.AdminClient()
 	for _, n := range []string{"bob", "carol"} {
@@ -724,7 +724,7 @@ func TestPasswordChangeEndsTheAccountsOtherSessions(t *testing.T) {
 
 func TestDeletedAccountLosesItsSessions(t *testing.T) {
 	t.Parallel()
-	srv := testenv.Start(t)
+	srv := testenv.Start(t, testenv.WithArgs("--rate-ip", "1000")) // many connections in a moment
 	ctx := context.Background()
 	admin := srv.AdminClient()
 	if _, err := admin.AddUser(ctx, "bob", "bob-password", false); err != nil {
@@ -748,7 +748,7 @@ func TestDeletedAccountLosesItsSessions(t *testing.T) {
 // answer, OK, and then loses the session like every other session of it.
 func TestAdminEndingTheirOwnAccountGetsOneAnswer(t *testing.T) {
 	t.Parallel()
-	srv := testenv.Start(t)
+	srv := testenv.Start(t, testenv.WithArgs("--rate-ip", "1000")) // many connections in a moment
 	ctx := context.Background()
 	admin := srv.AdminClient()
 	for _, n := range []string{"dave", "erin"} {
