@@ -49,7 +49,7 @@ func dialThrough(t *testing.T, addr string, opts client.Options) (*client.Client
 
 func TestTamperedEncryptedFrameClosesTheConnection(t *testing.T) {
 	t.Parallel()
-	srv := testenv.Start(t)
+	srv := testenv.Start(t, testenv.WithArgs("--rate-ip", "1000"))
 	p := startProxy(t, srv.Addr, nil)
 	// A hello request is one frame: 4 length bytes, then the ciphertext of
 	// flag + CBOR (8 bytes) and a 16-byte tag.
@@ -285,7 +285,7 @@ func rewriteAkey(t *testing.T, change func(ki *secure.KeyInfo)) func(pc *proxyCo
 
 func TestClientRefusesAForgedOrForeignSessionKey(t *testing.T) {
 	t.Parallel()
-	srv := testenv.Start(t)
+	srv := testenv.Start(t, testenv.WithArgs("--rate-ip", "1000"))
 	realKey := srv.Dial().Identity()
 	seed, err := os.ReadFile(filepath.Join(srv.DataRoot, "identity.key"))
 	if err != nil || len(seed) != ed25519.SeedSize {
@@ -422,7 +422,7 @@ func TestChangedServerKeyIsRefused(t *testing.T) {
 
 func TestServerKeyPinning(t *testing.T) {
 	t.Parallel()
-	srv := testenv.Start(t)
+	srv := testenv.Start(t, testenv.WithArgs("--rate-ip", "1000"))
 	key := srv.Dial().Identity()
 	other, _, _ := ed25519.GenerateKey(rand.Reader)
 	for _, tc := range []struct {
@@ -488,7 +488,7 @@ func TestCredentialsOutsideASessionAreRefused(t *testing.T) {
 
 func TestWrongPasswordsDoNotLockOutOtherAccountsOrAddresses(t *testing.T) {
 	t.Parallel()
-	srv := testenv.Start(t)
+	srv := testenv.Start(t, testenv.WithArgs("--rate-ip", "1000"))
 	ctx := context.Background()
 	admin := srv.AdminClient()
 	for _, n := range []string{"bob", "carol"} {
