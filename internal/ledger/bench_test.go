@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -75,4 +76,19 @@ func BenchmarkVerifyDB(b *testing.B) {
 		}
 		b.ReportMetric(100_000/time.Since(start).Seconds(), "entries/s")
 	}
+}
+
+// BenchmarkAppendSingle is 32 writers appending one record per call, the
+// shape of DESIGN §8's "rput, 32 sessions × 1 record".
+func BenchmarkAppendSingle(b *testing.B) {
+	e := newEnv(b)
+	var next atomic.Int64
+	start := time.Now()
+	b.SetParallelism(16) // 32 writers on 2 cores
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			e.appendN("t", int(next.Add(1)-1), 1)
+		}
+	})
+	b.ReportMetric(float64(next.Load())/time.Since(start).Seconds(), "records/s")
 }
