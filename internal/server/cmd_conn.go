@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/vserv/vserv/internal/secure"
@@ -73,6 +74,11 @@ func cmdDmode(_ context.Context, c *conn, _ *wire.Request) (*reply, error) {
 
 func cmdAkey(_ context.Context, c *conn, _ *wire.Request) (*reply, error) {
 	pk := c.srv.pool.Pick()
+	if pk == nil {
+		// Every key is past its use and no refresh has replaced them: a
+		// server fault, logged, not a crash of every connection.
+		return nil, errors.New("the session key pool has no live key (is the pool directory writable?)")
+	}
 	kid := pk.KID()
 	return &reply{
 		vals: []any{wire.RawMessage(pk.Info())},
