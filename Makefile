@@ -24,6 +24,7 @@ build:
 
 test: test-deps
 	$(GO) vet ./...
+	GOOS=js GOARCH=wasm $(GO) build ./verify ./canon   # the public verifier runs in browsers
 	$(GO) test -race -timeout 20m ./...
 
 # Installs what is missing with apt-get when run as root; otherwise says what
