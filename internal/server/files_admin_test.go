@@ -14,6 +14,7 @@ import (
 )
 
 func TestFileAdminActsInAnotherHome(t *testing.T) {
+	t.Parallel()
 	srv := startFilesServer(t)
 	ctx := context.Background()
 	admin := srv.login(testenv.AdminName)
@@ -92,6 +93,7 @@ func TestFileAdminActsInAnotherHome(t *testing.T) {
 }
 
 func TestFileUserAsIsRefusedForEveryCommand(t *testing.T) {
+	t.Parallel()
 	srv := startFilesServer(t)
 	ctx := context.Background()
 	alice := srv.login("alice")

@@ -23,6 +23,7 @@ func wantOneAnswer(t testing.TB, c *client.Client, what string) {
 }
 
 func TestFileCommandsBadInputGetOneERREach(t *testing.T) {
+	t.Parallel()
 	srv := startFilesServer(t)
 	ctx := context.Background()
 	c := srv.login("alice")
@@ -134,6 +135,7 @@ func TestFileCommandsBadInputGetOneERREach(t *testing.T) {
 }
 
 func TestFileDataAnsweredOneByOne(t *testing.T) {
+	t.Parallel()
 	srv := startFilesServer(t)
 	ctx := context.Background()
 	c := srv.login("alice")
@@ -203,6 +205,7 @@ func TestFileDataAnsweredOneByOne(t *testing.T) {
 // fput stream: each case gets exactly one answer for the stream, and the
 // connection stays in step.
 func TestFputStreamMisbehaviour(t *testing.T) {
+	t.Parallel()
 	srv := startFilesServer(t)
 	ctx := context.Background()
 	data := fileBytes(3*chunkSize+17, 6)
@@ -323,6 +326,7 @@ func TestFputStreamMisbehaviour(t *testing.T) {
 }
 
 func TestFileCommandsNeedALogin(t *testing.T) {
+	t.Parallel()
 	srv := startFilesServer(t)
 	ctx := context.Background()
 	anon := srv.Dial()

@@ -17,6 +17,7 @@ import (
 const largeFileSize = 64 << 20
 
 func TestVcliLargeSparseFile(t *testing.T) {
+	t.Parallel()
 	srv := startFilesServer(t, "--quota-bytes", "0")
 	dir := t.TempDir()
 	local := filepath.Join(dir, "sparse.img")

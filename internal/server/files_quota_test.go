@@ -10,6 +10,7 @@ import (
 )
 
 func TestFileQuotasRefuseAndLeaveNothing(t *testing.T) {
+	t.Parallel()
 	srv := startFilesServer(t, "--quota-bytes", "10000", "--quota-files", "3", "--quota-total", "15000")
 	ctx := context.Background()
 	alice, bob := srv.login("alice"), srv.login("bob")

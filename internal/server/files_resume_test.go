@@ -84,6 +84,7 @@ func retryWhileBusy(t testing.TB, fn func() error) error {
 }
 
 func TestFileTransferCutMidwayThenResumedByteExact(t *testing.T) {
+	t.Parallel()
 	srv := startFilesServer(t)
 	ctx := context.Background()
 	data := fileBytes(20*chunkSize+1234, 7)
@@ -197,6 +198,7 @@ func cutFileData(chunks int64) func(t *testing.T, c *client.Client, name string)
 }
 
 func TestFileTwoUploadsToOneName(t *testing.T) {
+	t.Parallel()
 	srv := startFilesServer(t)
 	ctx := context.Background()
 	a, b := fileBytes(3*chunkSize+5, 1), fileBytes(2*chunkSize+9, 2)

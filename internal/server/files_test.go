@@ -14,6 +14,7 @@ import (
 )
 
 func TestFileRoundTripAtChunkBoundaries(t *testing.T) {
+	t.Parallel()
 	srv := startFilesServer(t)
 	c := srv.login("alice")
 	for _, n := range []int{0, 1, 61439, 61440, 61441, 2*61440 + 7, 1<<20 + 3} {
@@ -38,6 +39,7 @@ func TestFileRoundTripAtChunkBoundaries(t *testing.T) {
 }
 
 func TestFileSmallChunksBothWays(t *testing.T) {
+	t.Parallel()
 	srv := startFilesServer(t)
 	c := srv.login("alice")
 	ctx := context.Background()
@@ -69,6 +71,7 @@ func TestFileSmallChunksBothWays(t *testing.T) {
 }
 
 func TestFileNonASCIINamesRoundTrip(t *testing.T) {
+	t.Parallel()
 	srv := startFilesServer(t)
 	c := srv.login("bob")
 	ctx := context.Background()
@@ -115,6 +118,7 @@ func TestFileNonASCIINamesRoundTrip(t *testing.T) {
 }
 
 func TestCdThenEveryRelativeCommand(t *testing.T) {
+	t.Parallel()
 	srv := startFilesServer(t)
 	c := srv.login("alice")
 	ctx := context.Background()
@@ -186,6 +190,7 @@ func TestCdThenEveryRelativeCommand(t *testing.T) {
 }
 
 func TestFileOverwriteNeedsForceAndBackupKeepsTheOldOne(t *testing.T) {
+	t.Parallel()
 	srv := startFilesServer(t)
 	c := srv.login("alice")
 	ctx := context.Background()
@@ -222,6 +227,7 @@ func TestFileOverwriteNeedsForceAndBackupKeepsTheOldOne(t *testing.T) {
 }
 
 func TestStatAndListReplyShapes(t *testing.T) {
+	t.Parallel()
 	srv := startFilesServer(t)
 	c := srv.login("alice")
 	ctx := context.Background()

@@ -41,6 +41,7 @@ func commandOf(name string) string {
 // home that pyvserv let through, from the top of the home and after a cd, and
 // proves that each is ERR perm and that nothing anywhere changed on disk.
 func TestFileTraversalMatrix(t *testing.T) {
+	t.Parallel()
 	srv := startFilesServer(t)
 	ctx := context.Background()
 	outside := filepath.Join(t.TempDir(), "outside")
@@ -137,6 +138,7 @@ func TestFileTraversalMatrix(t *testing.T) {
 // TestFileBobCannotReachBobby pins pyvserv's string-prefix bug: "bob" is a
 // prefix of "bobby", and user ab could read and delete abc's files.
 func TestFileBobCannotReachBobby(t *testing.T) {
+	t.Parallel()
 	srv := startFilesServer(t)
 	ctx := context.Background()
 	bobby := srv.login("bobby")

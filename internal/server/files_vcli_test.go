@@ -44,6 +44,7 @@ func writeTree(t testing.TB, root string, files map[string][]byte) {
 }
 
 func TestVcliFilePutLsGet(t *testing.T) {
+	t.Parallel()
 	srv := startFilesServer(t)
 	dir := t.TempDir()
 	tree := filepath.Join(dir, "tree")
@@ -193,6 +194,7 @@ func TestVcliFilePutLsGet(t *testing.T) {
 }
 
 func TestVcliFilePutResumesACutUpload(t *testing.T) {
+	t.Parallel()
 	srv := startFilesServer(t)
 	dir := t.TempDir()
 	data := fileBytes(20*chunkSize+1234, 7) // what cutFput sends
@@ -229,6 +231,7 @@ func TestVcliFilePutResumesACutUpload(t *testing.T) {
 }
 
 func TestVcliShellKeepsTheWorkingDirectoryForPutAndGet(t *testing.T) {
+	t.Parallel()
 	srv := startFilesServer(t)
 	dir := t.TempDir()
 	writeTree(t, dir, map[string][]byte{"new.txt": []byte("shell\n")})
