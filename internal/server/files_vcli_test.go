@@ -265,3 +265,27 @@ func TestVcliShellKeepsTheWorkingDirectoryForPutAndGet(t *testing.T) {
 		t.Errorf("get in the shell wrote %q, %v", b, err)
 	}
 }
+
+// TestVcliReadmeFilesTour runs the README's files tour as written.
+func TestVcliReadmeFilesTour(t *testing.T) {
+	t.Parallel()
+	srv := startFilesServer(t)
+	dir := t.TempDir()
+	writeTree(t, dir, map[string][]byte{"note.txt": []byte("hello from bob\n")})
+	note, cp := filepath.Join(dir, "note.txt"), filepath.Join(dir, "copy.txt")
+	for _, step := range [][]string{
+		{"file", "mkdir", "notes"},
+		{"file", "put", note, "notes/first.txt"},
+		{"file", "ls", "notes"},
+		{"file", "get", "notes/first.txt", cp},
+	} {
+		out, errOut, code := srv.vcliAs("bob", step...)
+		wantExit(t, strings.Join(step, " "), code, 0, out, errOut)
+		if step[1] == "ls" && !strings.HasSuffix(strings.TrimSpace(out), "  first.txt") {
+			t.Errorf("file ls notes printed %q", out)
+		}
+	}
+	if b, err := os.ReadFile(cp); err != nil || string(b) != "hello from bob\n" {
+		t.Errorf("copy.txt = %q, %v", b, err)
+	}
+}
