@@ -256,8 +256,9 @@ func (c *Client) Download(ctx context.Context, remote string, w io.Writer, o *Do
 	size = int64(usize)
 	var serverErr error
 	err = c.stream(ctx, func(deadline func() time.Time) error {
-		serverErr, err = c.receive(remote, start, size, w, h, o.Progress, deadline)
-		return err
+		var ioErr error
+		serverErr, ioErr = c.receive(remote, start, size, w, h, o.Progress, deadline)
+		return ioErr
 	})
 	if err != nil {
 		return size, err

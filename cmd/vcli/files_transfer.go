@@ -283,6 +283,9 @@ appears under its name; an existing local file is replaced only with --force.`,
 			if err != nil {
 				return err
 			}
+			if isDir && local == "-" {
+				return usagef("a directory cannot go to standard output")
+			}
 			jobs, total, err := t.planGet(remote, local, isDir)
 			if err != nil {
 				return err

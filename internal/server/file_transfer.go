@@ -16,8 +16,8 @@ import (
 // Transfers of DESIGN.md §3.3. fput and fget stream: after their first reply,
 // data messages flow one way without individual answers, which is what lets
 // one session move hundreds of MB/s. file + data is the answered variant, for
-// a client that wants every offset acknowledged. Data payloads are never
-// buffered beyond the one message in hand.
+// a client that wants every offset acknowledged. An upload holds at most
+// chunkQueue+2 messages in memory, a download one chunk.
 
 // beginUpload decodes the arguments fput and file share and starts the upload.
 func (c *conn) beginUpload(req *wire.Request) (*files.Upload, int64, error) {

@@ -3,6 +3,8 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -266,4 +268,51 @@ func TestStatAndListReplyShapes(t *testing.T) {
 	if wire.Unmarshal(vals[0], &cwd) != nil || cwd != "" {
 		t.Errorf("pwd at the top = %q, want \"\"", cwd)
 	}
+}
+
+// TestFileDownloadChecksAndReportsFailures pins what a client sees when the
+// bytes do not match what fget announced (ErrChecksum), and when the file
+// cannot be read to its end (an ERR in place of the data); the connection
+// stays usable after both.
+func TestFileDownloadChecksAndReportsFailures(t *testing.T) {
+	t.Parallel()
+	srv := startFilesServer(t)
+	ctx := context.Background()
+	c := srv.login("alice")
+	data := fileBytes(3*chunkSize, 11)
+	mustUpload(t, c, "f", data, nil)
+	// Changed behind the server's back with inode, size and mtime kept: the
+	// server announces the hash its upload checked, the bytes differ.
+	p := filepath.Join(srv.home("alice"), "f")
+	fi, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, fileBytes(3*chunkSize, 12), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(p, fi.ModTime(), fi.ModTime()); err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Download(ctx, "f", io.Discard, nil)
+	if !errors.Is(err, client.ErrChecksum) {
+		t.Fatalf("download of changed bytes: err = %v, want ErrChecksum", err)
+	}
+	wantOneAnswer(t, c, "after a checksum failure")
+
+	// Cut short while it is being sent: the server puts an ERR in place of
+	// the next data message.
+	big := make([]byte, 32<<20)
+	mustUpload(t, c, "big", big, nil)
+	cut := false
+	_, err = c.Download(ctx, "big", io.Discard, &client.DownloadOptions{Progress: func(done, total int64) {
+		if !cut {
+			cut = true
+			if err := os.Truncate(filepath.Join(srv.home("alice"), "big"), 1<<20); err != nil {
+				t.Error(err)
+			}
+		}
+	}})
+	wantFileCode(t, err, wire.CodeInternal, "download of a file cut short while it is sent")
+	wantOneAnswer(t, c, "after a download cut short")
 }
