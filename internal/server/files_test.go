@@ -316,3 +316,28 @@ func TestFileDownloadChecksAndReportsFailures(t *testing.T) {
 	wantFileCode(t, err, wire.CodeInternal, "download of a file cut short while it is sent")
 	wantOneAnswer(t, c, "after a download cut short")
 }
+
+func TestFileDownloadResumesFromWhatTheClientHolds(t *testing.T) {
+	t.Parallel()
+	srv := startFilesServer(t)
+	ctx := context.Background()
+	c := srv.login("alice")
+	data := fileBytes(3*chunkSize+99, 13)
+	mustUpload(t, c, "f", data, nil)
+	for _, held := range []int{0, 1, chunkSize, 2*chunkSize + 5, len(data)} {
+		var rest bytes.Buffer
+		n, err := c.Download(ctx, "f", &rest, &client.DownloadOptions{Resume: bytes.NewReader(data[:held])})
+		if err != nil || n != int64(len(data)) || !bytes.Equal(rest.Bytes(), data[held:]) {
+			t.Fatalf("resume from %d: size %d, %d bytes received, equal %v, err %v", held, n, rest.Len(), bytes.Equal(rest.Bytes(), data[held:]), err)
+		}
+	}
+	wrong := bytes.Clone(data[:chunkSize])
+	wrong[0] ^= 1
+	_, err := c.Download(ctx, "f", io.Discard, &client.DownloadOptions{Resume: bytes.NewReader(wrong)})
+	if !errors.Is(err, client.ErrChecksum) {
+		t.Fatalf("resume with a wrong prefix: err = %v, want ErrChecksum", err)
+	}
+	_, err = c.Download(ctx, "f", io.Discard, &client.DownloadOptions{Resume: bytes.NewReader(append(bytes.Clone(data), 0))})
+	wantFileCode(t, err, wire.CodeInvalid, "resume with more bytes than the file has")
+	wantOneAnswer(t, c, "after the resumed downloads")
+}
