@@ -1,7 +1,7 @@
 package ledger
 
 import (
-	"fmt"
+	"errors"
 
 	"github.com/vserv/vserv/internal/wire"
 	"github.com/vserv/vserv/verify"
@@ -42,6 +42,12 @@ func (l *Ledger) Proof(chain string, seq, treeSize uint64) ([]byte, error) {
 		receipt, err = buildReceipt(tx, cs.meta.Name, seq, size, note)
 		return err
 	})
+	var we *wire.Error
+	if err != nil && !errors.As(err, &we) && cs.readOnly != "" {
+		// Stored data that no longer matches its checkpoint cannot be
+		// proven; say so instead of reporting a server fault.
+		return nil, wire.Errorf(wire.CodeConflict, "chain %s is damaged (%s); rcheck lists the faults", cs.meta.Name, cs.readOnly)
+	}
 	return receipt, err
 }
 
@@ -51,7 +57,7 @@ func buildReceipt(tx ReadTx, chain string, seq, size uint64, note []byte) ([]byt
 		return nil, err
 	}
 	if entry == nil {
-		return nil, fmt.Errorf("chain %q: entry %d is missing", chain, seq)
+		return nil, wire.Errorf(wire.CodeConflict, "chain %s is damaged: entry %d is missing; rcheck lists the faults", chain, seq)
 	}
 	hashes, err := inclusionProof(tx, chain, seq, size)
 	if err != nil {

@@ -150,7 +150,13 @@ func New(cfg Config) (*Server, error) {
 		s.db.Close()
 		return nil, fmt.Errorf("file service: %w", err)
 	}
-	if s.ledger, err = ledger.Open(s.db, ledger.Config{ServerID: id.ServerID, Signer: id.Key, Now: cfg.Now, Logger: s.log}); err != nil {
+	if s.ledger, err = ledger.Open(s.db, ledger.Config{
+		ServerID: id.ServerID, Signer: id.Key, Now: cfg.Now, Logger: s.log,
+		// DESIGN.md §4.4: recompute every root from the entries at start, so
+		// that an entry deleted or altered on disk makes its chain read-only
+		// before anything new is signed over it (about 1 s per million entries).
+		FullCheckOnOpen: true,
+	}); err != nil {
 		s.files.Close()
 		s.db.Close()
 		return nil, fmt.Errorf("ledger: %w", err)
