@@ -225,8 +225,8 @@ func countAdmins(tx *bbolt.Tx, enabledOnly bool) (int, error) {
 }
 
 // Delete removes an account with its rights and second factor. The initial
-// admin and the last admin cannot be deleted (ERR perm), so the server is
-// never left without someone to administer it.
+// admin and the last enabled admin cannot be deleted (ERR perm), so the
+// server is never left without someone to administer it.
 func (s *Store) Delete(name string) error {
 	return s.db.Update(func(tx *bbolt.Tx) error {
 		rec, err := loadAccount(tx, name)
@@ -237,8 +237,14 @@ func (s *Store) Delete(name string) error {
 			return wire.Errorf(wire.CodePerm, "the initial admin %q cannot be deleted", rec.Name)
 		}
 		if rec.Role == RoleAdmin {
-			if n, err := countAdmins(tx, false); err != nil || n <= 1 {
-				return orErr(err, wire.Errorf(wire.CodePerm, "%q is the last admin", rec.Name))
+			// Count enabled admins: deleting the last enabled one would leave
+			// only disabled admins, and nobody able to enable them again.
+			n, err := countAdmins(tx, true)
+			if rec.Enabled {
+				n--
+			}
+			if err != nil || n < 1 {
+				return orErr(err, wire.Errorf(wire.CodePerm, "%q is the last enabled admin", rec.Name))
 			}
 		}
 		home := HomeName(name)

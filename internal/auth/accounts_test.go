@@ -128,6 +128,17 @@ func TestDeleteLastAdmin(t *testing.T) {
 	wantCode(t, "Delete(admin with another left)", env.store.Delete("boss"), "")
 }
 
+// A disabled admin does not count: deleting the last enabled admin would
+// leave nobody able to enable the others again.
+func TestDeleteLastEnabledAdminWithDisabledAdminsLeft(t *testing.T) {
+	env := newTestEnv(t, false)
+	env.mustAdd(t, "boss", "boss password", RoleAdmin)
+	env.mustAdd(t, "sleeper", "sleeper password", RoleAdmin)
+	wantCode(t, "disable sleeper", env.store.SetEnabled("sleeper", false), "")
+	wantCode(t, "Delete(last enabled admin)", env.store.Delete("boss"), wire.CodePerm)
+	wantCode(t, "Delete(a disabled admin while an enabled one stays)", env.store.Delete("sleeper"), "")
+}
+
 func TestSetEnabledLastEnabledAdmin(t *testing.T) {
 	env := newTestEnv(t, false)
 	if _, err := env.store.CreateInitial("root", "root password"); err != nil {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -162,7 +163,8 @@ func (c *conn) dispatch(ctx context.Context, msg []byte) (closeAfter bool) {
 		// The handler streams its own messages (fput, fget) and writes every
 		// reply itself. A request it read but does not own is left in
 		// c.pending for the loop.
-		return r.stream(ctx) != nil || r.close
+		_, err := c.guard(req.Cmd, func() (*reply, error) { return nil, r.stream(ctx) })
+		return err != nil || r.close
 	}
 	if werr := c.write(out); werr != nil {
 		return true
@@ -228,7 +230,21 @@ func (c *conn) run(ctx context.Context, req *wire.Request) (*reply, error) {
 	if err := req.Arity(cmd.minArgs, cmd.maxArgs); err != nil {
 		return nil, err
 	}
-	return cmd.run(ctx, c, req)
+	return c.guard(req.Cmd, func() (*reply, error) { return cmd.run(ctx, c, req) })
+}
+
+// guard runs one handler (or stream) and turns a panic into ERR internal for
+// this connection alone, which then closes, since its state may be half
+// changed: one bad handler must not take down every other connection.
+func (c *conn) guard(cmd string, fn func() (*reply, error)) (r *reply, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			corr := newID(6)
+			c.log.Error("handler panic", "cmd", cmd, "correlation", corr, "panic", p, "stack", string(debug.Stack()))
+			r, err = &reply{close: true}, wire.Errorf(wire.CodeInternal, "internal error (correlation id %s)", corr)
+		}
+	}()
+	return fn()
 }
 
 func truncate(s string, n int) string {
