@@ -35,6 +35,18 @@ func moduleRoot() string {
 	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
 }
 
+// Main runs the tests of a package that starts servers and removes the
+// binaries built for them afterwards. Call it from TestMain:
+//
+//	func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
+func Main(m *testing.M) int {
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	return code
+}
+
 // Bin returns the path of a built command (vserv, vcli, vbench), building all
 // of them on first use. With -race tests, the binaries are built with -race too.
 func Bin(t testing.TB, name string) string {
