@@ -296,14 +296,14 @@ func TestVservVerifyOnACleanDataDirectory(t *testing.T) {
 	put(t, e.admin, "t", false, numbered(t, "v", 25, 25)...)
 	vserv := testenv.Bin(t, "vserv")
 
-	out, errOut, code := runCmd(t, vserv, "verify", "-r", e.srv.DataRoot)
+	_, errOut, code := runCmd(t, vserv, "verify", "-r", e.srv.DataRoot)
 	if code != 1 || !strings.Contains(errOut, "stop it, or work on a copy") {
 		t.Errorf("vserv verify while the server runs: exit %d, stderr %q; want 1 and advice to stop it or copy", code, errOut)
 	}
 	if err := e.srv.Stop(); err != nil {
 		t.Fatalf("stop: %v", err)
 	}
-	out, errOut, code = runCmd(t, vserv, "verify", "-r", e.srv.DataRoot)
+	out, errOut, code := runCmd(t, vserv, "verify", "-r", e.srv.DataRoot)
 	if code != 0 || !strings.HasPrefix(out, "ok: 6 chains, ") || !strings.Contains(out, " entries verified in ") {
 		t.Errorf("vserv verify: exit %d\nstdout %q\nstderr %q", code, out, errOut)
 	}

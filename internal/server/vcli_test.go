@@ -142,14 +142,14 @@ func TestVcliReadmeTour(t *testing.T) {
 	} {
 		t.Run("ERR "+tc.name, func(t *testing.T) {
 			t.Parallel()
-			stdout, stderr := vcliRun(t, srv, home, "", 1, append([]string{"--json"}, tc.args...)...)
+			stdout, _ := vcliRun(t, srv, home, "", 1, append([]string{"--json"}, tc.args...)...)
 			var doc jsonErr
 			if err := json.Unmarshal([]byte(stdout), &doc); err != nil || doc.OK || doc.Code != tc.code || doc.Error == "" {
 				t.Errorf("stdout %q (%v), want {ok: false, code: %q, error: ...}", stdout, err, tc.code)
 			}
 			if tc.code == "perm" || tc.code == "exists" {
 				// Without --json the message goes to stderr.
-				_, stderr = vcliRun(t, srv, home, "", 1, tc.args...)
+				_, stderr := vcliRun(t, srv, home, "", 1, tc.args...)
 				if !strings.Contains(stderr, "ERR "+tc.code) {
 					t.Errorf("without --json: stderr %q, want it to name ERR %s", stderr, tc.code)
 				}
