@@ -102,6 +102,14 @@ func (a *app) dial(ctx context.Context) (*client.Client, error) {
 	return c, nil
 }
 
+// connect dials, logging in with the global -u options when login is set.
+func (a *app) connect(ctx context.Context, login bool) (*client.Client, error) {
+	if login {
+		return a.dialLogin(ctx)
+	}
+	return a.dial(ctx)
+}
+
 // dialLogin connects and logs in with the global -u options, answering a
 // second-factor request when the server makes one.
 func (a *app) dialLogin(ctx context.Context) (*client.Client, error) {

@@ -12,13 +12,7 @@ import (
 // withClient dials (logging in when login is set), runs fn and says goodbye.
 func (a *app) withClient(cmd *cobra.Command, login bool, fn func(c *client.Client) error) error {
 	ctx := cmd.Context()
-	var c *client.Client
-	var err error
-	if login {
-		c, err = a.dialLogin(ctx)
-	} else {
-		c, err = a.dial(ctx)
-	}
+	c, err := a.connect(ctx, login)
 	if err != nil {
 		return err
 	}

@@ -38,13 +38,7 @@ On a terminal: Tab completes command names, Up/Down walk the history (kept in
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			var c *client.Client
-			var err error
-			if a.opts.user != "" {
-				c, err = a.dialLogin(ctx)
-			} else {
-				c, err = a.dial(ctx)
-			}
+			c, err := a.connect(ctx, a.opts.user != "")
 			if err != nil {
 				return err
 			}
