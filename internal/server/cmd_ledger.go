@@ -18,7 +18,7 @@ const (
 
 func ledgerCommands() map[string]*command {
 	return map[string]*command{
-		"rput":    {min: stateVerified, minArgs: 2, maxArgs: 3, usage: "rput chain record|[records] [{receipt: bool}] — append records (write right)", run: cmdRput},
+		"rput":    {min: stateSession, minArgs: 2, maxArgs: 3, usage: "rput chain record|[records] [{receipt: bool}] — append records (write right)", run: cmdRput},
 		"rget":    {min: stateSession, minArgs: 2, maxArgs: 2, usage: "rget chain id|[ids] — entries by record id", run: cmdRget},
 		"rabs":    {min: stateSession, minArgs: 2, maxArgs: 2, usage: "rabs chain seq|[seqs] — entries by position (negative: from the end)", run: cmdRabs},
 		"rhave":   {min: stateSession, minArgs: 2, maxArgs: 2, usage: "rhave chain id|[ids] — whether records exist", run: cmdRhave},
@@ -172,6 +172,12 @@ func cmdRput(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
 		return nil, err
 	} else if !ok {
 		return nil, errNoChain(arg)
+	}
+	// rput needs state verified, but a private chain must stay invisible to
+	// a connection below it (DESIGN.md §3.4, footnote 1): visibility first,
+	// then the state.
+	if c.state != stateVerified {
+		return nil, wire.Errorf(wire.CodeState, "rput needs state verified (this connection is in state %s)", c.state)
 	}
 	if info.ServerWritten {
 		return nil, wire.Errorf(wire.CodePerm, "chain %s is written only by the server", info.Name)

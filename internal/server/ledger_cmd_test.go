@@ -458,8 +458,9 @@ func TestPublicChainIsReadableWithoutLoginAndPrivateChainIsInvisible(t *testing.
 }
 
 // An anonymous connection must not learn that a private chain exists even
-// from rput (DESIGN.md §3.4 footnote 1): whatever rput answers below
-// verified, it answers the same for a private chain and for no chain.
+// from rput (DESIGN.md §3.4 footnote 1): to it a private chain does not
+// exist, so rput answers ERR notfound exactly as for no chain (a public
+// chain answers ERR state: rput needs a login).
 func TestRputWithoutLoginAnswersAPrivateChainAsAMissingOne(t *testing.T) {
 	e := newLedgerEnv(t, nil)
 	if err := e.admin.MakeChain(e.ctx, "priv", client.ChainOptions{}); err != nil {
@@ -468,8 +469,8 @@ func TestRputWithoutLoginAnswersAPrivateChainAsAMissingOne(t *testing.T) {
 	anon := e.srv.Dial()
 	_, errPriv := anon.PutRecords(e.ctx, "priv", [][]byte{newRecord(t, 1)}, false)
 	_, errNone := anon.PutRecords(e.ctx, "nochain", [][]byte{newRecord(t, 1)}, false)
-	if wire.CodeOf(errPriv) != wire.CodeOf(errNone) {
-		t.Errorf("anonymous rput: private chain answers %v, a missing chain %v: the answers tell them apart", errPriv, errNone)
+	if wire.CodeOf(errPriv) != wire.CodeNotFound || wire.CodeOf(errNone) != wire.CodeNotFound {
+		t.Errorf("anonymous rput: private chain answers %v, a missing chain %v; want ERR notfound for both", errPriv, errNone)
 	}
 }
 
