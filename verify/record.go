@@ -34,7 +34,44 @@ type Record struct {
 // ±Infinity or non-text map keys, nesting at most MaxRecordDepth, at most
 // MaxRecordSize bytes, and rec must be exactly its own deterministic
 // re-encoding. It also computes the record hash.
+//
+// A valid record is checked in one pass over its bytes (scanRecord) and only
+// its payload is decoded; a record that pass refuses goes through the
+// reference path (decode, check, re-encode, compare), which gives the reason.
 func CheckRecord(rec []byte) (*Record, error) {
+	if len(rec) <= MaxRecordSize {
+		if r, payload := scanRecord(rec); r != nil {
+			if err := decMode.Unmarshal(payload, &r.Payload); err == nil {
+				return r, nil
+			}
+		}
+	}
+	return checkRecordRef(rec)
+}
+
+// CheckRecordNoPayload is CheckRecord without decoding the payload: the
+// returned Record's Payload is nil. It accepts and refuses exactly what
+// CheckRecord does, for callers that need only the other fields and the
+// record hash (the server's append path).
+func CheckRecordNoPayload(rec []byte) (*Record, error) {
+	if len(rec) <= MaxRecordSize {
+		if r, _ := scanRecord(rec); r != nil {
+			return r, nil
+		}
+	}
+	r, err := checkRecordRef(rec)
+	if err != nil {
+		return nil, err
+	}
+	r.Payload = nil
+	return r, nil
+}
+
+// checkRecordRef is the reference implementation of CheckRecord: decode into
+// generic values, check the fields, re-encode deterministically and compare,
+// then encode again without `sig` and `pow` for the record hash. The tests
+// hold the fast path to exactly its decisions (FuzzCheckRecordAgrees).
+func checkRecordRef(rec []byte) (*Record, error) {
 	if len(rec) > MaxRecordSize {
 		return nil, recordErr("", ErrTooLarge, "%d bytes, the limit is %d", len(rec), MaxRecordSize)
 	}

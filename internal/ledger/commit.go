@@ -167,7 +167,7 @@ func (l *Ledger) append(ctx context.Context, cs *chainState, records [][]byte, o
 
 // checkRecord applies every rule about a record that needs no database.
 func checkRecord(raw []byte, powBits int, origin string) (*verify.Record, error) {
-	rec, err := verify.CheckRecord(raw)
+	rec, err := verify.CheckRecordNoPayload(raw)
 	if err != nil {
 		if errors.Is(err, verify.ErrTooLarge) {
 			return nil, wire.Errorf(wire.CodeLimit, "%v", err)
