@@ -27,6 +27,7 @@ type conn struct {
 	addr netip.Addr
 	id   string // connection-id of `hello` and `quit`
 	log  *slog.Logger
+	logh connLogHandler // log's handler
 
 	mu     sync.Mutex
 	busy   bool   // a command is running
@@ -59,9 +60,12 @@ type pendingAkey struct {
 }
 
 func (s *Server) handle(ctx context.Context, nc net.Conn) {
-	defer nc.Close()
 	addr := remoteAddr(nc)
 	wc := wire.NewConn(nc, s.cfg.MaxMsg)
+	defer func() {
+		nc.Close()
+		wc.Release() // only this goroutine reads, and it is done
+	}()
 	release, reason := s.limits.admit(addr, s.throttle.Load())
 	if reason != "" {
 		msg := wire.EncodeError(wire.Errorf(wire.CodeLimit, "%s", reason))
@@ -78,11 +82,49 @@ func (s *Server) handle(ctx context.Context, nc net.Conn) {
 		state: stateInitial, timeout: s.cfg.IdleTimeout,
 		transcript: secure.NewTranscript(),
 	}
-	c.log = s.log.With("conn", c.id, "remote", addr)
+	c.logh = connLogHandler{base: s.log.Handler(), conn: c.id, remote: addr}
+	c.log = slog.New(&c.logh)
 	s.register(c)
 	defer s.unregister(c)
 	defer c.cancelEnrollment()
 	c.serve(ctx)
+}
+
+// connLogHandler adds a connection's attributes ("conn" and "remote") to
+// what it logs, as Logger.With would, but formats them only when the first
+// record is logged rather than for every connection: most connections log
+// nothing at the default level, and With costs about 1% of the server's CPU
+// in a handshake benchmark.
+type connLogHandler struct {
+	base   slog.Handler
+	conn   string
+	remote netip.Addr
+
+	once sync.Once
+	with slog.Handler // base with the connection's attributes
+}
+
+func (h *connLogHandler) handler() slog.Handler {
+	h.once.Do(func() {
+		h.with = h.base.WithAttrs([]slog.Attr{slog.String("conn", h.conn), slog.Any("remote", h.remote)})
+	})
+	return h.with
+}
+
+func (h *connLogHandler) Enabled(ctx context.Context, l slog.Level) bool {
+	return h.base.Enabled(ctx, l)
+}
+
+func (h *connLogHandler) Handle(ctx context.Context, r slog.Record) error {
+	return h.handler().Handle(ctx, r)
+}
+
+func (h *connLogHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return h.handler().WithAttrs(attrs)
+}
+
+func (h *connLogHandler) WithGroup(name string) slog.Handler {
+	return h.handler().WithGroup(name)
 }
 
 func remoteAddr(nc net.Conn) netip.Addr {

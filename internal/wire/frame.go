@@ -58,12 +58,34 @@ type Conn struct {
 	wcipher Cipher
 }
 
+// readerPool recycles the read buffers of connections that called Release:
+// a server makes one per connection, and short connections (one handshake)
+// would otherwise allocate 4 KiB each.
+var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, readBufferSize) }}
+
 // NewConn wraps nc. maxMsg bounds the size of messages read (0 = DefaultMaxMsg).
 func NewConn(nc net.Conn, maxMsg int) *Conn {
 	if maxMsg <= 0 || maxMsg > DefaultMaxMsg {
 		maxMsg = DefaultMaxMsg
 	}
-	return &Conn{nc: nc, br: bufio.NewReaderSize(nc, readBufferSize), maxMsg: maxMsg}
+	br := readerPool.Get().(*bufio.Reader)
+	br.Reset(nc)
+	return &Conn{nc: nc, br: br, maxMsg: maxMsg}
+}
+
+// Release gives the read buffer back for reuse by another Conn. Call it at
+// most once, when nothing reads from c any more (typically after closing
+// it); a later ReadMessage fails with net.ErrClosed. Not calling it is fine:
+// the buffer is then garbage collected with c.
+func (c *Conn) Release() {
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	if c.br == nil {
+		return
+	}
+	c.br.Reset(nil)
+	readerPool.Put(c.br)
+	c.br = nil
 }
 
 // NetConn returns the underlying connection.
@@ -95,6 +117,9 @@ func (c *Conn) Encrypted() bool {
 func (c *Conn) ReadMessage(deadline time.Time) ([]byte, error) {
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
+	if c.br == nil {
+		return nil, net.ErrClosed
+	}
 	if err := c.nc.SetReadDeadline(deadline); err != nil {
 		return nil, err
 	}
