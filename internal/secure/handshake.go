@@ -25,7 +25,7 @@ func noiseConfig(dh noise.DHFunc, initiator bool, prologue, psk []byte) (noise.C
 		return noise.Config{}, fmt.Errorf("psk is %d bytes, want %d", len(psk), mlkem.SharedKeySize)
 	}
 	return noise.Config{
-		CipherSuite:           noise.NewCipherSuite(dh, noise.CipherAESGCM, noise.HashSHA256),
+		CipherSuite:           noise.NewCipherSuite(dh, cipherAESGCM, noise.HashSHA256),
 		Pattern:               noise.HandshakeNK,
 		Initiator:             initiator,
 		Prologue:              prologue,

@@ -2,9 +2,9 @@ package secure
 
 import (
 	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
-	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
@@ -122,8 +122,9 @@ func (p *Pool) load() error {
 // ERR internal).
 func (p *Pool) Pick() *PoolKey {
 	now := p.now()
+	var buf [16]*PoolKey // no allocation for pools of usual sizes
+	live := buf[:0]
 	p.mu.RLock()
-	live := make([]*PoolKey, 0, len(p.keys))
 	for _, k := range p.keys {
 		if !p.stale(k, now) {
 			live = append(live, k)
@@ -133,13 +134,11 @@ func (p *Pool) Pick() *PoolKey {
 	if len(live) == 0 {
 		return nil
 	}
-	i, err := rand.Int(rand.Reader, big.NewInt(int64(len(live))))
-	if err != nil {
-		// crypto/rand does not fail on supported systems; if it ever does,
-		// any key is still a correct (if less distinctive) answer.
-		return live[0]
-	}
-	return live[i.Int64()]
+	// A uniform index: the modulo bias of a 64-bit draw is below 2^-50 for
+	// any pool that fits in memory. crypto/rand.Read does not fail.
+	var r [8]byte
+	rand.Read(r[:])
+	return live[binary.BigEndian.Uint64(r[:])%uint64(len(live))]
 }
 
 // Lookup returns the key kid if the pool holds it and it has not expired.
