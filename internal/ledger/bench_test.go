@@ -92,3 +92,49 @@ func BenchmarkAppendSingle(b *testing.B) {
 	})
 	b.ReportMetric(float64(next.Load())/time.Since(start).Seconds(), "records/s")
 }
+
+// BenchmarkCommitGroup measures the one committer alone: groups of jobs
+// whose records are already checked, committed one group after the other
+// (fsync on). us/record is the committer's time per record, which bounds
+// the throughput of all appends together.
+func BenchmarkCommitGroup(b *testing.B) {
+	for _, shape := range []struct {
+		name       string
+		jobs, recs int
+	}{{"16x1", 16, 1}, {"2x100", 2, 100}} {
+		b.Run(shape.name, func(b *testing.B) {
+			e := newEnv(b)
+			origin := e.l.origin("t")
+			next := 0
+			group := func() []*appendJob {
+				g := make([]*appendJob, shape.jobs)
+				for i := range g {
+					j := &appendJob{chain: "t", resp: make(chan appendOutcome, 1)}
+					for range shape.recs {
+						r, err := checkRecord(rec(b, next, map[string]any{"n": next, "choice": "yes"}), 0, origin)
+						if err != nil {
+							b.Fatal(err)
+						}
+						j.checks = append(j.checks, precheck{rec: r})
+						next++
+					}
+					g[i] = j
+				}
+				return g
+			}
+			var took time.Duration
+			for b.Loop() {
+				b.StopTimer()
+				g := group()
+				b.StartTimer()
+				start := time.Now()
+				e.l.commitGroup(g)
+				took += time.Since(start)
+				if out := <-g[0].resp; out.err != nil {
+					b.Fatal(out.err)
+				}
+			}
+			b.ReportMetric(float64(took.Microseconds())/float64(next), "us/record")
+		})
+	}
+}

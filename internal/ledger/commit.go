@@ -330,14 +330,16 @@ func (l *Ledger) apply(tx WriteTx, work map[string]*chainState, touched map[stri
 		id    [16]byte
 		rec   *verify.Record
 		entry []byte
+		leaf  [32]byte
 	}
 	var (
 		results = make([]Result, len(j.checks))
-		news    []pending
-		inBatch = map[string]int{} // id → index of its first record in this batch
+		news    = make([]pending, 0, len(j.checks))
+		inBatch = make(map[string]int, len(j.checks)) // id → index of its first record in this batch
 		seq     = w.size
 		prev    = w.lastLeaf
 		now     = max(uint64(l.cfg.Now().UnixMilli()), w.lastTime)
+		arena   []byte // the batch's entries, one allocation: bbolt keeps them until the commit
 	)
 	for i, c := range j.checks {
 		if c.err != nil {
@@ -369,14 +371,23 @@ func (l *Ledger) apply(tx WriteTx, work map[string]*chainState, touched map[stri
 			copy(results[i].Leaf[:], leaf)
 			continue
 		}
-		entry, err := verify.EncodeEntry(verify.Entry{V: verify.EntryVersion, Seq: seq, Prev: prev, Time: now,
-			Chain: j.chain, Origin: l.cfg.ServerID, Record: rec.Raw})
-		if err != nil {
-			return nil, fmt.Errorf("encode entry: %w", err)
+		e := verify.Entry{V: verify.EntryVersion, Seq: seq, Prev: prev, Time: now,
+			Chain: j.chain, Origin: l.cfg.ServerID, Record: rec.Raw}
+		if arena == nil {
+			n, fixed := 0, verify.EntrySize(e)-len(rec.Raw)+8 // seq and time may grow a little
+			for _, c := range j.checks[i:] {
+				if c.rec != nil {
+					n += fixed + len(c.rec.Raw)
+				}
+			}
+			arena = make([]byte, 0, n)
 		}
+		start := len(arena)
+		arena = verify.AppendEntry(arena, e)
+		entry := arena[start:len(arena):len(arena)]
 		leaf := verify.LeafHash(entry)
 		results[i] = Result{ID: rec.ID, Seq: seq, Leaf: leaf}
-		news = append(news, pending{id: id, rec: rec, entry: entry})
+		news = append(news, pending{id: id, rec: rec, entry: entry, leaf: leaf})
 		prev = leaf
 		seq++
 	}
@@ -391,8 +402,7 @@ func (l *Ledger) apply(tx WriteTx, work map[string]*chainState, touched map[stri
 		if err := tx.Append(j.chain, s, p.entry, p.id, p.rec.Hash, now); err != nil {
 			return nil, err
 		}
-		leaf := verify.LeafHash(p.entry)
-		if err := w.rng.Append(leaf[:], visit); err != nil {
+		if err := w.rng.Append(p.leaf[:], visit); err != nil {
 			return nil, err
 		}
 		if putErr != nil {

@@ -44,20 +44,64 @@ type BoltStore struct{ db *bolt.DB }
 func NewBoltStore(db *bolt.DB) *BoltStore { return &BoltStore{db: db} }
 
 func (s *BoltStore) View(fn func(ReadTx) error) error {
-	return s.db.View(func(tx *bolt.Tx) error { return fn(boltTx{tx}) })
+	return s.db.View(func(tx *bolt.Tx) error { return fn(boltTx{tx: tx}) })
 }
 
 func (s *BoltStore) Update(fn func(WriteTx) error) error {
-	return s.db.Update(func(tx *bolt.Tx) error { return fn(boltTx{tx}) })
+	return s.db.Update(func(tx *bolt.Tx) error { return fn(boltTx{tx: tx, wc: &writeCache{}}) })
 }
 
-type boltTx struct{ tx *bolt.Tx }
+type boltTx struct {
+	tx *bolt.Tx
+	wc *writeCache // write transactions only
+}
+
+// writeCache keeps a write transaction's handles on the sub-buckets of the
+// chain it last touched, so a group commit looks each one up once instead of
+// for every record, and the append-only ones keep FillPercent 1.0.
+type writeCache struct {
+	chain string
+	subs  [5]*bolt.Bucket // in the order of chainSubs
+}
+
+// subIndex is the position of a sub-bucket in chainSubs.
+func subIndex(name []byte) int {
+	for i, s := range chainSubs {
+		if string(s) == string(name) {
+			return i
+		}
+	}
+	panic("ledger: unknown sub-bucket " + string(name))
+}
 
 func u64(v uint64) []byte { return binary.BigEndian.AppendUint64(make([]byte, 0, 8), v) }
 
 var errNoChain = errors.New("no such chain in the store")
 
 func (t boltTx) sub(chain string, name []byte) (*bolt.Bucket, error) {
+	if t.wc == nil {
+		return t.lookupSub(chain, name)
+	}
+	i := subIndex(name)
+	if t.wc.chain != chain {
+		t.wc.chain, t.wc.subs = chain, [5]*bolt.Bucket{}
+	}
+	if b := t.wc.subs[i]; b != nil {
+		return b, nil
+	}
+	b, err := t.lookupSub(chain, name)
+	if err != nil {
+		return nil, err
+	}
+	switch string(name) {
+	case string(subEntries), string(subTimes), string(subNodes): // they only ever grow at their end
+		b.FillPercent = 1.0
+	}
+	t.wc.subs[i] = b
+	return b, nil
+}
+
+func (t boltTx) lookupSub(chain string, name []byte) (*bolt.Bucket, error) {
 	c := t.tx.Bucket(chainBucketName(chain))
 	if c == nil {
 		return nil, fmt.Errorf("chain %q: %w", chain, errNoChain)
@@ -257,44 +301,46 @@ func (t boltTx) PutChain(meta ChainMeta) error {
 	return nil
 }
 
-// appendOnly returns a sub-bucket whose keys only grow, set to fill pages
-// completely (the setting lasts for this transaction's handle only).
-func (t boltTx) appendOnly(chain string, name []byte) (*bolt.Bucket, error) {
-	b, err := t.sub(chain, name)
-	if err == nil {
-		b.FillPercent = 1.0
-	}
-	return b, err
-}
-
 func (t boltTx) Append(chain string, seq uint64, entry []byte, id [16]byte, recordHash [32]byte, ms uint64) error {
-	e, err := t.appendOnly(chain, subEntries)
+	e, err := t.sub(chain, subEntries)
 	if err != nil {
-		return err
-	}
-	if err := e.Put(u64(seq), entry); err != nil {
 		return err
 	}
 	ids, err := t.sub(chain, subIDs)
 	if err != nil {
 		return err
 	}
-	if err := ids.Put(id[:], append(u64(seq), recordHash[:]...)); err != nil {
-		return err
-	}
-	times, err := t.appendOnly(chain, subTimes)
+	times, err := t.sub(chain, subTimes)
 	if err != nil {
 		return err
 	}
-	return times.Put(append(u64(ms), u64(seq)...), id[:])
+	// bbolt copies keys but keeps values until the commit: one allocation
+	// holds the keys and values of the three rows.
+	buf := make([]byte, 0, 8+16+40+16)
+	buf = binary.BigEndian.AppendUint64(buf, seq)
+	buf = append(buf, id[:]...)
+	buf = binary.BigEndian.AppendUint64(buf, seq)
+	buf = append(buf, recordHash[:]...)
+	buf = binary.BigEndian.AppendUint64(buf, ms)
+	buf = binary.BigEndian.AppendUint64(buf, seq)
+	seqKey, idBytes, idValue, timeKey := buf[0:8], buf[8:24:24], buf[24:64:64], buf[64:80]
+	if err := e.Put(seqKey, entry); err != nil {
+		return err
+	}
+	if err := ids.Put(idBytes, idValue); err != nil {
+		return err
+	}
+	return times.Put(timeKey, idBytes)
 }
 
 func (t boltTx) PutNode(chain string, id compact.NodeID, hash []byte) error {
-	b, err := t.appendOnly(chain, subNodes)
+	b, err := t.sub(chain, subNodes)
 	if err != nil {
 		return err
 	}
-	return b.Put(u64(postorder(id)), hash)
+	var k [8]byte
+	binary.BigEndian.PutUint64(k[:], postorder(id))
+	return b.Put(k[:], hash)
 }
 
 func (t boltTx) PutCheckpoint(chain string, cp StoredCheckpoint) error {
