@@ -2,7 +2,9 @@ package server
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
+	"math"
 
 	"github.com/vserv/vserv/internal/auth"
 	"github.com/vserv/vserv/internal/ledger"
@@ -201,15 +203,58 @@ func cmdRput(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := make([]map[string]any, len(results))
-	for i, r := range results {
-		m := map[string]any{"id": r.ID, "seq": r.Seq, "leaf": r.Leaf[:]}
-		if opts.Receipt {
-			m["receipt"] = string(r.Receipt)
+	return ok(rputReply(results, opts.Receipt))
+}
+
+// rputReply encodes rput's answer, an array of {id, seq, leaf[, receipt]}
+// maps, directly: the same bytes wire.Marshal makes of those maps (keys in
+// deterministic order: id, seq, leaf, receipt), without building them.
+func rputReply(results []ledger.Result, receipt bool) wire.RawMessage {
+	size := 9
+	for _, r := range results {
+		size += 1 + 3 + 2 + len(r.ID) + 4 + 9 + 5 + 2 + 32
+		if receipt {
+			size += 8 + 9 + len(r.Receipt)
 		}
-		out[i] = m
 	}
-	return ok(out)
+	b := appendCBORHead(make([]byte, 0, size), 4, uint64(len(results)))
+	for _, r := range results {
+		if receipt {
+			b = append(b, 0xa4)
+		} else {
+			b = append(b, 0xa3)
+		}
+		b = append(b, 0x62, 'i', 'd')
+		b = appendCBORHead(b, 3, uint64(len(r.ID)))
+		b = append(b, r.ID...)
+		b = append(b, 0x63, 's', 'e', 'q')
+		b = appendCBORHead(b, 0, r.Seq)
+		b = append(b, 0x64, 'l', 'e', 'a', 'f', 0x58, 32)
+		b = append(b, r.Leaf[:]...)
+		if receipt {
+			b = append(b, 0x67, 'r', 'e', 'c', 'e', 'i', 'p', 't')
+			b = appendCBORHead(b, 3, uint64(len(r.Receipt)))
+			b = append(b, r.Receipt...)
+		}
+	}
+	return b
+}
+
+// appendCBORHead appends the shortest CBOR head of the major type with
+// argument n.
+func appendCBORHead(b []byte, major byte, n uint64) []byte {
+	m := major << 5
+	switch {
+	case n < 24:
+		return append(b, m|byte(n))
+	case n <= math.MaxUint8:
+		return append(b, m|24, byte(n))
+	case n <= math.MaxUint16:
+		return binary.BigEndian.AppendUint16(append(b, m|25), uint16(n))
+	case n <= math.MaxUint32:
+		return binary.BigEndian.AppendUint32(append(b, m|26), uint32(n))
+	}
+	return binary.BigEndian.AppendUint64(append(b, m|27), n)
 }
 
 // entryList turns entries into reply values: byte strings, null when missing.
