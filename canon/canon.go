@@ -13,8 +13,10 @@ package canon
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"reflect"
 
 	"github.com/fxamacker/cbor/v2"
@@ -108,3 +110,21 @@ func UnmarshalCanonical(data []byte, v any) error {
 
 // RawMessage is a CBOR item kept as its exact bytes.
 type RawMessage = cbor.RawMessage
+
+// AppendHead appends the shortest head of a CBOR item of the given major type
+// (0–7) with argument n: what deterministic encoding requires. Hand-written
+// encoders on hot paths use it so that their bytes are the encoder's.
+func AppendHead(b []byte, major byte, n uint64) []byte {
+	m := major << 5
+	switch {
+	case n < 24:
+		return append(b, m|byte(n))
+	case n <= math.MaxUint8:
+		return append(b, m|24, byte(n))
+	case n <= math.MaxUint16:
+		return binary.BigEndian.AppendUint16(append(b, m|25), uint16(n))
+	case n <= math.MaxUint32:
+		return binary.BigEndian.AppendUint32(append(b, m|26), uint32(n))
+	}
+	return binary.BigEndian.AppendUint64(append(b, m|27), n)
+}

@@ -73,3 +73,21 @@ func TestUnmarshalCanonicalRefusesLongForms(t *testing.T) {
 		t.Errorf("canonical map: %v", err)
 	}
 }
+
+func TestAppendHeadMatchesTheEncoder(t *testing.T) {
+	for _, n := range []uint64{0, 23, 24, 255, 256, 65535, 65536, 1<<32 - 1, 1 << 32, 1<<64 - 1} {
+		want, err := Marshal(n) // major type 0 is the head alone
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := AppendHead(nil, 0, n); string(got) != string(want) {
+			t.Errorf("AppendHead(0, %d) = %x, want %x", n, got, want)
+		}
+		text, _ := Marshal(string(make([]byte, min(n, 300))))
+		if n <= 300 {
+			if got := AppendHead(nil, 3, n); string(got) != string(text[:len(got)]) {
+				t.Errorf("AppendHead(3, %d) = %x, want the head of %x", n, got, text[:len(got)])
+			}
+		}
+	}
+}

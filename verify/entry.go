@@ -6,6 +6,8 @@ import (
 	"fmt"
 
 	"github.com/fxamacker/cbor/v2"
+
+	"github.com/vserv/vserv/canon"
 )
 
 // EntryVersion is the only entry version (`v`) there is.
@@ -64,18 +66,18 @@ func EncodeEntry(e Entry) ([]byte, error) {
 // as it is, unchecked.
 func AppendEntry(dst []byte, e Entry) []byte {
 	dst = append(dst, 0xa7, 0x61, 'v')
-	dst = appendHead(dst, majorUint, e.V)
+	dst = canon.AppendHead(dst, majorUint, e.V)
 	dst = append(dst, 0x63, 's', 'e', 'q')
-	dst = appendHead(dst, majorUint, e.Seq)
+	dst = canon.AppendHead(dst, majorUint, e.Seq)
 	dst = append(dst, 0x64, 'p', 'r', 'e', 'v', 0x58, 32)
 	dst = append(dst, e.Prev[:]...)
 	dst = append(dst, 0x64, 't', 'i', 'm', 'e')
-	dst = appendHead(dst, majorUint, e.Time)
+	dst = canon.AppendHead(dst, majorUint, e.Time)
 	dst = append(dst, 0x65, 'c', 'h', 'a', 'i', 'n')
-	dst = appendHead(dst, majorText, uint64(len(e.Chain)))
+	dst = canon.AppendHead(dst, majorText, uint64(len(e.Chain)))
 	dst = append(dst, e.Chain...)
 	dst = append(dst, 0x66, 'o', 'r', 'i', 'g', 'i', 'n')
-	dst = appendHead(dst, majorText, uint64(len(e.Origin)))
+	dst = canon.AppendHead(dst, majorText, uint64(len(e.Origin)))
 	dst = append(dst, e.Origin...)
 	dst = append(dst, 0x66, 'r', 'e', 'c', 'o', 'r', 'd')
 	return append(dst, e.Record...)

@@ -6,6 +6,8 @@ import (
 	"encoding/binary"
 	"math"
 	"unicode/utf8"
+
+	"github.com/vserv/vserv/canon"
 )
 
 // scanRecord is the fast path of CheckRecord: one pass over the bytes that
@@ -110,7 +112,7 @@ func scanRecord(rec []byte) (*Record, []byte) {
 		return r, payload
 	}
 	h := sha256.New()
-	h.Write(appendHead(make([]byte, 0, 9), majorMap, n-uint64(nskip)))
+	h.Write(canon.AppendHead(make([]byte, 0, 9), majorMap, n-uint64(nskip)))
 	from := afterHeader
 	for _, sk := range skip[:nskip] {
 		h.Write(rec[from:sk[0]])
@@ -330,23 +332,6 @@ func float16to64(h uint16) float64 {
 		return math.Inf(int(sign))
 	}
 	return sign * math.Ldexp(1024+frac, exp-25)
-}
-
-// appendHead appends the shortest head of an item of the major type with
-// argument n.
-func appendHead(b []byte, major byte, n uint64) []byte {
-	m := major << 5
-	switch {
-	case n < 24:
-		return append(b, m|byte(n))
-	case n <= math.MaxUint8:
-		return append(b, m|24, byte(n))
-	case n <= math.MaxUint16:
-		return binary.BigEndian.AppendUint16(append(b, m|25), uint16(n))
-	case n <= math.MaxUint32:
-		return binary.BigEndian.AppendUint32(append(b, m|26), uint32(n))
-	}
-	return binary.BigEndian.AppendUint64(append(b, m|27), n)
 }
 
 // isCanonicalUUIDBytes is IsCanonicalUUID without converting to a string.

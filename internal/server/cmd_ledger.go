@@ -2,13 +2,13 @@ package server
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
-	"math"
 
 	"github.com/vserv/vserv/internal/auth"
 	"github.com/vserv/vserv/internal/ledger"
 	"github.com/vserv/vserv/internal/wire"
+
+	"github.com/vserv/vserv/canon"
 )
 
 // Limits of DESIGN.md §2.1 on batched ledger commands.
@@ -217,7 +217,7 @@ func rputReply(results []ledger.Result, receipt bool) wire.RawMessage {
 			size += 8 + 9 + len(r.Receipt)
 		}
 	}
-	b := appendCBORHead(make([]byte, 0, size), 4, uint64(len(results)))
+	b := canon.AppendHead(make([]byte, 0, size), 4, uint64(len(results)))
 	for _, r := range results {
 		if receipt {
 			b = append(b, 0xa4)
@@ -225,36 +225,19 @@ func rputReply(results []ledger.Result, receipt bool) wire.RawMessage {
 			b = append(b, 0xa3)
 		}
 		b = append(b, 0x62, 'i', 'd')
-		b = appendCBORHead(b, 3, uint64(len(r.ID)))
+		b = canon.AppendHead(b, 3, uint64(len(r.ID)))
 		b = append(b, r.ID...)
 		b = append(b, 0x63, 's', 'e', 'q')
-		b = appendCBORHead(b, 0, r.Seq)
+		b = canon.AppendHead(b, 0, r.Seq)
 		b = append(b, 0x64, 'l', 'e', 'a', 'f', 0x58, 32)
 		b = append(b, r.Leaf[:]...)
 		if receipt {
 			b = append(b, 0x67, 'r', 'e', 'c', 'e', 'i', 'p', 't')
-			b = appendCBORHead(b, 3, uint64(len(r.Receipt)))
+			b = canon.AppendHead(b, 3, uint64(len(r.Receipt)))
 			b = append(b, r.Receipt...)
 		}
 	}
 	return b
-}
-
-// appendCBORHead appends the shortest CBOR head of the major type with
-// argument n.
-func appendCBORHead(b []byte, major byte, n uint64) []byte {
-	m := major << 5
-	switch {
-	case n < 24:
-		return append(b, m|byte(n))
-	case n <= math.MaxUint8:
-		return append(b, m|24, byte(n))
-	case n <= math.MaxUint16:
-		return binary.BigEndian.AppendUint16(append(b, m|25), uint16(n))
-	case n <= math.MaxUint32:
-		return binary.BigEndian.AppendUint32(append(b, m|26), uint32(n))
-	}
-	return binary.BigEndian.AppendUint64(append(b, m|27), n)
 }
 
 // entryList turns entries into reply values: byte strings, null when missing.
