@@ -26,9 +26,10 @@ Run it while the server is stopped.
 The old key signs a key.rotate record naming the new one, appended to the
 public keys chain; clients that recorded the old key follow the rotation
 through its receipt (vcli id shows it). Clients that pinned the old key with
---server-key, and every client when there is no ledger yet, refuse the new key
-until they are given it: publish the new fingerprint this command prints. If
-the ledger cannot record the rotation, the old key is put back.`,
+--server-key refuse the new key until they are given it: publish the new
+fingerprint this command prints. A data directory whose server never started
+gets its ledger first, so that the rotation is recorded. If the ledger cannot
+record the rotation, the old key is put back.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			// Holding the database proves no server runs on this directory:
@@ -41,7 +42,7 @@ the ledger cannot record the rotation, the old key is put back.`,
 			out := cmd.OutOrStdout()
 			if identity {
 				if !yes {
-					return &exitError{code: 2, err: fmt.Errorf("rotating the identity makes clients that pinned the old key (or, without a ledger, that recorded it) refuse this server until they are given the new one; run again with --yes to do it")}
+					return &exitError{code: 2, err: fmt.Errorf("rotating the identity makes clients that pinned the old key refuse this server until they are given the new one; run again with --yes to do it")}
 				}
 				r, err := server.RotateIdentity(cmd.Context(), dataroot, db, time.Now)
 				if err != nil {
@@ -57,11 +58,6 @@ the ledger cannot record the rotation, the old key is put back.`,
 				fmt.Fprintf(out, "WARNING: the identity key of server %s was replaced.\n", r.New.ServerID)
 				fmt.Fprintf(out, "  old: %s\n  new: %s\n", secure.Fingerprint(r.Old.Public()), secure.Fingerprint(r.New.Public()))
 				fmt.Fprintf(out, "  new public key: %s\n", secure.PublicKeyText(r.New.Public()))
-				if !r.Recorded {
-					fmt.Fprintln(out, "There is no ledger yet, so no rotation record was written.")
-					fmt.Fprintln(out, "Clients that recorded the old key will refuse this server; give them the new fingerprint (vcli --server-key).")
-					return nil
-				}
 				fmt.Fprintf(out, "The old key signed the rotation: entry %d of the keys chain. Clients that know the old key\n", r.Seq)
 				fmt.Fprintln(out, "follow it through the receipt `id` shows; others need the new fingerprint (vcli --server-key).")
 				if r.Warning != "" {

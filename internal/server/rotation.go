@@ -19,8 +19,9 @@ import (
 // Rotation is the outcome of RotateIdentity.
 type Rotation struct {
 	Old, New *secure.Identity
-	// Recorded is false when the data directory has no ledger yet: then the
-	// key is only replaced (DESIGN.md §2.4).
+	// Recorded is true once the key.rotate record is durable. A data
+	// directory without a ledger gets one first, so every rotation that
+	// succeeds is recorded.
 	Recorded bool
 	Seq      uint64 // the key.rotate entry in the keys chain, when Recorded
 	// Warning, when not empty, is a problem after the record became durable
@@ -77,7 +78,15 @@ func recordRotation(ctx context.Context, db *bbolt.DB, r *Rotation, now func() t
 		if len(l.Chains()) > 0 {
 			return errors.New("the ledger has chains but no keys chain: start the server once so that it creates it, stop it, and rotate again")
 		}
-		return nil // no ledger yet: replacing the key is all there is to do
+		// No ledger yet (the server never started): create it under the old
+		// key, as the first start would, so that this rotation is recorded
+		// too. An unrecorded replacement would make the history start at a
+		// key the server-id does not come from, and every later rotation
+		// would then be refused.
+		if err := l.EnsureDefaultChains(ctx); err != nil {
+			return fmt.Errorf("create the ledger to record the rotation in: %w", err)
+		}
+		info, err = l.Chain(verify.KeysChain)
 	}
 	if err != nil {
 		return err

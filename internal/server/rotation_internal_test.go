@@ -16,7 +16,13 @@ import (
 	"github.com/vserv/vserv/verify"
 )
 
-func TestRotateIdentityWithoutLedgerOnlyReplacesTheKey(t *testing.T) {
+// A rotation before the server ever started is recorded too: the ledger is
+// created under the first key, so the history starts at the key the
+// server-id comes from, and a later rotation still opens cleanly (an
+// unrecorded first replacement used to make every chain read-only at the
+// next rotation).
+func TestRotateIdentityBeforeFirstStartIsRecordedAndLaterRotationsWork(t *testing.T) {
+	ctx := context.Background()
 	dir := filepath.Join(t.TempDir(), "data")
 	first, _, err := secure.LoadOrCreateIdentity(dir)
 	if err != nil {
@@ -27,16 +33,29 @@ func TestRotateIdentityWithoutLedgerOnlyReplacesTheKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	r, err := RotateIdentity(context.Background(), dir, db, nil)
+	r1, err := RotateIdentity(ctx, dir, db, nil)
 	if err != nil {
-		t.Fatalf("rotate: %v", err)
+		t.Fatalf("first rotation: %v", err)
 	}
-	if r.Recorded || !r.Old.Key.Equal(first.Key) {
-		t.Fatalf("rotation = recorded %v, old key is first %v; want not recorded, from the first key", r.Recorded, r.Old.Key.Equal(first.Key))
+	if !r1.Recorded || !r1.Old.Key.Equal(first.Key) {
+		t.Fatalf("first rotation = recorded %v, old key is first %v; want recorded, from the first key", r1.Recorded, r1.Old.Key.Equal(first.Key))
 	}
-	now, _, err := secure.LoadOrCreateIdentity(dir)
-	if err != nil || !now.Key.Equal(r.New.Key) {
-		t.Fatalf("identity.key after the rotation is not the new key (%v)", err)
+	r2, err := RotateIdentity(ctx, dir, db, nil)
+	if err != nil || !r2.Recorded {
+		t.Fatalf("second rotation: recorded %v, %v", r2 != nil && r2.Recorded, err)
+	}
+	l, err := ledger.Open(db, ledger.Config{ServerID: first.ServerID, Signer: r2.New.Key, Logger: slog.New(slog.DiscardHandler), FullCheckOnOpen: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	for _, c := range l.Chains() {
+		if c.ReadOnly != "" {
+			t.Errorf("chain %s is read-only after two recorded rotations: %s", c.Name, c.ReadOnly)
+		}
+	}
+	if size, err := l.Size("keys"); err != nil || size != 2 {
+		t.Errorf("keys chain size = %d (%v), want 2 key.rotate entries", size, err)
 	}
 }
 
