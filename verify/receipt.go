@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
@@ -165,6 +167,9 @@ func VerifyReceipt(receipt []byte, opts ReceiptOptions) (*VerifiedReceipt, error
 		}
 		return nil, noteErr(err)
 	}
+	if err := verifyEveryListedLine(p.note, n.Text, logV, verifiers); err != nil {
+		return nil, err
+	}
 	logSigned := false
 	var cosigners []WitnessKey
 	seenKey := map[string]bool{string(opts.ServerKey): true} // the log's own key never counts
@@ -201,6 +206,39 @@ func VerifyReceipt(receipt []byte, opts ReceiptOptions) (*VerifiedReceipt, error
 		return nil, fmt.Errorf("%w: %d of %d", ErrQuorum, len(cosigners), opts.Quorum)
 	}
 	return &VerifiedReceipt{Entry: e, Record: rec, EntryBytes: p.entry, Leaf: leaf, Checkpoint: c, Cosigners: cosigners}, nil
+}
+
+// verifyEveryListedLine checks every signature line of the note msg whose name
+// and key hash belong to one of verifiers. note.Open verifies only the first
+// line of each (name, key hash) and skips later ones unchecked, while §4.5
+// says that a failing line from a listed key invalidates the receipt. (A
+// witness that cosigns twice, with two timestamps, has two valid lines.)
+func verifyEveryListedLine(msg []byte, text string, logV note.Verifier, verifiers []note.Verifier) error {
+	if len(msg) <= len(text) {
+		return nil
+	}
+	sigs := string(msg[len(text)+1:]) // after the blank line that ends the text
+	for line := range strings.Lines(sigs) {
+		name, b64, ok := strings.Cut(strings.TrimPrefix(strings.TrimSuffix(line, "\n"), "— "), " ")
+		if !ok {
+			continue // note.Open has refused malformed lines already
+		}
+		raw, err := base64.StdEncoding.DecodeString(b64)
+		if err != nil || len(raw) < 5 {
+			continue
+		}
+		hash := binary.BigEndian.Uint32(raw)
+		for _, v := range verifiers {
+			if v.Name() != name || v.KeyHash() != hash || v.Verify([]byte(text), raw[4:]) {
+				continue
+			}
+			if v == logV {
+				return fmt.Errorf("%w: a signature line by the server key does not verify", ErrBadReceipt)
+			}
+			return fmt.Errorf("%w: a cosignature line by listed witness %s does not verify", ErrWitnessFailed, name)
+		}
+	}
+	return nil
 }
 
 // VerifyInclusion checks that leaf is at index in the tree of checkpoint c.

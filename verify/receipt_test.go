@@ -200,3 +200,40 @@ func BenchmarkVerifyReceipt(b *testing.B) {
 		}
 	}
 }
+
+// §4.5: a failing line from a listed key invalidates the receipt, even when
+// a valid line by the same key comes first (note.Open skips repeated lines
+// of one key without checking them).
+func TestVerifyReceiptRefusesAFailingRepeatedLineOfAListedKey(t *testing.T) {
+	l := newTestLog(t, 5)
+	w := testKey(9)
+	good := l.receipt(t, 2, 5, w)
+	opts := ReceiptOptions{ServerKey: l.pub(), ServerID: l.serverID, Witnesses: []WitnessKey{witnessKey(w)}, Quorum: 1}
+	if _, err := VerifyReceipt(good, opts); err != nil {
+		t.Fatalf("the untouched receipt: %v", err)
+	}
+	lines := strings.Split(strings.TrimSuffix(string(good), "\n"), "\n")
+	corrupt := func(line string) string {
+		i := strings.LastIndex(line, " ")
+		sig, err := base64.StdEncoding.DecodeString(line[i+1:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		sig[len(sig)-1] ^= 1
+		return line[:i+1] + base64.StdEncoding.EncodeToString(sig)
+	}
+	witnessLine, logLine := lines[len(lines)-1], lines[len(lines)-2]
+	for _, tc := range []struct {
+		name string
+		add  string
+		want error
+	}{
+		{"a bad second cosignature line", corrupt(witnessLine), ErrWitnessFailed},
+		{"a bad second log signature line", corrupt(logLine), ErrBadReceipt},
+	} {
+		r := append(bytes.Clone(good), []byte(tc.add+"\n")...)
+		if _, err := VerifyReceipt(r, opts); !errors.Is(err, tc.want) {
+			t.Errorf("%s: err = %v, want %v", tc.name, err, tc.want)
+		}
+	}
+}
