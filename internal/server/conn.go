@@ -328,6 +328,14 @@ func (c *conn) loggedInAs() string {
 }
 
 func (c *conn) setLoggedIn(account string, st state) {
+	if account != c.account {
+		// File state belongs to the login that made it: an upload begun by
+		// one account must not finish under the next one's login (into the
+		// first one's home), and the next login starts at its home's top.
+		c.endUpload()
+		c.cwd = ""
+		c.otherCwds = nil
+	}
 	c.mu.Lock()
 	if account == "" {
 		c.user = ""
