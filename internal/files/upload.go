@@ -366,6 +366,13 @@ func (h *Home) syncDir(dir string) error {
 // by Rmdir, or deleted as stale by New after StaleAfter.
 func (u *Upload) Abort() error {
 	u.mu.Lock()
+	if !u.done && u.next == 0 {
+		// Nothing was received: there is nothing to resume, and keeping an
+		// empty temporary file per announced upload would let an account
+		// make files without limit, outside its file quota.
+		u.mu.Unlock()
+		return u.Discard()
+	}
 	defer u.mu.Unlock()
 	if u.done {
 		return nil

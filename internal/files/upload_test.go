@@ -409,3 +409,32 @@ func TestStaleTempsRemovedOnStart(t *testing.T) {
 		t.Errorf("usage = %d %d, want %d 1", b, f, len("new partial")+5)
 	}
 }
+
+// An upload that received nothing leaves no temporary file when the
+// connection drops: there is nothing to resume, and empty temporary files
+// would otherwise be files outside the file quota.
+func TestAbortWithNothingReceivedKeepsNoTemporaryFile(t *testing.T) {
+	dir := t.TempDir()
+	s := newService(t, dir, Quotas{UserFiles: 2})
+	h := newHome(t, s, "alice")
+	for i := range 5 {
+		data := []byte{byte(i)}
+		u, _, err := h.BeginUpload("", fmt.Sprintf("f%d", i), 1, sum(data), false, false)
+		if err != nil {
+			t.Fatalf("BeginUpload %d: %v", i, err)
+		}
+		if err := u.Abort(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	entries, err := os.ReadDir(filepath.Join(dir, "alice"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 0 {
+		t.Errorf("the home holds %d entries after five aborted empty uploads, want none", len(entries))
+	}
+	if bytes, files := s.Usage("alice"); bytes != 0 || files != 0 {
+		t.Errorf("usage = %d bytes, %d files; want 0, 0", bytes, files)
+	}
+}
