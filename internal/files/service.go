@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -148,6 +149,41 @@ func (s *Service) Usage(user string) (bytes, files int64) {
 		return u.bytes, u.files
 	}
 	return 0, 0
+}
+
+// RetireHome takes a deleted account's home out of reach, so that a new
+// account of the same name starts with an empty home instead of the old
+// one's private files. The directory moves to
+// <dataroot>/deleted-homes/<name>-<unix ns> (kept for the operator; nothing
+// serves it) and its usage leaves the totals. A home never created is fine.
+func (s *Service) RetireHome(user string) error {
+	if err := checkHomeName(user); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if h := s.homes[user]; h != nil {
+		h.root.Close()
+		delete(s.homes, user)
+	}
+	if u := s.usage[user]; u != nil {
+		s.total -= u.bytes
+		delete(s.usage, user)
+	}
+	from := filepath.Join(s.root.Name(), user)
+	if _, err := os.Lstat(from); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	graveyard := filepath.Join(filepath.Dir(s.root.Name()), "deleted-homes")
+	if err := os.MkdirAll(graveyard, 0o700); err != nil {
+		return fmt.Errorf("retire home %q: %w", user, err)
+	}
+	to := filepath.Join(graveyard, fmt.Sprintf("%s-%d", user, time.Now().UnixNano()))
+	if err := os.Rename(from, to); err != nil {
+		return fmt.Errorf("retire home %q: %w", user, err)
+	}
+	s.log.Info("home of a deleted account retired", "home", user, "to", to)
+	return nil
 }
 
 // Close releases the service's directory handles. Homes obtained before must

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/vserv/vserv/internal/auth"
 	"github.com/vserv/vserv/internal/wire"
@@ -255,6 +256,10 @@ func cmdUdel(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
 	}
 	r := c.endAccountSessions(name)
 	c.srv.audit(ctx, c, "udel", name, "ok")
+	// A new account of the same name must not inherit these files.
+	if err := c.srv.files.RetireHome(auth.HomeName(name)); err != nil {
+		return nil, fmt.Errorf("account %s deleted, but its home was not retired: %w", name, err)
+	}
 	return r, nil
 }
 
