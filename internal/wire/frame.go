@@ -31,7 +31,15 @@ type Cipher interface {
 
 // A FramingError means the peer broke the framing rules; the connection must
 // be closed, because the stream can no longer be trusted to be in sync.
-type FramingError struct{ Reason string }
+//
+// Limit marks a message refused for its size or because the read budget is
+// spent (SetReadLimit): the peer may not have broken a rule of the framing,
+// but the rest of the message is never read either, and a server tells the
+// client with ERR limit before closing.
+type FramingError struct {
+	Reason string
+	Limit  bool
+}
 
 func (e *FramingError) Error() string { return "framing: " + e.Reason }
 
@@ -49,7 +57,9 @@ var framePool = sync.Pool{New: func() any { b := make([]byte, 4+MaxFrame); retur
 type Conn struct {
 	nc     net.Conn
 	br     *bufio.Reader // small: header and body of a short frame in one read
-	maxMsg int
+	maxMsg int           // the limit given to NewConn
+	limit  int           // the limit of the next messages (SetReadLimit)
+	budget *Budget       // charged with what partly read messages hold
 	hdr    [4]byte
 
 	rmu     sync.Mutex
@@ -70,7 +80,23 @@ func NewConn(nc net.Conn, maxMsg int) *Conn {
 	}
 	br := readerPool.Get().(*bufio.Reader)
 	br.Reset(nc)
-	return &Conn{nc: nc, br: br, maxMsg: maxMsg}
+	return &Conn{nc: nc, br: br, maxMsg: maxMsg, limit: maxMsg}
+}
+
+// SetReadLimit applies to the messages read from now on: each may hold at
+// most maxMsg bytes (0, or more than NewConn's limit, means NewConn's
+// limit), and the bytes a message holds while it is partly received, beyond
+// the connection's own 4 KiB read buffer, are taken from b (nil: no
+// budget). A message over the limit, or one that finds b spent, ends the
+// read with a *FramingError whose Limit is set, decided at the frame header
+// before its body is read.
+func (c *Conn) SetReadLimit(maxMsg int, b *Budget) {
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	if maxMsg <= 0 || maxMsg > c.maxMsg {
+		maxMsg = c.maxMsg
+	}
+	c.limit, c.budget = maxMsg, b
 }
 
 // Release gives the read buffer back for reuse by another Conn. Call it at
@@ -114,6 +140,11 @@ func (c *Conn) Encrypted() bool {
 
 // ReadMessage reads one complete message. deadline, if non-zero, bounds the
 // time until the whole message has arrived. A returned error is fatal.
+//
+// Memory: a frame that fits the connection's read buffer is decrypted where
+// it lies there; larger frames and the message being assembled are charged
+// to the read budget before they are allocated, and the message grows as
+// fragments arrive, never from a size the peer claims.
 func (c *Conn) ReadMessage(deadline time.Time) ([]byte, error) {
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
@@ -123,10 +154,23 @@ func (c *Conn) ReadMessage(deadline time.Time) ([]byte, error) {
 	if err := c.nc.SetReadDeadline(deadline); err != nil {
 		return nil, err
 	}
+	overhead := 1 // the flag byte
+	if c.rcipher != nil {
+		overhead += CipherOverhead
+	}
 	var msg []byte
+	var held int64 // taken from c.budget
+	defer func() { c.budget.Give(held) }()
+	take := func(n int) error {
+		if !c.budget.Take(int64(n)) {
+			return &FramingError{Reason: "the server's budget for partly received messages is spent", Limit: true}
+		}
+		held += int64(n)
+		return nil
+	}
 	for frag := 0; ; frag++ {
 		if frag == MaxFragments {
-			return nil, &FramingError{fmt.Sprintf("more than %d fragments", MaxFragments)}
+			return nil, &FramingError{Reason: fmt.Sprintf("more than %d fragments", MaxFragments)}
 		}
 		if _, err := io.ReadFull(c.br, c.hdr[:]); err != nil {
 			if frag == 0 && errors.Is(err, io.EOF) {
@@ -134,35 +178,58 @@ func (c *Conn) ReadMessage(deadline time.Time) ([]byte, error) {
 			}
 			return nil, midMessage(err)
 		}
-		n := binary.BigEndian.Uint32(c.hdr[:])
-		// Checked before anything is allocated: a 4 GiB announcement costs nothing.
+		n := int(binary.BigEndian.Uint32(c.hdr[:]))
+		// Checked before anything is allocated or read: a 4 GiB
+		// announcement costs nothing, and neither does a fragment that
+		// would take the message over its limit.
 		if n == 0 || n > MaxFrame {
-			return nil, &FramingError{fmt.Sprintf("frame length %d out of range [1, %d]", n, MaxFrame)}
+			return nil, &FramingError{Reason: fmt.Sprintf("frame length %d out of range [1, %d]", n, MaxFrame)}
 		}
-		// A large first frame gets a buffer of its own: when it is the whole
-		// message, the plaintext is decrypted in place and returned as it is,
-		// which saves a 64 KiB copy per file chunk. Small frames and later
-		// fragments use the pool and are copied into the message.
-		var bp *[]byte
+		if len(msg)+n-overhead > c.limit {
+			return nil, &FramingError{Reason: fmt.Sprintf("message over %d bytes", c.limit), Limit: true}
+		}
 		var body []byte
-		if frag == 0 && n > readBufferSize {
+		var bp *[]byte
+		switch {
+		case n <= readBufferSize:
+			// Decrypted in place in the read buffer and copied out below,
+			// before the next read: a connection that stalls inside a
+			// small frame holds no other buffer.
+			var err error
+			if body, err = c.br.Peek(n); err != nil {
+				return nil, midMessage(err)
+			}
+		case frag == 0:
+			// A large first frame gets a buffer of its own: when it is the
+			// whole message, the plaintext is returned as it is, which
+			// saves a 64 KiB copy per file chunk.
+			if err := take(n); err != nil {
+				return nil, err
+			}
 			body = make([]byte, n)
-		} else {
+		default:
 			bp = framePool.Get().(*[]byte)
+			if err := take(cap(*bp)); err != nil {
+				framePool.Put(bp)
+				return nil, err
+			}
 			body = (*bp)[:n]
 		}
-		flag, fragment, err := c.readFrame(body)
-		if err == nil && len(msg)+len(fragment) > c.maxMsg {
-			err = &FramingError{fmt.Sprintf("message over %d bytes", c.maxMsg)}
+		flag, fragment, err := c.readFrame(body, bp == nil && n <= readBufferSize)
+		if err == nil {
+			switch {
+			case n > readBufferSize && bp == nil && flag == flagLast:
+				return fragment, nil
+			case msg == nil && flag == flagLast:
+				msg = append(make([]byte, 0, len(fragment)), fragment...)
+			default:
+				if msg, err = c.grow(msg, len(fragment), take); err == nil {
+					msg = append(msg, fragment...)
+				}
+			}
 		}
-		switch {
-		case err != nil:
-		case bp == nil && flag == flagLast:
-			return fragment, nil
-		case msg == nil && flag == flagLast:
-			msg = append(make([]byte, 0, len(fragment)), fragment...)
-		default:
-			msg = append(msg, fragment...)
+		if n <= readBufferSize {
+			_, _ = c.br.Discard(n)
 		}
 		if bp != nil {
 			framePool.Put(bp)
@@ -176,11 +243,29 @@ func (c *Conn) ReadMessage(deadline time.Time) ([]byte, error) {
 	}
 }
 
-// readFrame reads one frame body of len(body) bytes into body, decrypts it in
-// place and checks the flag byte. fragment aliases body.
-func (c *Conn) readFrame(body []byte) (flag byte, fragment []byte, err error) {
-	if _, err := io.ReadFull(c.br, body); err != nil {
-		return 0, nil, midMessage(err)
+// grow makes room for more bytes in msg, doubling its capacity up to the
+// read limit, and charges the new capacity with take before allocating it.
+func (c *Conn) grow(msg []byte, more int, take func(int) error) ([]byte, error) {
+	need := len(msg) + more
+	if need <= cap(msg) {
+		return msg, nil
+	}
+	size := max(2*cap(msg), need, readBufferSize)
+	size = min(size, max(c.limit, need))
+	if err := take(size - cap(msg)); err != nil {
+		return nil, err
+	}
+	return append(make([]byte, 0, size), msg...), nil
+}
+
+// readFrame reads one frame body of len(body) bytes into body (unless
+// peeked, when body already holds it), decrypts it in place and checks the
+// flag byte. fragment aliases body.
+func (c *Conn) readFrame(body []byte, peeked bool) (flag byte, fragment []byte, err error) {
+	if !peeked {
+		if _, err := io.ReadFull(c.br, body); err != nil {
+			return 0, nil, midMessage(err)
+		}
 	}
 	p := body
 	if c.rcipher != nil {
@@ -189,14 +274,14 @@ func (c *Conn) readFrame(body []byte) (flag byte, fragment []byte, err error) {
 		}
 	}
 	if len(p) == 0 {
-		return 0, nil, &FramingError{"frame without flag byte"}
+		return 0, nil, &FramingError{Reason: "frame without flag byte"}
 	}
 	flag, fragment = p[0], p[1:]
 	if flag != flagLast && flag != flagMore {
-		return 0, nil, &FramingError{fmt.Sprintf("bad fragment flag 0x%02x", flag)}
+		return 0, nil, &FramingError{Reason: fmt.Sprintf("bad fragment flag 0x%02x", flag)}
 	}
 	if flag == flagMore && len(fragment) == 0 {
-		return 0, nil, &FramingError{"empty non-final fragment"}
+		return 0, nil, &FramingError{Reason: "empty non-final fragment"}
 	}
 	return flag, fragment, nil
 }
