@@ -41,6 +41,8 @@ type serveOptions struct {
 	quotaFiles  int64
 	quotaTotal  int64
 	cpuProfile  string
+	readBudget  int64
+	replyBudget int64
 }
 
 func defaultServeOptions() *serveOptions {
@@ -64,6 +66,8 @@ func (o *serveOptions) register(cmd *cobra.Command) {
 	f.Float64Var(&o.rateIP, "rate-ip", 20, "new connections plus handshakes per second allowed from one IP")
 	f.StringVar(&o.site, "site", "", "site name shown by `id` (default: the host name)")
 	f.IntVar(&o.maxMsg, "max-msg", wire.DefaultMaxMsg, "largest message in bytes (at most 16 MiB)")
+	f.Int64Var(&o.readBudget, "read-budget", server.DefaultReadBudget, "most bytes all connections together may hold in partly received requests (a quarter for connections without a login; at least --max-msg)")
+	f.Int64Var(&o.replyBudget, "reply-budget", server.DefaultReplyBudget, "most bytes all connections together may hold in ledger replies being sent (a quarter for connections without a login; at least 64 MiB)")
 	f.IntVar(&o.idle, "idle-timeout", 60, "seconds before an idle connection is closed (5 to 3600)")
 	f.Int64Var(&o.quotaBytes, "quota-bytes", 1<<30, "most bytes of files one account may store (0 = no limit)")
 	f.Int64Var(&o.quotaFiles, "quota-files", 100000, "most files one account may store (0 = no limit)")
@@ -109,6 +113,12 @@ func runServe(cmd *cobra.Command, o *serveOptions) error {
 	if o.maxMsg < 1024 || o.maxMsg > wire.DefaultMaxMsg {
 		return usage("--max-msg %d: want 1024 to %d", o.maxMsg, wire.DefaultMaxMsg)
 	}
+	if o.readBudget < int64(o.maxMsg) {
+		return usage("--read-budget %d: want at least --max-msg (%d)", o.readBudget, o.maxMsg)
+	}
+	if o.replyBudget < 64<<20 {
+		return usage("--reply-budget %d: want at least %d (64 MiB)", o.replyBudget, 64<<20)
+	}
 	if o.maxConns < 1 || o.maxConnsIP < 1 || o.rateIP <= 0 {
 		return usage("--max-conns, --max-conns-ip and --rate-ip must be positive")
 	}
@@ -139,7 +149,7 @@ func runServe(cmd *cobra.Command, o *serveOptions) error {
 		DataRoot: o.dataroot, Production: o.production, Site: o.site,
 		Version: version.String(), MaxConns: o.maxConns, MaxConnsIP: o.maxConnsIP,
 		RateIP: o.rateIP, MaxMsg: o.maxMsg, IdleTimeout: time.Duration(o.idle) * time.Second,
-		Logger: logger,
+		Logger: logger, ReadBudget: o.readBudget, ReplyBudget: o.replyBudget,
 		Quotas: files.Quotas{UserBytes: o.quotaBytes, UserFiles: o.quotaFiles, TotalBytes: o.quotaTotal},
 	}
 	if o.testKDF {

@@ -95,7 +95,7 @@ func TestReads(t *testing.T) {
 	if err != nil || !slices.Equal(have, []bool{true, false}) {
 		t.Fatalf("have %v %v", have, err)
 	}
-	many, err := e.l.GetMany("t", []string{recID(42), recID(4)})
+	many, err := e.l.GetMany("t", []string{recID(42), recID(4)}, nil)
 	if err != nil || many[0] != nil || many[1] == nil {
 		t.Fatalf("getmany %v", err)
 	}

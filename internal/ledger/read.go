@@ -50,8 +50,11 @@ func (l *Ledger) Get(chain, id string) ([]byte, uint64, error) {
 	return entry, seq, nil
 }
 
-// GetMany returns the entries of ids, nil where there is none.
-func (l *Ledger) GetMany(chain string, ids []string) ([][]byte, error) {
+// GetMany returns the entries of ids, nil where there is none. reserve, if
+// not nil, is told the total size of the entries found before any is copied
+// out of the store: an error from it is returned as it is, and nothing has
+// been allocated for the entries (the server sizes its reply this way).
+func (l *Ledger) GetMany(chain string, ids []string, reserve func(total int) error) ([][]byte, error) {
 	cs, err := l.state(chain)
 	if err != nil {
 		return nil, err
@@ -72,15 +75,76 @@ func (l *Ledger) GetMany(chain string, ids []string) ([][]byte, error) {
 			if !ok {
 				continue
 			}
-			e, err := tx.Entry(cs.meta.Name, ref.Seq)
+			if out[i], err = tx.Entry(cs.meta.Name, ref.Seq); err != nil {
+				return err
+			}
+		}
+		return copyOut(out, reserve)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// AbsMany returns the entries at seqs (negative: from the end, as in Abs),
+// nil where there is none; reserve is as in GetMany.
+func (l *Ledger) AbsMany(chain string, seqs []int64, reserve func(total int) error) ([][]byte, error) {
+	cs, err := l.state(chain)
+	if err != nil {
+		return nil, err
+	}
+	out := make([][]byte, len(seqs))
+	err = l.store.View(func(tx ReadTx) error {
+		for i, seq := range seqs {
+			pos := uint64(seq)
+			if seq < 0 {
+				if uint64(-seq) > cs.size {
+					continue
+				}
+				pos = cs.size - uint64(-seq)
+			}
+			if pos >= cs.size {
+				continue
+			}
+			e, err := tx.Entry(cs.meta.Name, pos)
 			if err != nil {
 				return err
 			}
-			out[i] = append([]byte(nil), e...)
+			if len(e) == 0 {
+				return wire.Errorf(wire.CodeInternal, "chain %q: entry %d is missing", cs.meta.Name, pos)
+			}
+			out[i] = e
 		}
-		return nil
+		return copyOut(out, reserve)
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// copyOut replaces the store's slices in out, valid only inside their
+// transaction, by copies in one allocation, once reserve accepts the size.
+func copyOut(out [][]byte, reserve func(total int) error) error {
+	total := 0
+	for _, e := range out {
+		total += len(e)
+	}
+	if reserve != nil {
+		if err := reserve(total); err != nil {
+			clear(out)
+			return err
+		}
+	}
+	buf := make([]byte, 0, total)
+	for i, e := range out {
+		if e != nil {
+			buf = append(buf, e...)
+			out[i] = buf[len(buf)-len(e) : len(buf) : len(buf)]
+		}
+	}
+	return nil
 }
 
 // Have reports which ids are in the chain.

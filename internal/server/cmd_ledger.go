@@ -2,11 +2,15 @@ package server
 
 import (
 	"context"
-	"errors"
+	"encoding/base64"
+	"fmt"
+	"math"
+	"math/bits"
 
 	"github.com/vserv/vserv/internal/auth"
 	"github.com/vserv/vserv/internal/ledger"
 	"github.com/vserv/vserv/internal/wire"
+	"github.com/vserv/vserv/verify"
 
 	"github.com/vserv/vserv/canon"
 )
@@ -187,16 +191,9 @@ func cmdRput(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
 	if info, err = c.chainFor(arg, auth.RightWrite); err != nil {
 		return nil, err
 	}
-	if opts.Receipt && len(records) > maxBatchRecords/4 {
-		// A receipt is at most a few KiB (the entry, log2(n) hashes, the
-		// checkpoint): refusing here keeps the reply under 16 MiB before
-		// anything is committed.
-		var total int
-		for _, r := range records {
-			total += len(r) + 4096
-		}
-		if total > wire.DefaultMaxMsg-64<<10 {
-			return nil, wire.Errorf(wire.CodeLimit, "rput: the receipts would not fit in one reply; ask for fewer records or no receipts")
+	if opts.Receipt {
+		if err := c.rputFits(info, records); err != nil {
+			return nil, err
 		}
 	}
 	results, err := c.srv.ledger.Append(ctx, info.Name, records, opts)
@@ -204,6 +201,39 @@ func cmdRput(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
 		return nil, err
 	}
 	return ok(rputReply(results, opts.Receipt))
+}
+
+// rputFits refuses, before anything is committed, a batch whose reply with
+// receipts could exceed the largest message (DESIGN.md §2.1): ERR limit
+// naming the first record that does not fit. Each receipt is bounded from
+// above: the entry as base64 (its fields at their largest), an inclusion
+// proof of log2 of the new size hashes, and the checkpoint (the current one
+// plus room for a longer size line).
+func (c *conn) rputFits(info ledger.ChainInfo, records [][]byte) error {
+	head, err := c.srv.ledger.Head(info.Name)
+	if err != nil {
+		return err
+	}
+	hashes := bits.Len64(info.Size + uint64(len(records)))
+	const (
+		receiptText = 64      // the header line and the "extra " and "index " labels
+		indexLine   = 20 + 1  // the seq and its newline
+		hashLine    = 44 + 1  // a base64 hash and its newline
+		resultMap   = 64 + 72 // {id, seq, leaf, receipt} without the receipt text: an id of at most 64 bytes
+		replyHead   = 16      // ["OK", [...]]
+	)
+	size := replyHead
+	for i, rec := range records {
+		entry := verify.EntrySize(verify.Entry{V: verify.EntryVersion, Seq: math.MaxUint64, Time: math.MaxUint64,
+			Chain: info.Name, Origin: c.srv.id.ServerID, Record: rec})
+		receipt := receiptText + base64.StdEncoding.EncodedLen(entry) + indexLine + hashes*hashLine + 1 + len(head) + 32
+		size += resultMap + 9 + receipt
+		if size > wire.DefaultMaxMsg {
+			return &wire.Error{Code: wire.CodeLimit, Extra: []any{i},
+				Text: fmt.Sprintf("record %d: the reply with receipts would exceed %d bytes; send fewer records, or ask for no receipts and fetch them with rproof", i, wire.DefaultMaxMsg)}
+		}
+	}
+	return nil
 }
 
 // rputReply encodes rput's answer, an array of {id, seq, leaf[, receipt]}
@@ -251,7 +281,7 @@ func entryList(entries [][]byte) []any {
 	return out
 }
 
-func cmdRget(_ context.Context, c *conn, req *wire.Request) (*reply, error) {
+func cmdRget(_ context.Context, c *conn, req *wire.Request) (r *reply, err error) {
 	info, err := c.readableChain(req)
 	if err != nil {
 		return nil, err
@@ -260,17 +290,19 @@ func cmdRget(_ context.Context, c *conn, req *wire.Request) (*reply, error) {
 	if err != nil {
 		return nil, err
 	}
-	entries, err := c.srv.ledger.GetMany(info.Name, ids)
+	var release func()
+	defer releaseOnError(&release, &err)
+	entries, err := c.srv.ledger.GetMany(info.Name, ids, c.reserveReply(req.Cmd, len(ids), &release))
 	if err != nil {
 		return nil, err
 	}
 	if single && entries[0] == nil {
 		return nil, wire.Errorf(wire.CodeNotFound, "no record %q in chain %s", truncate(ids[0], 64), info.Name)
 	}
-	return ok(entryList(entries))
+	return &reply{vals: []any{entryList(entries)}, release: release}, nil
 }
 
-func cmdRabs(_ context.Context, c *conn, req *wire.Request) (*reply, error) {
+func cmdRabs(_ context.Context, c *conn, req *wire.Request) (r *reply, err error) {
 	info, err := c.readableChain(req)
 	if err != nil {
 		return nil, err
@@ -279,21 +311,29 @@ func cmdRabs(_ context.Context, c *conn, req *wire.Request) (*reply, error) {
 	if err != nil {
 		return nil, err
 	}
-	entries := make([][]byte, len(seqs))
-	for i, s := range seqs {
-		e, _, err := c.srv.ledger.Abs(info.Name, s)
-		if errors.Is(err, wire.ErrNotFound) {
-			if single {
-				return nil, err
-			}
-			continue
-		}
+	if single {
+		// One entry is at most a record (64 KiB) and a few fields.
+		e, _, err := c.srv.ledger.Abs(info.Name, seqs[0])
 		if err != nil {
 			return nil, err
 		}
-		entries[i] = e
+		return ok(entryList([][]byte{e}))
 	}
-	return ok(entryList(entries))
+	var release func()
+	defer releaseOnError(&release, &err)
+	entries, err := c.srv.ledger.AbsMany(info.Name, seqs, c.reserveReply(req.Cmd, len(seqs), &release))
+	if err != nil {
+		return nil, err
+	}
+	return &reply{vals: []any{entryList(entries)}, release: release}, nil
+}
+
+// releaseOnError gives back a reply budget taken by a handler that then
+// failed: only a reply that is sent releases it later.
+func releaseOnError(release *func(), err *error) {
+	if *err != nil && *release != nil {
+		(*release)()
+	}
 }
 
 func cmdRhave(_ context.Context, c *conn, req *wire.Request) (*reply, error) {

@@ -152,7 +152,9 @@ func (c *conn) serve(ctx context.Context) {
 		c.pending = nil
 		if msg == nil {
 			var err error
+			c.wc.SetReadLimit(c.readLimit())
 			if msg, err = c.wc.ReadMessage(time.Now().Add(c.timeout)); err != nil {
+				c.refuseOverLimit(err)
 				c.logReadError(err)
 				return
 			}
@@ -165,6 +167,17 @@ func (c *conn) serve(ctx context.Context) {
 		if closeAfter {
 			return
 		}
+	}
+}
+
+// refuseOverLimit tells a client whose request was refused for its size,
+// or for the spent read budget, why its connection closes: ERR limit. The
+// rest of that request is never read.
+func (c *conn) refuseOverLimit(err error) {
+	var fe *wire.FramingError
+	if errors.As(err, &fe) && fe.Limit {
+		msg := wire.EncodeError(wire.Errorf(wire.CodeLimit, "request refused: %s; the connection closes", fe.Reason))
+		_ = c.wc.WriteMessage(msg, time.Now().Add(5*time.Second))
 	}
 }
 
@@ -200,6 +213,13 @@ func (c *conn) dispatch(ctx context.Context, msg []byte) (closeAfter bool) {
 		}
 	} else if out, err = wire.EncodeOK(r.vals...); err != nil {
 		out = wire.EncodeError(c.wireError(req, err))
+	} else if len(out) > wire.DefaultMaxMsg {
+		// No client could read it (DESIGN.md §2.1). Handlers size big
+		// replies before building them; this is the net under them.
+		out = wire.EncodeError(wire.Errorf(wire.CodeLimit, "%s: the reply would be %d bytes, over the %d a message may hold; ask for less", req.Cmd, len(out), wire.DefaultMaxMsg))
+	}
+	if r.release != nil {
+		defer r.release()
 	}
 	if r.stream != nil {
 		// The handler streams its own messages (fput, fget) and writes every
@@ -219,6 +239,9 @@ func (c *conn) dispatch(ctx context.Context, msg []byte) (closeAfter bool) {
 	if r.after != nil {
 		r.after()
 	}
+	// Only an akey's `after` needs them: an idle connection must not keep
+	// its last (up to 16 MiB) request and answer alive.
+	c.lastReq, c.lastResp = nil, nil
 	return r.close
 }
 
@@ -245,10 +268,11 @@ func (c *conn) write(msg []byte) error {
 
 // reply is what a handler returns on success.
 type reply struct {
-	vals   []any
-	after  func()                          // runs right after the reply is written (key switches)
-	close  bool                            // close the connection after the reply
-	stream func(ctx context.Context) error // the handler writes the response(s) itself
+	vals    []any
+	after   func()                          // runs right after the reply is written (key switches)
+	close   bool                            // close the connection after the reply
+	stream  func(ctx context.Context) error // the handler writes the response(s) itself
+	release func()                          // runs once the reply is sent or abandoned: gives back its reply budget
 }
 
 func ok(vals ...any) (*reply, error) { return &reply{vals: vals}, nil }

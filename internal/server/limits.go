@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/vserv/vserv/internal/wire"
 )
 
 // limiter enforces the connection caps and the per-IP rate of new connections
@@ -109,5 +111,77 @@ func (l *limiter) gc(now time.Time) {
 		if st.conns == 0 && now.Sub(st.seen) > time.Minute {
 			delete(l.perIP, k)
 		}
+	}
+}
+
+// Limits on what a connection may make the server hold in memory
+// (docs/protocol.md, "Limits before login"). The largest legitimate request
+// before the session (`sess`, about 1.2 KB) and in a session without a login
+// (`rget`/`rhave` of 1,000 ids, about 38 KiB) fit these with room to spare.
+const (
+	maxClearMsg  = 4 << 10  // a request before the encrypted session
+	maxAnonMsg   = 64 << 10 // a request in a session without a login (state verified)
+	maxAnonReply = 4 << 20  // the entries of one read's reply, without a login
+	// anonShare is the part of each server-wide budget that connections
+	// without a login may use together, so that they can never crowd
+	// out the logged-in ones.
+	anonShare = 4 // a quarter
+
+	DefaultReadBudget  = 256 << 20 // bytes held in partly received requests, server-wide
+	DefaultReplyBudget = 256 << 20 // bytes held in ledger replies being built or sent, server-wide
+)
+
+// budgets are the server-wide byte budgets and the shares of them that
+// connections without a login draw on.
+type budgets struct {
+	read, anonRead   *wire.Budget
+	reply, anonReply *wire.Budget
+}
+
+func newBudgets(read, reply int64) budgets {
+	b := budgets{read: wire.NewBudget(read), reply: wire.NewBudget(reply)}
+	b.anonRead = b.read.Share(read / anonShare)
+	b.anonReply = b.reply.Share(reply / anonShare)
+	return b
+}
+
+// readLimit is the size limit and the budget of this connection's next
+// request: small until the session, larger but bounded until a login, the
+// server's --max-msg after it.
+func (c *conn) readLimit() (int, *wire.Budget) {
+	switch {
+	case c.session == nil:
+		return maxClearMsg, c.srv.budgets.anonRead
+	case c.state != stateVerified:
+		return maxAnonMsg, c.srv.budgets.anonRead
+	}
+	return c.srv.cfg.MaxMsg, c.srv.budgets.read
+}
+
+// reserveReply returns the reserve function a batched read passes to the
+// ledger: it refuses (ERR limit) entries that would take the reply over what
+// this connection may receive in one reply, or that the server-wide reply
+// budget cannot hold now; otherwise it takes them from the budget until
+// the reply has been sent (*release is then set to give them back). n is
+// the number of items of the reply.
+func (c *conn) reserveReply(cmd string, n int, release *func()) func(total int) error {
+	limit, budget := wire.DefaultMaxMsg, c.srv.budgets.reply
+	who := ""
+	if c.state != stateVerified {
+		limit, budget, who = maxAnonReply, c.srv.budgets.anonReply, " without a login"
+	}
+	return func(total int) error {
+		// Each item adds at most a 9-byte head, and ["OK", [...]] 16 bytes.
+		size := total + 9*n + 16
+		if size > limit {
+			return wire.Errorf(wire.CodeLimit, "%s: the reply would hold %d bytes, over the %d one reply may hold%s; ask for fewer entries", cmd, size, limit, who)
+		}
+		// The entries and the encoded reply are both in memory until it is sent.
+		held := int64(2 * size)
+		if !budget.Take(held) {
+			return wire.Errorf(wire.CodeLimit, "%s: the server is busy sending other replies; try again shortly, or ask for fewer entries", cmd)
+		}
+		*release = func() { budget.Give(held) }
+		return nil
 	}
 }

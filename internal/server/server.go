@@ -41,6 +41,8 @@ type Config struct {
 	Argon       auth.Argon2Params
 	Grace       time.Duration // how long in-flight commands may run at shutdown (10 s)
 	Quotas      files.Quotas  // per-account and global limits of the file service (0 = none)
+	ReadBudget  int64         // bytes held in partly received requests, server-wide (DefaultReadBudget)
+	ReplyBudget int64         // bytes held in ledger replies being built or sent, server-wide (DefaultReplyBudget)
 	Logger      *slog.Logger
 	Now         func() time.Time
 }
@@ -63,6 +65,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxMsg <= 0 || c.MaxMsg > wire.DefaultMaxMsg {
 		c.MaxMsg = wire.DefaultMaxMsg
+	}
+	if c.ReadBudget <= 0 {
+		c.ReadBudget = DefaultReadBudget
+	}
+	if c.ReplyBudget <= 0 {
+		c.ReplyBudget = DefaultReplyBudget
 	}
 	if c.IdleTimeout <= 0 {
 		c.IdleTimeout = 60 * time.Second
@@ -104,6 +112,7 @@ type Server struct {
 	keyRotations []string
 	backoff      *auth.Backoff
 	limits       *limiter
+	budgets      budgets
 	throttle     atomic.Bool // per-IP throttling on (the default)
 
 	setupMu sync.Mutex // guards the setup-token file
@@ -117,6 +126,7 @@ type Server struct {
 func New(cfg Config) (*Server, error) {
 	cfg.setDefaults()
 	s := &Server{cfg: cfg, log: cfg.Logger, conns: map[*conn]struct{}{}}
+	s.budgets = newBudgets(cfg.ReadBudget, cfg.ReplyBudget)
 	s.throttle.Store(true)
 
 	id, created, err := secure.LoadOrCreateIdentity(cfg.DataRoot)

@@ -74,6 +74,11 @@ func Bin(t testing.TB, name string) string {
 	return filepath.Join(binDir, name)
 }
 
+// Race reports whether the tests (and so the binaries Bin builds) run with
+// the race detector, which multiplies memory use: bounds on a server's RSS
+// depend on it.
+func Race() bool { return raceEnabled }
+
 // noRaceExitSleep stops -race binaries from sleeping a second at exit
 // (GORACE's atexit_sleep_ms defaults to 1000), which every server stop and
 // vcli run would otherwise pay.

@@ -190,6 +190,7 @@ func (c *Conn) ReadMessage(deadline time.Time) ([]byte, error) {
 		}
 		var body []byte
 		var bp *[]byte
+		var frameHeld int64 // the part of held that is this frame's buffer
 		switch {
 		case n <= readBufferSize:
 			// Decrypted in place in the read buffer and copied out below,
@@ -206,6 +207,7 @@ func (c *Conn) ReadMessage(deadline time.Time) ([]byte, error) {
 			if err := take(n); err != nil {
 				return nil, err
 			}
+			frameHeld = int64(n)
 			body = make([]byte, n)
 		default:
 			bp = framePool.Get().(*[]byte)
@@ -213,6 +215,7 @@ func (c *Conn) ReadMessage(deadline time.Time) ([]byte, error) {
 				framePool.Put(bp)
 				return nil, err
 			}
+			frameHeld = int64(cap(*bp))
 			body = (*bp)[:n]
 		}
 		flag, fragment, err := c.readFrame(body, bp == nil && n <= readBufferSize)
@@ -234,6 +237,9 @@ func (c *Conn) ReadMessage(deadline time.Time) ([]byte, error) {
 		if bp != nil {
 			framePool.Put(bp)
 		}
+		// The frame's buffer is copied into msg (or pooled) now.
+		c.budget.Give(frameHeld)
+		held -= frameHeld
 		if err != nil {
 			return nil, err
 		}
