@@ -187,6 +187,8 @@ func (c *conn) logReadError(err error) {
 	switch {
 	case errors.Is(err, io.EOF):
 		c.log.Debug("disconnected")
+	case errors.As(err, &fe) && fe.Limit:
+		c.log.Info("closing connection: request refused by a limit", "reason", fe.Reason)
 	case errors.As(err, &fe):
 		c.log.Info("closing connection: bad framing", "reason", fe.Reason)
 	case errors.As(err, &ne) && ne.Timeout():
@@ -213,10 +215,14 @@ func (c *conn) dispatch(ctx context.Context, msg []byte) (closeAfter bool) {
 		}
 	} else if out, err = wire.EncodeOK(r.vals...); err != nil {
 		out = wire.EncodeError(c.wireError(req, err))
-	} else if len(out) > wire.DefaultMaxMsg {
-		// No client could read it (DESIGN.md §2.1). Handlers size big
-		// replies before building them; this is the net under them.
-		out = wire.EncodeError(wire.Errorf(wire.CodeLimit, "%s: the reply would be %d bytes, over the %d a message may hold; ask for less", req.Cmd, len(out), wire.DefaultMaxMsg))
+	} else if r.release == nil {
+		// Handlers of big batched reads size and reserve their replies
+		// before building them; this is the net under every other one.
+		if held, err := c.holdReply(req.Cmd, len(out)); err != nil {
+			out = wire.EncodeError(err.(*wire.Error))
+		} else {
+			r.release = held
+		}
 	}
 	if r.release != nil {
 		defer r.release()

@@ -158,6 +158,36 @@ func (c *conn) readLimit() (int, *wire.Budget) {
 	return c.srv.cfg.MaxMsg, c.srv.budgets.read
 }
 
+// bigReply is the size from which a reply is charged to the reply budget
+// while it is sent: smaller ones are too small to matter.
+const bigReply = 64 << 10
+
+// replyLimit is the largest reply this connection may receive, and the
+// reply budget it draws on.
+func (c *conn) replyLimit() (limit int, budget *wire.Budget, who string) {
+	if c.state != stateVerified {
+		return maxAnonReply, c.srv.budgets.anonReply, " without a login"
+	}
+	return wire.DefaultMaxMsg, c.srv.budgets.reply, ""
+}
+
+// holdReply refuses (ERR limit) an encoded reply of size bytes that is over
+// this connection's reply limit, or that the reply budget cannot hold now;
+// a big one is charged to the budget until release is called.
+func (c *conn) holdReply(cmd string, size int) (release func(), err error) {
+	limit, budget, who := c.replyLimit()
+	if size > limit {
+		return nil, wire.Errorf(wire.CodeLimit, "%s: the reply would be %d bytes, over the %d one reply may hold%s; ask for less", cmd, size, limit, who)
+	}
+	if size < bigReply {
+		return nil, nil
+	}
+	if !budget.Take(int64(size)) {
+		return nil, wire.Errorf(wire.CodeLimit, "%s: the server is busy sending other replies; try again shortly, or ask for less", cmd)
+	}
+	return func() { budget.Give(int64(size)) }, nil
+}
+
 // reserveReply returns the reserve function a batched read passes to the
 // ledger: it refuses (ERR limit) entries that would take the reply over what
 // this connection may receive in one reply, or that the server-wide reply
@@ -165,11 +195,7 @@ func (c *conn) readLimit() (int, *wire.Budget) {
 // the reply has been sent (*release is then set to give them back). n is
 // the number of items of the reply.
 func (c *conn) reserveReply(cmd string, n int, release *func()) func(total int) error {
-	limit, budget := wire.DefaultMaxMsg, c.srv.budgets.reply
-	who := ""
-	if c.state != stateVerified {
-		limit, budget, who = maxAnonReply, c.srv.budgets.anonReply, " without a login"
-	}
+	limit, budget, who := c.replyLimit()
 	return func(total int) error {
 		// Each item adds at most a 9-byte head, and ["OK", [...]] 16 bytes.
 		size := total + 9*n + 16
