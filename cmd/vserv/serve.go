@@ -67,7 +67,7 @@ func (o *serveOptions) register(cmd *cobra.Command) {
 	f.StringVar(&o.site, "site", "", "site name shown by `id` (default: the host name)")
 	f.IntVar(&o.maxMsg, "max-msg", wire.DefaultMaxMsg, "largest message in bytes (at most 16 MiB)")
 	f.Int64Var(&o.readBudget, "read-budget", server.DefaultReadBudget, "most bytes all connections together may hold in partly received requests (a quarter for connections without a login; at least --max-msg)")
-	f.Int64Var(&o.replyBudget, "reply-budget", server.DefaultReplyBudget, "most bytes all connections together may hold in ledger replies being sent (a quarter for connections without a login; at least 64 MiB)")
+	f.Int64Var(&o.replyBudget, "reply-budget", server.DefaultReplyBudget, "most bytes all connections together may hold in big replies being sent (a quarter for connections without a login; at least 64 MiB)")
 	f.IntVar(&o.idle, "idle-timeout", 60, "seconds before an idle connection is closed (5 to 3600)")
 	f.Int64Var(&o.quotaBytes, "quota-bytes", 1<<30, "most bytes of files one account may store (0 = no limit)")
 	f.Int64Var(&o.quotaFiles, "quota-files", 100000, "most files one account may store (0 = no limit)")

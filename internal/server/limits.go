@@ -128,7 +128,7 @@ const (
 	anonShare = 4 // a quarter
 
 	DefaultReadBudget  = 256 << 20 // bytes held in partly received requests, server-wide
-	DefaultReplyBudget = 256 << 20 // bytes held in ledger replies being built or sent, server-wide
+	DefaultReplyBudget = 256 << 20 // bytes held in big replies being built or sent, server-wide
 )
 
 // budgets are the server-wide byte budgets and the shares of them that

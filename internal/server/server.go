@@ -42,7 +42,7 @@ type Config struct {
 	Grace       time.Duration // how long in-flight commands may run at shutdown (10 s)
 	Quotas      files.Quotas  // per-account and global limits of the file service (0 = none)
 	ReadBudget  int64         // bytes held in partly received requests, server-wide (DefaultReadBudget)
-	ReplyBudget int64         // bytes held in ledger replies being built or sent, server-wide (DefaultReplyBudget)
+	ReplyBudget int64         // bytes held in big replies being built or sent, server-wide (DefaultReplyBudget)
 	Logger      *slog.Logger
 	Now         func() time.Time
 }
