@@ -235,14 +235,17 @@ func TestFourThousandConnectionsWithPartialMessagesKeepMemoryBounded(t *testing.
 	t.Logf("%d connections holding 4,000 bytes each: server RSS %d MB (%d MB at start), after %v", conns, heldRSS>>20, base>>20, time.Since(start).Round(time.Millisecond))
 	// Every connection now sends more of its message; the server refuses
 	// each at the first fragment header over 4 KiB with ERR limit.
+	parallel(t, conns, 32, func(i int) error {
+		ncs[i].SetWriteDeadline(time.Now().Add(10 * time.Second))
+		_, _ = ncs[i].Write(second) // a reset here is the refusal too
+		return nil
+	})
 	var silent atomic.Bool // a server that answers nothing: stop waiting
 	parallel(t, conns, 32, func(i int) error {
 		if silent.Load() {
 			return nil
 		}
 		nc := ncs[i]
-		nc.SetWriteDeadline(time.Now().Add(10 * time.Second))
-		_, _ = nc.Write(second) // a reset here is the refusal too
 		wc := wire.NewConn(nc, 0)
 		msg, err := wc.ReadMessage(time.Now().Add(10 * time.Second))
 		if ne, isNet := err.(net.Error); isNet && ne.Timeout() {
