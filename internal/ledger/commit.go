@@ -297,6 +297,7 @@ func (l *Ledger) commitGroup(group []*appendJob) {
 			l.chains[name] = cs
 		}
 		l.mu.Unlock()
+		l.recordHeads(work)
 	}
 	for i, j := range group {
 		if cs, ok := work[j.chain]; ok && err == nil {
@@ -445,7 +446,7 @@ func (l *Ledger) storeCheckpoint(tx WriteTx, w *chainState) error {
 			return err
 		}
 	}
-	w.head, w.headSize = note, w.size
+	w.head, w.headSize, w.headRoot = note, w.size, root
 	return nil
 }
 
