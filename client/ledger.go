@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/vserv/vserv/internal/wire"
+	"github.com/vserv/vserv/verify"
 )
 
 // Typed calls for the ledger commands of DESIGN.md §3.4. Entries come back as
@@ -243,13 +244,30 @@ func (c *Client) Proof(ctx context.Context, chain string, ref Ref, treeSize uint
 		return "", err
 	}
 	var receipt string
-	return receipt, decode("rproof", vals, &receipt)
+	if err := decode("rproof", vals, &receipt); err != nil {
+		return "", err
+	}
+	if err := c.track(ctx, chain, string(verify.CheckpointNote([]byte(receipt)))); err != nil {
+		return "", err
+	}
+	return receipt, nil
 }
 
 // Consistency returns the consistency proof from oldSize to the kept
 // checkpoint of newSize (the newest when newSize is 0), and that signed
-// checkpoint.
+// checkpoint. The checkpoint is checked against the cache like Head's.
 func (c *Client) Consistency(ctx context.Context, chain string, oldSize, newSize uint64) ([][]byte, string, error) {
+	hashes, cp, err := c.consistency(ctx, chain, oldSize, newSize)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := c.track(ctx, chain, cp); err != nil {
+		return nil, "", err
+	}
+	return hashes, cp, nil
+}
+
+func (c *Client) consistency(ctx context.Context, chain string, oldSize, newSize uint64) ([][]byte, string, error) {
 	args := []any{chain, oldSize}
 	if newSize > 0 {
 		args = append(args, newSize)
@@ -266,14 +284,23 @@ func (c *Client) Consistency(ctx context.Context, chain string, oldSize, newSize
 	return hashes, cp, nil
 }
 
-// Head returns the chain's newest signed checkpoint note.
+// Head returns the chain's newest signed checkpoint note. Unless the client
+// keeps no known_hosts, a checkpoint that verifies under the session's key
+// must be consistent with the newest one this client verified before
+// (checkpoints.go); a rollback is a *RollbackError.
 func (c *Client) Head(ctx context.Context, chain string) (string, error) {
 	vals, err := c.Call(ctx, "rhead", chain)
 	if err != nil {
 		return "", err
 	}
 	var cp string
-	return cp, decode("rhead", vals, &cp)
+	if err := decode("rhead", vals, &cp); err != nil {
+		return "", err
+	}
+	if err := c.track(ctx, chain, cp); err != nil {
+		return "", err
+	}
+	return cp, nil
 }
 
 // CheckFault is one fault rcheck found.
