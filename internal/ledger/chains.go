@@ -132,7 +132,9 @@ func (l *Ledger) createChain(ctx context.Context, m ChainMeta) error {
 			return err
 		}
 		l.install(cs)
-		l.recordHeads(map[string]*chainState{m.Name: cs})
+		written := make(chan struct{})
+		l.recordHeads(map[string]*chainState{m.Name: cs}, func() { close(written) })
+		<-written
 		l.log.Info("chain created", "chain", m.Name, "public", m.Public, "pow_bits", m.PoWBits, "schema", m.Schema)
 		return nil
 	})

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -54,8 +55,9 @@ type Ledger struct {
 
 	// heads is the heads file's content; lost holds the chains it names that
 	// the database does not have. Only Open and the committer touch them.
-	heads map[string]Head
-	lost  map[string]Head
+	heads  map[string]Head
+	lost   map[string]Head
+	headsQ chan headsWrite // to the heads writer, which the committer starts and stops
 }
 
 // chainState is the committed state of a chain, as the committer will extend
@@ -372,16 +374,55 @@ func (l *Ledger) loadHeads() error {
 }
 
 // recordHeads updates the heads file after a durable commit that signed new
-// checkpoints for these chains. The commit stands even if this fails: the
-// file is then behind, which is logged and safe.
-func (l *Ledger) recordHeads(chains map[string]*chainState) {
+// checkpoints for these chains, and calls then once the file is written. It
+// runs on the committer; the write itself runs on the heads writer, so the
+// next group commit's fsync overlaps this one's. Callers answer in then, so
+// an appender never holds a checkpoint (or receipt) that a crash could leave
+// unknown to the heads file; a concurrent rhead may see it up to one heads
+// write earlier. The commit stands even if the write fails: the file is then
+// behind, which is logged.
+func (l *Ledger) recordHeads(chains map[string]*chainState, then func()) {
 	if l.cfg.HeadsFile == "" || len(chains) == 0 {
+		then()
 		return
 	}
 	for name, cs := range chains {
 		l.heads[name] = Head{Size: cs.headSize, Root: cs.headRoot}
 	}
-	if err := writeHeads(l.cfg.HeadsFile, l.heads); err != nil {
-		l.log.Error("heads file not updated; a rollback of this commit would go unnoticed", "err", err)
+	l.headsQ <- headsWrite{heads: maps.Clone(l.heads), then: then}
+}
+
+// headsWrite is one snapshot for the heads writer.
+type headsWrite struct {
+	heads map[string]Head
+	then  func()
+}
+
+// headsWriter writes snapshots in order. Snapshots that queued up while it
+// wrote are coalesced into the newest, which covers them all: one write and
+// one fsync for all of them.
+func (l *Ledger) headsWriter(done chan<- struct{}) {
+	defer close(done)
+	for w := range l.headsQ {
+		thens := []func(){w.then}
+	drain:
+		for {
+			select {
+			case next, ok := <-l.headsQ:
+				if !ok {
+					break drain
+				}
+				w.heads = next.heads
+				thens = append(thens, next.then)
+			default:
+				break drain
+			}
+		}
+		if err := writeHeads(l.cfg.HeadsFile, w.heads); err != nil {
+			l.log.Error("heads file not updated; a rollback of the newest commits would go unnoticed", "err", err)
+		}
+		for _, f := range thens {
+			f()
+		}
 	}
 }

@@ -16,7 +16,7 @@ import (
 // The heads file outside it is what makes the ledger refuse to sign on top.
 
 // newHeadsEnv is newEnv with a heads file beside ledger.db.
-func newHeadsEnv(t *testing.T) *env {
+func newHeadsEnv(t testing.TB) *env {
 	t.Helper()
 	dir := t.TempDir()
 	e := &env{t: t, path: filepath.Join(dir, "ledger.db"), clock: &testClock{}, heads: filepath.Join(dir, HeadsFileName)}
