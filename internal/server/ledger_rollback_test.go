@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"encoding/base64"
 	"errors"
 	"os"
 	"path/filepath"
@@ -226,5 +227,39 @@ func TestDeletedChainIsCaughtByVerifyAndCannotBeRecreated(t *testing.T) {
 	}
 	if !strings.Contains(srv.Stderr(), "chain is missing from the database") {
 		t.Errorf("the server did not log the lost chains:\n%s", srv.Stderr())
+	}
+}
+
+func TestVcliRecConsProvesANewerCheckpointExtendsAnOlderReceipt(t *testing.T) {
+	e := newLedgerEnv(t, []string{"t"})
+	put(t, e.admin, "t", false, numbered(t, "n", 0, 10)...)
+	receipt, err := e.admin.Proof(e.ctx, "t", client.BySeq(3), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "receipt")
+	if err := os.WriteFile(file, []byte(receipt), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	put(t, e.admin, "t", false, numbered(t, "n", 10, 15)...)
+
+	out, errOut, code := e.srv.Vcli("", nil, "rec", "cons", "t", "--old", file)
+	if code != 0 || !strings.Contains(out, "consistent: size 25 extends size 10") || !strings.Contains(out, "\n25\n") {
+		t.Fatalf("vcli rec cons t --old receipt: exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+	}
+	hashes, _, err := e.admin.Consistency(e.ctx, "t", 10, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code = e.srv.Vcli("", nil, "rec", "cons", "t", "10")
+	lines := strings.Split(out, "\n")
+	if code != 0 || len(lines) < len(hashes) || lines[0] != base64.StdEncoding.EncodeToString(hashes[0]) {
+		t.Fatalf("vcli rec cons t 10: exit %d, want the %d proof hashes first\nstdout: %s\nstderr: %s", code, len(hashes), out, errOut)
+	}
+	if _, errOut, code = e.srv.Vcli("", nil, "rec", "cons", "t"); code != 2 || !strings.Contains(errOut, "OLD-SIZE or --old") {
+		t.Fatalf("vcli rec cons t: exit %d, want 2 (usage)\nstderr: %s", code, errOut)
+	}
+	if _, errOut, code = e.srv.Vcli("", nil, "rec", "cons", "t", "26"); code != 1 || !strings.Contains(errOut, "ERR invalid: old size 26 is beyond the tree size 25") {
+		t.Fatalf("vcli rec cons t 26: exit %d, want 1 with ERR invalid\nstderr: %s", code, errOut)
 	}
 }
