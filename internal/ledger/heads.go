@@ -137,7 +137,7 @@ func writeHeads(path string, heads map[string]Head) error {
 
 // rollbackAdvice ends every refusal caused by the heads file.
 const rollbackAdvice = "this looks like a restored or truncated database: writes are refused; " +
-	"put the newer ledger.db back, or see `vserv resume` (docs/operations.md \"Rollback\")"
+	"put the newer ledger.db back, or keep this one with `vserv resume --accept-rollback` (docs/operations.md \"Rollback\")"
 
 // compareHead (with no advice appended) says what is wrong when the chain state (size, root of its
 // newest stored checkpoint) is not an extension of the recorded head h;
@@ -170,3 +170,23 @@ func lostChainText(chain string, h Head) string {
 	return fmt.Sprintf("chain %s is missing from the database, but this server already signed its checkpoint of size %d (root %s)",
 		chain, h.Size, base64.StdEncoding.EncodeToString(h.Root[:]))
 }
+
+// Heads returns the newest signed size and root of every chain that is not
+// read-only: what a heads file re-anchored on this database holds (`vserv
+// resume --accept-rollback`). Open the ledger without a HeadsFile for that,
+// so that the file's own refusals do not hide the database's state.
+func (l *Ledger) Heads() map[string]Head {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	out := make(map[string]Head, len(l.chains))
+	for name, cs := range l.chains {
+		if cs.readOnly == "" && cs.head != nil {
+			out[name] = Head{Size: cs.headSize, Root: cs.headRoot}
+		}
+	}
+	return out
+}
+
+// WriteHeads replaces a heads file atomically. Only a stopped server's
+// operator tool uses it; a running ledger writes its own.
+func WriteHeads(path string, heads map[string]Head) error { return writeHeads(path, heads) }

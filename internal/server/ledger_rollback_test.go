@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"context"
 	"encoding/base64"
 	"errors"
 	"os"
@@ -135,10 +136,13 @@ func TestRolledBackLedgerIsRefusedByServerVerifierAndClient(t *testing.T) {
 	cases := []struct {
 		name string
 		roll func(t *testing.T, e *rollbackEnv)
+		// consistent: the rolled-back database passes its own checks, so
+		// `vserv resume --accept-rollback` can make it the reference.
+		consistent bool
 	}{
 		{"older copy of ledger.db restored", func(t *testing.T, e *rollbackEnv) {
 			copyTestFile(t, e.db10, filepath.Join(e.srv.DataRoot, "ledger.db"))
-		}},
+		}, true},
 		{"tail deleted with bbolt", func(t *testing.T, e *rollbackEnv) {
 			tamperLedger(t, e.srv.DataRoot, func(tx *bolt.Tx) error {
 				for s := uint64(10); s < 30; s++ {
@@ -148,7 +152,7 @@ func TestRolledBackLedgerIsRefusedByServerVerifierAndClient(t *testing.T) {
 				}
 				return tamperChain(tx, "checkpoints").Delete(be64(30))
 			})
-		}},
+		}, false},
 	}
 	vserv := testenv.Bin(t, "vserv")
 	for _, tc := range cases {
@@ -189,6 +193,22 @@ func TestRolledBackLedgerIsRefusedByServerVerifierAndClient(t *testing.T) {
 			if got, _ := os.ReadFile(cache); !strings.Contains(string(got), "\n30\n") {
 				t.Fatalf("the client's cache was overwritten by the shorter history:\n%s", got)
 			}
+
+			if !tc.consistent {
+				if err := e.srv.Stop(); err != nil {
+					t.Fatal(err)
+				}
+				out, errOut, code := runCmd(t, vserv, "resume", "-r", e.srv.DataRoot, "--accept-rollback")
+				if code != 1 || !strings.Contains(out, "chain t: heads file size 30") || !strings.Contains(out, "not re-anchored") {
+					t.Fatalf("vserv resume --accept-rollback of a chain with faults of its own: exit %d, want 1 and \"not re-anchored\"\nstdout: %s\nstderr: %s", code, out, errOut)
+				}
+				return
+			}
+			acceptRollback(t, e.srv, "chain t: heads file size 30 root ")
+			srv := testenv.Start(t, testenv.WithDataRoot(e.srv.DataRoot))
+			admin = srv.AdminClient()
+			put(t, admin, "t", false, newRecord(t, "after the decision"))
+			wantAuditAccept(t, admin, "chain t: heads file size 30")
 		})
 	}
 }
@@ -227,6 +247,53 @@ func TestDeletedChainIsCaughtByVerifyAndCannotBeRecreated(t *testing.T) {
 	}
 	if !strings.Contains(srv.Stderr(), "chain is missing from the database") {
 		t.Errorf("the server did not log the lost chains:\n%s", srv.Stderr())
+	}
+
+	acceptRollback(t, srv, "chain audit: heads file size ", "database missing")
+	srv = testenv.Start(t, testenv.WithDataRoot(e.srv.DataRoot))
+	admin = srv.AdminClient()
+	if err := admin.MakeChain(e.ctx, "t", client.ChainOptions{Public: true}); err != nil {
+		t.Fatalf("mkchain t after the accepted rollback: %v", err)
+	}
+	wantAuditAccept(t, admin, "chain t: heads file size 3")
+}
+
+// acceptRollback stops srv, checks that `vserv resume` reports the rollback
+// (exit 1) and accepts it with --accept-rollback (exit 0).
+func acceptRollback(t *testing.T, srv *testenv.Server, want ...string) {
+	t.Helper()
+	if err := srv.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	vserv := testenv.Bin(t, "vserv")
+	out, errOut, code := runCmd(t, vserv, "resume", "-r", srv.DataRoot)
+	for _, w := range want {
+		if code != 1 || !strings.Contains(out, w) {
+			t.Errorf("vserv resume: exit %d, want 1 and %q\nstdout: %s\nstderr: %s", code, w, out, errOut)
+		}
+	}
+	out, errOut, code = runCmd(t, vserv, "resume", "-r", srv.DataRoot, "--accept-rollback")
+	if code != 0 || !strings.Contains(out, "accepted:") {
+		t.Fatalf("vserv resume --accept-rollback: exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+	}
+	if out, errOut, code = runCmd(t, vserv, "verify", "-q", "-r", srv.DataRoot); code != 0 {
+		t.Fatalf("vserv verify after the accepted rollback: exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+	}
+}
+
+// wantAuditAccept checks that the newest audit entry records the decision.
+func wantAuditAccept(t *testing.T, admin *client.Client, want string) {
+	t.Helper()
+	var found bool
+	for s := int64(-1); s >= -3 && !found; s-- {
+		e, err := admin.AbsRecord(context.Background(), "audit", s)
+		if err != nil {
+			break
+		}
+		found = strings.Contains(string(e), "resume --accept-rollback") && strings.Contains(string(e), want)
+	}
+	if !found {
+		t.Fatalf("audit does not record the accepted rollback (%q) among its last entries", want)
 	}
 }
 
