@@ -31,7 +31,8 @@ type PutResult struct {
 
 // PutRecords appends records (each a canonical CBOR record map, see NewRecord) to
 // chain, all or nothing, and returns after they are durable. With receipt set
-// every result carries its receipt (§4.5). A bad record in a batch fails the
+// every result carries its receipt (§4.5), whose checkpoint is checked
+// against the checkpoint cache as Head's is. A bad record in a batch fails the
 // whole call with an *Error; BatchIndex tells which record it was.
 func (c *Client) PutRecords(ctx context.Context, chain string, records [][]byte, receipt bool) ([]PutResult, error) {
 	if len(records) == 0 {
@@ -64,6 +65,12 @@ func (c *Client) PutRecords(ctx context.Context, chain string, records [][]byte,
 	}
 	if len(res) != len(records) {
 		return nil, fmt.Errorf("rput: %d results for %d records", len(res), len(records))
+	}
+	if receipt {
+		// All receipts of one rput share the checkpoint of its commit.
+		if err := c.track(ctx, chain, string(verify.CheckpointNote([]byte(res[len(res)-1].Receipt)))); err != nil {
+			return res, err
+		}
 	}
 	return res, nil
 }

@@ -330,3 +330,26 @@ func TestVcliRecConsProvesANewerCheckpointExtendsAnOlderReceipt(t *testing.T) {
 		t.Fatalf("vcli rec cons t 26: exit %d, want 1 with ERR invalid\nstderr: %s", code, errOut)
 	}
 }
+
+// A forked history of the same size (an older ledger.db restored, the heads
+// file moved away, other records written) is refused by a client that
+// cached the original checkpoint of that size.
+func TestClientRefusesAForkOfTheSameSize(t *testing.T) {
+	e := newRollbackEnv(t)
+	copyTestFile(t, e.db10, filepath.Join(e.srv.DataRoot, "ledger.db"))
+	if err := os.Rename(filepath.Join(e.srv.DataRoot, "heads"), filepath.Join(t.TempDir(), "heads")); err != nil {
+		t.Fatal(err)
+	}
+	srv := testenv.Start(t, testenv.WithDataRoot(e.srv.DataRoot))
+	admin := srv.AdminClient()
+	put(t, admin, "t", false, numbered(t, "fork", 10, 20)...)
+	out, errOut, code := srv.Vcli("", e.env(), "rec", "head", "t")
+	if code != 1 || !strings.Contains(errOut, "ROLLBACK REFUSED") || !strings.Contains(errOut, "both have size 30 but different roots") {
+		t.Fatalf("vcli rec head t of a forked size 30: exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+	}
+	put(t, admin, "t", false, numbered(t, "fork", 30, 5)...)
+	out, errOut, code = srv.Vcli("", e.env(), "verify", "chain", "t")
+	if code != 1 || !strings.Contains(errOut, "ROLLBACK REFUSED") || !strings.Contains(errOut, "is not an extension of size 30") {
+		t.Fatalf("vcli verify chain t of a fork grown to 35: exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+	}
+}
