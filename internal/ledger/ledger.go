@@ -284,7 +284,7 @@ func (l *Ledger) chainName(arg string) (string, error) {
 			return "", wire.Errorf(wire.CodeInvalid, "bad origin %q", arg)
 		}
 		if id != l.cfg.ServerID {
-			return "", wire.Errorf(wire.CodeNotFound, "no chain %q", arg)
+			return "", NoChain(arg)
 		}
 		name = n
 	}
