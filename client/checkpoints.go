@@ -106,7 +106,7 @@ func (c *Client) track(ctx context.Context, chain, served string) error {
 		return err
 	}
 	if cachedNote == "" {
-		return saveCheckpoint(path, served)
+		return c.save(path, served)
 	}
 	text, _, _ := strings.Cut(cachedNote, "\n\n")
 	old, err := verify.ParseCheckpoint(text + "\n")
@@ -130,7 +130,7 @@ func (c *Client) track(ctx context.Context, chain, served string) error {
 		if err := verify.VerifyConsistency(old, now, hashes); err != nil {
 			return refuse(fmt.Sprintf("size %d is not an extension of size %d: %v", now.Size, old.Size, err), served)
 		}
-		return saveCheckpoint(path, served)
+		return c.save(path, served)
 	}
 	// An older checkpoint (a receipt against a kept one): the newest must
 	// still extend what was verified before.
@@ -149,6 +149,16 @@ func (c *Client) track(ctx context.Context, chain, served string) error {
 		return refuse(fmt.Sprintf("the server's newest checkpoint has size %d, shorter than the %d verified before", head.Size, old.Size), headNote)
 	}
 	return c.track(ctx, chain, headNote)
+}
+
+// save records a verified checkpoint. A cache that cannot be written (a
+// read-only home) does not stop the call: the checkpoint did verify; the
+// person is told that it is not remembered.
+func (c *Client) save(path, note string) error {
+	if err := saveCheckpoint(path, note); err != nil {
+		c.notice(fmt.Sprintf("%v (this checkpoint is not remembered, so a later rollback to before it would go unnoticed)", err))
+	}
+	return nil
 }
 
 // saveCheckpoint replaces a cache file atomically.
