@@ -353,3 +353,46 @@ func TestClientRefusesAForkOfTheSameSize(t *testing.T) {
 		t.Fatalf("vcli verify chain t of a fork grown to 35: exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
 	}
 }
+
+// TestEveryLedgerErrorCarriesAText: each ERR a ledger command answers names
+// its reason; an empty text after the code is useless to the person reading.
+func TestEveryLedgerErrorCarriesAText(t *testing.T) {
+	e := newLedgerEnv(t, []string{"t"})
+	put(t, e.admin, "t", false, newRecord(t, "x"))
+	anon := e.srv.Dial()
+	cases := []struct {
+		c    *client.Client
+		cmd  string
+		args []any
+		code wire.Code
+	}{
+		{e.admin, "rput", []any{"t", wire.RawMessage([]byte{0xa0})}, wire.CodeInvalid},
+		{e.admin, "rput", []any{"t", []wire.RawMessage{}}, wire.CodeInvalid},
+		{e.admin, "rput", []any{"t", "not a record"}, wire.CodeProto},
+		{e.admin, "rput", []any{"audit", wire.RawMessage(newRecord(t, "x"))}, wire.CodePerm},
+		{anon, "rput", []any{"t", wire.RawMessage(newRecord(t, "x"))}, wire.CodeState},
+		{e.admin, "rget", []any{"t", newID()}, wire.CodeNotFound},
+		{e.admin, "rabs", []any{"t", 5}, wire.CodeNotFound},
+		{e.admin, "rproof", []any{"t", 0, 0}, wire.CodeInvalid},
+		{e.admin, "rproof", []any{"t", 0, 7}, wire.CodeNotFound},
+		{e.admin, "rproof", []any{"t", true}, wire.CodeProto},
+		{e.admin, "rcons", []any{"t", 9}, wire.CodeInvalid},
+		{e.admin, "rcons", []any{"t", 0, 7}, wire.CodeNotFound},
+		{e.admin, "rlist", []any{"t", 0, 1, 0}, wire.CodeLimit},
+		{e.admin, "rhead", []any{"nochain"}, wire.CodeNotFound},
+		{e.admin, "rhead", []any{"Bad Name"}, wire.CodeInvalid},
+		{e.admin, "rhead", []any{"vserv/zz/t"}, wire.CodeInvalid},
+		{e.admin, "rcheck", []any{"t", "nonsense"}, wire.CodeInvalid},
+		{e.admin, "mkchain", []any{"t", map[string]any{}}, wire.CodeExists},
+		{e.admin, "mkchain", []any{"u", map[string]any{"pow_bits": 33}}, wire.CodeInvalid},
+		{e.admin, "grant", []any{"nobody", "t", "read"}, wire.CodeNotFound},
+		{e.admin, "grant", []any{testenv.AdminName, "audit", "write"}, wire.CodeInvalid},
+	}
+	for _, tc := range cases {
+		_, err := tc.c.Call(e.ctx, tc.cmd, tc.args...)
+		var we *client.Error
+		if !errors.As(err, &we) || we.Code != tc.code || strings.TrimSpace(we.Text) == "" {
+			t.Errorf("%s %v: got %v, want ERR %s with a text", tc.cmd, tc.args, err, tc.code)
+		}
+	}
+}
