@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/vserv/vserv/internal/wire"
+	"github.com/vserv/vserv/verify"
 )
 
 // Typed calls for the ledger commands of DESIGN.md §3.4. Entries come back as
@@ -30,7 +31,8 @@ type PutResult struct {
 
 // PutRecords appends records (each a canonical CBOR record map, see NewRecord) to
 // chain, all or nothing, and returns after they are durable. With receipt set
-// every result carries its receipt (§4.5). A bad record in a batch fails the
+// every result carries its receipt (§4.5), whose checkpoint is checked
+// against the checkpoint cache as Head's is. A bad record in a batch fails the
 // whole call with an *Error; BatchIndex tells which record it was.
 func (c *Client) PutRecords(ctx context.Context, chain string, records [][]byte, receipt bool) ([]PutResult, error) {
 	if len(records) == 0 {
@@ -63,6 +65,12 @@ func (c *Client) PutRecords(ctx context.Context, chain string, records [][]byte,
 	}
 	if len(res) != len(records) {
 		return nil, fmt.Errorf("rput: %d results for %d records", len(res), len(records))
+	}
+	if receipt {
+		// All receipts of one rput share the checkpoint of its commit.
+		if err := c.track(ctx, chain, string(verify.CheckpointNote([]byte(res[len(res)-1].Receipt)))); err != nil {
+			return res, err
+		}
 	}
 	return res, nil
 }
@@ -243,13 +251,30 @@ func (c *Client) Proof(ctx context.Context, chain string, ref Ref, treeSize uint
 		return "", err
 	}
 	var receipt string
-	return receipt, decode("rproof", vals, &receipt)
+	if err := decode("rproof", vals, &receipt); err != nil {
+		return "", err
+	}
+	if err := c.track(ctx, chain, string(verify.CheckpointNote([]byte(receipt)))); err != nil {
+		return "", err
+	}
+	return receipt, nil
 }
 
 // Consistency returns the consistency proof from oldSize to the kept
 // checkpoint of newSize (the newest when newSize is 0), and that signed
-// checkpoint.
+// checkpoint. The checkpoint is checked against the cache like Head's.
 func (c *Client) Consistency(ctx context.Context, chain string, oldSize, newSize uint64) ([][]byte, string, error) {
+	hashes, cp, err := c.consistency(ctx, chain, oldSize, newSize)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := c.track(ctx, chain, cp); err != nil {
+		return nil, "", err
+	}
+	return hashes, cp, nil
+}
+
+func (c *Client) consistency(ctx context.Context, chain string, oldSize, newSize uint64) ([][]byte, string, error) {
 	args := []any{chain, oldSize}
 	if newSize > 0 {
 		args = append(args, newSize)
@@ -266,14 +291,23 @@ func (c *Client) Consistency(ctx context.Context, chain string, oldSize, newSize
 	return hashes, cp, nil
 }
 
-// Head returns the chain's newest signed checkpoint note.
+// Head returns the chain's newest signed checkpoint note. Unless the client
+// keeps no known_hosts, a checkpoint that verifies under the session's key
+// must be consistent with the newest one this client verified before
+// (checkpoints.go); a rollback is a *RollbackError.
 func (c *Client) Head(ctx context.Context, chain string) (string, error) {
 	vals, err := c.Call(ctx, "rhead", chain)
 	if err != nil {
 		return "", err
 	}
 	var cp string
-	return cp, decode("rhead", vals, &cp)
+	if err := decode("rhead", vals, &cp); err != nil {
+		return "", err
+	}
+	if err := c.track(ctx, chain, cp); err != nil {
+		return "", err
+	}
+	return cp, nil
 }
 
 // CheckFault is one fault rcheck found.

@@ -184,7 +184,8 @@ func (c *Client) powBits(ctx context.Context, chain string) (int, error) {
 			return ci.PoWBits, nil
 		}
 	}
-	return 0, fmt.Errorf("chain %q is not listed by the server: %w", chain, ErrNotFound)
+	// The server's own words for a chain it does not have (or will not show).
+	return 0, &Error{Code: ErrNotFound.Code, Text: fmt.Sprintf("no chain %q", chain)}
 }
 
 // chainOrigin splits a chain argument, a name or a full origin line

@@ -163,3 +163,23 @@ func noteErr(err error) error {
 	}
 	return fmt.Errorf("%w: %v", ErrBadNote, err)
 }
+
+// CheckpointNote returns the signed checkpoint note held in b: b itself, or,
+// when b is a receipt (§4.5), the note after its first empty line. It checks
+// nothing; open the result with OpenCheckpoint.
+func CheckpointNote(b []byte) []byte {
+	s := string(b)
+	if strings.HasPrefix(s, receiptHeader+"\n") {
+		if _, n, ok := strings.Cut(s, "\n\n"); ok {
+			return []byte(n)
+		}
+	}
+	return b
+}
+
+// CheckpointOrigin returns the origin line (the first line) of a checkpoint
+// note without checking anything else.
+func CheckpointOrigin(b []byte) string {
+	origin, _, _ := strings.Cut(string(b), "\n")
+	return origin
+}

@@ -16,6 +16,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/vserv/vserv/client"
 	"github.com/vserv/vserv/internal/wire"
 )
 
@@ -64,11 +65,20 @@ func (a *app) exitStatus(err error) int {
 	switch {
 	case errors.As(err, &qe):
 		return exitERR
+	case errors.Is(err, client.ErrRollback):
+		// Refused by this client, not the server: the message carries both
+		// signed checkpoints.
+		a.reportFailure(err)
+		return exitERR
 	case errors.As(err, &we):
+		text := we.Text
+		if text == "" {
+			text = "(the server gave no reason)"
+		}
 		if a.opts.json {
-			a.printJSON(map[string]any{"ok": false, "code": string(we.Code), "error": we.Text})
+			a.printJSON(map[string]any{"ok": false, "code": string(we.Code), "error": text})
 		} else {
-			fmt.Fprintf(a.stderr, "vcli: ERR %s: %s\n", we.Code, we.Text)
+			fmt.Fprintf(a.stderr, "vcli: ERR %s: %s\n", we.Code, text)
 		}
 		return exitERR
 	case errors.As(err, &ue):

@@ -20,7 +20,7 @@ import (
 func (a *app) recCmd() *cobra.Command {
 	rec := &cobra.Command{
 		Use:   "rec",
-		Short: "Records: put, get, abs, have, size, list, count, proof, check, head",
+		Short: "Records: put, get, abs, have, size, list, count, proof, check, head, cons",
 		Long: `vcli rec works with the records of a chain. Reading a public chain needs no
 account; private chains and writing need -u USER with the right.
 
@@ -28,7 +28,7 @@ Entries are shown one per line: seq, server time, record id, type, payload
 (JSON). --json shows every field, and the exact entry bytes in base64.`,
 	}
 	rec.AddCommand(a.recPutCmd(), a.recGetCmd(), a.recAbsCmd(), a.recHaveCmd(), a.recSizeCmd(),
-		a.recListCmd(), a.recCountCmd(), a.recProofCmd(), a.recCheckCmd(), a.recHeadCmd())
+		a.recListCmd(), a.recCountCmd(), a.recProofCmd(), a.recCheckCmd(), a.recHeadCmd(), a.recConsCmd())
 	return rec
 }
 
@@ -539,4 +539,104 @@ func (a *app) recHeadCmd() *cobra.Command {
 			})
 		},
 	}
+}
+
+func (a *app) recConsCmd() *cobra.Command {
+	var oldFile string
+	cmd := &cobra.Command{
+		Use:   "cons CHAIN [OLD-SIZE [NEW-SIZE]]",
+		Short: "Prove that a chain's checkpoint extends an older one (rcons)",
+		Long: `vcli rec cons asks the server for the consistency proof from tree size
+OLD-SIZE to the kept checkpoint of NEW-SIZE (default: the newest) and prints the
+proof's hashes (base64, one a line) and that checkpoint.
+
+--old FILE (a checkpoint note, a receipt, or a file of the checkpoint cache,
+docs/formats.md "Checkpoint cache") checks the proof against that older
+checkpoint; OLD-SIZE then defaults to its size. The new checkpoint is also
+checked against the cache: a shorter or different history is refused (exit 1)
+with both checkpoints printed.`,
+		Args: cobra.RangeArgs(1, 3),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			chain := args[0]
+			var oldNote []byte
+			var oldSize, newSize uint64
+			have := false
+			if oldFile != "" {
+				b, err := os.ReadFile(oldFile)
+				if err != nil {
+					return usagef("--old: %v", err)
+				}
+				oldNote = verify.CheckpointNote(b)
+				text, _, _ := strings.Cut(string(oldNote), "\n\n")
+				cp, err := verify.ParseCheckpoint(text + "\n")
+				if err != nil {
+					return usagef("--old %s: not a checkpoint or receipt: %v", oldFile, err)
+				}
+				oldSize, have = cp.Size, true
+			}
+			for i, dst := range []*uint64{&oldSize, &newSize} {
+				if len(args) > i+1 {
+					n, err := strconv.ParseUint(args[i+1], 10, 64)
+					if err != nil {
+						return usagef("%q is not a tree size", args[i+1])
+					}
+					*dst = n
+					have = have || i == 0
+				}
+			}
+			if !have {
+				return usagef("give OLD-SIZE or --old FILE")
+			}
+			return a.withReader(cmd, func(c *client.Client) error {
+				hashes, note, err := c.Consistency(cmd.Context(), chain, oldSize, newSize)
+				if err != nil {
+					return err
+				}
+				origin := c.ChainOrigin(chain)
+				now, err := verify.OpenCheckpoint([]byte(note), origin, c.Identity())
+				if err != nil {
+					return fmt.Errorf("the checkpoint does not verify under the server's key: %w", err)
+				}
+				checked := false
+				if oldNote != nil {
+					old, err := verify.OpenCheckpoint(oldNote, origin, c.Identity())
+					if err != nil {
+						return fmt.Errorf("--old %s does not verify under the server's key: %w", oldFile, err)
+					}
+					if old.Size != oldSize {
+						return usagef("--old %s has size %d, not %d", oldFile, old.Size, oldSize)
+					}
+					if err := verify.VerifyConsistency(old, now, hashes); err != nil {
+						return &quietERR{a.inconsistent(old, now, oldNote, note, err)}
+					}
+					checked = true
+				}
+				b64 := make([]string, len(hashes))
+				for i, h := range hashes {
+					b64[i] = base64.StdEncoding.EncodeToString(h)
+				}
+				text := strings.Join(append(b64, strings.TrimSuffix(note, "\n")), "\n")
+				if checked {
+					text += fmt.Sprintf("\nconsistent: size %d extends size %d", now.Size, oldSize)
+				}
+				a.print(map[string]any{"ok": true, "chain": chain, "old_size": oldSize, "size": now.Size,
+					"hashes": b64, "checkpoint": note, "checked": checked}, text)
+				return nil
+			})
+		},
+	}
+	cmd.Flags().StringVar(&oldFile, "old", "", "check the proof against this older checkpoint (note, receipt or cache file)")
+	return cmd
+}
+
+// inconsistent reports two signed checkpoints that no consistency proof
+// joins: the evidence a person can publish.
+func (a *app) inconsistent(old, now *verify.Checkpoint, oldNote []byte, note string, why error) error {
+	err := fmt.Errorf("checkpoint of size %d is NOT consistent with the one of size %d: %v", now.Size, old.Size, why)
+	if a.opts.json {
+		a.printJSON(map[string]any{"ok": false, "error": err.Error(), "old": string(oldNote), "new": note})
+	} else {
+		fmt.Fprintf(a.stderr, "vcli: %v\n--- older:\n%s--- newer:\n%s", err, oldNote, note)
+	}
+	return err
 }

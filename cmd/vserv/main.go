@@ -62,7 +62,7 @@ creating keys on first start. The first line on stderr is "listening on HOST:POR
 		},
 	}
 	opts.register(root)
-	root.AddCommand(newServeCmd(), newKeygenCmd(), newVerifyCmd(), newServiceCmd())
+	root.AddCommand(newServeCmd(), newKeygenCmd(), newVerifyCmd(), newResumeCmd(), newServiceCmd())
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return &exitError{code: 2, err: fmt.Errorf("%w (see %s --help)", err, c.CommandPath())}
 	})

@@ -8,6 +8,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -17,10 +19,12 @@ import (
 	"github.com/vserv/vserv/internal/ledger"
 	"github.com/vserv/vserv/internal/secure"
 	"github.com/vserv/vserv/internal/server"
+	"github.com/vserv/vserv/verify"
 )
 
 func newVerifyCmd() *cobra.Command {
 	var dataroot, serverKey string
+	var expect []string
 	var quiet bool
 	cmd := &cobra.Command{
 		Use:   "verify",
@@ -30,13 +34,21 @@ encoding and record, the prev links and seq numbering, leaf hashes and the id
 index, proofs of work, record signatures, the stored Merkle tree, and every
 stored checkpoint's signature and root.
 
+A database can pass all of that and still be a rollback: an older copy, or one
+whose tail or whole chains were deleted. So it is also checked against
+checkpoints held elsewhere: DATAROOT/heads (the newest checkpoint the server
+signed for each chain, when the file is there) and each --expect FILE (a
+signed checkpoint note, a receipt, or a file of a client's checkpoint cache).
+Each chain must still be at least that long, with that root at that size.
+
 It needs the database to itself: stop the server, or verify a copy of the data
 directory. The checkpoint key is the public half of DATAROOT/identity.key,
 or --server-key (the padded base64 key "vcli id" prints) for a copy that has
 only ledger.db.
 
 Exit status: 0 when everything verifies, 1 with one line per fault
-("chain CHAIN seq N: WHAT") or when the database cannot be read, 2 for usage
+("chain CHAIN seq N: WHAT"; for a rollback, N is the expected size and WHAT
+names both sizes and roots) or when the database cannot be read, 2 for usage
 errors.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -47,6 +59,10 @@ errors.`,
 			// bbolt would create a missing file: a verifier must not.
 			if _, err := os.Stat(filepath.Join(dataroot, "ledger.db")); err != nil {
 				return &exitError{code: 1, err: fmt.Errorf("no ledger to verify: %w", err)}
+			}
+			exps, err := expectations(dataroot, expect)
+			if err != nil {
+				return err
 			}
 			db, err := server.OpenDB(dataroot, time.Second)
 			if err != nil {
@@ -67,6 +83,11 @@ errors.`,
 			if err != nil {
 				return &exitError{code: 1, err: err}
 			}
+			rolled, err := ledger.VerifyExpected(cmd.Context(), db, pub, exps)
+			faults = append(faults, rolled...)
+			if err != nil {
+				return &exitError{code: 1, err: err}
+			}
 			out := cmd.OutOrStdout()
 			if len(faults) > 0 {
 				for _, f := range faults {
@@ -81,7 +102,34 @@ errors.`,
 	cmd.Flags().StringVarP(&dataroot, "dataroot", "r", "vserv-data", "data directory")
 	cmd.Flags().StringVar(&serverKey, "server-key", "", "the server's public key (default: derived from DATAROOT/identity.key)")
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "no progress line on stderr")
+	cmd.Flags().StringArrayVar(&expect, "expect", nil, "a checkpoint held elsewhere (note, receipt or client cache file) the database must still contain; repeatable")
 	return cmd
+}
+
+// expectations reads the heads file (if any) and the --expect files. A
+// file that holds no checkpoint is a usage error: the check would be empty.
+func expectations(dataroot string, files []string) ([]ledger.Expected, error) {
+	heads, _, err := ledger.ReadHeads(filepath.Join(dataroot, ledger.HeadsFileName))
+	if err != nil {
+		return nil, &exitError{code: 1, err: err}
+	}
+	var exps []ledger.Expected
+	for chain, h := range heads {
+		exps = append(exps, ledger.Expected{Source: "heads file", Chain: chain, Head: h})
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, &exitError{code: 2, err: fmt.Errorf("--expect: %w", err)}
+		}
+		note := verify.CheckpointNote(b)
+		if !strings.HasPrefix(string(note), "vserv/") {
+			return nil, &exitError{code: 2, err: fmt.Errorf("--expect %s: not a checkpoint note or receipt of a vserv chain", f)}
+		}
+		exps = append(exps, ledger.Expected{Source: f, Note: note})
+	}
+	slices.SortStableFunc(exps, func(a, b ledger.Expected) int { return strings.Compare(a.Chain, b.Chain) })
+	return exps, nil
 }
 
 // verifyKey returns the key checkpoints must be signed with. It reads

@@ -81,7 +81,11 @@ func BenchmarkVerifyDB(b *testing.B) {
 // BenchmarkAppendSingle is 32 writers appending one record per call, the
 // shape of DESIGN §8's "rput, 32 sessions × 1 record".
 func BenchmarkAppendSingle(b *testing.B) {
-	e := newEnv(b)
+	b.Run("heads=off", func(b *testing.B) { benchAppendSingle(b, newEnv(b)) })
+	b.Run("heads=on", func(b *testing.B) { benchAppendSingle(b, newHeadsEnv(b)) })
+}
+
+func benchAppendSingle(b *testing.B, e *env) {
 	var next atomic.Int64
 	start := time.Now()
 	b.SetParallelism(16) // 32 writers on 2 cores
@@ -96,14 +100,20 @@ func BenchmarkAppendSingle(b *testing.B) {
 // BenchmarkCommitGroup measures the one committer alone: groups of jobs
 // whose records are already checked, committed one group after the other
 // (fsync on). us/record is the committer's time per record, which bounds
-// the throughput of all appends together.
+// the throughput of all appends together. heads=on adds the heads file's
+// write and fsync after each commit.
 func BenchmarkCommitGroup(b *testing.B) {
 	for _, shape := range []struct {
 		name       string
 		jobs, recs int
-	}{{"16x1", 16, 1}, {"2x100", 2, 100}} {
+		heads      bool
+	}{{"16x1/heads=off", 16, 1, false}, {"16x1/heads=on", 16, 1, true},
+		{"2x100/heads=off", 2, 100, false}, {"2x100/heads=on", 2, 100, true}} {
 		b.Run(shape.name, func(b *testing.B) {
 			e := newEnv(b)
+			if shape.heads {
+				e = newHeadsEnv(b)
+			}
 			origin := e.l.origin("t")
 			next := 0
 			group := func() []*appendJob {

@@ -67,6 +67,12 @@ func (l *Ledger) EnsureDefaultChains(ctx context.Context) error {
 		if ok {
 			continue
 		}
+		if h, lost := l.lost[m.Name]; lost {
+			// Recreating it empty would sign a size-0 checkpoint over a
+			// history this server already signed: leave it missing.
+			l.log.Error("default chain not recreated", "chain", m.Name, "reason", lostChainText(m.Name, h))
+			continue
+		}
 		if err := l.createChain(ctx, m); err != nil && wire.CodeOf(err) != wire.CodeExists {
 			return err
 		}
@@ -98,6 +104,9 @@ func (l *Ledger) createChain(ctx context.Context, m ChainMeta) error {
 		l.mu.RLock()
 		old := l.chains[m.Name]
 		l.mu.RUnlock()
+		if h, ok := l.lost[m.Name]; ok && old == nil {
+			return wire.Errorf(wire.CodeConflict, "cannot create chain %q: %s; %s", m.Name, lostChainText(m.Name, h), rollbackAdvice)
+		}
 		if old != nil {
 			attach := m.Schema != "" && old.meta.Schema == "" && old.size == 0 &&
 				old.meta.Public == m.Public && old.meta.PoWBits == m.PoWBits && !old.meta.ServerWritten
@@ -123,6 +132,9 @@ func (l *Ledger) createChain(ctx context.Context, m ChainMeta) error {
 			return err
 		}
 		l.install(cs)
+		written := make(chan struct{})
+		l.recordHeads(map[string]*chainState{m.Name: cs}, func() { close(written) })
+		<-written
 		l.log.Info("chain created", "chain", m.Name, "public", m.Public, "pow_bits", m.PoWBits, "schema", m.Schema)
 		return nil
 	})

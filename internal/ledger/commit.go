@@ -212,6 +212,10 @@ func (l *Ledger) runAdmin(ctx context.Context, fn func() error) error {
 // jobs on their own.
 func (l *Ledger) commitLoop() {
 	defer close(l.done)
+	l.headsQ = make(chan headsWrite, 64)
+	written := make(chan struct{})
+	go l.headsWriter(written)
+	defer func() { close(l.headsQ); <-written }()
 	var held job
 	for {
 		j := held
@@ -298,12 +302,19 @@ func (l *Ledger) commitGroup(group []*appendJob) {
 		}
 		l.mu.Unlock()
 	}
-	for i, j := range group {
-		if cs, ok := work[j.chain]; ok && err == nil {
-			outcomes[i].size, outcomes[i].note = cs.headSize, cs.head
+	reply := func() {
+		for i, j := range group {
+			if cs, ok := work[j.chain]; ok && err == nil {
+				outcomes[i].size, outcomes[i].note = cs.headSize, cs.head
+			}
+			j.resp <- outcomes[i]
 		}
-		j.resp <- outcomes[i]
 	}
+	if err != nil {
+		reply()
+		return
+	}
+	l.recordHeads(work, reply)
 }
 
 // apply validates one batch in order, as if its records came one by one, and
@@ -445,7 +456,7 @@ func (l *Ledger) storeCheckpoint(tx WriteTx, w *chainState) error {
 			return err
 		}
 	}
-	w.head, w.headSize = note, w.size
+	w.head, w.headSize, w.headRoot = note, w.size, root
 	return nil
 }
 

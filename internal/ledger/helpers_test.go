@@ -38,6 +38,7 @@ type env struct {
 	l      *Ledger
 	clock  *testClock
 	signer ed25519.PrivateKey // testPriv when nil
+	heads  string             // Config.HeadsFile
 }
 
 func openDB(t testing.TB, path string) *bolt.DB {
@@ -77,7 +78,7 @@ func (e *env) open() {
 		signer = testPriv
 	}
 	l, err := Open(e.db, Config{ServerID: testServerID, Signer: signer, Now: e.clock.now,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), HeadsFile: e.heads})
 	if err != nil {
 		e.t.Fatal(err)
 	}

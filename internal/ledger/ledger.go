@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -28,6 +29,10 @@ type Config struct {
 	// instead of from the stored Merkle nodes and the last entry. It costs one
 	// pass over the data (about a second per million entries).
 	FullCheckOnOpen bool
+	// HeadsFile is the path of the heads file (heads.go), normally
+	// <dataroot>/heads. Empty: none is kept (tests, offline tools), and a
+	// rolled-back database goes unnoticed.
+	HeadsFile string
 }
 
 // Ledger is the set of chains this server homes.
@@ -47,6 +52,12 @@ type Ledger struct {
 
 	mu     sync.RWMutex // guards chains
 	chains map[string]*chainState
+
+	// heads is the heads file's content; lost holds the chains it names that
+	// the database does not have. Only Open and the committer touch them.
+	heads  map[string]Head
+	lost   map[string]Head
+	headsQ chan headsWrite // to the heads writer, which the committer starts and stops
 }
 
 // chainState is the committed state of a chain, as the committer will extend
@@ -59,6 +70,7 @@ type chainState struct {
 	rng      *compact.Range
 	head     []byte // newest signed checkpoint note
 	headSize uint64 // its tree size; equal to size unless the chain is read-only
+	headRoot [32]byte
 	// readOnly, when not empty, says why writes are refused: the stored data
 	// does not match the newest checkpoint, and signing a new one would sign
 	// a history inconsistent with it.
@@ -166,6 +178,9 @@ func OpenStore(s Store, cfg Config) (*Ledger, error) {
 		}
 		l.chains[m.Name] = cs
 	}
+	if err := l.loadHeads(); err != nil {
+		return nil, fmt.Errorf("open ledger: %w", err)
+	}
 	if err := l.countersignHeads(); err != nil {
 		return nil, fmt.Errorf("open ledger: %w", err)
 	}
@@ -197,7 +212,7 @@ func (l *Ledger) loadChain(tx ReadTx, m ChainMeta) (*chainState, error) {
 		cs.readOnly = fmt.Sprintf("newest checkpoint does not verify: %v", err)
 		return cs, nil
 	}
-	cs.headSize = signed.Size
+	cs.headSize, cs.headRoot = signed.Size, signed.Root
 	if signed.Size != size {
 		cs.readOnly = fmt.Sprintf("newest checkpoint covers %d entries but %d are stored", signed.Size, size)
 		return cs, nil
@@ -269,7 +284,7 @@ func (l *Ledger) chainName(arg string) (string, error) {
 			return "", wire.Errorf(wire.CodeInvalid, "bad origin %q", arg)
 		}
 		if id != l.cfg.ServerID {
-			return "", wire.Errorf(wire.CodeNotFound, "no chain %q", arg)
+			return "", NoChain(arg)
 		}
 		name = n
 	}
@@ -289,7 +304,125 @@ func (l *Ledger) state(arg string) (*chainState, error) {
 	cs := l.chains[name]
 	l.mu.RUnlock()
 	if cs == nil {
-		return nil, wire.Errorf(wire.CodeNotFound, "no chain %q", name)
+		return nil, NoChain(arg)
 	}
 	return cs, nil
+}
+
+// NoChain is the answer for a chain that does not exist, and for one that
+// must look as if it did not (a private chain, DESIGN §3.4): the text names
+// the argument as given, so that both answers are the same bytes.
+func NoChain(arg string) error {
+	return wire.Errorf(wire.CodeNotFound, "no chain %q", arg)
+}
+
+// loadHeads compares every chain with the heads file, makes the chains that
+// are behind it read-only, and records the chains it does not have yet.
+func (l *Ledger) loadHeads() error {
+	l.heads, l.lost = map[string]Head{}, map[string]Head{}
+	if l.cfg.HeadsFile == "" {
+		return nil
+	}
+	heads, _, err := ReadHeads(l.cfg.HeadsFile)
+	if err != nil {
+		return err
+	}
+	changed := false
+	for name, h := range heads {
+		cs := l.chains[name]
+		if cs == nil {
+			l.lost[name] = h
+			l.log.Error("chain is missing from the database", "chain", name, "reason", lostChainText(name, h)+"; "+rollbackAdvice)
+			continue
+		}
+		if cs.readOnly != "" {
+			// Already refused; the heads file keeps its evidence, and says
+			// so when the database is shorter than what was signed.
+			if cs.size < h.Size {
+				cs.readOnly += fmt.Sprintf("; the database holds %d entries, but this server already signed size %d; %s",
+					cs.size, h.Size, rollbackAdvice)
+			}
+			continue
+		}
+		rootAt := func(size uint64) (root [32]byte, err error) {
+			err = l.store.View(func(tx ReadTx) error {
+				rng, err := loadRange(tx, name, size)
+				if err != nil {
+					return err
+				}
+				root, err = rootOf(rng)
+				return err
+			})
+			return root, err
+		}
+		if why := compareHead(name, cs.headSize, cs.headRoot, h, rootAt); why != "" {
+			cs.readOnly = why + "; " + rollbackAdvice
+			l.log.Error("chain is read-only", "chain", name, "reason", why)
+		}
+	}
+	l.heads = heads
+	for name, cs := range l.chains {
+		if _, ok := heads[name]; !ok && cs.readOnly == "" && cs.head != nil {
+			l.heads[name] = Head{Size: cs.headSize, Root: cs.headRoot}
+			changed = true
+		}
+	}
+	if changed {
+		return writeHeads(l.cfg.HeadsFile, l.heads)
+	}
+	return nil
+}
+
+// recordHeads updates the heads file after a durable commit that signed new
+// checkpoints for these chains, and calls then once the file is written. It
+// runs on the committer; the write itself runs on the heads writer, so the
+// next group commit's fsync overlaps this one's. Callers answer in then, so
+// an appender never holds a checkpoint (or receipt) that a crash could leave
+// unknown to the heads file; a concurrent rhead may see it up to one heads
+// write earlier. The commit stands even if the write fails: the file is then
+// behind, which is logged.
+func (l *Ledger) recordHeads(chains map[string]*chainState, then func()) {
+	if l.cfg.HeadsFile == "" || len(chains) == 0 {
+		then()
+		return
+	}
+	for name, cs := range chains {
+		l.heads[name] = Head{Size: cs.headSize, Root: cs.headRoot}
+	}
+	l.headsQ <- headsWrite{heads: maps.Clone(l.heads), then: then}
+}
+
+// headsWrite is one snapshot for the heads writer.
+type headsWrite struct {
+	heads map[string]Head
+	then  func()
+}
+
+// headsWriter writes snapshots in order. Snapshots that queued up while it
+// wrote are coalesced into the newest, which covers them all: one write and
+// one fsync for all of them.
+func (l *Ledger) headsWriter(done chan<- struct{}) {
+	defer close(done)
+	for w := range l.headsQ {
+		thens := []func(){w.then}
+	drain:
+		for {
+			select {
+			case next, ok := <-l.headsQ:
+				if !ok {
+					break drain
+				}
+				w.heads = next.heads
+				thens = append(thens, next.then)
+			default:
+				break drain
+			}
+		}
+		if err := writeHeads(l.cfg.HeadsFile, w.heads); err != nil {
+			l.log.Error("heads file not updated; a rollback of the newest commits would go unnoticed", "err", err)
+		}
+		for _, f := range thens {
+			f()
+		}
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/vserv/vserv/verify"
 	bolt "go.etcd.io/bbolt"
@@ -56,6 +57,99 @@ func VerifyDB(ctx context.Context, db *bolt.DB, pub ed25519.PublicKey, progress 
 			return faults, fmt.Errorf("verify chain %q: %w", m.Name, err)
 		}
 		faults = append(faults, c.faults...)
+	}
+	return faults, nil
+}
+
+// Expected is a checkpoint held outside the database: a line of the heads
+// file (Chain and Head), or a signed note (Note; a receipt's or a client's
+// cached checkpoint), which must verify under the server's key history.
+type Expected struct {
+	Source string // named in the fault: a file name, "heads file"
+	Note   []byte
+	Chain  string
+	Head   Head
+}
+
+// VerifyExpected checks that the database still holds every expected
+// checkpoint: the chain exists, is at least that long, and its tree at that
+// size has that root. A database that fails is a rollback (a restored or
+// truncated copy), or a fork. Faults name the chain and, as Seq, the
+// expected size.
+func VerifyExpected(ctx context.Context, db *bolt.DB, pub ed25519.PublicKey, exps []Expected) ([]Fault, error) {
+	s := NewBoltStore(db)
+	var serverID string
+	var metas []ChainMeta
+	err := s.View(func(tx ReadTx) error {
+		var err error
+		if serverID, err = tx.ServerID(); err != nil {
+			return err
+		}
+		metas, err = tx.Chains()
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("verify: %w", err)
+	}
+	ring, err := loadKeyring(s, serverID, pub, metas)
+	if err != nil {
+		return nil, fmt.Errorf("verify: %w", err)
+	}
+	have := map[string]bool{}
+	for _, m := range metas {
+		have[m.Name] = true
+	}
+	var faults []Fault
+	for _, x := range exps {
+		if err := ctx.Err(); err != nil {
+			return faults, err
+		}
+		chain, h := x.Chain, x.Head
+		if x.Note != nil {
+			origin := verify.CheckpointOrigin(x.Note)
+			id, name, _ := strings.Cut(strings.TrimPrefix(origin, "vserv/"), "/")
+			if id != serverID || !verify.ValidChainName(name) {
+				faults = append(faults, Fault{Chain: name, What: fmt.Sprintf("expect: %s: a checkpoint of %q, not of a chain of server %s", x.Source, origin, serverID)})
+				continue
+			}
+			cp, err := ring.open(x.Note, origin)
+			if err != nil {
+				faults = append(faults, Fault{Chain: name, What: fmt.Sprintf("expect: %s: the checkpoint does not verify under the server's keys: %v", x.Source, err)})
+				continue
+			}
+			chain, h = name, Head{Size: cp.Size, Root: cp.Root}
+		}
+		if !have[chain] {
+			faults = append(faults, Fault{Chain: chain, Seq: h.Size, What: "rollback: " + x.Source + ": " + lostChainText(chain, h)})
+			continue
+		}
+		var why string
+		err := s.View(func(tx ReadTx) error {
+			size, err := tx.Size(chain)
+			if err != nil {
+				return err
+			}
+			rootAt := func(n uint64) ([32]byte, error) {
+				rng, err := loadRange(tx, chain, n)
+				if err != nil {
+					return [32]byte{}, err
+				}
+				return rootOf(rng)
+			}
+			root, err := rootAt(size)
+			if err != nil {
+				why = fmt.Sprintf("chain %s: cannot compute the database's root: %v", chain, err)
+				return nil
+			}
+			why = compareHead(chain, size, root, h, rootAt)
+			return nil
+		})
+		if err != nil {
+			return faults, fmt.Errorf("verify chain %q: %w", chain, err)
+		}
+		if why != "" {
+			faults = append(faults, Fault{Chain: chain, Seq: h.Size, What: "rollback: " + x.Source + ": " + why})
+		}
 	}
 	return faults, nil
 }

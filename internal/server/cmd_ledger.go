@@ -44,9 +44,9 @@ func ledgerCommands() map[string]*command {
 
 // errNoChain is what a connection that may not read a chain sees: to it, the
 // chain does not exist (DESIGN.md §3.4).
-func errNoChain(name string) error {
-	return wire.Errorf(wire.CodeNotFound, "no chain %q", truncate(name, 100))
-}
+// The argument has passed the ledger's name check, so it is short; the text
+// is the ledger's own, byte for byte.
+func errNoChain(arg string) error { return ledger.NoChain(arg) }
 
 // hasRight checks a right of the logged-in account (admins hold them all).
 // Rights are read from the store on every command, never cached.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"time"
 
 	"github.com/google/uuid"
@@ -48,7 +49,7 @@ func RotateIdentity(ctx context.Context, dataroot string, db *bbolt.DB, now func
 		return nil, err
 	}
 	r := &Rotation{Old: old, New: next}
-	err = recordRotation(ctx, db, r, now)
+	err = recordRotation(ctx, dataroot, db, r, now)
 	if err == nil || r.Recorded {
 		// Once the record is durable the new key must stay: putting the old
 		// one back would leave a history that ends with a lost key.
@@ -66,9 +67,9 @@ func RotateIdentity(ctx context.Context, dataroot string, db *bbolt.DB, now func
 // recordRotation appends the key.rotate record under the old key and keeps
 // the checkpoint that covers it. It sets r.Recorded as soon as the record is
 // durable.
-func recordRotation(ctx context.Context, db *bbolt.DB, r *Rotation, now func() time.Time) error {
+func recordRotation(ctx context.Context, dataroot string, db *bbolt.DB, r *Rotation, now func() time.Time) error {
 	l, err := ledger.Open(db, ledger.Config{ServerID: r.Old.ServerID, Signer: r.Old.Key, Now: now,
-		Logger: slog.New(slog.DiscardHandler)})
+		Logger: slog.New(slog.DiscardHandler), HeadsFile: filepath.Join(dataroot, ledger.HeadsFileName)})
 	if err != nil {
 		return err
 	}

@@ -166,6 +166,7 @@ func New(cfg Config) (*Server, error) {
 		// that an entry deleted or altered on disk makes its chain read-only
 		// before anything new is signed over it (about 1 s per million entries).
 		FullCheckOnOpen: true,
+		HeadsFile:       filepath.Join(cfg.DataRoot, ledger.HeadsFileName),
 	}); err != nil {
 		s.files.Close()
 		s.db.Close()
