@@ -421,7 +421,7 @@ func errNotFound(what, name string) error {
 
 type notFoundError struct{ what, name string }
 
-func (e *notFoundError) Error() string { return "no " + e.what + " " + e.name + " in this chain" }
+func (e *notFoundError) Error() string        { return "no " + e.what + " " + e.name + " in this chain" }
 func (e *notFoundError) Is(target error) bool { return target == ErrNotFound }
 
 // voterArgs are {eid}, {voter_id}, either with from and limit for the page
