@@ -263,7 +263,7 @@ func authority(c Chain, ev Event) (Result, error) {
 			return Result{Needs: Manage}, nil
 		}
 	}
-	return Result{}, refuse(ev.Type, "authority", "author %s is not one of the chain's authority keys", keyText(ev.Author))
+	return Result{}, refuse(ev.Type, "authority", "author %s is not one of the chain's authority keys", KeyText(ev.Author))
 }
 
 // actor checks an event acting for a voter or account (§6.1 actor keys):
@@ -273,27 +273,27 @@ func actor(ev Event, k []byte, who string) error {
 		return nil
 	}
 	if ev.Author == nil {
-		return refuse(ev.Type, "actor-key", "%s acts only through records signed by its key %s", who, keyText(k))
+		return refuse(ev.Type, "actor-key", "%s acts only through records signed by its key %s", who, KeyText(k))
 	}
-	return refuse(ev.Type, "actor-key", "%s acts only through records signed by its key %s, not %s", who, keyText(k), keyText(ev.Author))
+	return refuse(ev.Type, "actor-key", "%s acts only through records signed by its key %s, not %s", who, KeyText(k), KeyText(ev.Author))
 }
 
-// keyText is the text form of an Ed25519 public key (§2.4): padded
+// KeyText is the text form of an Ed25519 public key (§2.4): padded
 // standard base64.
-func keyText(k []byte) string { return base64.StdEncoding.EncodeToString(k) }
+func KeyText(k []byte) string { return base64.StdEncoding.EncodeToString(k) }
 
-// optKeyText is keyText, or nil for no key.
+// optKeyText is KeyText, or nil for no key.
 func optKeyText(k []byte) any {
 	if k == nil {
 		return nil
 	}
-	return keyText(k)
+	return KeyText(k)
 }
 
 // ParseKey reads an Ed25519 public key in its text form (§2.4) strictly.
 func ParseKey(s string) (ed25519.PublicKey, error) {
 	b, err := base64.StdEncoding.Strict().DecodeString(s)
-	if err != nil || len(b) != ed25519.PublicKeySize || keyText(b) != s {
+	if err != nil || len(b) != ed25519.PublicKeySize || KeyText(b) != s {
 		return nil, fmt.Errorf("must be an Ed25519 public key as padded standard base64 (44 characters)")
 	}
 	return b, nil

@@ -344,7 +344,7 @@ func voteWithdraw(st *state, c Chain, ev Event, p payload) (Result, error) {
 	if actor(ev, v.Key, "voter "+eid) != nil {
 		if res, err = authority(c, ev); err != nil {
 			return Result{}, refuse(ev.Type, "voter-or-authority",
-				"voter %s withdraws through a record signed by its key %s or as an authority event (%s)", eid, keyText(v.Key), err.(*RuleError).Text)
+				"voter %s withdraws through a record signed by its key %s or as an authority event (%s)", eid, KeyText(v.Key), err.(*RuleError).Text)
 		}
 	}
 	kept := v.Casts[:0:0]
