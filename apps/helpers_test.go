@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"testing"
 
 	"github.com/vserv/vserv/apps"
 	"github.com/vserv/vserv/apps/uid"
@@ -31,8 +30,15 @@ func pubText(k ed25519.PrivateKey) string {
 // entries built by verify.AppendEntry) to one schema chain and applies each
 // through EventFromEntry and Apply, as the committer does. Refused records
 // are not appended.
+// tb is what the ledger needs of *testing.T, *testing.B and *rapid.T.
+type tb interface {
+	Helper()
+	Fatal(args ...any)
+	Fatalf(format string, args ...any)
+}
+
 type ledger struct {
-	tb      testing.TB
+	tb      tb
 	c       apps.Chain
 	s       apps.Schema
 	kv      apps.MapKV
@@ -43,7 +49,7 @@ type ledger struct {
 	eids    []string // of every accepted vote.register, in order
 }
 
-func newLedger(tb testing.TB, schema string, authority ...ed25519.PrivateKey) *ledger {
+func newLedger(tb tb, schema string, authority ...ed25519.PrivateKey) *ledger {
 	s, err := apps.For(schema)
 	if err != nil {
 		tb.Fatal(err)
