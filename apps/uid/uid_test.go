@@ -109,11 +109,12 @@ func TestOpenRefusesOtherKeysAndForeignSealings(t *testing.T) {
 
 func TestNewRefusesTextTooLongToSeal(t *testing.T) {
 	priv, _ := uid.GenerateKey()
-	if _, _, err := uid.New(priv.PublicKey(), strings.Repeat("m", 4096)); !errors.Is(err, uid.ErrTooLong) {
-		t.Fatalf("got %v, want ErrTooLong", err)
+	if _, _, err := uid.New(priv.PublicKey(), strings.Repeat("m", 2919)); !errors.Is(err, uid.ErrTooLong) {
+		t.Fatalf("2,919 bytes: got %v, want ErrTooLong", err)
 	}
-	if _, _, err := uid.New(priv.PublicKey(), strings.Repeat("m", 2900)); err != nil {
-		t.Fatalf("2,900 bytes should seal within 4,096: %v", err)
+	v, _, err := uid.New(priv.PublicKey(), strings.Repeat("m", 2918))
+	if err != nil || len(v.Sealed) != uid.MaxSealed {
+		t.Fatalf("2,918 bytes should seal to exactly 4,096: %d bytes, %v", len(v.Sealed), err)
 	}
 }
 
