@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"slices"
 
@@ -304,3 +305,31 @@ func addU64(a, b uint64) (uint64, bool) {
 	s := a + b
 	return s, s >= a
 }
+
+// MaxAuthority is the most authority keys a chain may have (§6.1).
+const MaxAuthority = 16
+
+// ParseAuthority reads the `authority` of mkchain: 0–16 distinct Ed25519
+// public keys in their text form (§2.4).
+func ParseAuthority(keys []string) ([]ed25519.PublicKey, error) {
+	if len(keys) > MaxAuthority {
+		return nil, fmt.Errorf("%w: %d authority keys, at most %d", ErrAuthority, len(keys), MaxAuthority)
+	}
+	out := make([]ed25519.PublicKey, 0, len(keys))
+	seen := map[string]bool{}
+	for i, s := range keys {
+		k, err := ParseKey(s)
+		if err != nil {
+			return nil, fmt.Errorf("%w: key %d %v", ErrAuthority, i, err)
+		}
+		if seen[s] {
+			return nil, fmt.Errorf("%w: key %d repeats %s", ErrAuthority, i, s)
+		}
+		seen[s] = true
+		out = append(out, k)
+	}
+	return out, nil
+}
+
+// ErrAuthority is a malformed list of authority keys.
+var ErrAuthority = errors.New("apps: bad authority keys")

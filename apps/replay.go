@@ -24,10 +24,14 @@ func EventFromEntry(entry []byte) (Event, *verify.Entry, error) {
 			return Event{}, nil, err
 		}
 	}
-	return Event{
-		Seq: e.Seq, Time: e.Time, Leaf: verify.LeafHash(entry),
-		Type: rec.Type, Payload: rec.Payload, Author: rec.Author,
-	}, e, nil
+	return EventOf(e, rec, verify.LeafHash(entry)), e, nil
+}
+
+// EventOf is the event of an entry the caller has built or parsed, with
+// its checked record (decoded with its payload: verify.CheckRecord) and
+// its leaf hash: what the committer hands to Apply.
+func EventOf(e *verify.Entry, rec *verify.Record, leaf [32]byte) Event {
+	return Event{Seq: e.Seq, Time: e.Time, Leaf: leaf, Type: rec.Type, Payload: rec.Payload, Author: rec.Author}
 }
 
 // ReplayError is an entry Replay could not apply: malformed, out of place,

@@ -108,3 +108,25 @@ func TestForUnknownSchemaIsAnError(t *testing.T) {
 		}
 	}
 }
+
+func TestParseAuthority(t *testing.T) {
+	a, v := pubText(keyA), pubText(keyV)
+	if keys, err := apps.ParseAuthority([]string{a, v}); err != nil || len(keys) != 2 || apps.KeyText(keys[1]) != v {
+		t.Fatalf("ParseAuthority = %v, %v", keys, err)
+	}
+	if keys, err := apps.ParseAuthority(nil); err != nil || len(keys) != 0 {
+		t.Fatalf("no keys: %v, %v", keys, err)
+	}
+	seventeen := make([]string, 17)
+	for i := range seventeen {
+		seventeen[i] = pubText(testKey(string(rune('a' + i))))
+	}
+	for _, bad := range [][]string{{a, a}, {"AAAA"}, {a[:43]}, seventeen} {
+		if _, err := apps.ParseAuthority(bad); !errors.Is(err, apps.ErrAuthority) {
+			t.Errorf("ParseAuthority(%d keys) = %v, want ErrAuthority", len(bad), err)
+		}
+	}
+	if _, err := apps.ParseAuthority(seventeen[:16]); err != nil {
+		t.Errorf("16 keys: %v", err)
+	}
+}
