@@ -130,3 +130,36 @@ func TestParseAuthority(t *testing.T) {
 		t.Errorf("16 keys: %v", err)
 	}
 }
+
+// failingKV is a caller's store that breaks: Get or Put fail with errDisk.
+type failingKV struct {
+	apps.MapKV
+	failGet, failPut bool
+}
+
+var errDisk = errors.New("disk on fire")
+
+func (f *failingKV) Get(k []byte) ([]byte, error) {
+	if f.failGet {
+		return nil, errDisk
+	}
+	return f.MapKV.Get(k)
+}
+
+func (f *failingKV) Put(k, v []byte) error {
+	if f.failPut {
+		return errDisk
+	}
+	return f.MapKV.Put(k, v)
+}
+
+func TestStoreFailureIsNotARefusal(t *testing.T) {
+	s, _ := apps.For("vote")
+	ev := apps.Event{Type: "vote.register", Payload: map[string]any{"voter_id": "alice"}}
+	for _, f := range []*failingKV{{MapKV: apps.MapKV{}, failGet: true}, {MapKV: apps.MapKV{}, failPut: true}} {
+		_, err := s.Apply(f, apps.Chain{Schema: "vote"}, ev)
+		if !errors.Is(err, errDisk) || errors.Is(err, apps.ErrRefused) {
+			t.Errorf("got %v, want the store's error and no refusal", err)
+		}
+	}
+}
