@@ -24,12 +24,14 @@ import (
 
 // KV is the store a schema keeps a chain's state in, one KV per chain.
 //
-// Get returns nil and no error when key is absent; it may return a slice the
-// caller must not modify, valid until the next Put. Put stores a copy of val
-// (the schemas never store an empty value, so a store that cannot tell an
-// empty value from an absent one is fine). Any error from either means the
-// store failed, not that a rule did: Apply returns it wrapped, never as a
-// *RuleError.
+// Get returns nil and no error when key is absent; the schemas decode what
+// it returns at once and never modify it, so it may alias the store's pages
+// (as bbolt's Get does). Put may keep val without copying: Apply never
+// modifies or reuses a slice it has passed to Put (bbolt requires that for
+// the life of the transaction). The schemas never store an empty value, so a
+// store that cannot tell an empty value from an absent one is fine. Any
+// error from either means the store failed, not that a rule did: Apply
+// returns it wrapped, never as a *RuleError.
 type KV interface {
 	Get(key []byte) ([]byte, error)
 	Put(key, val []byte) error
