@@ -187,8 +187,8 @@ func Start(t testing.TB, opts ...Option) *Server {
 	return s
 }
 
-// waitReady reads a sign-on: the listener is open before the data directory
-// is, and the sign-on comes only once the server is fully up.
+// waitReady reads a sign-on: vserv prints "listening on" only once it will
+// serve, and a sign-on proves it answers over real TCP.
 func (s *Server) waitReady() {
 	s.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
