@@ -108,7 +108,7 @@ func (a *app) enroll(ctx context.Context, enrollCode, pngFile string) error {
 // a script can compute it.
 func (a *app) showEnrollment(en *client.Enrollment, pngFile string) {
 	if a.opts.json {
-		a.printJSON(map[string]any{"ok": true, "name": a.opts.user, "uri": en.URI, "recovery_codes": en.Recovery, "png_file": pngFile})
+		a.printJSON(map[string]any{"ok": true, "name": a.opts.user, "uri": en.URI, "recovery_codes": en.Recovery, "png_file": absent(pngFile)})
 		return
 	}
 	fmt.Fprintln(a.stdout, "Scan this QR code with your authenticator app:")
@@ -201,7 +201,7 @@ printed here (valid 24 h).`,
 				if code != "" {
 					human += fmt.Sprintf("\nenrollment code for the new second factor (valid 24 h): %s", code)
 				}
-				a.print(map[string]any{"ok": true, "name": args[0], "enrollment_code": code}, human)
+				a.print(map[string]any{"ok": true, "name": args[0], "enrollment_code": absent(code)}, human)
 				return nil
 			})
 		},
