@@ -61,9 +61,11 @@ type Options struct {
 	NoSession bool
 	// Timeout bounds each call when ctx has no deadline (default 60 s).
 	Timeout time.Duration
-	// ConnectTimeout bounds connecting and waiting for the sign-on
-	// (default 10 s): a peer that accepts and says nothing is not a vserv
-	// server, and a person should not wait a minute to learn it.
+	// ConnectTimeout bounds connecting and waiting for the sign-on: a peer
+	// that accepts and says nothing is not a vserv server, and a person
+	// should not wait a minute to learn it. 0 means ctx's deadline when it
+	// has one (a caller waiting for a server to start), else
+	// DefaultConnectTimeout.
 	ConnectTimeout time.Duration
 	// Dialer dials the TCP connection (nil = a net.Dialer).
 	Dialer func(ctx context.Context, network, addr string) (net.Conn, error)
@@ -114,11 +116,16 @@ func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
 	if opts.Timeout <= 0 {
 		opts.Timeout = 60 * time.Second
 	}
-	if opts.ConnectTimeout <= 0 {
-		opts.ConnectTimeout = DefaultConnectTimeout
+	connectCtx := ctx
+	if _, has := ctx.Deadline(); opts.ConnectTimeout > 0 || !has {
+		limit := opts.ConnectTimeout
+		if limit <= 0 {
+			limit = DefaultConnectTimeout
+		}
+		var cancel context.CancelFunc
+		connectCtx, cancel = context.WithTimeout(ctx, limit)
+		defer cancel()
 	}
-	connectCtx, cancel := context.WithTimeout(ctx, opts.ConnectTimeout)
-	defer cancel()
 	nc, err := dial(connectCtx, "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s: %w", addr, err)
