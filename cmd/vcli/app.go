@@ -70,6 +70,10 @@ the peer is no vserv server), 2 usage error or no connection.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			if server, _ := cmd.Flags().GetBool("server"); cmd.Name() == "help" && !server ||
+				cmd.HasParent() && cmd.Parent().Name() == "completion" {
+				return nil // vcli's own help and completion need no profile
+			}
 			if err := a.applyProfile(cmd.Flags()); err != nil {
 				return err
 			}

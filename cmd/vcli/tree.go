@@ -19,6 +19,8 @@ func strictTree(c *cobra.Command) {
 	}
 	if c.HasParent() && c.HasSubCommands() && !c.Runnable() {
 		c.Args = cobra.ArbitraryArgs
+		// Its help shows "vcli user [command]", not a usage line of its own.
+		c.SetUsageTemplate(strings.Replace(c.UsageTemplate(), "Usage:{{if .Runnable}}", "Usage:{{if and .Runnable (not .HasAvailableSubCommands)}}", 1))
 		c.RunE = func(cmd *cobra.Command, args []string) error {
 			subs := subcommandNames(cmd)
 			if len(args) == 0 {

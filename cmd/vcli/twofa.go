@@ -189,7 +189,9 @@ func (a *app) reset2faCmd() *cobra.Command {
 		Long: `vcli user reset2fa NAME removes the account's authenticator and recovery
 codes and ends its sessions: the way back for a lost phone. The account then
 enrolls again with vcli user 2fa; in production mode with the enrollment code
-printed here (valid 24 h).`,
+printed here (valid 24 h). An account without a factor is ERR notfound, except
+in production mode, where the reset issues a new enrollment code (the way to
+replace an expired one).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.withClient(cmd, true, func(c *client.Client) error {

@@ -289,6 +289,9 @@ pass-file = "admin.pw" # relative to this file
 			t.Errorf("%s: stderr %q, want %q", tc.name, stderr, tc.want)
 		}
 	}
+	// vcli's own help needs no profile, not even a readable one.
+	run(nil, 0, "help", "user")
+	run(nil, 0, "completion", "bash")
 	writeProfile(profiles)
 	if _, stderr := run([]string{"VSERV_PROFILE=prod"}, 2, "hello"); !strings.Contains(stderr, "has no profile [prod]") {
 		t.Errorf("$VSERV_PROFILE=prod: stderr %q, want it to say there is no such profile", stderr)
