@@ -215,6 +215,17 @@ func TestVcliVerifyReceiptTakesTheKeyFromKnownHosts(t *testing.T) {
 	vcliRun(t, srv, home, "", 1, "verify", "receipt", broken)
 
 	vcliRun(t, srv, home, "", 0, "verify", "chain", "vote")
+
+	// The JSON rule: rec proof without -o has no "file"; with it, the file.
+	stdout, _ = vcliRun(t, srv, home, "", 0, "--json", "rec", "proof", "vote", "0")
+	if doc := jsonDoc(t, stdout); doc["receipt"] == nil || doc["file"] != nil {
+		t.Errorf("vcli --json rec proof vote 0 = %v, want a receipt and no file", doc)
+	}
+	saved := filepath.Join(t.TempDir(), "again.receipt")
+	stdout, _ = vcliRun(t, srv, home, "", 0, "--json", "rec", "proof", "vote", "0", "-o", saved)
+	if doc := jsonDoc(t, stdout); doc["file"] != saved {
+		t.Errorf("vcli --json rec proof -o = %v, want file %s", doc, saved)
+	}
 }
 
 func TestVcliProfileSuppliesServerAndLogin(t *testing.T) {
