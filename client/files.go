@@ -13,7 +13,7 @@ import (
 type FileInfo struct {
 	Name    string `cbor:"name" json:"name"`
 	Size    int64  `cbor:"size" json:"size"`
-	MtimeMs uint64 `cbor:"mtime" json:"mtime_ms"` // modification time, Unix milliseconds
+	MtimeMs uint64 `cbor:"mtime" json:"mtime"` // modification time, Unix milliseconds
 	Dir     bool   `cbor:"dir" json:"dir"`
 }
 

@@ -349,7 +349,7 @@ type ChainInfo struct {
 	Size    uint64 `cbor:"size" json:"size"`
 	Public  bool   `cbor:"public" json:"public"`
 	PoWBits int    `cbor:"pow_bits" json:"pow_bits"`
-	Schema  string `cbor:"schema" json:"schema"`
+	Schema  string `cbor:"schema" json:"schema,omitempty"`
 }
 
 // Chains lists the chains this connection may read.

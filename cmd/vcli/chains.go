@@ -66,7 +66,7 @@ attaches one.`,
 				if o.Public {
 					vis = "public"
 				}
-				a.print(map[string]any{"ok": true, "name": args[0], "public": o.Public, "pow_bits": o.PoWBits, "schema": o.Schema},
+				a.print(map[string]any{"ok": true, "name": args[0], "public": o.Public, "pow_bits": o.PoWBits, "schema": absent(o.Schema)},
 					fmt.Sprintf("created %s chain %s (pow_bits %d)", vis, args[0], o.PoWBits))
 				return nil
 			})

@@ -153,7 +153,7 @@ func (a *app) fileStatCmd(ff *fileFlags) *cobra.Command {
 				if fi.Dir {
 					kind = "directory"
 				}
-				a.print(map[string]any{"ok": true, "name": fi.Name, "size": fi.Size, "mtime_ms": fi.MtimeMs, "dir": fi.Dir},
+				a.print(map[string]any{"ok": true, "name": fi.Name, "size": fi.Size, "mtime": fi.MtimeMs, "dir": fi.Dir},
 					fmt.Sprintf("%s: %s, %d bytes, modified %s", displayName(*fi), kind, fi.Size, mtimeText(fi.MtimeMs)))
 				return nil
 			})
