@@ -12,9 +12,8 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"runtime"
 	"sync"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/vserv/vserv/internal/wire"
 )
@@ -51,19 +50,6 @@ type Upload struct {
 // its final fsync waits for all of them; with it, the disk works during the
 // transfer and the fsync before the rename has only the tail left.
 const flushEvery = 8 << 20
-
-// startWriteback starts (without waiting for) writing the data since the last
-// call to disk. It is only a hint: Finish's fsync is what makes data durable,
-// so a failure here is ignored.
-func (u *Upload) startWriteback() {
-	from, n := u.flushed, u.next-u.flushed
-	u.flushed = u.next
-	if rc, err := u.f.SyscallConn(); err == nil {
-		rc.Control(func(fd uintptr) {
-			unix.SyncFileRange(int(fd), from, n, unix.SYNC_FILE_RANGE_WRITE)
-		})
-	}
-}
 
 // BeginUpload starts (or resumes) an upload of size bytes with SHA-256 sum to
 // the path p names. It returns the offset the client must send from: 0, or
@@ -348,6 +334,9 @@ func (u *Upload) keepBackup() (freed usage, err error) {
 
 // syncDir makes a rename in dir durable.
 func (h *Home) syncDir(dir string) error {
+	if runtime.GOOS == "windows" {
+		return nil // directories cannot be opened for sync there (NTFS journals renames)
+	}
 	d, err := h.root.Open(dir)
 	if err != nil {
 		return err
