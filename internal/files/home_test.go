@@ -142,8 +142,8 @@ func TestRmdirRemovesKeptTempsButNotActiveOnes(t *testing.T) {
 	if err := u.Abort(); err != nil {
 		t.Fatal(err)
 	}
-	if used, _ := s.Usage("alice"); used != 5 {
-		t.Errorf("usage with a kept temporary = %d, want 5", used)
+	if used, files := s.Usage("alice"); used != dirCharge+block || files != 2 {
+		t.Errorf("usage with a directory and a kept 5-byte temporary = %d %d, want %d 2", used, files, dirCharge+block)
 	}
 	wantCode(t, "rmdir with only a kept temporary", h.Rmdir("", "d"), "")
 	if used, files := s.Usage("alice"); used != 0 || files != 0 {
