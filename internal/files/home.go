@@ -227,7 +227,9 @@ func (h *Home) dropKeptTemps(dir string) bool {
 		if err != nil || h.root.Remove(rel) != nil {
 			return false
 		}
-		h.svc.adjust(h.use, -tempCharge(fi.Size()), -1)
+		if !isInfo(e.Name()) {
+			h.svc.adjust(h.use, -tempCharge(fi.Size()), -1)
+		}
 	}
 	return true
 }

@@ -1,6 +1,7 @@
 package files
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -160,6 +161,14 @@ func scanHome(r *os.Root, now time.Time, log *slog.Logger) (*usage, error) {
 		fi, err := d.Info()
 		if err != nil {
 			return err
+		}
+		if isInfo(d.Name()) {
+			// Part of its temporary file's charge; WalkDir's lexical order
+			// has visited (and maybe removed as stale) that file already.
+			if _, err := r.Lstat(strings.TrimSuffix(p, infoSuffix)); errors.Is(err, fs.ErrNotExist) {
+				return r.Remove(p)
+			}
+			return nil
 		}
 		if strings.HasPrefix(d.Name(), tempPrefix) {
 			if now.Sub(fi.ModTime()) > StaleAfter {

@@ -135,6 +135,14 @@ func (h *Home) BeginUpload(cwd Cwd, p string, size int64, sum []byte, force, bac
 		h.svc.settle(h.use, resvBytes, resvFiles, 0, 0)
 		return nil, 0, h.err("upload", p, err)
 	}
+	if err := h.writeInfo(tempRel, rel, size, sum); err != nil {
+		f.Close()
+		if heldFiles == 0 {
+			h.removeTemp(tempRel)
+		}
+		h.svc.settle(h.use, resvBytes, resvFiles, 0, 0)
+		return nil, 0, fmt.Errorf("upload %q: %w", p, err)
+	}
 	u := &Upload{
 		h: h, p: p, rel: rel, tempRel: tempRel, size: size, want: bytes.Clone(sum),
 		force: force, backup: backup, start: start, f: f, sum: sha256.New(), next: start, flushed: start,
@@ -265,7 +273,7 @@ func (u *Upload) Finish() error {
 	}
 	if err != nil {
 		// Nothing of this upload may stay: not the file, not its temporary.
-		u.settleTemp(h.root.Remove(u.tempRel) != nil)
+		u.settleTemp(h.removeTemp(u.tempRel) != nil)
 		return err
 	}
 	h.svc.settle(h.use, u.resvBytes, u.resvFiles, bytesDelta-u.heldBytes, filesDelta-u.heldFiles)
@@ -304,6 +312,7 @@ func (u *Upload) commit() (bytesDelta, filesDelta int64, err error) {
 	if err := h.root.Rename(u.tempRel, u.rel); err != nil {
 		return 0, 0, h.err("upload", u.p, err)
 	}
+	h.root.Remove(u.tempRel + infoSuffix) // describes a partial upload no more
 	if statErr == nil {
 		h.hashes.put(u.rel, done, u.want)
 	}
@@ -393,7 +402,7 @@ func (u *Upload) Abort() error {
 		// resuming (only near a full quota, within a block of the limit).
 		h.svc.log.Info("files: partial upload dropped, it would exceed the quota",
 			"home", h.name, "bytes", u.next)
-		if rerr := h.root.Remove(u.tempRel); rerr != nil {
+		if rerr := h.removeTemp(u.tempRel); rerr != nil {
 			h.svc.adjust(h.use, tempCharge(u.next)-u.heldBytes, 1-u.heldFiles)
 			return fmt.Errorf("drop upload %q: %w", u.p, rerr)
 		}
@@ -421,7 +430,7 @@ func (u *Upload) Discard() error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	delete(h.active, u.tempRel)
-	if err := h.root.Remove(u.tempRel); err != nil {
+	if err := h.removeTemp(u.tempRel); err != nil {
 		u.settleTemp(true)
 		return fmt.Errorf("discard upload %q: %w", u.p, err)
 	}
