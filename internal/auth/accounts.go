@@ -328,19 +328,18 @@ func (s *Store) SetPassword(name, newPass string) error {
 // CheckPassword verifies a login. Unknown names, malformed names or
 // passwords, wrong passwords and disabled accounts all return exactly
 // wire.Errorf(wire.CodeAuth, wire.AuthFailedText) after the same argon2id
-// work, so neither the reply nor its timing tells them apart. It waits for a
-// hashing slot (at most 2 run at once) or ctx; other errors are internal.
+// work, so neither the reply nor its timing tells them apart, and so does an
+// account that changed generation while its hash was computed. It waits for
+// a hashing slot (at most 2 run at once) or ctx, and answers ERR limit when
+// too many logins wait already; other errors are internal.
 func (s *Store) CheckPassword(ctx context.Context, name, pass string) (*Account, error) {
 	var rec *accountRecord
-	var has bool
 	err := s.db.View(func(tx *bbolt.Tx) error {
 		r, err := loadAccount(tx, name)
-		if err != nil {
-			return nil // unknown or malformed: verified against the dummy below
-		}
-		rec = r
-		has, err = has2FA(tx, HomeName(name))
-		return err
+		if err == nil {
+			rec = r
+		} // unknown or malformed: verified against the dummy below
+		return nil
 	})
 	if err != nil {
 		return nil, err
@@ -356,7 +355,14 @@ func (s *Store) CheckPassword(ctx context.Context, name, pass string) (*Account,
 	if rec == nil || !ok || !rec.Enabled {
 		return nil, authFailed()
 	}
-	return rec.account(has), nil
+	// The hash took a while, perhaps waiting for a slot: a password change,
+	// disable, deletion or 2FA reset committed meanwhile must win, so the
+	// account is read again and must still be the one whose hash matched.
+	now, err := s.Get(name)
+	if err != nil || now.Generation != rec.Gen || !now.Enabled {
+		return nil, authFailed()
+	}
+	return now, nil
 }
 
 // authFailed is the one error of every failed login step.
