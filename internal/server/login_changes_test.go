@@ -243,3 +243,153 @@ func TestHashQueueFullIsLimit(t *testing.T) {
 	// The refusal counted nothing toward the backoff.
 	lcTimedLogin(t, srv, "127.0.0.2", "alice", "alice-password")
 }
+
+func TestProductionWriteGrantEndsSessionWithoutSecondFactor(t *testing.T) {
+	srv := tfStart(t, testenv.WithRealKDF(), testenv.WithArgs("-P"))
+	ctx := context.Background()
+	const name, pass = testenv.AdminName, testenv.AdminPass
+	code, err := srv.Dial().InitAdmin(ctx, name, pass, srv.SetupToken())
+	if err != nil {
+		t.Fatalf("uini: %v", err)
+	}
+	admin, _ := tfLogin(t, srv, name, pass)
+	en, err := admin.Enroll(ctx, code)
+	if err != nil {
+		t.Fatalf("qr: %v", err)
+	}
+	totp := &tfTOTP{t: t, secret: tfSecret(t, en.URI, name, admin.ServerID())}
+	if err := admin.TwoFA(ctx, totp.next()); err != nil {
+		t.Fatalf("twofa: %v", err)
+	}
+	if err := admin.MakeChain(ctx, "notes", client.ChainOptions{Public: true}); err != nil {
+		t.Fatalf("mkchain: %v", err)
+	}
+	if _, err := admin.AddUser(ctx, "bob", "bob-password-1", false); err != nil {
+		t.Fatalf("uadd bob: %v", err)
+	}
+	// Without a write right bob owes no factor and logs in with the
+	// password alone.
+	bob, owed := tfLogin(t, srv, "bob", "bob-password-1")
+	if owed {
+		t.Fatal("needs2fa = true for a user without rights")
+	}
+	if err := admin.Grant(ctx, "bob", "notes", "read"); err != nil {
+		t.Fatalf("grant read: %v", err)
+	}
+	helloID(t, bob) // a read grant owes no factor: the session goes on
+	if err := admin.Grant(ctx, "bob", "notes", "write"); err != nil {
+		t.Fatalf("grant write: %v", err)
+	}
+	// Before the fix bob kept writing without a second factor.
+	_, err = bob.PutRecords(ctx, "notes", [][]byte{newRecord(t, "no factor")}, false)
+	tfWantAuth(t, err, "rput by a session that logged in without a factor, after a write grant")
+	if st := tfState(t, bob); st != "session" {
+		t.Fatalf("after the refused rput, state %s, want session (logged out)", st)
+	}
+	if n := chainSize(t, admin, "notes"); n != 0 {
+		t.Fatalf("notes has %d entries, want 0", n)
+	}
+	if _, owed := tfLogin(t, srv, "bob", "bob-password-1"); !owed {
+		t.Fatal("after the write grant, needs2fa = false, want true")
+	}
+}
+
+func TestRevokeTakesEffectOnTheNextCommandOfAnOpenSession(t *testing.T) {
+	e := newLedgerEnv(t, []string{"notes"})
+	e.srv.AddUser("bob", "bob-password", false)
+	if err := e.admin.Grant(e.ctx, "bob", "notes", "write"); err != nil {
+		t.Fatalf("grant write: %v", err)
+	}
+	bob := e.srv.Login("bob", "bob-password")
+	put(t, bob, "notes", false, newRecord(t, 1))
+	if err := e.admin.Revoke(e.ctx, "bob", "notes", "write"); err != nil {
+		t.Fatalf("revoke write: %v", err)
+	}
+	_, err := bob.PutRecords(e.ctx, "notes", [][]byte{newRecord(t, 2)}, false)
+	wantCode(t, err, wire.CodePerm, "rput after revoke")
+	if n := chainSize(t, bob, "notes"); n != 1 {
+		t.Fatalf("notes has %d entries, want 1", n)
+	}
+}
+
+// lcAudit returns the payloads of every entry of the audit chain.
+func lcAudit(t testing.TB, admin *client.Client) []map[string]any {
+	t.Helper()
+	ctx := context.Background()
+	n := chainSize(t, admin, "audit")
+	seqs := make([]int64, n)
+	for i := range seqs {
+		seqs[i] = int64(i)
+	}
+	entries, err := admin.AbsRecords(ctx, "audit", seqs)
+	if err != nil {
+		t.Fatalf("rabs audit: %v", err)
+	}
+	out := make([]map[string]any, len(entries))
+	for i, b := range entries {
+		_, raw := entryRecord(t, b)
+		var rec struct {
+			Payload map[string]any `cbor:"payload"`
+		}
+		if err := wire.Unmarshal(raw, &rec); err != nil {
+			t.Fatalf("audit entry %d: %v", i, err)
+		}
+		out[i] = rec.Payload
+	}
+	return out
+}
+
+func TestAuditRecordsUiniAndRefusedAdministrativeCommands(t *testing.T) {
+	srv := lcStart(t)
+	ctx := context.Background()
+	if _, err := srv.Dial().InitAdmin(ctx, testenv.AdminName, testenv.AdminPass, "not-the-token"); !errors.Is(err, client.ErrPerm) {
+		t.Fatalf("uini with a wrong setup token: err = %v, want ERR perm", err)
+	}
+	admin := srv.AdminClient()
+	if _, err := admin.AddUser(ctx, "bob", "bob-password", false); err != nil {
+		t.Fatalf("uadd bob: %v", err)
+	}
+	bob := srv.Login("bob", "bob-password")
+	refused := [][]any{
+		{"udel", testenv.AdminName},
+		{"uadd", "mallory", "mallory-password"},
+		{"chpass", testenv.AdminName, nil, "stolen-password"},
+		{"grant", "bob", "audit", "read"},
+		{"ulist"},
+		{"ls", map[string]any{"as": testenv.AdminName}},
+	}
+	for _, r := range refused {
+		_, err := bob.Call(ctx, r[0].(string), r[1:]...)
+		wantCode(t, err, wire.CodePerm, "bob: "+r[0].(string))
+	}
+	got := lcAudit(t, admin)
+	type want struct{ actor, action, target, outcome string }
+	wants := []want{
+		{"", "uini", testenv.AdminName, "refused: wrong setup token"},
+		{testenv.AdminName, "uini", testenv.AdminName, "ok"},
+		{"bob", "udel", testenv.AdminName, "refused: not an admin"},
+		{"bob", "uadd", "mallory", "refused: not an admin"},
+		{"bob", "chpass", testenv.AdminName, "refused: not an admin"},
+		{"bob", "grant", "bob", "refused: not an admin"},
+		{"bob", "ulist", "", "refused: not an admin"},
+		{"bob", "ls", "", "refused: not an admin"},
+	}
+	for _, w := range wants {
+		found := false
+		for _, p := range got {
+			if p["actor"] == w.actor && p["action"] == w.action && p["target"] == w.target && p["outcome"] == w.outcome {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("the audit chain has no entry %+v; it has %v", w, got)
+		}
+	}
+	for _, p := range got {
+		for _, v := range p {
+			if s, _ := v.(string); s == "mallory-password" || s == "stolen-password" || s == "bob-password" {
+				t.Errorf("the audit chain holds a password: %v", p)
+			}
+		}
+	}
+}
