@@ -123,7 +123,7 @@ func (s *Store) create(name, pass string, role Role, initial bool) (*Account, er
 		if err := bumpGeneration(tx, rec); err != nil {
 			return err
 		}
-		return saveAccount(tx, rec)
+		return s.saveAccount(tx, rec)
 	})
 	if err != nil {
 		return nil, err
@@ -157,17 +157,23 @@ func (s *Store) Get(name string) (*Account, error) {
 // is deleted). A session whose login generation differs must end.
 //
 // The server calls it before every command of a logged-in connection, so it
-// decodes only the generation, straight from bbolt's bytes (nothing of them
-// is kept past the transaction).
+// answers from a cache kept coherent with the database (genCache), and
+// otherwise decodes only the generation, straight from bbolt's bytes
+// (nothing of them is kept past the transaction).
 func (s *Store) Generation(name string) (uint64, error) {
 	if err := ValidName(name); err != nil {
 		return 0, err
+	}
+	home := HomeName(name)
+	gen, epoch, ok := s.gens.get(home)
+	if ok {
+		return gen, nil
 	}
 	var rec struct {
 		Gen uint64 `cbor:"gen"`
 	}
 	err := s.db.View(func(tx *bbolt.Tx) error {
-		data := tx.Bucket(bucketAccounts).Get([]byte(HomeName(name)))
+		data := tx.Bucket(bucketAccounts).Get([]byte(home))
 		if data == nil {
 			return wire.Errorf(wire.CodeNotFound, "no account %q", name)
 		}
@@ -176,7 +182,11 @@ func (s *Store) Generation(name string) (uint64, error) {
 		}
 		return nil
 	})
-	return rec.Gen, err
+	if err != nil {
+		return 0, err
+	}
+	s.gens.fill(home, rec.Gen, epoch)
+	return rec.Gen, nil
 }
 
 // List filters: "" and "all" list every account.
@@ -263,6 +273,7 @@ func (s *Store) Delete(name string) error {
 		if err := deleteAccountData(tx, home); err != nil {
 			return err
 		}
+		tx.OnCommit(func() { s.gens.forget(home) })
 		return tx.Bucket(bucketAccounts).Delete([]byte(home))
 	})
 }
@@ -301,7 +312,7 @@ func (s *Store) SetEnabled(name string, enabled bool) error {
 				return err
 			}
 		}
-		return saveAccount(tx, rec)
+		return s.saveAccount(tx, rec)
 	})
 }
 
@@ -329,7 +340,7 @@ func (s *Store) SetPassword(name, newPass string) error {
 		if err := bumpGeneration(tx, rec); err != nil {
 			return err
 		}
-		return saveAccount(tx, rec)
+		return s.saveAccount(tx, rec)
 	})
 	if err == nil && weak {
 		s.log.Warn("weak password set (refused in production mode)", "account", name)

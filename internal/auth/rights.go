@@ -118,7 +118,7 @@ func (s *Store) owesFactorNow(tx *bbolt.Tx, rec *accountRecord) error {
 	if err := bumpGeneration(tx, rec); err != nil {
 		return err
 	}
-	return saveAccount(tx, rec)
+	return s.saveAccount(tx, rec)
 }
 
 // HasRight reports whether an account may exercise right on chain: admins
