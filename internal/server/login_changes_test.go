@@ -164,10 +164,14 @@ func TestBusyAddressesDoNotDelayAnotherAddressLogin(t *testing.T) {
 // It returns when the guesses have been answered.
 func lcBusyHasher(t testing.TB, srv *testenv.Server, n int) (wait func()) {
 	t.Helper()
+	conns := make([]*client.Client, n)
+	for i := range conns {
+		conns[i] = lcDialFrom(t, srv, net.IPv4(127, 0, 1, byte(i+1)).String())
+		lcUser(t, conns[i], "nobody")
+	}
+	// All at once, so that all n are running or queued together.
 	var done sync.WaitGroup
-	for i := range n {
-		c := lcDialFrom(t, srv, net.IPv4(127, 0, 1, byte(i+1)).String())
-		lcUser(t, c, "nobody")
+	for _, c := range conns {
 		done.Add(1)
 		ch := lcPassAsync(c, "wrong-password")
 		go func() { defer done.Done(); <-ch }()
@@ -226,9 +230,9 @@ func TestHashQueueFullIsLimit(t *testing.T) {
 	srv.AddUser("alice", "alice-password", false)
 	// Eight logins from eight addresses fill the queue (two hashing, six
 	// waiting); a ninth address is refused at once rather than queued.
-	wait := lcBusyHasher(t, srv, 8)
 	c := lcDialFrom(t, srv, "127.0.0.2")
 	lcUser(t, c, "alice")
+	wait := lcBusyHasher(t, srv, 8)
 	start := time.Now()
 	_, err := c.Call(context.Background(), "pass", "alice-password")
 	took := time.Since(start)
