@@ -51,8 +51,10 @@ func (a *app) chainCmd() *cobra.Command {
 		Long: `vcli chain create makes a new chain and its first (empty) signed checkpoint.
 Names match [a-z0-9][a-z0-9_-]{0,63}. --public lets anyone read it without an
 account; --pow-bits N (0 to 32, fixed for good) makes every record carry a proof
-of work of N bits. On an existing empty chain without a schema, --schema only
-attaches one.`,
+of work of N bits. --schema S stores the name of an application schema with
+the chain; this version does not apply its rules yet (docs/applications.md),
+so the chain accepts any record. On an existing empty chain without a schema,
+--schema only attaches one.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if o.PoWBits < 0 || o.PoWBits > 32 {
@@ -74,7 +76,7 @@ attaches one.`,
 	}
 	create.Flags().BoolVar(&o.Public, "public", false, "readable by anyone, without an account")
 	create.Flags().IntVar(&o.PoWBits, "pow-bits", 0, "proof-of-work bits every record must meet (0 to 32)")
-	create.Flags().StringVar(&o.Schema, "schema", "", "application rules the server enforces on the chain")
+	create.Flags().StringVar(&o.Schema, "schema", "", "application schema stored with the chain (its rules are not applied yet)")
 	chain.AddCommand(list, create, a.rightCmd(true), a.rightCmd(false))
 	return chain
 }
