@@ -1,7 +1,9 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -27,6 +29,10 @@ a prompt (twice) on a terminal, or one line of standard input.`,
 			if token == "" {
 				b, err := os.ReadFile(filepath.Join(dataroot, "setup-token"))
 				if err != nil {
+					if _, derr := os.Stat(filepath.Join(dataroot, "ledger.db")); derr == nil && errors.Is(err, fs.ErrNotExist) {
+						// A second uini: the server deletes the token with the first admin.
+						return usagef("no setup token in %s: it is gone once the first admin exists (log in instead), or give --token", dataroot)
+					}
 					return usagef("no setup token: give --token, or --dataroot of the server's data directory (%v)", err)
 				}
 				token = strings.TrimSpace(string(b))

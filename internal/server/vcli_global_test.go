@@ -389,3 +389,17 @@ func TestVcliReset2FAWithoutAFactorSaysSo(t *testing.T) {
 		t.Errorf("--json: %q (%v), want code notfound with the text", stdout, err)
 	}
 }
+
+// A second uini, once the server has deleted its setup token, says why the
+// token is missing instead of asking for a data directory it was given.
+func TestVcliUiniAfterTheFirstAdminSaysTheTokenIsGone(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "ledger.db"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, stderr, code := testenv.RunVcli(t, "pw-long-enough\n", nil, "-p", "1", "uini", "admin", "-r", dir)
+	if want := "no setup token in " + dir + ": it is gone once the first admin exists (log in instead)"; code != 2 || !strings.Contains(stderr, want) {
+		t.Errorf("vcli uini with no token: exit %d, stderr %q; want exit 2 and %q", code, stderr, want)
+	}
+}
