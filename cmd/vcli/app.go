@@ -84,6 +84,8 @@ the peer is no vserv server), 2 usage error or no connection.`,
 		},
 	}
 	root.SetVersionTemplate("vcli {{.Version}}\n")
+	// cobra's own flag would say "version for vcli" and have no -V; vserv has -V.
+	root.Flags().BoolP("version", "V", false, "print the version and exit")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usagef("%v (see %s --help)", err, c.CommandPath())
 	})

@@ -100,11 +100,13 @@ func contains(list []string, s string) bool {
 
 func TestVcliVersionAndCompletion(t *testing.T) {
 	t.Parallel()
-	stdout, stderr, code := testenv.RunVcli(t, "", nil, "--version")
-	if code != 0 || !strings.HasPrefix(stdout, "vcli ") || strings.Count(stdout, "\n") != 1 || len(stdout) < len("vcli x\n") {
-		t.Errorf("vcli --version: exit %d, stdout %q, stderr %q; want one line \"vcli VERSION\"", code, stdout, stderr)
+	for _, flag := range []string{"--version", "-V"} {
+		stdout, stderr, code := testenv.RunVcli(t, "", nil, flag)
+		if code != 0 || !strings.HasPrefix(stdout, "vcli ") || strings.Count(stdout, "\n") != 1 || len(stdout) < len("vcli x\n") {
+			t.Errorf("vcli %s: exit %d, stdout %q, stderr %q; want one line \"vcli VERSION\"", flag, code, stdout, stderr)
+		}
 	}
-	stdout, _, code = testenv.RunVcli(t, "", nil, "completion", "bash")
+	stdout, _, code := testenv.RunVcli(t, "", nil, "completion", "bash")
 	if code != 0 || !strings.Contains(stdout, "__start_vcli") {
 		t.Errorf("vcli completion bash: exit %d, %d bytes; want a bash completion script", code, len(stdout))
 	}
