@@ -183,11 +183,12 @@ func lcBusyHasher(t testing.TB, srv *testenv.Server, n int) (wait func()) {
 func TestAccountChangeWinsOverLoginWaitingForHash(t *testing.T) {
 	cases := []struct {
 		name   string
+		enroll bool // alice has a second factor before the change
 		change func(ctx context.Context, admin *client.Client) error
 	}{
-		{"uena disable", func(ctx context.Context, a *client.Client) error { return a.EnableUser(ctx, "alice", false) }},
-		{"udel", func(ctx context.Context, a *client.Client) error { return a.DeleteUser(ctx, "alice") }},
-		{"u2fa reset", func(ctx context.Context, a *client.Client) error { _, err := a.Reset2FA(ctx, "alice"); return err }},
+		{"uena disable", false, func(ctx context.Context, a *client.Client) error { return a.EnableUser(ctx, "alice", false) }},
+		{"udel", false, func(ctx context.Context, a *client.Client) error { return a.DeleteUser(ctx, "alice") }},
+		{"u2fa reset", true, func(ctx context.Context, a *client.Client) error { _, err := a.Reset2FA(ctx, "alice"); return err }},
 	}
 	srv := lcStart(t, testenv.WithRealKDF())
 	admin := srv.AdminClient()
@@ -196,6 +197,19 @@ func TestAccountChangeWinsOverLoginWaitingForHash(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := admin.AddUser(ctx, "alice", "alice-password", false); err != nil {
 				t.Fatalf("uadd alice: %v", err)
+			}
+			if tc.enroll {
+				// A reset needs a factor to remove (without one it is ERR notfound).
+				alice := srv.Login("alice", "alice-password")
+				en, err := alice.Enroll(ctx, "")
+				if err != nil {
+					t.Fatalf("qr alice: %v", err)
+				}
+				code := tfOathCode(t, tfSecret(t, en.URI, "alice", alice.ServerID()), tfCurrentStep(time.Now()))
+				if err := alice.TwoFA(ctx, code); err != nil {
+					t.Fatalf("twofa alice: %v", err)
+				}
+				alice.Close()
 			}
 			c := lcDialFrom(t, srv, net.IPv4(127, 0, 2, byte(i+1)).String())
 			lcUser(t, c, "alice")
