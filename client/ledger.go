@@ -27,6 +27,7 @@ type PutResult struct {
 	Seq     uint64 `cbor:"seq" json:"seq"`
 	Leaf    []byte `cbor:"leaf" json:"leaf"`
 	Receipt string `cbor:"receipt,omitempty" json:"receipt,omitempty"`
+	EID     string `cbor:"eid,omitempty" json:"eid,omitempty"` // vote.register only (§6.2)
 }
 
 // PutRecords appends records (each a canonical CBOR record map, see NewRecord) to
@@ -350,6 +351,8 @@ type ChainInfo struct {
 	Public  bool   `cbor:"public" json:"public"`
 	PoWBits int    `cbor:"pow_bits" json:"pow_bits"`
 	Schema  string `cbor:"schema" json:"schema"`
+	// Authority are the chain's authority keys (§6.1), in their text form.
+	Authority []string `cbor:"authority" json:"authority"`
 }
 
 // Chains lists the chains this connection may read.
@@ -359,18 +362,19 @@ func (c *Client) Chains(ctx context.Context) ([]ChainInfo, error) {
 		return nil, err
 	}
 	var raw []struct {
-		Name    string  `cbor:"name"`
-		Size    uint64  `cbor:"size"`
-		Public  bool    `cbor:"public"`
-		PoWBits int     `cbor:"pow_bits"`
-		Schema  *string `cbor:"schema"` // null when there is none
+		Name      string   `cbor:"name"`
+		Size      uint64   `cbor:"size"`
+		Public    bool     `cbor:"public"`
+		PoWBits   int      `cbor:"pow_bits"`
+		Schema    *string  `cbor:"schema"` // null when there is none
+		Authority []string `cbor:"authority"`
 	}
 	if err := decode("chains", vals, &raw); err != nil {
 		return nil, err
 	}
 	out := make([]ChainInfo, len(raw))
 	for i, r := range raw {
-		out[i] = ChainInfo{Name: r.Name, Size: r.Size, Public: r.Public, PoWBits: r.PoWBits}
+		out[i] = ChainInfo{Name: r.Name, Size: r.Size, Public: r.Public, PoWBits: r.PoWBits, Authority: r.Authority}
 		if r.Schema != nil {
 			out[i].Schema = *r.Schema
 		}
