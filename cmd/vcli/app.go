@@ -74,6 +74,7 @@ no connection.`,
 	f.BoolVarP(&a.opts.quiet, "quiet", "q", false, "say less (no notices, no progress)")
 	root.AddCommand(a.helloCmd(), a.verCmd(), a.idCmd(), a.helpCmd(), a.uiniCmd(), a.userCmd(), a.shellCmd(),
 		a.recCmd(), a.chainCmd(), a.verifyCmd(), a.fileCmd())
+	root.AddCommand(a.keyCmd(), a.uidCmd(), a.voteCmd(), a.fundCmd(), a.resCmd(), a.recountCmd(), a.tallyCmd())
 	root.SetHelpCommand(&cobra.Command{Hidden: true}) // `help` is the server's command; --help is ours
 	return root
 }
