@@ -145,7 +145,7 @@ func AccountClose(account string) Event {
 // PutEvents builds one record per event, signed by key when it is not nil
 // (§4.2, binding this server and chain) and with the proof of work of the
 // chain's pow_bits, and appends them all or nothing (rput). A vote.register's
-// result carries the allocated `eid`.
+// result carries the allocated `eid`, checked against its leaf hash.
 func (c *Client) PutEvents(ctx context.Context, chain string, key ed25519.PrivateKey, receipt bool, evs ...Event) ([]PutResult, error) {
 	bits, err := c.powBits(ctx, chain)
 	if err != nil {
@@ -158,7 +158,23 @@ func (c *Client) PutEvents(ctx context.Context, chain string, key ed25519.Privat
 			return nil, fmt.Errorf("%s: %w", e.Type, err)
 		}
 	}
-	return c.PutRecords(ctx, chain, recs, receipt)
+	res, err := c.PutRecords(ctx, chain, recs, receipt)
+	if err != nil {
+		return res, err
+	}
+	// The eid is recomputable from the entry's leaf hash (§6.2): check the
+	// server's, and fill it in from a server that does not send it.
+	for i, e := range evs {
+		if e.Type != "vote.register" || len(res[i].Leaf) != 32 {
+			continue
+		}
+		eid := apps.EID([32]byte(res[i].Leaf))
+		if res[i].EID != "" && res[i].EID != eid {
+			return res, fmt.Errorf("rput: the server answered eid %s for leaf %x, whose eid is %s", res[i].EID, res[i].Leaf, eid)
+		}
+		res[i].EID = eid
+	}
+	return res, nil
 }
 
 // View asks the server for a view of a schema chain (§6.6): the view as a

@@ -29,6 +29,9 @@ type recountResult struct {
 	refused *apps.ReplayError // the first recorded event the rules refuse
 	diffs   []viewDiff
 	checked int // views compared
+	// replayOnly: a chain without a schema replayed with --schema, no
+	// server views to compare.
+	replayOnly bool
 }
 
 type viewDiff struct {
@@ -44,7 +47,11 @@ const recountAttempts = 3
 // recount downloads and checks the chain, replays it from entry 0 and
 // compares the views the queries name with the server's answers at the
 // same size. queries nil means every view the replayed state holds.
-func (a *app) recount(cmd *cobra.Command, c *client.Client, chain string, queries func(apps.Schema, apps.KV) ([]apps.Query, error)) (*recountResult, error) {
+//
+// asSchema replays a chain without a schema with that schema's rules (a
+// chain kept free-form, or a draft): there is no server view to compare, so
+// only the chain's checks and the rules count.
+func (a *app) recount(cmd *cobra.Command, c *client.Client, chain, asSchema string, queries func(apps.Schema, apps.KV) ([]apps.Query, error)) (*recountResult, error) {
 	ctx := cmd.Context()
 	all, err := c.Chains(ctx)
 	if err != nil {
@@ -60,12 +67,18 @@ func (a *app) recount(cmd *cobra.Command, c *client.Client, chain string, querie
 	if info == nil {
 		return nil, &client.Error{Code: client.ErrNotFound.Code, Text: fmt.Sprintf("no chain %q", chain)}
 	}
-	if info.Schema == "" {
-		return nil, usagef("chain %s has no schema: there are no rules to recount", name)
+	schema := info.Schema
+	switch {
+	case asSchema != "" && info.Schema != "":
+		return nil, usagef("chain %s has the schema %s: --schema is for chains without one", name, info.Schema)
+	case asSchema != "":
+		schema = asSchema
+	case schema == "":
+		return nil, usagef("chain %s has no schema: there are no rules to recount (--schema S replays it with S's rules)", name)
 	}
-	s, err := apps.For(info.Schema)
+	s, err := apps.For(schema)
 	if err != nil {
-		return nil, err
+		return nil, usagef("%v", err)
 	}
 	auth, err := apps.ParseAuthority(info.Authority)
 	if err != nil {
@@ -80,7 +93,7 @@ func (a *app) recount(cmd *cobra.Command, c *client.Client, chain string, querie
 		if err != nil {
 			return nil, err
 		}
-		r.chain = apps.Chain{Name: r.rep.Chain, Origin: serverIDOfOrigin(r.rep.Origin), Schema: info.Schema, Authority: auth}
+		r.chain = apps.Chain{Name: r.rep.Chain, Origin: serverIDOfOrigin(r.rep.Origin), Schema: schema, Authority: auth}
 		if len(r.rep.Faults) > 0 {
 			return r, nil
 		}
@@ -90,6 +103,10 @@ func (a *app) recount(cmd *cobra.Command, c *client.Client, chain string, querie
 				return nil, err
 			}
 			r.refused = re
+			return r, nil
+		}
+		if asSchema != "" {
+			r.replayOnly = true
 			return r, nil
 		}
 		qs, err := s.Queries(r.kv)
@@ -251,9 +268,9 @@ func (a *app) fromAddr(from string) error {
 }
 
 func (a *app) recountCmd() *cobra.Command {
-	var from string
+	var from, asSchema string
 	cmd := &cobra.Command{
-		Use:   "recount CHAIN [--from HOST:PORT]",
+		Use:   "recount CHAIN [--from HOST:PORT] [--schema S]",
 		Short: "Download a schema chain, check it, replay every rule from entry 0 and compare every view with the server's",
 		Long: `vcli recount downloads every entry of CHAIN (from its home, or with --from from
 any server that mirrors it), checks every link, leaf, proof of work, signature
@@ -263,14 +280,15 @@ computes with the server's "view" answer at the same size.
 
 Any fault, any recorded event the rules refuse (named by seq and rule), or any
 view that differs is printed and makes the exit status 1. Progress shows on a
-terminal (not with -q or --json).`,
+terminal (not with -q or --json). --schema S replays a chain that has no schema
+with S's rules (vote, donation or resource); there are then no server views.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := a.fromAddr(from); err != nil {
 				return err
 			}
 			return a.withReader(cmd, func(c *client.Client) error {
-				r, err := a.recount(cmd, c, args[0], nil)
+				r, err := a.recount(cmd, c, args[0], asSchema, nil)
 				if err != nil {
 					return err
 				}
@@ -288,6 +306,7 @@ terminal (not with -q or --json).`,
 		},
 	}
 	cmd.Flags().StringVar(&from, "from", "", "download from this server (a mirror) instead of -n/-p")
+	cmd.Flags().StringVar(&asSchema, "schema", "", "replay a chain without a schema with this schema's rules (no server views to compare)")
 	return cmd
 }
 
@@ -307,6 +326,11 @@ func (a *app) printRecount(r *recountResult) {
 			fmt.Fprintln(a.stdout)
 			fmt.Fprint(a.stdout, formatTally(canonMap(m), canonMap(m)))
 		}
+	}
+	if r.replayOnly {
+		fmt.Fprintf(a.stdout, "\nok: replayed %d entries with the %s rules; the chain has no schema, so there are no server views to compare\n",
+			r.rep.Size, r.chain.Schema)
+		return
 	}
 	fmt.Fprintf(a.stdout, "\nok: replayed %d entries with the %s rules; all %d views agree with the server at size %d\n",
 		r.rep.Size, r.chain.Schema, r.checked, r.rep.Size)
@@ -346,7 +370,7 @@ difference is printed and makes the exit status 1.`,
 			}
 			q := apps.Query{Name: "tally", Args: map[string]any{"ballot": ballot}}
 			return a.withReader(cmd, func(c *client.Client) error {
-				r, err := a.recount(cmd, c, args[0], func(apps.Schema, apps.KV) ([]apps.Query, error) { return []apps.Query{q}, nil })
+				r, err := a.recount(cmd, c, args[0], "", func(apps.Schema, apps.KV) ([]apps.Query, error) { return []apps.Query{q}, nil })
 				if err != nil {
 					return err
 				}
