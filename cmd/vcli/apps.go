@@ -310,15 +310,16 @@ func formatTally(v map[string]any, recounted map[string]any) string {
 			share = 100 * float64(c) / float64(total)
 		}
 		bar := strings.Repeat("█", int(share*barWidth/100+0.5))
+		var line string
 		if recounted != nil {
-			mark := ""
+			line = fmt.Sprintf("%-*s  %7d  %7d  %5.1f%%  %s", w, n, u64(theirs[n]), c, share, bar)
 			if u64(theirs[n]) != c {
-				mark = "  <- differs"
+				line += "  <- differs"
 			}
-			fmt.Fprintf(&b, "%-*s  %7d  %7d  %5.1f%%  %s%s\n", w, n, u64(theirs[n]), c, share, bar, mark)
 		} else {
-			fmt.Fprintf(&b, "%-*s  %7d  %5.1f%%  %s\n", w, n, c, share, bar)
+			line = fmt.Sprintf("%-*s  %7d  %5.1f%%  %s", w, n, c, share, bar)
 		}
+		fmt.Fprintln(&b, strings.TrimRight(line, " "))
 	}
 	return b.String()
 }
