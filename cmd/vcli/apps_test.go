@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/vserv/vserv/internal/secure"
 	"github.com/vserv/vserv/internal/testenv"
 )
 
@@ -43,6 +44,13 @@ func (e *appsEnv) vcli(wantCode int, args ...string) (string, string) {
 		e.t.Fatalf("vcli %s: exit %d, want %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), code, wantCode, out, errOut)
 	}
 	return out, errOut
+}
+
+// serverKey is the server's public key as `vcli id` prints it.
+func (e *appsEnv) serverKey() string {
+	c := e.srv.Dial()
+	defer c.Close()
+	return secure.PublicKeyText(c.Identity())
 }
 
 func (e *appsEnv) path(name string) string { return filepath.Join(e.dir, name) }
