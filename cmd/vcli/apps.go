@@ -112,13 +112,23 @@ func parseAmount(s string) (uint64, error) {
 	return u, nil
 }
 
+// keyTextArg is a public key given as its text or as a file holding it
+// (what vcli key new and uid keygen print).
+func keyTextArg(s string) string {
+	if s == "" {
+		return ""
+	}
+	if b, err := os.ReadFile(s); err == nil {
+		return strings.TrimSpace(string(b))
+	}
+	return s
+}
+
 func parsePublicKey(flag, s string) (ed25519.PublicKey, error) {
 	if s == "" {
 		return nil, nil
 	}
-	if b, err := os.ReadFile(s); err == nil { // a file holding the key text
-		s = strings.TrimSpace(string(b))
-	}
+	s = keyTextArg(s)
 	k, err := apps.ParseKey(s)
 	if err != nil {
 		return nil, usagef("%s: %v", flag, err)
@@ -373,11 +383,11 @@ publisher (vcli uid), and --opening-out saves what proves it.`,
 			if name == "" || unit == "" {
 				return client.Event{}, usagef("give the fund's --name TEXT and --unit UNIT (e.g. EUR-cent)")
 			}
-			return client.FundOpen(args[0], name, unit, publisher), nil
+			return client.FundOpen(args[0], name, unit, keyTextArg(publisher)), nil
 		}, func(cmd *cobra.Command) {
 			cmd.Flags().StringVar(&name, "name", "", "the fund's name, for people")
 			cmd.Flags().StringVar(&unit, "unit", "", "the unit of amounts, e.g. EUR-cent")
-			cmd.Flags().StringVar(&publisher, "publisher", "", "the uid public key donors and targets are sealed to (vcli uid keygen)")
+			cmd.Flags().StringVar(&publisher, "publisher", "", "the uid public key donors and targets are sealed to (text, or a file holding it: vcli uid keygen)")
 		}),
 	)
 	inCmd := a.eventCmd("in FUND AMOUNT [--donor TEXT] [--source TEXT]", "Record a donation", "donation", 2, nil, func(cmd *cobra.Command) {

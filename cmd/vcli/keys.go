@@ -124,7 +124,7 @@ func (a *app) uidNewCmd() *cobra.Command {
 			if publisher == "" {
 				return usagef("give the publisher's public key with --publisher KEY (from vcli uid keygen, or the fund's publisher)")
 			}
-			pub, err := uid.ParsePublicKey(publisher)
+			pub, err := uid.ParsePublicKey(keyTextArg(publisher))
 			if err != nil {
 				return usagef("--publisher: %v", err)
 			}
@@ -143,7 +143,7 @@ func (a *app) uidNewCmd() *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&publisher, "publisher", "", "the publisher's uid public key")
+	cmd.Flags().StringVar(&publisher, "publisher", "", "the publisher's uid public key (text, or a file holding it)")
 	cmd.Flags().StringVarP(&out, "out", "o", "", "write the opening (what proves the uid) to this file")
 	return cmd
 }
