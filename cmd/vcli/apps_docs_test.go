@@ -79,6 +79,7 @@ func runDocExamples(t *testing.T, doc string) {
 		if err != nil {
 			t.Fatalf("%s, example %s: %v\n%s", doc, ex.name, err, out)
 		}
+		t.Logf("%s, example %s:\n%s", doc, ex.name, out)
 		for _, want := range ex.wants {
 			if !strings.Contains(string(out), want) {
 				t.Errorf("%s, example %s: the output does not contain the documented\n%s\nit is\n%s", doc, ex.name, want, out)

@@ -29,6 +29,7 @@ type recountResult struct {
 	refused *apps.ReplayError // the first recorded event the rules refuse
 	diffs   []viewDiff
 	checked int // views compared
+	server  map[string]map[string]any // the server's answers, by query
 	// replayOnly: a chain without a schema replayed with --schema, no
 	// server views to compare.
 	replayOnly bool
@@ -85,7 +86,7 @@ func (a *app) recount(cmd *cobra.Command, c *client.Client, chain, asSchema stri
 		return nil, fmt.Errorf("chain %s: %w", name, err)
 	}
 	for attempt := 1; ; attempt++ {
-		r := &recountResult{schema: s, kv: apps.MapKV{}}
+		r := &recountResult{schema: s, kv: apps.MapKV{}, server: map[string]map[string]any{}}
 		var entries [][]byte
 		prog := a.recountProgress(name)
 		r.rep, err = c.VerifyChainEach(ctx, chain, prog.update, func(_ uint64, e []byte) { entries = append(entries, e) })
@@ -138,10 +139,11 @@ func (a *app) recount(cmd *cobra.Command, c *client.Client, chain, asSchema stri
 			}
 			if theirs != nil {
 				// Compare values, not one server's choice of encoding.
-				var v any
+				var v map[string]any
 				if err := canon.Unmarshal(theirs, &v); err != nil {
 					return nil, fmt.Errorf("view %s: %w", q, err)
 				}
+				r.server[q.String()] = v
 				if theirs, err = canon.Marshal(v); err != nil {
 					return nil, fmt.Errorf("view %s: %w", q, err)
 				}
@@ -322,9 +324,9 @@ func (a *app) printRecount(r *recountResult) {
 			continue
 		}
 		v, err := r.schema.View(r.kv, r.chain, q.Name, q.Args)
-		if m, ok := v.(map[string]any); ok && err == nil {
+		if m, ok := v.(map[string]any); ok && err == nil && r.server[q.String()] != nil {
 			fmt.Fprintln(a.stdout)
-			fmt.Fprint(a.stdout, formatTally(canonMap(m), canonMap(m)))
+			fmt.Fprint(a.stdout, formatTally(r.server[q.String()], canonMap(m)))
 		}
 	}
 	if r.replayOnly {
@@ -394,7 +396,7 @@ difference is printed and makes the exit status 1.`,
 				if !a.opts.json {
 					fmt.Fprintf(a.stdout, "chain %s: %d entries verified against the signed checkpoint and replayed from entry 0\n", r.rep.Chain, r.rep.Size)
 					fmt.Fprintf(a.stdout, "authority keys: %s\n\n", r.authorityText())
-					fmt.Fprint(a.stdout, formatTally(mine, mine))
+					fmt.Fprint(a.stdout, formatTally(r.server[q.String()], mine))
 					fmt.Fprintf(a.stdout, "\nok: the recount agrees with the server at size %d\n", r.rep.Size)
 				}
 				return nil
