@@ -28,7 +28,7 @@ type recountResult struct {
 	kv      apps.MapKV
 	refused *apps.ReplayError // the first recorded event the rules refuse
 	diffs   []viewDiff
-	checked int // views compared
+	checked int                       // views compared
 	server  map[string]map[string]any // the server's answers, by query
 	// replayOnly: a chain without a schema replayed with --schema, no
 	// server views to compare.
