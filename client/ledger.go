@@ -387,6 +387,9 @@ type ChainOptions struct {
 	Public  bool
 	PoWBits int    // 0..32, fixed for the chain's life
 	Schema  string // "" for a free-form chain
+	// Authority are 0–16 Ed25519 public keys in their text form (§6.1),
+	// only with a schema; authority events must then be signed by one.
+	Authority []string
 }
 
 // MakeChain calls mkchain (admin): creates a chain and its size-0 checkpoint.
@@ -398,6 +401,9 @@ func (c *Client) MakeChain(ctx context.Context, name string, o ChainOptions) err
 	m := map[string]any{"public": o.Public, "pow_bits": uint64(o.PoWBits)}
 	if o.Schema != "" {
 		m["schema"] = o.Schema
+	}
+	if len(o.Authority) > 0 {
+		m["authority"] = o.Authority
 	}
 	_, err := c.Call(ctx, "mkchain", name, m)
 	return err

@@ -75,3 +75,67 @@ func TestVcliFundDonationUIDAndDisbursementGoodAndBad(t *testing.T) {
 		t.Fatalf("recount donation:\n%s", out)
 	}
 }
+
+func TestVcliResourcesWithAuthorityAndAccountKeysGoodAndBad(t *testing.T) {
+	e := newAppsEnv(t)
+	e.needsViews()
+	boss, lab := e.path("boss.key"), e.path("lab.key")
+	bossPub, _ := e.vcli(0, "key", "new", "-o", boss)
+	labPub, _ := e.vcli(0, "key", "new", "-o", lab)
+	bossPub, labPub = strings.TrimSpace(bossPub), strings.TrimSpace(labPub)
+	e.vcli(0, "chain", "create", "cpu", "--public", "--schema", "resource", "--authority", bossPub)
+	out, _ := e.vcli(0, "--json", "chain", "list")
+	if !strings.Contains(out, bossPub) {
+		t.Fatalf("chain list does not show the authority key:\n%s", out)
+	}
+
+	// An authority event not signed by the authority key is refused.
+	_, errOut := e.vcli(1, "res", "open", "lab", "--unit", "cpu-hour", "--chain", "cpu")
+	if !strings.Contains(errOut, "ERR invalid: record 0: account.open:") {
+		t.Fatalf("unsigned account.open on a chain with authority keys: %s", errOut)
+	}
+	e.vcli(0, "res", "open", "lab", "--unit", "cpu-hour", "--account-key", labPub, "--owner", "Physics lab", "--chain", "cpu", "--key", boss)
+	e.vcli(0, "res", "open", "student", "--unit", "cpu-hour", "--chain", "cpu", "--key", boss)
+	e.vcli(0, "res", "open", "disk", "--unit", "gb", "--chain", "cpu", "--key", boss)
+	e.vcli(0, "res", "alloc", "lab", "100", "--chain", "cpu", "--key", boss)
+	// lab moves only through records its key signs.
+	if _, errOut = e.vcli(1, "res", "transfer", "lab", "student", "30", "--chain", "cpu"); !strings.Contains(errOut, "signed by its key") {
+		t.Fatalf("transfer from lab without its key: %s", errOut)
+	}
+	e.vcli(0, "res", "transfer", "lab", "student", "30", "--chain", "cpu", "--key", lab, "--receipt-out", e.path("t.receipt"))
+	e.vcli(0, "res", "consume", "student", "10", "--chain", "cpu")
+	if _, errOut = e.vcli(1, "res", "consume", "student", "21", "--chain", "cpu"); !strings.Contains(errOut, "ERR invalid: record 0: consume:") {
+		t.Fatalf("overconsume: %s", errOut)
+	}
+	if _, errOut = e.vcli(1, "res", "transfer", "lab", "disk", "1", "--chain", "cpu", "--key", lab); !strings.Contains(errOut, "ERR invalid: record 0: transfer:") {
+		t.Fatalf("transfer across units: %s", errOut)
+	}
+	if _, errOut = e.vcli(1, "res", "close", "lab", "--chain", "cpu", "--key", boss); !strings.Contains(errOut, "ERR invalid: record 0: account.close:") {
+		t.Fatalf("close with a balance: %s", errOut)
+	}
+	e.vcli(0, "res", "close", "disk", "--chain", "cpu", "--key", boss)
+
+	want := `account  unit             balance     allocated      consumed  state   owner
+lab      cpu-hour              70           100             0  open    Physics lab
+student  cpu-hour              20             0            10  open    -
+disk     gb                     0             0             0  closed  -
+`
+	if out, _ = e.vcli(0, "res", "list", "--chain", "cpu"); out != want {
+		t.Fatalf("res list:\n%s\nwant\n%s", out, want)
+	}
+	if out, _ = e.vcli(0, "res", "show", "student", "--chain", "cpu"); !strings.Contains(out, "student  cpu-hour              20") {
+		t.Fatalf("res show:\n%s", out)
+	}
+	out, _ = e.vcli(0, "recount", "cpu")
+	if !strings.Contains(out, "authority keys: "+bossPub+"\n") || !strings.Contains(out, "ok: replayed 7 entries with the resource rules") {
+		t.Fatalf("recount cpu:\n%s", out)
+	}
+	e.vcli(1, "res", "show", "nosuch", "--chain", "cpu")
+	e.vcli(2, "res", "alloc", "lab", "x", "--chain", "cpu")
+	e.vcli(2, "res", "transfer", "lab", "student", "--chain", "cpu")
+	e.vcli(2, "res", "open", "x", "--chain", "cpu") // no --unit
+	e.vcli(2, "res", "open", "x", "--unit", "u", "--account-key", "zz", "--chain", "cpu")
+	if _, errOut = e.vcli(1, "chain", "create", "c2", "--schema", "resource", "--authority", "not-a-key"); !strings.Contains(errOut, "ERR invalid: apps: bad authority keys") {
+		t.Fatalf("a bad authority key: %s", errOut)
+	}
+}
