@@ -61,9 +61,32 @@ type Options struct {
 	NoSession bool
 	// Timeout bounds each call when ctx has no deadline (default 60 s).
 	Timeout time.Duration
+	// ConnectTimeout bounds connecting and waiting for the sign-on: a peer
+	// that accepts and says nothing is not a vserv server, and a person
+	// should not wait a minute to learn it. 0 means ctx's deadline when it
+	// has one (a caller waiting for a server to start), else
+	// DefaultConnectTimeout.
+	ConnectTimeout time.Duration
 	// Dialer dials the TCP connection (nil = a net.Dialer).
 	Dialer func(ctx context.Context, network, addr string) (net.Conn, error)
 }
+
+// DefaultConnectTimeout is Options.ConnectTimeout's default.
+const DefaultConnectTimeout = 10 * time.Second
+
+// SignOnError means the peer accepted the connection but sent no vserv
+// sign-on (DESIGN.md §2.2) in time: nothing, garbage, or something that is
+// not a greeting. Err says what was read.
+type SignOnError struct {
+	Addr string
+	Err  error
+}
+
+func (e *SignOnError) Error() string {
+	return fmt.Sprintf("no vserv sign-on from %s (is this a vserv server?): %v", e.Addr, e.Err)
+}
+
+func (e *SignOnError) Unwrap() error { return e.Err }
 
 // Client is one connection to a server. Calls are serialised.
 type Client struct {
@@ -93,12 +116,22 @@ func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
 	if opts.Timeout <= 0 {
 		opts.Timeout = 60 * time.Second
 	}
-	nc, err := dial(ctx, "tcp", addr)
+	connectCtx := ctx
+	if _, has := ctx.Deadline(); opts.ConnectTimeout > 0 || !has {
+		limit := opts.ConnectTimeout
+		if limit <= 0 {
+			limit = DefaultConnectTimeout
+		}
+		var cancel context.CancelFunc
+		connectCtx, cancel = context.WithTimeout(ctx, limit)
+		defer cancel()
+	}
+	nc, err := dial(connectCtx, "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s: %w", addr, err)
 	}
 	c := &Client{opts: opts, addr: addr, nc: nc, wc: wire.NewConn(nc, 0), transcript: secure.NewTranscript()}
-	if err := c.readSignOn(ctx); err != nil {
+	if err := c.readSignOn(connectCtx); err != nil {
 		nc.Close()
 		return nil, err
 	}
@@ -112,19 +145,24 @@ func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
 }
 
 func (c *Client) readSignOn(ctx context.Context) error {
+	stop := context.AfterFunc(ctx, func() { c.nc.SetDeadline(time.Now()) })
+	defer stop()
 	msg, err := c.wc.ReadMessage(c.deadline(ctx))
 	if err != nil {
-		return fmt.Errorf("read sign-on from %s: %w", c.addr, err)
+		if ctx.Err() != nil {
+			err = ctx.Err()
+		}
+		return &SignOnError{Addr: c.addr, Err: err}
 	}
 	resp, err := wire.DecodeResponse(msg)
 	if err != nil {
-		return fmt.Errorf("sign-on from %s: %w", c.addr, err)
+		return &SignOnError{Addr: c.addr, Err: err}
 	}
 	if resp.Err != nil {
 		return resp.Err
 	}
 	if len(resp.Vals) < 2 || wire.Unmarshal(resp.Vals[0], &c.signOn) != nil || wire.Unmarshal(resp.Vals[1], &c.serverID) != nil {
-		return fmt.Errorf("sign-on from %s is not a vserv greeting", c.addr)
+		return &SignOnError{Addr: c.addr, Err: errors.New("the first message is not a greeting")}
 	}
 	c.transcript.Add(msg)
 	return nil

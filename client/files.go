@@ -13,7 +13,7 @@ import (
 type FileInfo struct {
 	Name    string `cbor:"name" json:"name"`
 	Size    int64  `cbor:"size" json:"size"`
-	MtimeMs uint64 `cbor:"mtime" json:"mtime_ms"` // modification time, Unix milliseconds
+	MtimeMs uint64 `cbor:"mtime" json:"mtime"` // modification time, Unix milliseconds
 	Dir     bool   `cbor:"dir" json:"dir"`
 }
 
@@ -157,4 +157,32 @@ func (c *Client) uploadChunk() int {
 		return MaxChunk
 	}
 	return c.chunk
+}
+
+// PartialUpload is an interrupted upload the server keeps so that it can be
+// resumed: uploading the same path with the same size and hash continues at
+// Have. It counts against the account's quota until resumed or discarded.
+type PartialUpload struct {
+	Name    string `cbor:"name"`   // target path, relative to the top of the home
+	Size    int64  `cbor:"size"`   // declared size
+	Have    int64  `cbor:"have"`   // bytes received
+	SHA256  []byte `cbor:"sha256"` // declared hash
+	MtimeMs uint64 `cbor:"mtime"`  // last write, Unix milliseconds
+}
+
+// ListPartials lists the home's partial uploads (`fpart ls`), sorted by name.
+func (c *Client) ListPartials(ctx context.Context, o *FileOptions) ([]PartialUpload, error) {
+	vals, err := c.Call(ctx, "fpart", fileArgs(asOf(o), nil, "ls")...)
+	if err != nil {
+		return nil, err
+	}
+	var parts []PartialUpload
+	return parts, decode("fpart", vals, &parts)
+}
+
+// DiscardPartial removes the partial uploads to p (`fpart rm`), whatever
+// their size and hash, and frees their quota.
+func (c *Client) DiscardPartial(ctx context.Context, p string, o *FileOptions) error {
+	_, err := c.Call(ctx, "fpart", fileArgs(asOf(o), nil, "rm", p)...)
+	return err
 }

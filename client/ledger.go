@@ -350,16 +350,27 @@ type ChainInfo struct {
 	Size    uint64 `cbor:"size" json:"size"`
 	Public  bool   `cbor:"public" json:"public"`
 	PoWBits int    `cbor:"pow_bits" json:"pow_bits"`
-	Schema  string `cbor:"schema" json:"schema"`
-	// Authority are the chain's authority keys (§6.1), in their text form.
-	Authority []string `cbor:"authority" json:"authority"`
+	Schema  string `cbor:"schema" json:"schema,omitempty"`
 }
 
 // Chains lists the chains this connection may read.
 func (c *Client) Chains(ctx context.Context) ([]ChainInfo, error) {
+	out, _, err := c.chains(ctx)
+	return out, err
+}
+
+// ChainAuthorities are the authority keys (§6.1, text form) of every chain
+// this connection may read, by chain name; a chain without any maps to an
+// empty list. (They are not in ChainInfo, which stays comparable.)
+func (c *Client) ChainAuthorities(ctx context.Context) (map[string][]string, error) {
+	_, auth, err := c.chains(ctx)
+	return auth, err
+}
+
+func (c *Client) chains(ctx context.Context) ([]ChainInfo, map[string][]string, error) {
 	vals, err := c.Call(ctx, "chains")
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var raw []struct {
 		Name      string   `cbor:"name"`
@@ -370,16 +381,18 @@ func (c *Client) Chains(ctx context.Context) ([]ChainInfo, error) {
 		Authority []string `cbor:"authority"`
 	}
 	if err := decode("chains", vals, &raw); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	out := make([]ChainInfo, len(raw))
+	auth := make(map[string][]string, len(raw))
 	for i, r := range raw {
-		out[i] = ChainInfo{Name: r.Name, Size: r.Size, Public: r.Public, PoWBits: r.PoWBits, Authority: r.Authority}
+		out[i] = ChainInfo{Name: r.Name, Size: r.Size, Public: r.Public, PoWBits: r.PoWBits}
 		if r.Schema != nil {
 			out[i].Schema = *r.Schema
 		}
+		auth[r.Name] = append([]string{}, r.Authority...)
 	}
-	return out, nil
+	return out, auth, nil
 }
 
 // ChainOptions are the settings of a new chain.

@@ -110,6 +110,21 @@ func parseReceipt(r []byte) (*parsedReceipt, error) {
 	return p, nil
 }
 
+// ReceiptServerID returns the server-id a receipt's entry names as its
+// origin, without checking anything else: it tells a verifier which key to
+// look up, and VerifyReceipt then checks the receipt with that key.
+func ReceiptServerID(receipt []byte) (string, error) {
+	p, err := parseReceipt(receipt)
+	if err != nil {
+		return "", err
+	}
+	e, _, err := ParseEntry(p.entry)
+	if err != nil {
+		return "", fmt.Errorf("%w: entry: %w", ErrBadReceipt, err)
+	}
+	return e.Origin, nil
+}
+
 // VerifyReceipt checks a receipt by every rule of §4.5: the entry is valid
 // with v = 1 and seq = index < size, its origin is the server-id and the
 // checkpoint's origin line is vserv/<server-id>/<entry chain>, the checkpoint

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -111,7 +112,10 @@ func (e *benchEnv) stopServer() error {
 	default:
 	}
 	if err := e.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		return fmt.Errorf("stop the server: %w", err)
+		// Windows cannot send signals to another process: kill it.
+		if kerr := e.cmd.Process.Kill(); kerr != nil {
+			return fmt.Errorf("stop the server: %w", errors.Join(err, kerr))
+		}
 	}
 	select {
 	case <-e.waited:

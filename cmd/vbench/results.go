@@ -46,7 +46,7 @@ func writeResults(path, cmdline string, rs []result) error {
 	fmt.Fprintf(&sec, "- date: %s\n", time.Now().UTC().Format("2006-01-02 15:04 MST"))
 	fmt.Fprintf(&sec, "- machine: %s\n", machine())
 	fmt.Fprintf(&sec, "- command: `%s`\n\n", cmdline)
-	fmt.Fprintln(&sec, "| what | result | unit | target (DESIGN §8) | note |")
+	fmt.Fprintln(&sec, "| what | result | unit | target | note |")
 	fmt.Fprintln(&sec, "|---|---:|---|---|---|")
 	for _, r := range rs {
 		fmt.Fprintf(&sec, "| %s | %s | %s | %s | %s |\n", r.what, r.valueText(), r.unit, r.target, r.note)

@@ -8,13 +8,16 @@ import (
 	"io"
 	"net"
 	"os"
+	"reflect"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
 	"github.com/vserv/vserv/client"
+	"github.com/vserv/vserv/internal/version"
 )
 
 // globalOptions are the options of DESIGN.md §7.2, valid before or after the
@@ -31,6 +34,8 @@ type globalOptions struct {
 	json       bool
 	verbose    bool
 	quiet      bool
+	profile    string
+	timeout    time.Duration
 }
 
 type app struct {
@@ -39,6 +44,8 @@ type app struct {
 	stdout io.Writer
 	stderr io.Writer
 	reader *bufio.Reader // stdin, shared by every prompt that reads it
+	// profileUsed names the profile applyProfile applied, "" if none.
+	profileUsed string
 }
 
 func (a *app) rootCmd() *cobra.Command {
@@ -52,11 +59,31 @@ The first contact with a server records its identity key in
 or fingerprint explicitly.
 
 Log in with -u USER and the password from --pass-file F, -t (prompt) or
-$VSERV_PASSWORD. Exit status: 0 OK, 1 the server answered ERR, 2 usage error or
-no connection.`,
+$VSERV_PASSWORD. A profile in ~/.config/vserv/config.toml can hold the host,
+port, user, pass file and server key: --profile NAME or $VSERV_PROFILE picks
+one, [default] applies otherwise, and flags override it.
+
+vcli help COMMAND shows a command's help; vcli help --server lists the
+server's protocol commands. Exit status: 0 OK, 1 the server answered ERR (or
+the peer is no vserv server), 2 usage error or no connection.`,
+		Version:       version.String(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			if server, _ := cmd.Flags().GetBool("server"); cmd.Name() == "help" && !server ||
+				cmd.HasParent() && cmd.Parent().Name() == "completion" {
+				return nil // vcli's own help and completion need no profile
+			}
+			if err := a.applyProfile(cmd.Flags()); err != nil {
+				return err
+			}
+			if a.opts.timeout <= 0 {
+				return usagef("--timeout %s: want a positive duration such as 10s", a.opts.timeout)
+			}
+			return nil
+		},
 	}
+	root.SetVersionTemplate("vcli {{.Version}}\n")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usagef("%v (see %s --help)", err, c.CommandPath())
 	})
@@ -72,11 +99,33 @@ no connection.`,
 	f.BoolVar(&a.opts.json, "json", false, "print one JSON document per command")
 	f.BoolVarP(&a.opts.verbose, "verbose", "v", false, "say more")
 	f.BoolVarP(&a.opts.quiet, "quiet", "q", false, "say less (no notices, no progress)")
-	root.AddCommand(a.helloCmd(), a.verCmd(), a.idCmd(), a.helpCmd(), a.uiniCmd(), a.userCmd(), a.shellCmd(),
+	f.StringVar(&a.opts.profile, "profile", "", "use this profile of ~/.config/vserv/config.toml (or $VSERV_PROFILE; default [default])")
+	f.DurationVar(&a.opts.timeout, "timeout", client.DefaultConnectTimeout, "give up connecting and waiting for the server's sign-on after this long")
+	root.AddCommand(a.helloCmd(), a.verCmd(), a.idCmd(), a.uiniCmd(), a.userCmd(), a.shellCmd(),
 		a.recCmd(), a.chainCmd(), a.verifyCmd(), a.fileCmd())
 	root.AddCommand(a.keyCmd(), a.uidCmd(), a.voteCmd(), a.fundCmd(), a.resCmd(), a.recountCmd(), a.tallyCmd())
-	root.SetHelpCommand(&cobra.Command{Hidden: true}) // `help` is the server's command; --help is ours
+	root.SetHelpCommand(a.helpCmd())
+	root.InitDefaultHelpCmd()
+	root.InitDefaultCompletionCmd()
+	strictTree(root)
 	return root
+}
+
+// cliPrefix is how a printed hint starts a vcli command line that reaches the
+// same server as this one: with the named profile, or with the -n/-p that
+// were used when they are not the defaults.
+func (a *app) cliPrefix() string {
+	if a.profileUsed != "" && a.profileUsed != defaultProfile {
+		return "vcli --profile " + a.profileUsed
+	}
+	p := "vcli"
+	if a.opts.host != "127.0.0.1" {
+		p += " -n " + a.opts.host
+	}
+	if a.opts.port != 6666 {
+		p += " -p " + strconv.Itoa(a.opts.port)
+	}
+	return p
 }
 
 func (a *app) addr() string {
@@ -89,8 +138,9 @@ func (a *app) dial(ctx context.Context) (*client.Client, error) {
 		return nil, usagef("-p %d: want a port from 1 to 65535", a.opts.port)
 	}
 	c, err := client.Dial(ctx, a.addr(), client.Options{
-		ServerKey:  a.opts.serverKey,
-		KnownHosts: a.opts.knownHosts,
+		ServerKey:      a.opts.serverKey,
+		KnownHosts:     a.opts.knownHosts,
+		ConnectTimeout: a.opts.timeout,
 		Notice: func(msg string) {
 			if !a.opts.quiet {
 				fmt.Fprintln(a.stderr, "vcli:", msg)
@@ -167,7 +217,7 @@ func (a *app) otpCode() (string, error) {
 	if a.stdinIsTerminal() {
 		return a.promptLine("second-factor code: ")
 	}
-	return "", usagef("the server asks for a second-factor code: give --otp CODE or set $VSERV_OTP (no factor enrolled yet? in production mode admins and writers enroll first: vcli -u %s user 2fa --code CODE)", a.opts.user)
+	return "", usagef("the server asks for a second-factor code: give --otp CODE or set $VSERV_OTP (no factor enrolled yet? in production mode admins and writers enroll first: %s -u %s user 2fa --code CODE)", a.cliPrefix(), a.opts.user)
 }
 
 func readFirstLine(path string) (string, error) {
@@ -260,9 +310,49 @@ func (a *app) print(v any, human string) {
 	}
 }
 
+// printJSON writes v as one JSON document. A map (the usual document) follows
+// the rule of docs/operations.md "vcli JSON": an absent value (nil, see
+// absent) is left out, and a list is always there, [] when empty.
 func (a *app) printJSON(v any) {
+	if m, ok := v.(map[string]any); ok {
+		v = jsonDocument(m)
+	}
 	enc := json.NewEncoder(a.stdout)
 	enc.SetIndent("", "  ")
 	enc.SetEscapeHTML(false) // URIs keep their & readable
 	_ = enc.Encode(v)
+}
+
+func jsonDocument(m map[string]any) map[string]any {
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		if v == nil {
+			continue
+		}
+		switch rv := reflect.ValueOf(v); rv.Kind() {
+		case reflect.Pointer, reflect.Map:
+			if rv.IsNil() {
+				continue
+			}
+		case reflect.Slice:
+			if rv.IsNil() && rv.Type().Elem().Kind() == reflect.Uint8 {
+				continue // bytes print as base64 text: absent, not a list
+			}
+			if rv.IsNil() {
+				v = []any{}
+			}
+		}
+		out[k] = v
+	}
+	return out
+}
+
+// absent is nil, which printJSON leaves out, for an optional text that is
+// empty (no schema, no enrollment code, no file): "" itself is a value
+// elsewhere (the top directory's cwd).
+func absent(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -64,11 +63,13 @@ func (a *app) verCmd() *cobra.Command {
 }
 
 func (a *app) idCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "id",
+	var keyOnly bool
+	cmd := &cobra.Command{
+		Use:   "id [--key]",
 		Short: "Show the server's identity: server-id, site, fingerprint and public key",
 		Long: `vcli id prints the server's identity. Compare the fingerprint with the one the
-operator publishes; verifiers need the public key.`,
+operator publishes; verifiers need the public key, which --key prints alone
+(for scripts: KEY=$(vcli id --key)).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return a.withClient(cmd, false, func(c *client.Client) error {
@@ -76,42 +77,23 @@ operator publishes; verifiers need the public key.`,
 				if err != nil {
 					return err
 				}
-				human := fmt.Sprintf("server-id:   %s\nsite:        %s\nfingerprint: %s\npublic key:  %s",
-					id.ServerID, id.Site, id.Fingerprint, id.PublicKey)
-				if len(id.Receipts) > 0 {
-					human += fmt.Sprintf("\nrotations:   %d (receipts with --json)", len(id.Receipts))
-				}
-				a.print(map[string]any{"ok": true, "server_id": id.ServerID, "site": id.Site,
-					"fingerprint": id.Fingerprint, "public_key": id.PublicKey, "rotation_receipts": id.Receipts}, human)
-				return nil
-			})
-		},
-	}
-}
-
-func (a *app) helpCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "help [COMMAND]",
-		Short: "List the server's protocol commands, or show one command's usage",
-		Long:  "vcli help asks the server for its protocol commands. For vcli's own help, use --help.",
-		Args:  cobra.MaximumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.withClient(cmd, false, func(c *client.Client) error {
-				if len(args) == 1 {
-					usage, err := c.HelpFor(cmd.Context(), args[0])
-					if err != nil {
-						return err
-					}
-					a.print(map[string]any{"ok": true, "command": args[0], "usage": usage}, usage)
+				if keyOnly && !a.opts.json {
+					fmt.Fprintln(a.stdout, id.PublicKey)
 					return nil
 				}
-				names, err := c.Help(cmd.Context())
-				if err != nil {
-					return err
+				human := fmt.Sprintf("server-id:   %s\nsite:        %s\nfingerprint: %s\npublic key:  %s",
+					id.ServerID, id.Site, id.Fingerprint, id.PublicKey)
+				doc := map[string]any{"ok": true, "server_id": id.ServerID, "site": id.Site,
+					"fingerprint": id.Fingerprint, "public_key": id.PublicKey}
+				if len(id.Receipts) > 0 {
+					human += fmt.Sprintf("\nrotations:   %d (receipts with --json)", len(id.Receipts))
+					doc["rotation_receipts"] = id.Receipts
 				}
-				a.print(map[string]any{"ok": true, "commands": names}, strings.Join(names, " "))
+				a.print(doc, human)
 				return nil
 			})
 		},
 	}
+	cmd.Flags().BoolVar(&keyOnly, "key", false, "print only the public key")
+	return cmd
 }

@@ -71,7 +71,7 @@ events of a schema chain.`,
 				if o.Public {
 					vis = "public"
 				}
-				a.print(map[string]any{"ok": true, "name": args[0], "public": o.Public, "pow_bits": o.PoWBits, "schema": o.Schema},
+				a.print(map[string]any{"ok": true, "name": args[0], "public": o.Public, "pow_bits": o.PoWBits, "schema": absent(o.Schema)},
 					fmt.Sprintf("created %s chain %s (pow_bits %d)", vis, args[0], o.PoWBits))
 				return nil
 			})

@@ -37,7 +37,7 @@ type recordJSON struct {
 	Author  []byte `json:"author,omitempty"`
 	Sig     []byte `json:"sig,omitempty"`
 	PoW     []byte `json:"pow,omitempty"`
-	Payload any    `json:"payload"`
+	Payload any    `json:"payload,omitempty"`
 }
 
 // parseEntryJSON decodes an entry for display. An entry the strict parser

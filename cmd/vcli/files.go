@@ -24,7 +24,7 @@ func (a *app) fileCmd() *cobra.Command {
 	var ff fileFlags
 	file := &cobra.Command{
 		Use:   "file",
-		Short: "Files in your private home on the server: put, get, ls, lsd, cd, pwd, stat, mkdir, rmdir, del",
+		Short: "Files in your private home on the server: put, get, ls, lsd, cd, pwd, stat, mkdir, rmdir, del, partial",
 		Long: `vcli file moves files between this machine and your private home on the server,
 over the encrypted session. Remote paths are relative to the home; nothing
 outside it can be named.
@@ -40,7 +40,8 @@ Admins act in another account's home with --as USER.`,
 		a.fileCdCmd(&ff), a.filePwdCmd(&ff), a.fileStatCmd(&ff),
 		a.filePathCmd(&ff, "mkdir", "Create a directory (its parent must exist)", "created directory", (*client.Client).Mkdir),
 		a.filePathCmd(&ff, "rmdir", "Remove an empty directory", "removed directory", (*client.Client).Rmdir),
-		a.filePathCmd(&ff, "del", "Delete a file", "deleted", (*client.Client).DeleteFile))
+		a.filePathCmd(&ff, "del", "Delete a file", "deleted", (*client.Client).DeleteFile),
+		a.filePartialCmd(&ff))
 	return file
 }
 
@@ -153,7 +154,7 @@ func (a *app) fileStatCmd(ff *fileFlags) *cobra.Command {
 				if fi.Dir {
 					kind = "directory"
 				}
-				a.print(map[string]any{"ok": true, "name": fi.Name, "size": fi.Size, "mtime_ms": fi.MtimeMs, "dir": fi.Dir},
+				a.print(map[string]any{"ok": true, "name": fi.Name, "size": fi.Size, "mtime": fi.MtimeMs, "dir": fi.Dir},
 					fmt.Sprintf("%s: %s, %d bytes, modified %s", displayName(*fi), kind, fi.Size, mtimeText(fi.MtimeMs)))
 				return nil
 			})

@@ -3,8 +3,9 @@
 //	vcli [global options] COMMAND [args]
 //
 // Exit status: 0 when the server answered OK, 1 when it answered ERR (with
-// --json the document carries the code), 2 for usage errors and when the
-// server could not be reached or trusted. Run `vcli --help` for the commands.
+// --json the document carries the code) or the peer sent no vserv sign-on,
+// 2 for usage errors and when the server could not be reached or trusted.
+// Run `vcli --help` for the commands.
 package main
 
 import (
@@ -47,6 +48,16 @@ func main() {
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	app := &app{stdin: stdin, stdout: stdout, stderr: stderr}
 	root := app.rootCmd()
+	// --json is known before cobra parses the flags (after rootCmd, which
+	// sets the flag's default), so that a flag error is a JSON document too.
+	for _, arg := range args {
+		if arg == "--" {
+			break
+		}
+		if arg == "--json" {
+			app.opts.json = true
+		}
+	}
 	root.SetArgs(args)
 	root.SetIn(stdin)
 	root.SetOut(stdout)
@@ -62,6 +73,7 @@ func (a *app) exitStatus(err error) int {
 	var we *wire.Error
 	var ue *usageError
 	var qe *quietERR
+	var se *client.SignOnError
 	switch {
 	case errors.As(err, &qe):
 		return exitERR
@@ -73,13 +85,18 @@ func (a *app) exitStatus(err error) int {
 	case errors.As(err, &we):
 		text := we.Text
 		if text == "" {
-			text = "(the server gave no reason)"
+			text = we.Code.Meaning()
 		}
 		if a.opts.json {
 			a.printJSON(map[string]any{"ok": false, "code": string(we.Code), "error": text})
 		} else {
 			fmt.Fprintf(a.stderr, "vcli: ERR %s: %s\n", we.Code, text)
 		}
+		return exitERR
+	case errors.As(err, &se):
+		// Something answered, but not vserv: not a usage error, and a
+		// retry with other options will not help.
+		a.reportFailure(err)
 		return exitERR
 	case errors.As(err, &ue):
 		a.reportFailure(err)

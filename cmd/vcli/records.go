@@ -464,7 +464,7 @@ the one the server chooses.`,
 				switch {
 				case a.opts.json:
 					a.printJSON(map[string]any{"ok": true, "chain": v.Entry.Chain, "seq": v.Entry.Seq, "id": v.Record.ID,
-						"tree_size": v.Checkpoint.Size, "receipt": receipt, "file": out})
+						"tree_size": v.Checkpoint.Size, "receipt": receipt, "file": absent(out)})
 				case out != "":
 					fmt.Fprintf(a.stdout, "receipt of %s seq %d (tree size %d) saved in %s\n", v.Entry.Chain, v.Entry.Seq, v.Checkpoint.Size, out)
 				default:

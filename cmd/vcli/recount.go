@@ -81,7 +81,11 @@ func (a *app) recount(cmd *cobra.Command, c *client.Client, chain, asSchema stri
 	if err != nil {
 		return nil, usagef("%v", err)
 	}
-	auth, err := apps.ParseAuthority(info.Authority)
+	authority, err := c.ChainAuthorities(ctx)
+	if err != nil {
+		return nil, err
+	}
+	auth, err := apps.ParseAuthority(authority[name])
 	if err != nil {
 		return nil, fmt.Errorf("chain %s: %w", name, err)
 	}

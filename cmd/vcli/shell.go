@@ -32,7 +32,8 @@ Words are sent as text; whole numbers as integers; null, true and false as
 themselves; "double quotes" keep spaces. Extra shell commands: login NAME (asks
 the password without echo), put LOCAL [REMOTE] and get REMOTE [LOCAL] (file
 transfers relative to the working directory that cd sets, which the shell
-keeps), help (the server's command list), exit.
+keeps), help (the server's command list, then the shell's own commands;
+help NAME is the server's usage of NAME), exit.
 On a terminal: Tab completes command names, Up/Down walk the history (kept in
 ~/.config/vserv/history, without lines that carry passwords).`,
 		Args: cobra.NoArgs,
@@ -150,6 +151,9 @@ func (a *app) interactiveShell(ctx context.Context, c *client.Client, f *os.File
 	}
 }
 
+// shellCommands is what the shell itself runs, beside the protocol commands.
+const shellCommands = "shell commands: login NAME, put LOCAL [REMOTE], get REMOTE [LOCAL], help [NAME], exit"
+
 // shellLine runs one line. It reports whether the shell should end.
 func (a *app) shellLine(ctx context.Context, c *client.Client, line string, out io.Writer, t *term.Terminal) (bool, error) {
 	words, err := splitWords(line)
@@ -166,6 +170,16 @@ func (a *app) shellLine(ctx context.Context, c *client.Client, line string, out 
 		return true, nil
 	case "put", "get", "fput", "fget":
 		return a.shellTransfer(ctx, c, words, out)
+	case "help":
+		if len(words) == 1 {
+			names, err := c.Help(ctx)
+			if err != nil {
+				fmt.Fprintf(out, "ERR %s\r\n", errText(err))
+				return false, err
+			}
+			fmt.Fprintf(out, "server commands: %s\r\n%s\r\n", strings.Join(names, " "), shellCommands)
+			return false, nil
+		}
 	case "login":
 		if len(words) != 2 {
 			fmt.Fprintf(out, "usage: login NAME\r\n")
@@ -223,7 +237,11 @@ func (a *app) shellLine(ctx context.Context, c *client.Client, line string, out 
 func errText(err error) string {
 	var we *wire.Error
 	if errors.As(err, &we) {
-		return string(we.Code) + " " + strconv.Quote(we.Text)
+		text := we.Text
+		if text == "" {
+			text = we.Code.Meaning()
+		}
+		return string(we.Code) + " " + strconv.Quote(text)
 	}
 	return err.Error()
 }

@@ -108,7 +108,7 @@ func (a *app) enroll(ctx context.Context, enrollCode, pngFile string) error {
 // a script can compute it.
 func (a *app) showEnrollment(en *client.Enrollment, pngFile string) {
 	if a.opts.json {
-		a.printJSON(map[string]any{"ok": true, "name": a.opts.user, "uri": en.URI, "recovery_codes": en.Recovery, "png_file": pngFile})
+		a.printJSON(map[string]any{"ok": true, "name": a.opts.user, "uri": en.URI, "recovery_codes": en.Recovery, "png_file": absent(pngFile)})
 		return
 	}
 	fmt.Fprintln(a.stdout, "Scan this QR code with your authenticator app:")
@@ -189,7 +189,9 @@ func (a *app) reset2faCmd() *cobra.Command {
 		Long: `vcli user reset2fa NAME removes the account's authenticator and recovery
 codes and ends its sessions: the way back for a lost phone. The account then
 enrolls again with vcli user 2fa; in production mode with the enrollment code
-printed here (valid 24 h).`,
+printed here (valid 24 h). An account without a factor is ERR notfound, except
+in production mode, where the reset issues a new enrollment code (the way to
+replace an expired one).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.withClient(cmd, true, func(c *client.Client) error {
@@ -201,7 +203,7 @@ printed here (valid 24 h).`,
 				if code != "" {
 					human += fmt.Sprintf("\nenrollment code for the new second factor (valid 24 h): %s", code)
 				}
-				a.print(map[string]any{"ok": true, "name": args[0], "enrollment_code": code}, human)
+				a.print(map[string]any{"ok": true, "name": args[0], "enrollment_code": absent(code)}, human)
 				return nil
 			})
 		},

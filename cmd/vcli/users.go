@@ -42,9 +42,9 @@ a prompt (twice) on a terminal, or one line of standard input.`,
 				}
 				human := fmt.Sprintf("created admin %s", args[0])
 				if code != "" {
-					human += fmt.Sprintf("\nproduction mode: enroll a second factor with `vcli -u %s user 2fa --code %s` (the code is valid 24 h)", args[0], code)
+					human += fmt.Sprintf("\nproduction mode: enroll a second factor with `%s -u %s user 2fa --code %s` (the code is valid 24 h)", a.cliPrefix(), args[0], code)
 				}
-				a.print(map[string]any{"ok": true, "name": args[0], "enrollment_code": code}, human)
+				a.print(map[string]any{"ok": true, "name": args[0], "enrollment_code": absent(code)}, human)
 				return nil
 			})
 		},
@@ -82,9 +82,9 @@ func (a *app) userCmd() *cobra.Command {
 				}
 				human := fmt.Sprintf("added %s %s", role, args[0])
 				if code != "" {
-					human += fmt.Sprintf("\nenrollment code for the second factor (valid 24 h): %s\n(%s enrolls with `vcli -u %s user 2fa --code %s`)", code, args[0], args[0], code)
+					human += fmt.Sprintf("\nenrollment code for the second factor (valid 24 h): %s\n(%s enrolls with `%s -u %s user 2fa --code %s`)", code, args[0], a.cliPrefix(), args[0], code)
 				}
-				a.print(map[string]any{"ok": true, "name": args[0], "role": role, "enrollment_code": code}, human)
+				a.print(map[string]any{"ok": true, "name": args[0], "role": role, "enrollment_code": absent(code)}, human)
 				return nil
 			})
 		},

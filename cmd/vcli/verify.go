@@ -31,15 +31,18 @@ func (a *app) verifyReceiptCmd() *cobra.Command {
 	var witnesses []string
 	var quorum int
 	cmd := &cobra.Command{
-		Use:   "receipt FILE --server-key KEY [--server-id ID] [--witness [ID:]KEY ...] [--quorum K]",
+		Use:   "receipt FILE [--server-key KEY] [--server-id ID] [--witness [ID:]KEY ...] [--quorum K]",
 		Short: "Check a receipt offline: the entry, the server's signed checkpoint, the inclusion proof",
 		Long: `vcli verify receipt checks a receipt (from "rec put --receipt-out" or "rec
 proof") without any connection. It proves that the entry in it is at its seq in
 the chain under a checkpoint the server signed.
 
---server-key is the server's public key ("vcli id" prints it). A fingerprint
-works only if known_hosts holds the key it names. --server-id is needed when the
-key is not the server's first identity key (after a rotation). Each --witness
+--server-key is the server's public key ("vcli id --key" prints it). A
+fingerprint works only if known_hosts holds the key it names. Without
+--server-key the key comes from known_hosts: the one recorded for the server
+given with -n/-p (or the profile), else the one whose server-id (derived from
+the server's first key) is the receipt's origin. --server-id is needed when
+the key is not the server's first identity key (after a rotation). Each --witness
 is a witness's key, "SERVER-ID:KEY" when it is not that witness's first key;
 --quorum K demands cosignatures from K distinct listed witnesses.
 
@@ -47,15 +50,21 @@ FILE "-" reads standard input. Exit status 0 when the receipt verifies, 1 when
 it does not, 2 for usage errors.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if a.opts.serverKey == "" {
-				return usagef("give --server-key KEY: the server's public key (`vcli id` prints it)")
+			if serverID != "" && !verify.ValidServerID(serverID) {
+				return usagef("--server-id %q: want 32 lowercase hex characters", serverID)
 			}
-			key, err := a.offlineKey(a.opts.serverKey)
+			receipt, err := a.readInput(args[0])
 			if err != nil {
 				return err
 			}
-			if serverID != "" && !verify.ValidServerID(serverID) {
-				return usagef("--server-id %q: want 32 lowercase hex characters", serverID)
+			var key ed25519.PublicKey
+			if a.opts.serverKey != "" {
+				key, err = a.offlineKey(a.opts.serverKey)
+			} else {
+				key, serverID, err = a.receiptKey(cmd, receipt, serverID)
+			}
+			if err != nil {
+				return err
 			}
 			opts := verify.ReceiptOptions{ServerKey: key, ServerID: serverID, Quorum: quorum}
 			for _, w := range witnesses {
@@ -68,18 +77,9 @@ it does not, 2 for usage errors.`,
 			if quorum < 0 || quorum > len(opts.Witnesses) {
 				return usagef("--quorum %d: want 0 to the number of --witness keys (%d)", quorum, len(opts.Witnesses))
 			}
-			receipt, err := a.readInput(args[0])
-			if err != nil {
-				return err
-			}
 			v, err := verify.VerifyReceipt(receipt, opts)
 			if err != nil {
-				if a.opts.json {
-					a.printJSON(map[string]any{"ok": false, "file": args[0], "error": err.Error()})
-				} else {
-					fmt.Fprintf(a.stderr, "vcli: %s does NOT verify: %v\n", args[0], err)
-				}
-				return &quietERR{err}
+				return &quietERR{a.receiptFailed(cmd, err)}
 			}
 			leaf := hex.EncodeToString(v.Leaf[:])
 			root := base64.StdEncoding.EncodeToString(v.Checkpoint.Root[:])
@@ -97,7 +97,7 @@ it does not, 2 for usage errors.`,
 				human += fmt.Sprintf("\n  cosigned by %d witnesses", len(cosigners))
 			}
 			a.print(map[string]any{"ok": true, "chain": v.Entry.Chain, "origin": v.Checkpoint.Origin, "seq": v.Entry.Seq,
-				"id": v.Record.ID, "type": v.Record.Type, "time": v.Entry.Time, "leaf": leaf, "tree_size": v.Checkpoint.Size,
+				"id": v.Record.ID, "type": absent(v.Record.Type), "time": v.Entry.Time, "leaf": leaf, "tree_size": v.Checkpoint.Size,
 				"root": root, "cosigners": cosigners, "payload": jsonable(v.Record.Payload)}, human)
 			return nil
 		},
@@ -142,21 +142,75 @@ func (a *app) offlineKey(text string) (ed25519.PublicKey, error) {
 		}
 		return key, nil
 	}
-	path := a.opts.knownHosts
-	if path == "" {
-		var err error
-		if path, err = secure.DefaultKnownHostsPath(); err != nil {
-			return nil, usagef("%s is a fingerprint and there is no known_hosts to look it up in (%v): need the public key (`vcli id` prints it)", text, err)
-		}
-	}
-	kh, err := secure.OpenKnownHosts(path)
+	kh, path, err := a.openKnownHosts()
 	if err != nil {
-		return nil, usagef("%v", err)
+		return nil, err
 	}
 	if key, ok := kh.FindByFingerprint(text); ok {
 		return key, nil
 	}
 	return nil, usagef("%s is a fingerprint and no key in %s has it: need the public key (`vcli id` prints it)", text, path)
+}
+
+// receiptKey finds the server key for a receipt in known_hosts when no
+// --server-key is given: the key recorded for -n/-p when the command line (or
+// the profile) names a server, else the key whose first-key server-id is
+// the receipt's origin. It returns the server-id to check the receipt
+// against: the origin, which a key found by address may not derive (after a
+// rotation).
+func (a *app) receiptKey(cmd *cobra.Command, receipt []byte, serverID string) (ed25519.PublicKey, string, error) {
+	origin, err := verify.ReceiptServerID(receipt)
+	if err != nil {
+		// Nothing to look up: the receipt is malformed, which is its fault.
+		return nil, "", &quietERR{a.receiptFailed(cmd, err)}
+	}
+	kh, path, err := a.openKnownHosts()
+	if err != nil {
+		return nil, "", err
+	}
+	if cmd.Flags().Changed("host") || cmd.Flags().Changed("port") {
+		key, ok := kh.Lookup(a.addr())
+		if !ok {
+			return nil, "", usagef("%s has no key for %s: give --server-key KEY (`vcli id --key` prints it)", path, a.addr())
+		}
+		if serverID == "" {
+			serverID = origin
+		}
+		return key, serverID, nil
+	}
+	for _, key := range kh.Keys() {
+		if verify.ServerIDFromKey(key) == origin {
+			return key, serverID, nil
+		}
+	}
+	return nil, "", usagef("the receipt is from server %s and no key in %s derives that server-id: give --server-key KEY (`vcli id --key` prints it), or name the server with -n/-p if it rotated its key", origin, path)
+}
+
+// receiptFailed reports that a receipt does not verify and returns err.
+func (a *app) receiptFailed(cmd *cobra.Command, err error) error {
+	file := cmd.Flags().Arg(0)
+	if a.opts.json {
+		a.printJSON(map[string]any{"ok": false, "file": file, "error": err.Error()})
+	} else {
+		fmt.Fprintf(a.stderr, "vcli: %s does NOT verify: %v\n", file, err)
+	}
+	return err
+}
+
+// openKnownHosts opens --known-hosts or the default file.
+func (a *app) openKnownHosts() (*secure.KnownHosts, string, error) {
+	path := a.opts.knownHosts
+	if path == "" {
+		var err error
+		if path, err = secure.DefaultKnownHostsPath(); err != nil {
+			return nil, "", usagef("no known_hosts to look the server's key up in (%v): need the public key: give --server-key KEY (`vcli id --key` prints it)", err)
+		}
+	}
+	kh, err := secure.OpenKnownHosts(path)
+	if err != nil {
+		return nil, "", usagef("%v", err)
+	}
+	return kh, path, nil
 }
 
 // witnessKey parses --witness [SERVER-ID:]KEY. A server-id is 32 hex

@@ -1,7 +1,7 @@
 // Command vserv is the vserv server and its offline tools.
 //
 //	vserv [serve] [flags]        serve (the default)
-//	vserv keygen [--identity]    add or rotate session keys, or rotate the identity
+//	vserv keygen [--identity]    renew or add session keys, or rotate the identity
 //	vserv verify -r DIR          check a data directory's ledger offline
 //	vserv service                print a hardened systemd unit
 //
@@ -48,12 +48,26 @@ func newRootCmd() *cobra.Command {
 	root := &cobra.Command{
 		Use:   "vserv",
 		Short: "vserv: encrypted TCP server with a tamper-evident, publicly verifiable ledger",
-		Long: `vserv serves the vserv protocol: an encrypted session (Noise with a hybrid
-ML-KEM post-quantum key exchange), accounts, and — as they are built — files and
-a ledger whose every record can be proven.
+		Long: `vserv serves the vserv protocol over TCP: an encrypted session (Noise with
+a hybrid ML-KEM-768 post-quantum key exchange, the server proven by its pinned
+Ed25519 key), accounts with two-factor authentication, a private file home per
+account, and chains of records every one of which can be proven included
+under a checkpoint the server signed (docs/protocol.md, docs/formats.md).
 
 With no arguments it serves on 127.0.0.1:6666 with its data in ./vserv-data,
-creating keys on first start. The first line on stderr is "listening on HOST:PORT".`,
+creating the directory and its keys on first start. It opens the data
+directory (keys, database) before it says anything: the first line on stderr
+is "listening on HOST:PORT", written only once the server will serve, and log
+records follow it (they also go to DATAROOT/log/vserv.log). A data directory
+another vserv is using, or a key file group or others may read, makes it exit
+with status 1 and a one-line reason instead. SIGINT or SIGTERM stop it: running
+commands get 10 s to finish.
+
+Replication, witnessing and the web panel are not part of this version: -N
+and --http are accepted and change nothing yet.
+
+Exit status: 0 after a clean stop, 1 when the server cannot start or fails,
+2 for usage errors.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Args:          cobra.NoArgs,

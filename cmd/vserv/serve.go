@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -56,15 +57,15 @@ func (o *serveOptions) register(cmd *cobra.Command) {
 	f.StringVarP(&o.dataroot, "dataroot", "r", "vserv-data", "data directory (created 0700 on first start)")
 	f.BoolVarP(&o.production, "pmode", "P", false, "production mode: writers and admins must use a second factor; weak passwords refused")
 	f.StringVarP(&o.loglevel, "loglevel", "l", "info", "log level: debug, info, warn or error")
-	f.BoolVarP(&o.norepl, "norepl", "N", false, "do not replicate to or from peers")
-	f.BoolVarP(&o.verbose, "verbose", "v", false, "verbose: log at debug level")
-	f.BoolVarP(&o.quiet, "quiet", "q", false, "quiet: log warnings and errors only")
+	f.BoolVarP(&o.norepl, "norepl", "N", false, "do not replicate to or from peers (accepted; this version does not replicate yet)")
+	f.BoolVarP(&o.verbose, "verbose", "v", false, "verbose: log at debug level (overrides -l)")
+	f.BoolVarP(&o.quiet, "quiet", "q", false, "quiet: log warnings and errors only (overrides -l)")
 	f.BoolVarP(&o.showVersion, "version", "V", false, "print the version and exit")
 	f.StringVar(&o.http, "http", "127.0.0.1:6680", "web panel and metrics address, or off (not served by this version yet)")
 	f.IntVar(&o.maxConns, "max-conns", 4096, "most connections in total")
 	f.IntVar(&o.maxConnsIP, "max-conns-ip", 64, "most connections from one IP address (IPv6: one /64)")
 	f.Float64Var(&o.rateIP, "rate-ip", 20, "new connections plus handshakes per second allowed from one IP")
-	f.StringVar(&o.site, "site", "", "site name shown by `id` (default: the host name)")
+	f.StringVar(&o.site, "site", "", "site name the id command shows (default: the host name)")
 	f.IntVar(&o.maxMsg, "max-msg", wire.DefaultMaxMsg, "largest message in bytes (at most 16 MiB)")
 	f.Int64Var(&o.readBudget, "read-budget", server.DefaultReadBudget, "most bytes all connections together may hold in partly received requests (a quarter for connections without a login; at least --max-msg)")
 	f.Int64Var(&o.replyBudget, "reply-budget", server.DefaultReplyBudget, "most bytes all connections together may hold in big replies being sent (a quarter for connections without a login; at least 64 MiB)")
@@ -92,7 +93,18 @@ func (o *serveOptions) level() (slog.Level, error) {
 	return l, nil
 }
 
+// runServe serves until the context ends. Usage errors exit 2; a server
+// that cannot start or fails exits 1.
 func runServe(cmd *cobra.Command, o *serveOptions) error {
+	err := serve(cmd, o)
+	var ee *exitError
+	if err != nil && !errors.As(err, &ee) {
+		return &exitError{code: 1, err: err}
+	}
+	return err
+}
+
+func serve(cmd *cobra.Command, o *serveOptions) error {
 	if o.showVersion {
 		fmt.Fprintln(cmd.OutOrStdout(), "vserv", version.String())
 		return nil
@@ -128,18 +140,21 @@ func runServe(cmd *cobra.Command, o *serveOptions) error {
 	if o.testKDF && o.production {
 		return usage("--test-kdf is refused in production mode")
 	}
+	// The port first: a busy one fails before the data directory is touched.
 	ln, err := net.Listen("tcp", net.JoinHostPort(o.host, strconv.Itoa(o.port)))
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
 	defer ln.Close()
-	// Written directly and before any log record: tests and scripts read the
-	// port from this first line.
-	fmt.Fprintf(cmd.ErrOrStderr(), "listening on %s\n", ln.Addr())
 	if err := os.MkdirAll(o.dataroot, 0o700); err != nil {
 		return fmt.Errorf("create data directory: %w", err)
 	}
-	logger, logFile, err := server.OpenLog(o.dataroot, cmd.ErrOrStderr(), level)
+	// Log records of the start wait in stderr until the server will serve:
+	// "listening on" must be the first line, and must never be written by a
+	// server that then exits (a busy database, a key others may read).
+	stderr := newHeldWriter(cmd.ErrOrStderr())
+	defer stderr.release("")
+	logger, logFile, err := server.OpenLog(o.dataroot, stderr, level)
 	if err != nil {
 		return err
 	}
@@ -161,15 +176,6 @@ func runServe(cmd *cobra.Command, o *serveOptions) error {
 		return err
 	}
 	defer srv.Close()
-
-	logger.Info("serving", "addr", ln.Addr().String(), "server_id", srv.ServerID(),
-		"dataroot", o.dataroot, "production", o.production)
-	if o.norepl {
-		logger.Info("replication disabled (-N)")
-	}
-	if o.http != "off" && !strings.EqualFold(o.http, "") {
-		logger.Info("the web panel is not part of this version yet; --http is accepted and ignored", "http", o.http)
-	}
 	if o.cpuProfile != "" {
 		pf, err := os.Create(o.cpuProfile)
 		if err != nil {
@@ -179,6 +185,18 @@ func runServe(cmd *cobra.Command, o *serveOptions) error {
 			return fmt.Errorf("cpu profile: %w", err)
 		}
 		defer func() { pprof.StopCPUProfile(); pf.Close() }()
+	}
+
+	// Written directly, not as a log record, and first: tests and scripts
+	// read the port from this line and take it to mean the server is up.
+	stderr.release(fmt.Sprintf("listening on %s\n", ln.Addr()))
+	logger.Info("serving", "addr", ln.Addr().String(), "server_id", srv.ServerID(),
+		"dataroot", o.dataroot, "production", o.production)
+	if o.norepl {
+		logger.Info("replication disabled (-N)")
+	}
+	if o.http != "off" && !strings.EqualFold(o.http, "") {
+		logger.Info("the web panel is not part of this version yet; --http is accepted and ignored", "http", o.http)
 	}
 	err = srv.Serve(cmd.Context(), ln)
 	logger.Info("stopped")

@@ -46,12 +46,22 @@ directory. The checkpoint key is the public half of DATAROOT/identity.key,
 or --server-key (the padded base64 key "vcli id" prints) for a copy that has
 only ledger.db.
 
+A --server-key that is neither the server's first identity key nor one its
+keys chain rotates to is refused with one line saying it does not match the
+server-id.
+
 Exit status: 0 when everything verifies, 1 with one line per fault
 ("chain CHAIN seq N: WHAT"; for a rollback, N is the expected size and WHAT
-names both sizes and roots) or when the database cannot be read, 2 for usage
-errors.`,
+names both sizes and roots), when the database cannot be read or the key
+does not match, 2 for usage errors (a data directory that does not exist
+included).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			// Checked first, so that a mistyped -r gets one plain line; and
+			// nothing below may create the directory.
+			if st, err := os.Stat(dataroot); err != nil || !st.IsDir() {
+				return &exitError{code: 2, err: fmt.Errorf("data directory %s does not exist (give -r DIR, the server's data directory or a copy of it)", dataroot)}
+			}
 			pub, err := verifyKey(dataroot, serverKey)
 			if err != nil {
 				return err
@@ -69,6 +79,11 @@ errors.`,
 				return &exitError{code: 1, err: err}
 			}
 			defer db.Close()
+			if serverKey != "" {
+				if err := checkServerKey(db, pub); err != nil {
+					return err
+				}
+			}
 			chains, entries, err := ledgerSize(db)
 			if err != nil {
 				return &exitError{code: 1, err: err}

@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"os"
 	"sync"
-	"syscall"
 
 	"github.com/vserv/vserv/internal/wire"
 )
@@ -34,9 +33,7 @@ func (h *Home) OpenDownload(cwd Cwd, p string, offset int64) (*Download, error) 
 	if offset < 0 {
 		return nil, wire.Errorf(wire.CodeInvalid, "negative offset %d", offset)
 	}
-	// O_NONBLOCK: a FIFO planted in a home must not hang the connection in
-	// open; it is refused just below. It does not affect regular files.
-	f, err := h.root.OpenFile(rel, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	f, err := h.root.OpenFile(rel, os.O_RDONLY|openNonblock, 0)
 	if err != nil {
 		return nil, h.err("fget", p, err)
 	}
@@ -123,11 +120,7 @@ type hashKey struct {
 const hashCacheMax = 1024
 
 func keyOf(rel string, fi fs.FileInfo) hashKey {
-	k := hashKey{rel: rel, size: fi.Size(), mtimeNs: fi.ModTime().UnixNano()}
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		k.ino = int64(st.Ino)
-	}
-	return k
+	return hashKey{rel: rel, ino: inode(fi), size: fi.Size(), mtimeNs: fi.ModTime().UnixNano()}
 }
 
 // put records the hash of a file whose content is known to have it: an

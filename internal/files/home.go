@@ -139,7 +139,9 @@ func (h *Home) List(cwd Cwd, p string, dirsOnly bool) ([]Info, error) {
 	return out, nil
 }
 
-// Mkdir creates the directory p names (mode 0700); its parent must exist.
+// Mkdir creates the directory p names (mode 0700); its parent must exist. A
+// directory counts as one file and one block against the quotas, and is at
+// most maxDepth levels deep (both ERR limit).
 func (h *Home) Mkdir(cwd Cwd, p string) error {
 	rel, err := resolve(cwd, p)
 	if err != nil {
@@ -154,7 +156,17 @@ func (h *Home) Mkdir(cwd Cwd, p string) error {
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return h.err("mkdir", p, err)
 	}
-	return h.err("mkdir", p, h.root.Mkdir(rel, 0o700))
+	if err := checkDepth(p, rel); err != nil {
+		return err
+	}
+	if err := h.svc.take(h.use, dirCharge, 1); err != nil {
+		return err
+	}
+	if err := h.root.Mkdir(rel, 0o700); err != nil {
+		h.svc.adjust(h.use, -dirCharge, -1)
+		return h.err("mkdir", p, err)
+	}
+	return nil
 }
 
 // Rmdir removes the empty directory p names. A directory that still holds
@@ -185,7 +197,11 @@ func (h *Home) Rmdir(cwd Cwd, p string) error {
 	if err != nil && errors.Is(err, fs.ErrExist) && h.dropKeptTemps(rel) {
 		err = h.root.Remove(rel)
 	}
-	return h.err("rmdir", p, err)
+	if err != nil {
+		return h.err("rmdir", p, err)
+	}
+	h.svc.adjust(h.use, -dirCharge, -1)
+	return nil
 }
 
 // dropKeptTemps removes the temporary files in dir if they are all it holds
@@ -211,7 +227,9 @@ func (h *Home) dropKeptTemps(dir string) bool {
 		if err != nil || h.root.Remove(rel) != nil {
 			return false
 		}
-		h.svc.adjust(h.use, -fi.Size(), 0)
+		if !isInfo(e.Name()) {
+			h.svc.adjust(h.use, -tempCharge(fi.Size()), -1)
+		}
 	}
 	return true
 }

@@ -26,7 +26,21 @@ const (
 	tempPrefix = ".vserv-upload-"
 	// top is the path of the home itself, as os.Root spells it.
 	top = "."
+	// maxDepth is how many components a path in a home may have at most:
+	// deep enough for any real tree, and it keeps a client from making
+	// chains of directories that tools walking the home (and the start-up
+	// scan) must descend.
+	maxDepth = 32
 )
+
+// checkDepth refuses to create rel, which the client wrote as p, if it would
+// be deeper than maxDepth (ERR limit).
+func checkDepth(p, rel string) error {
+	if n := strings.Count(rel, "/") + 1; rel != top && n > maxDepth {
+		return wire.Errorf(wire.CodeLimit, "%q is %d levels deep; at most %d", p, n, maxDepth)
+	}
+	return nil
+}
 
 // resolve joins cwd and p into the home-relative path p names ("." for the
 // top). It applies the design's lexical rules in the order a client can reason

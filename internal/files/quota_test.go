@@ -78,34 +78,34 @@ func TestQuotas(t *testing.T) {
 // Uploads in progress hold their space: two that each fit alone cannot both start.
 func TestQuotaReservedByUploadsInProgress(t *testing.T) {
 	dir := t.TempDir()
-	s := newService(t, dir, Quotas{UserBytes: 100, TotalBytes: 150})
+	s := newService(t, dir, Quotas{UserBytes: 10000, TotalBytes: 15000})
 	alice, bob := newHome(t, s, "alice"), newHome(t, s, "bob")
-	u1, _, err := alice.BeginUpload("", "a", 60, sum(make([]byte, 60)), false, false)
+	u1, _, err := alice.BeginUpload("", "a", 6000, sum(make([]byte, 6000)), false, false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, _, err = alice.BeginUpload("", "b", 60, sum(make([]byte, 60)), false, false)
+	_, _, err = alice.BeginUpload("", "b", 6000, sum(make([]byte, 6000)), false, false)
 	wantCode(t, "second upload over the user quota", err, wire.CodeLimit)
-	_, _, err = bob.BeginUpload("", "b", 91, sum(make([]byte, 91)), false, false)
+	_, _, err = bob.BeginUpload("", "b", 9001, sum(make([]byte, 9001)), false, false)
 	wantCode(t, "bob's upload over the total", err, wire.CodeLimit)
-	u1.Write(0, make([]byte, 30))
-	u1.Abort() // keeps 30 bytes on disk, which still count
-	if b, f := s.Usage("alice"); b != 30 || f != 0 {
-		t.Errorf("usage after abort = %d %d, want 30 0", b, f)
+	u1.Write(0, make([]byte, 3000))
+	u1.Abort() // keeps 3000 bytes on disk, which count as one file of one block
+	if b, f := s.Usage("alice"); b != block || f != 1 {
+		t.Errorf("usage after abort = %d %d, want %d 1", b, f, block)
 	}
-	_, _, err = alice.BeginUpload("", "b", 71, sum(make([]byte, 71)), false, false)
+	_, _, err = alice.BeginUpload("", "b", 10000-block+1, sum(make([]byte, 10000-block+1)), false, false)
 	wantCode(t, "upload over what the kept temporary leaves", err, wire.CodeLimit)
-	// Resuming needs only the remaining 30 bytes... of 100 minus 30 kept.
-	u1, off, err := alice.BeginUpload("", "a", 60, sum(make([]byte, 60)), false, false)
-	if err != nil || off != 30 {
+	// Resuming needs only what the finished file adds to the kept block.
+	u1, off, err := alice.BeginUpload("", "a", 6000, sum(make([]byte, 6000)), false, false)
+	if err != nil || off != 3000 {
 		t.Fatalf("resume = %d, %v", off, err)
 	}
-	u1.Write(30, make([]byte, 30))
+	u1.Write(3000, make([]byte, 3000))
 	if err := u1.Finish(); err != nil {
 		t.Fatal(err)
 	}
-	if b, f := s.Usage("alice"); b != 60 || f != 1 {
-		t.Errorf("usage after finish = %d %d, want 60 1", b, f)
+	if b, f := s.Usage("alice"); b != 6000 || f != 1 {
+		t.Errorf("usage after finish = %d %d, want 6000 1", b, f)
 	}
 	u2, _, err := alice.BeginUpload("", "c", 40, sum(make([]byte, 40)), false, false)
 	if err != nil {
@@ -113,8 +113,8 @@ func TestQuotaReservedByUploadsInProgress(t *testing.T) {
 	}
 	u2.Write(0, make([]byte, 10))
 	u2.Discard()
-	if b, f := s.Usage("alice"); b != 60 || f != 1 {
-		t.Errorf("usage after discard = %d %d, want 60 1", b, f)
+	if b, f := s.Usage("alice"); b != 6000 || f != 1 {
+		t.Errorf("usage after discard = %d %d, want 6000 1", b, f)
 	}
 	if err := alice.Delete("", "a"); err != nil {
 		t.Fatal(err)
@@ -125,6 +125,84 @@ func TestQuotaReservedByUploadsInProgress(t *testing.T) {
 	if tmp := tempFiles(t, dir); len(tmp) != 0 {
 		t.Errorf("temporary files left: %v", tmp)
 	}
+}
+
+// A file of exactly the bytes left fits, but its partial upload, charged a
+// whole block, may not: then the quota wins and nothing is kept.
+func TestAbortPastTheQuotaDropsThePartialUpload(t *testing.T) {
+	dir := t.TempDir()
+	s := newService(t, dir, Quotas{UserBytes: 100})
+	h := newHome(t, s, "alice")
+	u, _, err := h.BeginUpload("", "a", 100, sum(make([]byte, 100)), false, false)
+	if err != nil {
+		t.Fatalf("upload of exactly the quota: %v", err)
+	}
+	u.Write(0, make([]byte, 30))
+	if err := u.Abort(); err != nil {
+		t.Fatal(err)
+	}
+	if b, f := s.Usage("alice"); b != 0 || f != 0 {
+		t.Errorf("usage after the abort = %d %d, want 0 0", b, f)
+	}
+	if tmp := tempFiles(t, dir); len(tmp) != 0 {
+		t.Errorf("temporary files kept past the quota: %v", tmp)
+	}
+}
+
+// Directories and kept partial uploads count as files (and a block each), so
+// neither can be made without limit; paths are at most maxDepth deep.
+func TestDirectoriesAndPartialUploadsCountAgainstTheQuota(t *testing.T) {
+	dir := t.TempDir()
+	s := newService(t, dir, Quotas{UserFiles: 3, UserBytes: 1 << 20})
+	h := newHome(t, s, "alice")
+	for _, d := range []string{"d1", "d2"} {
+		if err := h.Mkdir("", d); err != nil {
+			t.Fatalf("mkdir %s: %v", d, err)
+		}
+	}
+	u, _, err := h.BeginUpload("", "p", 10, sum(make([]byte, 10)), false, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Write(0, []byte{1})
+	if err := u.Abort(); err != nil {
+		t.Fatal(err)
+	}
+	if b, f := s.Usage("alice"); b != 3*block || f != 3 {
+		t.Errorf("usage = %d %d, want %d 3", b, f, 3*block)
+	}
+	wantCode(t, "mkdir past the file quota", h.Mkdir("", "d3"), wire.CodeLimit)
+	_, _, err = h.BeginUpload("", "q", 1, sum([]byte{1}), false, false)
+	wantCode(t, "upload past the file quota", err, wire.CodeLimit)
+	if err := h.Rmdir("", "d2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Mkdir("", "d3"); err != nil {
+		t.Errorf("mkdir after rmdir freed a file: %v", err)
+	}
+
+	// A restart counts the same.
+	s.Close()
+	s = newService(t, dir, Quotas{UserFiles: 3})
+	if b, f := s.Usage("alice"); b != 3*block || f != 3 {
+		t.Errorf("usage after a restart = %d %d, want %d 3", b, f, 3*block)
+	}
+
+	s2 := newService(t, t.TempDir(), Quotas{})
+	deep := newHome(t, s2, "bob")
+	p := "d"
+	for i := 1; i < maxDepth; i++ {
+		if err := deep.Mkdir("", p); err != nil {
+			t.Fatalf("mkdir at depth %d: %v", i, err)
+		}
+		p += "/d"
+	}
+	if err := deep.Mkdir("", p); err != nil {
+		t.Fatalf("mkdir at depth %d: %v", maxDepth, err)
+	}
+	wantCode(t, "mkdir past the depth cap", deep.Mkdir("", p+"/d"), wire.CodeLimit)
+	_, _, err = deep.BeginUpload("", p+"/f", 1, sum([]byte{1}), false, false)
+	wantCode(t, "upload past the depth cap", err, wire.CodeLimit)
 }
 
 // The global total counts homes written before a restart.

@@ -139,9 +139,9 @@ func (s *Service) Home(user string) (*Home, error) {
 	return h, nil
 }
 
-// Usage returns what the account's home holds: bytes (its files plus any
-// kept upload temporary files, since both use its quota) and files (regular
-// files, not counting temporary ones). An unknown home uses nothing.
+// Usage returns what the account's home holds as the quotas count it: its
+// regular files, directories and kept upload temporary files, in files and
+// charged bytes (see usage). An unknown home uses nothing.
 func (s *Service) Usage(user string) (bytes, files int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

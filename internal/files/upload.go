@@ -12,9 +12,8 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"runtime"
 	"sync"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/vserv/vserv/internal/wire"
 )
@@ -35,7 +34,12 @@ type Upload struct {
 	want    []byte
 	force   bool
 	backup  bool
-	start   int64 // bytes the temporary file already had (already counted as used)
+	start   int64 // bytes the temporary file already had
+
+	// held is what the kept temporary file was already charged (nothing for
+	// a new one); resv is what this upload reserved on top. See usage.
+	heldBytes, heldFiles int64
+	resvBytes, resvFiles int64
 
 	mu   sync.Mutex
 	f    *os.File
@@ -51,19 +55,6 @@ type Upload struct {
 // its final fsync waits for all of them; with it, the disk works during the
 // transfer and the fsync before the rename has only the tail left.
 const flushEvery = 8 << 20
-
-// startWriteback starts (without waiting for) writing the data since the last
-// call to disk. It is only a hint: Finish's fsync is what makes data durable,
-// so a failure here is ignored.
-func (u *Upload) startWriteback() {
-	from, n := u.flushed, u.next-u.flushed
-	u.flushed = u.next
-	if rc, err := u.f.SyscallConn(); err == nil {
-		rc.Control(func(fd uintptr) {
-			unix.SyncFileRange(int(fd), from, n, unix.SYNC_FILE_RANGE_WRITE)
-		})
-	}
-}
 
 // BeginUpload starts (or resumes) an upload of size bytes with SHA-256 sum to
 // the path p names. It returns the offset the client must send from: 0, or
@@ -94,6 +85,9 @@ func (h *Home) BeginUpload(cwd Cwd, p string, size int64, sum []byte, force, bac
 	case backup && len(path.Base(rel))+1 > maxComponent:
 		return nil, 0, wire.Errorf(wire.CodeInvalid, "backup name of %q would be over %d bytes", p, maxComponent)
 	}
+	if err := checkDepth(p, rel); err != nil {
+		return nil, 0, err
+	}
 
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -111,7 +105,7 @@ func (h *Home) BeginUpload(cwd Cwd, p string, size int64, sum []byte, force, bac
 		return nil, 0, wire.Errorf(wire.CodeConflict, "the same upload of %q is already in progress", p)
 	}
 
-	var start int64
+	var start, heldBytes, heldFiles int64
 	switch fi, err := h.root.Lstat(tempRel); {
 	case errors.Is(err, fs.ErrNotExist):
 	case err != nil:
@@ -124,22 +118,35 @@ func (h *Home) BeginUpload(cwd Cwd, p string, size int64, sum []byte, force, bac
 		if err := h.root.Remove(tempRel); err != nil {
 			return nil, 0, h.err("upload", p, err)
 		}
-		h.svc.adjust(h.use, -fi.Size(), 0)
+		h.svc.adjust(h.use, -tempCharge(fi.Size()), -1)
 	default:
-		start = fi.Size()
+		start, heldBytes, heldFiles = fi.Size(), tempCharge(fi.Size()), 1
 	}
 
-	if err := h.svc.reserve(h.use, size-start); err != nil {
+	// Enough for the finished file, so a file of exactly the bytes left
+	// fits. A temporary file kept at Abort may be charged up to a block more
+	// than that; Abort then checks the quotas again (see keepTemp).
+	resvBytes, resvFiles := max(0, size-heldBytes), 1-heldFiles
+	if err := h.svc.reserve(h.use, resvBytes, resvFiles); err != nil {
 		return nil, 0, err
 	}
 	f, err := h.root.OpenFile(tempRel, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
-		h.svc.settle(h.use, size-start, 0, 0)
+		h.svc.settle(h.use, resvBytes, resvFiles, 0, 0)
 		return nil, 0, h.err("upload", p, err)
+	}
+	if err := h.writeInfo(tempRel, rel, size, sum); err != nil {
+		f.Close()
+		if heldFiles == 0 {
+			h.removeTemp(tempRel)
+		}
+		h.svc.settle(h.use, resvBytes, resvFiles, 0, 0)
+		return nil, 0, fmt.Errorf("upload %q: %w", p, err)
 	}
 	u := &Upload{
 		h: h, p: p, rel: rel, tempRel: tempRel, size: size, want: bytes.Clone(sum),
 		force: force, backup: backup, start: start, f: f, sum: sha256.New(), next: start, flushed: start,
+		heldBytes: heldBytes, heldFiles: heldFiles, resvBytes: resvBytes, resvFiles: resvFiles,
 	}
 	if start > 0 {
 		// The kept prefix is hashed once here so that Finish need not reread
@@ -150,7 +157,7 @@ func (h *Home) BeginUpload(cwd Cwd, p string, size int64, sum []byte, force, bac
 		}
 		if err != nil {
 			f.Close()
-			h.svc.settle(h.use, size-start, 0, 0)
+			h.svc.settle(h.use, resvBytes, resvFiles, 0, 0)
 			return nil, 0, fmt.Errorf("resume upload %q: %w", p, err)
 		}
 	}
@@ -266,14 +273,10 @@ func (u *Upload) Finish() error {
 	}
 	if err != nil {
 		// Nothing of this upload may stay: not the file, not its temporary.
-		if rerr := h.root.Remove(u.tempRel); rerr == nil {
-			h.svc.settle(h.use, u.size-u.start, -u.start, 0)
-		} else {
-			h.svc.settle(h.use, u.size-u.start, u.next-u.start, 0)
-		}
+		u.settleTemp(h.removeTemp(u.tempRel) != nil)
 		return err
 	}
-	h.svc.settle(h.use, u.size-u.start, bytesDelta, filesDelta)
+	h.svc.settle(h.use, u.resvBytes, u.resvFiles, bytesDelta-u.heldBytes, filesDelta-u.heldFiles)
 	return nil
 }
 
@@ -285,8 +288,9 @@ func (u *Upload) commit() (bytesDelta, filesDelta int64, err error) {
 	if err != nil {
 		return 0, 0, err
 	}
-	// The temporary file's bytes are already on disk; it becomes one more file.
-	bytesDelta, filesDelta = u.size-u.start, 1
+	// The temporary file becomes one more file of its size (its own charge
+	// is taken off by the caller).
+	bytesDelta, filesDelta = u.size, 1
 	if exists {
 		old, err := h.root.Lstat(u.rel)
 		if err != nil {
@@ -308,6 +312,7 @@ func (u *Upload) commit() (bytesDelta, filesDelta int64, err error) {
 	if err := h.root.Rename(u.tempRel, u.rel); err != nil {
 		return 0, 0, h.err("upload", u.p, err)
 	}
+	h.root.Remove(u.tempRel + infoSuffix) // describes a partial upload no more
 	if statErr == nil {
 		h.hashes.put(u.rel, done, u.want)
 	}
@@ -348,6 +353,9 @@ func (u *Upload) keepBackup() (freed usage, err error) {
 
 // syncDir makes a rename in dir durable.
 func (h *Home) syncDir(dir string) error {
+	if runtime.GOOS == "windows" {
+		return nil // directories cannot be opened for sync there (NTFS journals renames)
+	}
 	d, err := h.root.Open(dir)
 	if err != nil {
 		return err
@@ -387,10 +395,22 @@ func (u *Upload) Abort() error {
 	}
 	h := u.h
 	h.mu.Lock()
+	defer h.mu.Unlock()
 	delete(h.active, u.tempRel)
-	h.mu.Unlock()
-	h.svc.settle(h.use, u.size-u.start, u.next-u.start, 0)
+	if err == nil && !h.svc.keepTemp(h.use, u.resvBytes, u.resvFiles, tempCharge(u.next)-u.heldBytes, 1-u.heldFiles) {
+		// Its block-rounded charge no longer fits: the quota wins over
+		// resuming (only near a full quota, within a block of the limit).
+		h.svc.log.Info("files: partial upload dropped, it would exceed the quota",
+			"home", h.name, "bytes", u.next)
+		if rerr := h.removeTemp(u.tempRel); rerr != nil {
+			h.svc.adjust(h.use, tempCharge(u.next)-u.heldBytes, 1-u.heldFiles)
+			return fmt.Errorf("drop upload %q: %w", u.p, rerr)
+		}
+		h.svc.adjust(h.use, -u.heldBytes, -u.heldFiles)
+		return nil
+	}
 	if err != nil {
+		u.settleTemp(true)
 		return fmt.Errorf("keep upload %q: %w", u.p, err)
 	}
 	return nil
@@ -410,10 +430,20 @@ func (u *Upload) Discard() error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	delete(h.active, u.tempRel)
-	if err := h.root.Remove(u.tempRel); err != nil {
-		h.svc.settle(h.use, u.size-u.start, u.next-u.start, 0)
+	if err := h.removeTemp(u.tempRel); err != nil {
+		u.settleTemp(true)
 		return fmt.Errorf("discard upload %q: %w", u.p, err)
 	}
-	h.svc.settle(h.use, u.size-u.start, -u.start, 0)
+	u.settleTemp(false)
 	return nil
+}
+
+// settleTemp ends the upload's booking when its temporary file stays behind
+// (kept, holding u.next bytes) or is gone.
+func (u *Upload) settleTemp(kept bool) {
+	var bytes, files int64
+	if kept {
+		bytes, files = tempCharge(u.next), 1
+	}
+	u.h.svc.settle(u.h.use, u.resvBytes, u.resvFiles, bytes-u.heldBytes, files-u.heldFiles)
 }

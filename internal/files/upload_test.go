@@ -216,8 +216,8 @@ func TestUploadResume(t *testing.T) {
 	s.Close()
 	s = newService(t, dir, Quotas{})
 	h = newHome(t, s, "alice")
-	if used, files := s.Usage("alice"); used != cut || files != 0 {
-		t.Errorf("usage with a kept temporary = %d %d, want %d 0", used, files, cut)
+	if used, files := s.Usage("alice"); used != tempCharge(cut) || files != 1 {
+		t.Errorf("usage with a kept temporary = %d %d, want %d 1", used, files, tempCharge(cut))
 	}
 	u, off, err = h.BeginUpload("", "f", int64(len(data)), sum(data), false, false)
 	if err != nil || off != cut {
@@ -405,8 +405,9 @@ func TestStaleTempsRemovedOnStart(t *testing.T) {
 	if _, err := os.Stat(fresh); err != nil {
 		t.Errorf("fresh temporary file removed: %v", err)
 	}
-	if b, f := s.Usage("alice"); b != int64(len("new partial")+5) || f != 1 {
-		t.Errorf("usage = %d %d, want %d 1", b, f, len("new partial")+5)
+	// d is one file and a block, the fresh temporary too, and "file" 5 bytes.
+	if b, f := s.Usage("alice"); b != 2*block+5 || f != 3 {
+		t.Errorf("usage = %d %d, want %d 3", b, f, 2*block+5)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 )
 
 // privateDirPerm and privateFilePerm are the modes of the data directory and
@@ -62,6 +63,9 @@ func writeFileAtomic(path string, data []byte, perm fs.FileMode) error {
 
 // syncDir makes a rename, creation or removal in dir durable.
 func syncDir(dir string) error {
+	if runtime.GOOS == "windows" {
+		return nil // directories cannot be opened for sync there (NTFS journals renames)
+	}
 	d, err := os.Open(dir)
 	if err != nil {
 		return fmt.Errorf("sync directory %s: %w", dir, err)
@@ -89,7 +93,10 @@ func readPrivateFile(path string, size int) ([]byte, error) {
 	if !st.Mode().IsRegular() {
 		return nil, fmt.Errorf("read %s: not a regular file", path)
 	}
-	if perm := st.Mode().Perm(); perm&0o077 != 0 {
+	// Windows guards files with ACLs, not mode bits (Go reports 0666 or 0444
+	// for every file), so there is nothing to check there; docs/operations.md
+	// says how to restrict the data directory instead.
+	if perm := st.Mode().Perm(); runtime.GOOS != "windows" && perm&0o077 != 0 {
 		return nil, fmt.Errorf("%s has mode %04o: it must not be accessible to group or others (chmod 600 it if it has not leaked)", path, perm)
 	}
 	if st.Size() != int64(size) {

@@ -138,6 +138,19 @@ func (kh *KnownHosts) Lookup(hostport string) (ed25519.PublicKey, bool) {
 	return nil, false
 }
 
+// Keys returns the recorded keys, in file order.
+func (kh *KnownHosts) Keys() []ed25519.PublicKey {
+	kh.mu.Lock()
+	defer kh.mu.Unlock()
+	var keys []ed25519.PublicKey
+	for _, l := range kh.lines {
+		if l.hostport != "" {
+			keys = append(keys, l.key)
+		}
+	}
+	return keys
+}
+
 // FindByFingerprint returns a recorded key whose Fingerprint is fp.
 func (kh *KnownHosts) FindByFingerprint(fp string) (ed25519.PublicKey, bool) {
 	kh.mu.Lock()

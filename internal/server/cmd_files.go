@@ -25,6 +25,7 @@ func fileCommands() map[string]*command {
 		"stat":  {min: v, minArgs: 1, maxArgs: 2, usage: "stat path [{as}] — describe a file or directory: OK {name, size, mtime, dir}", run: cmdStat},
 		"mkdir": {min: v, minArgs: 1, maxArgs: 2, usage: "mkdir path [{as}] — create a directory", run: cmdMkdir},
 		"rmdir": {min: v, minArgs: 1, maxArgs: 2, usage: "rmdir path [{as}] — remove an empty directory", run: cmdRmdir},
+		"fpart": {min: v, minArgs: 1, maxArgs: 3, usage: "fpart ls|rm [path] [{as}] — partial uploads: ls answers OK [{name, size, have, sha256, mtime}...]; rm path discards those of path", run: cmdFpart},
 		"buff":  {min: v, maxArgs: 2, usage: "buff [bytes] [{as}] — get or set the chunk size of the data messages fget sends (1 to 61440)", run: cmdBuff},
 	}
 }
@@ -138,6 +139,57 @@ func cmdMkdir(_ context.Context, c *conn, req *wire.Request) (*reply, error) {
 
 func cmdRmdir(_ context.Context, c *conn, req *wire.Request) (*reply, error) {
 	return pathCommand(c, req, (*files.Home).Rmdir)
+}
+
+// partialInfo is one entry of the `fpart ls` reply.
+type partialInfo struct {
+	Name   string `cbor:"name"`
+	Size   uint64 `cbor:"size"`
+	Have   uint64 `cbor:"have"`
+	SHA256 []byte `cbor:"sha256"`
+	Mtime  uint64 `cbor:"mtime"`
+}
+
+// cmdFpart lists (ls) or discards (rm path) the account's partial uploads:
+// the kept temporary files of interrupted uploads, which count against its
+// quota but no listing shows (docs/protocol.md, "Partial uploads").
+func cmdFpart(_ context.Context, c *conn, req *wire.Request) (*reply, error) {
+	fr, err := c.fileRequest(req, 1, 2, false)
+	if err != nil {
+		return nil, err
+	}
+	sub, err := fr.Text(0, "subcommand")
+	if err != nil {
+		return nil, err
+	}
+	switch sub {
+	case "ls":
+		if fr.NArgs() != 1 {
+			return nil, wire.Errorf(wire.CodeProto, "fpart ls takes no path")
+		}
+		parts, err := fr.home.Partials()
+		if err != nil {
+			return nil, err
+		}
+		out := make([]partialInfo, len(parts))
+		for i, p := range parts {
+			out[i] = partialInfo{Name: p.Name, Size: uint64(p.Size), Have: uint64(p.Have), SHA256: p.SHA256, Mtime: p.MtimeMs}
+		}
+		return ok(out)
+	case "rm":
+		if fr.NArgs() != 2 {
+			return nil, wire.Errorf(wire.CodeProto, "fpart rm takes a path")
+		}
+		p, err := fr.Text(1, "path")
+		if err != nil {
+			return nil, err
+		}
+		if err := fr.home.DiscardPartials(fr.cwd, p); err != nil {
+			return nil, err
+		}
+		return ok()
+	}
+	return nil, wire.Errorf(wire.CodeInvalid, "fpart takes ls or rm, not %q", truncate(sub, 32))
 }
 
 // maxChunk is the largest data payload in either direction (DESIGN.md §3.3:

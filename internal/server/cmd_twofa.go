@@ -163,6 +163,12 @@ func cmdU2fa(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
 	if acct.Peer {
 		return nil, wire.Errorf(wire.CodePerm, "peer accounts have no second factor")
 	}
+	// Without a factor there is nothing to remove. In production mode the
+	// reset still answers, with a fresh enrollment code: it is how an
+	// account whose code expired gets a new one (§3.2 qr).
+	if !acct.Has2FA && !c.srv.cfg.Production {
+		return nil, wire.Errorf(wire.CodeNotFound, "%s has no second factor to remove", acct.Name)
+	}
 	if err := c.srv.accounts.Reset2FA(acct.Name); err != nil {
 		return nil, err
 	}

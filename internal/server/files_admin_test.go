@@ -108,6 +108,7 @@ func TestFileUserAsIsRefusedForEveryCommand(t *testing.T) {
 			{"fget", "private", opt}, {"fget", "private", uint64(0), opt}, {"del", "private", opt},
 			{"ls", opt}, {"ls", ".", opt}, {"lsd", opt}, {"cd", ".", opt}, {"pwd", opt},
 			{"stat", "private", opt}, {"mkdir", "new", opt}, {"rmdir", "new", opt}, {"buff", opt}, {"buff", uint64(10), opt},
+			{"fpart", "ls", opt}, {"fpart", "rm", "private", opt},
 		}
 		for _, call := range calls {
 			_, err := bob.Call(ctx, call[0].(string), call[1:]...)

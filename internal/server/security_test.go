@@ -20,8 +20,6 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/vserv/vserv/client"
 	"github.com/vserv/vserv/internal/secure"
 	"github.com/vserv/vserv/internal/testenv"
@@ -621,8 +619,6 @@ func inNetns(t *testing.T, name string, f func()) {
 	}()
 	f()
 }
-
-func setns(fd uintptr) error { return unix.Setns(int(fd), unix.CLONE_NEWNET) }
 
 func TestUiniFromANonLoopbackAddressIsRefused(t *testing.T) {
 	t.Parallel()

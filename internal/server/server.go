@@ -137,11 +137,15 @@ func New(cfg Config) (*Server, error) {
 	if created {
 		s.log.Info("created server identity", "server_id", id.ServerID, "fingerprint", secure.Fingerprint(id.Public()))
 	}
-	if s.pool, err = secure.OpenPool(cfg.DataRoot, id, cfg.PoolSize, cfg.PoolLife, cfg.Now); err != nil {
-		return nil, fmt.Errorf("session key pool: %w", err)
-	}
+	// The database before anything that writes: its lock is what keeps a
+	// second vserv off a data directory in use, so that one never touches
+	// the pool keys of the other.
 	if s.db, err = OpenDB(cfg.DataRoot, time.Second); err != nil {
 		return nil, err
+	}
+	if s.pool, err = secure.OpenPool(cfg.DataRoot, id, cfg.PoolSize, cfg.PoolLife, cfg.Now); err != nil {
+		s.db.Close()
+		return nil, fmt.Errorf("session key pool: %w", err)
 	}
 	secret, err := auth.LoadOrCreateSecretKey(cfg.DataRoot)
 	if err != nil {
@@ -188,13 +192,21 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
+// ErrDataRootInUse is what OpenDB returns, wrapped, when another process
+// holds the database.
+var ErrDataRootInUse = errors.New("the data directory is in use by another vserv")
+
 // OpenDB opens <dataroot>/ledger.db, giving up after timeout if another
 // process holds it (bbolt would otherwise wait forever on the flock).
 func OpenDB(dataroot string, timeout time.Duration) (*bbolt.DB, error) {
 	path := filepath.Join(dataroot, "ledger.db")
 	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: timeout, FreelistType: bbolt.FreelistMapType, NoFreelistSync: true})
 	if errors.Is(err, berrors.ErrTimeout) {
-		return nil, fmt.Errorf("open %s: the database is in use by another process (is a vserv server running on this data directory? stop it, or work on a copy)", path)
+		who := ""
+		if pid := lockHolder(path); pid > 0 {
+			who = fmt.Sprintf(" (pid %d?)", pid)
+		}
+		return nil, fmt.Errorf("open %s: %w%s: stop it, or work on a copy", path, ErrDataRootInUse, who)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)

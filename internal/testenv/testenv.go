@@ -187,8 +187,8 @@ func Start(t testing.TB, opts ...Option) *Server {
 	return s
 }
 
-// waitReady reads a sign-on: the listener is open before the data directory
-// is, and the sign-on comes only once the server is fully up.
+// waitReady reads a sign-on: vserv prints "listening on" only once it will
+// serve, and a sign-on proves it answers over real TCP.
 func (s *Server) waitReady() {
 	s.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -204,14 +204,17 @@ func (s *Server) waitReady() {
 // Stderr returns what the server wrote to stderr so far.
 func (s *Server) Stderr() string { return s.stderr.String() }
 
-// Stop sends SIGTERM and waits up to 20 s, then kills. It returns the exit error.
+// Stop sends SIGTERM (kills where signals cannot be sent) and waits up to
+// 20 s, then kills. It returns the exit error.
 func (s *Server) Stop() error {
 	select {
 	case <-s.done:
 		return s.waitErr
 	default:
 	}
-	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		_ = s.cmd.Process.Kill() // Windows cannot send signals
+	}
 	select {
 	case <-s.done:
 	case <-time.After(20 * time.Second):

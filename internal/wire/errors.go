@@ -33,6 +33,32 @@ func (c Code) Known() bool {
 	return false
 }
 
+// Meaning is a short description of the code, for a person reading an ERR
+// whose text is empty.
+func (c Code) Meaning() string {
+	switch c {
+	case CodeProto:
+		return "malformed request"
+	case CodeState:
+		return "not allowed in this connection state"
+	case CodeAuth:
+		return AuthFailedText
+	case CodePerm:
+		return "permission denied"
+	case CodeNotFound:
+		return "not found"
+	case CodeExists:
+		return "already exists"
+	case CodeConflict:
+		return "conflicts with what the server holds"
+	case CodeInvalid:
+		return "well-formed but unacceptable"
+	case CodeLimit:
+		return "over a limit"
+	}
+	return "server fault"
+}
+
 // AuthFailedText is the one text every login failure carries, so that an
 // answer never tells an unknown name from a wrong password or a locked account.
 const AuthFailedText = "authentication failed"
