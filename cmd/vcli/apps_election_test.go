@@ -89,6 +89,26 @@ green         0    0.0%
 	if !strings.Contains(out, `"red": 2`) || !strings.Contains(out, `"ok": true`) {
 		t.Fatalf("tally --json:\n%s", out)
 	}
+	// Withdraw ends Alice's cast on the open ballot; after close nobody casts.
+	out, _ = e.vcli(0, "vote", "voter", "--voter-id", "carol", "--chain", "election")
+	if !strings.Contains(out, "eid       "+carol+"\nkey       "+carolPub+"\nwithdrawn false\n") {
+		t.Fatalf("vote voter --voter-id carol:\n%s", out)
+	}
+	e.vcli(0, "vote", "withdraw", alice, "--chain", "election")
+	e.vcli(0, "vote", "close", "b1", "--chain", "election")
+	if _, errOut = e.vcli(1, "vote", "cast", bob, "b1", "green", "--chain", "election"); !strings.Contains(errOut, "ERR invalid: record 0: vote.") {
+		t.Fatalf("cast on a closed ballot: %s", errOut)
+	}
+	if _, errOut = e.vcli(1, "vote", "close", "b1", "--chain", "election"); !strings.Contains(errOut, "ERR invalid: record 0: ballot.close:") {
+		t.Fatalf("closing a closed ballot: %s", errOut)
+	}
+	out, _ = e.vcli(0, "vote", "tally", "b1", "--chain", "election")
+	if !strings.HasPrefix(out, "ballot b1: Colour?\nclosed, 3 registered, 2 active, 2 votes cast\nchoice    votes   share\nblue          1   50.0%  ██████████\nred           1   50.0%  ██████████\n") {
+		t.Fatalf("tally after withdraw and close:\n%s", out)
+	}
+	if out, _ = e.vcli(0, "recount", "election"); !strings.Contains(out, "views agree with the server at size 11\n") {
+		t.Fatalf("recount after close:\n%s", out)
+	}
 	e.vcli(1, "tally", "election", "nosuch")
 	e.vcli(2, "tally", "election")
 	e.vcli(2, "tally", "election", "Bad Name")
