@@ -86,7 +86,7 @@ func TestVcliResourcesWithAuthorityAndAccountKeysGoodAndBad(t *testing.T) {
 	e.vcli(0, "chain", "create", "cpu", "--public", "--schema", "resource", "--authority", bossPub)
 
 	// An authority event not signed by the authority key is refused.
-	out, errOut := e.vcli(1, "res", "open", "lab", "--unit", "cpu-hour", "--chain", "cpu")
+	_, errOut := e.vcli(1, "res", "open", "lab", "--unit", "cpu-hour", "--chain", "cpu")
 	if !strings.Contains(errOut, "ERR invalid: record 0: account.open:") {
 		t.Fatalf("unsigned account.open on a chain with authority keys: %s", errOut)
 	}
@@ -116,13 +116,13 @@ lab      cpu-hour              70           100             0  open    Physics l
 student  cpu-hour              20             0            10  open    -
 disk     gb                     0             0             0  closed  -
 `
-	if out, _ = e.vcli(0, "res", "list", "--chain", "cpu"); out != want {
+	if out, _ := e.vcli(0, "res", "list", "--chain", "cpu"); out != want {
 		t.Fatalf("res list:\n%s\nwant\n%s", out, want)
 	}
-	if out, _ = e.vcli(0, "res", "show", "student", "--chain", "cpu"); !strings.Contains(out, "student  cpu-hour              20") {
+	if out, _ := e.vcli(0, "res", "show", "student", "--chain", "cpu"); !strings.Contains(out, "student  cpu-hour              20") {
 		t.Fatalf("res show:\n%s", out)
 	}
-	out, _ = e.vcli(0, "recount", "cpu")
+	out, _ := e.vcli(0, "recount", "cpu")
 	if !strings.Contains(out, "authority keys: "+bossPub+"\n") || !strings.Contains(out, "ok: replayed 7 entries with the resource rules") {
 		t.Fatalf("recount cpu:\n%s", out)
 	}
