@@ -189,7 +189,7 @@ func (l *Ledger) View(chain, name string, args map[string]any) ([]byte, uint64, 
 		if err != nil {
 			return err
 		}
-		if !ok {
+		if !ok && cs.size > 0 {
 			return wire.Errorf(wire.CodeConflict, "the views of chain %s are not built: %s", cs.meta.Name, cs.readOnly)
 		}
 		v, err := cs.app.View(kv, cs.appChain, name, args)
