@@ -149,7 +149,13 @@ func (l *Ledger) createChain(ctx context.Context, m ChainMeta) error {
 			if cs.app, cs.appChain, err = l.appChain(cs.meta); err != nil {
 				return wire.Errorf(wire.CodeInvalid, "%v", err)
 			}
-			if err := l.store.Update(func(tx WriteTx) error { return tx.PutChain(cs.meta) }); err != nil {
+			err = l.store.Update(func(tx WriteTx) error {
+				if err := tx.PutChain(cs.meta); err != nil {
+					return err
+				}
+				return startAppState(tx, cs.meta)
+			})
+			if err != nil {
 				return err
 			}
 			l.install(cs)
@@ -162,6 +168,9 @@ func (l *Ledger) createChain(ctx context.Context, m ChainMeta) error {
 		}
 		err = l.store.Update(func(tx WriteTx) error {
 			if err := tx.PutChain(m); err != nil {
+				return err
+			}
+			if err := startAppState(tx, m); err != nil {
 				return err
 			}
 			return l.storeCheckpoint(tx, cs)
@@ -220,4 +229,16 @@ func (l *Ledger) writeRefusal() string {
 		return l.ring.fault
 	}
 	return "the identity key was rotated; restart with the new key"
+}
+
+// startAppState records that an empty schema chain's (empty) rules' state is
+// up to date, so that Open does not rebuild it.
+func startAppState(tx WriteTx, m ChainMeta) error {
+	if m.Schema == "" {
+		return nil
+	}
+	if _, _, _, err := tx.AppState(m.Name); err != nil {
+		return err
+	}
+	return tx.PutAppStateSize(m.Name, 0)
 }

@@ -225,11 +225,11 @@ func (c *conn) rputFits(info ledger.ChainInfo, records [][]byte) error {
 	}
 	hashes := bits.Len64(info.Size + uint64(len(records)))
 	const (
-		receiptText = 64      // the header line and the "extra " and "index " labels
-		indexLine   = 20 + 1  // the seq and its newline
-		hashLine    = 44 + 1  // a base64 hash and its newline
-		resultMap   = 64 + 72 // {id, seq, leaf, receipt} without the receipt text: an id of at most 64 bytes
-		replyHead   = 16      // ["OK", [...]]
+		receiptText = 64           // the header line and the "extra " and "index " labels
+		indexLine   = 20 + 1       // the seq and its newline
+		hashLine    = 44 + 1       // a base64 hash and its newline
+		resultMap   = 64 + 72 + 24 // {id, eid, seq, leaf, receipt} without the receipt text: an id of at most 64 bytes
+		replyHead   = 16           // ["OK", [...]]
 	)
 	size := replyHead
 	for i, rec := range records {
