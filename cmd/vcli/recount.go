@@ -58,7 +58,13 @@ func (a *app) recount(cmd *cobra.Command, c *client.Client, chain, asSchema stri
 	if err != nil {
 		return nil, err
 	}
-	name := strings.TrimPrefix(chain, "vserv/"+c.ServerID()+"/")
+	// A chain is a name, or an origin vserv/<server-id>/<name> (a mirror).
+	name, home := chain, c.ServerID()
+	if rest, ok := strings.CutPrefix(chain, "vserv/"); ok {
+		if id, n, ok := strings.Cut(rest, "/"); ok {
+			home, name = id, n
+		}
+	}
 	var info *client.ChainInfo
 	for i := range all {
 		if all[i].Name == name {
@@ -91,23 +97,30 @@ func (a *app) recount(cmd *cobra.Command, c *client.Client, chain, asSchema stri
 	}
 	for attempt := 1; ; attempt++ {
 		r := &recountResult{schema: s, kv: apps.MapKV{}, server: map[string]map[string]any{}}
-		var entries [][]byte
+		// Entries are replayed as they arrive, so a recount holds the state,
+		// not the chain; the first refusal stops the replay, not the checks.
+		r.chain = apps.Chain{Name: name, Origin: home, Schema: schema, Authority: auth}
+		var next uint64
+		var replayErr error
+		replay := func(_ uint64, e []byte) {
+			if replayErr == nil && r.refused == nil {
+				next, replayErr = apps.Replay(r.kv, r.chain, next, [][]byte{e})
+				var re *apps.ReplayError
+				if errors.As(replayErr, &re) {
+					r.refused, replayErr = re, nil
+				}
+			}
+		}
 		prog := a.recountProgress(name)
-		r.rep, err = c.VerifyChainEach(ctx, chain, prog.update, func(_ uint64, e []byte) { entries = append(entries, e) })
+		r.rep, err = c.VerifyChainEach(ctx, chain, prog.update, replay)
 		prog.finish()
 		if err != nil {
 			return nil, err
 		}
-		r.chain = apps.Chain{Name: r.rep.Chain, Origin: serverIDOfOrigin(r.rep.Origin), Schema: schema, Authority: auth}
-		if len(r.rep.Faults) > 0 {
-			return r, nil
+		if replayErr != nil {
+			return nil, replayErr
 		}
-		if _, err := apps.Replay(r.kv, r.chain, 0, entries); err != nil {
-			var re *apps.ReplayError
-			if !errors.As(err, &re) {
-				return nil, err
-			}
-			r.refused = re
+		if len(r.rep.Faults) > 0 || r.refused != nil {
 			return r, nil
 		}
 		if asSchema != "" {
@@ -175,11 +188,6 @@ func diagnose(b []byte) string {
 		return base64.StdEncoding.EncodeToString(b)
 	}
 	return s
-}
-
-func serverIDOfOrigin(origin string) string {
-	id, _, _ := strings.Cut(strings.TrimPrefix(origin, "vserv/"), "/")
-	return id
 }
 
 // recountProgress draws a progress bar on a terminal only (not with -q or
