@@ -1,6 +1,7 @@
 package main
 
 import (
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -109,6 +110,16 @@ green         0    0.0%
 	if out, _ = e.vcli(0, "recount", "election"); !strings.Contains(out, "views agree with the server at size 11\n") {
 		t.Fatalf("recount after close:\n%s", out)
 	}
+	// --json carries the eid; a ballot whose window has passed takes no cast.
+	out, _ = e.vcli(0, "--json", "vote", "register", "dave", "--chain", "election")
+	if !regexp.MustCompile(`"eid": "[a-z2-7]{16}"`).MatchString(out) || !strings.Contains(out, `"type": "vote.register"`) {
+		t.Fatalf("vote register --json:\n%s", out)
+	}
+	e.vcli(0, "vote", "open", "old", "--chain", "election", "--question", "Past?", "yes", "no", "--closes", "2000-01-01T00:00:00Z")
+	if _, errOut = e.vcli(1, "vote", "cast", carol, "old", "yes", "--chain", "election", "--key", carolKey); !strings.Contains(errOut, "ERR invalid: record 0: vote.cast:") {
+		t.Fatalf("cast after closes: %s", errOut)
+	}
+	e.vcli(2, "vote", "open", "b3", "--chain", "election", "--question", "Q", "a", "b", "--closes", "tomorrow")
 	e.vcli(1, "tally", "election", "nosuch")
 	e.vcli(2, "tally", "election")
 	e.vcli(2, "tally", "election", "Bad Name")
