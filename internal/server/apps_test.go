@@ -312,6 +312,7 @@ func TestViewCommandBadInput(t *testing.T) {
 		{"bad argument type", e.admin, []any{"d", "fund", map[string]any{"fund": 7}}, wire.CodeInvalid},
 		{"arguments not a map", e.admin, []any{"d", "fund", []any{"f"}}, wire.CodeProto},
 		{"view name not text", e.admin, []any{"d", 3}, wire.CodeProto},
+		{"oversize view name", e.admin, []any{"d", strings.Repeat("v", 100_000)}, wire.CodeInvalid},
 		{"oversize arguments", e.admin, []any{"d", "fund", map[string]any{"fund": strings.Repeat("a", 2000)}}, wire.CodeLimit},
 		{"invalid UTF-8 name", e.admin, []any{"d", "\xff\xfe"}, wire.CodeProto},
 		{"too many arguments", e.admin, []any{"d", "fund", map[string]any{}, 1}, wire.CodeProto},
