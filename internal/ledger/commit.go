@@ -428,11 +428,11 @@ func (l *Ledger) apply(tx WriteTx, work map[string]*chainState, touched map[stri
 			}
 			r, err := w.app.Apply(state, w.appChain, apps.EventOf(&e, rec, leaf))
 			if err == nil && r.Needs == apps.Manage && !j.manage {
-				return nil, withIndex(ruleRefusal(nil, j.chain, r.Needs), i)
+				return nil, ruleRefusal(nil, i, rec.Type, j.chain, r.Needs)
 			}
 			if err != nil {
 				if errors.Is(err, apps.ErrRefused) {
-					return nil, withIndex(ruleRefusal(err, j.chain, 0), i)
+					return nil, ruleRefusal(err, i, rec.Type, j.chain, 0)
 				}
 				return nil, fmt.Errorf("chain %q: rules: %w", j.chain, err)
 			}

@@ -64,17 +64,16 @@ func (o *overlayKV) flush() error {
 	return nil
 }
 
-// ruleRefusal is the wire error of a record the rules refuse or whose
-// account lacks the right the rules ask for.
-func ruleRefusal(err error, chain string, needs apps.Right) error {
+// ruleRefusal is the wire error of record i that the rules refuse, or whose
+// account lacks the right the rules ask for (needs): the rule's own text,
+// as DESIGN.md §6 shows it, and the record's index.
+func ruleRefusal(err error, i int, typ, chain string, needs apps.Right) error {
 	var re *apps.RuleError
-	switch {
-	case errors.As(err, &re):
-		return wire.Errorf(wire.CodeInvalid, "%s", re.Error())
-	case err == nil:
-		return wire.Errorf(wire.CodePerm, "no %s right on chain %s", needs, chain)
+	if errors.As(err, &re) {
+		return &wire.Error{Code: wire.CodeInvalid, Text: re.Error(), Extra: []any{i}}
 	}
-	return err
+	return &wire.Error{Code: wire.CodePerm, Extra: []any{i},
+		Text: fmt.Sprintf("%s: needs the %s right on chain %s", typ, needs, chain)}
 }
 
 // rebuildAppStates recomputes, at Open, the rules' state of every schema

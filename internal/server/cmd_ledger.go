@@ -672,6 +672,9 @@ func cmdView(_ context.Context, c *conn, req *wire.Request) (*reply, error) {
 	if err != nil {
 		return nil, err
 	}
+	if len(name) > 64 {
+		return nil, wire.Errorf(wire.CodeInvalid, "view: no view %.64q...", name)
+	}
 	args := map[string]any{}
 	if req.NArgs() == 3 && !req.IsNull(2) {
 		raw := req.Args[2]
