@@ -97,10 +97,10 @@ green         0    0.0%
 	}
 	e.vcli(0, "vote", "withdraw", alice, "--chain", "election")
 	e.vcli(0, "vote", "close", "b1", "--chain", "election")
-	if _, errOut = e.vcli(1, "vote", "cast", bob, "b1", "green", "--chain", "election"); !strings.Contains(errOut, "ERR invalid: record 0: vote.") {
+	if _, errOut = e.vcli(1, "vote", "cast", bob, "b1", "green", "--chain", "election"); !strings.Contains(errOut, "ERR invalid: vote.") {
 		t.Fatalf("cast on a closed ballot: %s", errOut)
 	}
-	if _, errOut = e.vcli(1, "vote", "close", "b1", "--chain", "election"); !strings.Contains(errOut, "ERR invalid: record 0: ballot.close:") {
+	if _, errOut = e.vcli(1, "vote", "close", "b1", "--chain", "election"); !strings.Contains(errOut, "ERR invalid: ballot.close:") {
 		t.Fatalf("closing a closed ballot: %s", errOut)
 	}
 	out, _ = e.vcli(0, "vote", "tally", "b1", "--chain", "election")
@@ -116,7 +116,7 @@ green         0    0.0%
 		t.Fatalf("vote register --json:\n%s", out)
 	}
 	e.vcli(0, "vote", "open", "old", "--chain", "election", "--question", "Past?", "yes", "no", "--closes", "2000-01-01T00:00:00Z")
-	if _, errOut = e.vcli(1, "vote", "cast", carol, "old", "yes", "--chain", "election", "--key", carolKey); !strings.Contains(errOut, "ERR invalid: record 0: vote.cast:") {
+	if _, errOut = e.vcli(1, "vote", "cast", carol, "old", "yes", "--chain", "election", "--key", carolKey); !strings.Contains(errOut, "ERR invalid: vote.cast:") {
 		t.Fatalf("cast after closes: %s", errOut)
 	}
 	e.vcli(2, "vote", "open", "b3", "--chain", "election", "--question", "Q", "a", "b", "--closes", "tomorrow")

@@ -52,11 +52,11 @@ func TestVcliFundDonationUIDAndDisbursementGoodAndBad(t *testing.T) {
 	}
 
 	// The rules: exit 1 with the rule's text.
-	if _, errOut = e.vcli(1, "fund", "out", "relief", "5000", "--purpose", "too much"); !strings.Contains(errOut, "ERR invalid: record 0: donation.out: fund relief holds 4050 EUR-cent, less than 5000") {
+	if _, errOut = e.vcli(1, "fund", "out", "relief", "5000", "--purpose", "too much"); !strings.Contains(errOut, "ERR invalid: donation.out: fund relief holds 4050 EUR-cent, less than 5000") {
 		t.Fatalf("overdraw: %s", errOut)
 	}
 	e.vcli(0, "fund", "close", "relief")
-	if _, errOut = e.vcli(1, "fund", "in", "relief", "1"); !strings.Contains(errOut, "ERR invalid: record 0: donation.in:") {
+	if _, errOut = e.vcli(1, "fund", "in", "relief", "1"); !strings.Contains(errOut, "ERR invalid: donation.in:") {
 		t.Fatalf("donation to a closed fund: %s", errOut)
 	}
 	e.vcli(1, "fund", "show", "nosuch")
@@ -87,7 +87,7 @@ func TestVcliResourcesWithAuthorityAndAccountKeysGoodAndBad(t *testing.T) {
 
 	// An authority event not signed by the authority key is refused.
 	_, errOut := e.vcli(1, "res", "open", "lab", "--unit", "cpu-hour", "--chain", "cpu")
-	if !strings.Contains(errOut, "ERR invalid: record 0: account.open:") {
+	if !strings.Contains(errOut, "ERR invalid: account.open:") {
 		t.Fatalf("unsigned account.open on a chain with authority keys: %s", errOut)
 	}
 	e.vcli(0, "res", "open", "lab", "--unit", "cpu-hour", "--account-key", labPub, "--owner", "Physics lab", "--chain", "cpu", "--key", boss)
@@ -100,13 +100,13 @@ func TestVcliResourcesWithAuthorityAndAccountKeysGoodAndBad(t *testing.T) {
 	}
 	e.vcli(0, "res", "transfer", "lab", "student", "30", "--chain", "cpu", "--key", lab, "--receipt-out", e.path("t.receipt"))
 	e.vcli(0, "res", "consume", "student", "10", "--chain", "cpu")
-	if _, errOut = e.vcli(1, "res", "consume", "student", "21", "--chain", "cpu"); !strings.Contains(errOut, "ERR invalid: record 0: consume:") {
+	if _, errOut = e.vcli(1, "res", "consume", "student", "21", "--chain", "cpu"); !strings.Contains(errOut, "ERR invalid: consume:") {
 		t.Fatalf("overconsume: %s", errOut)
 	}
-	if _, errOut = e.vcli(1, "res", "transfer", "lab", "disk", "1", "--chain", "cpu", "--key", lab); !strings.Contains(errOut, "ERR invalid: record 0: transfer:") {
+	if _, errOut = e.vcli(1, "res", "transfer", "lab", "disk", "1", "--chain", "cpu", "--key", lab); !strings.Contains(errOut, "ERR invalid: transfer:") {
 		t.Fatalf("transfer across units: %s", errOut)
 	}
-	if _, errOut = e.vcli(1, "res", "close", "lab", "--chain", "cpu", "--key", boss); !strings.Contains(errOut, "ERR invalid: record 0: account.close:") {
+	if _, errOut = e.vcli(1, "res", "close", "lab", "--chain", "cpu", "--key", boss); !strings.Contains(errOut, "ERR invalid: account.close:") {
 		t.Fatalf("close with a balance: %s", errOut)
 	}
 	e.vcli(0, "res", "close", "disk", "--chain", "cpu", "--key", boss)
