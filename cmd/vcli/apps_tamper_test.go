@@ -56,6 +56,9 @@ func TestVcliRecountExitsOneWhenTheServersViewDisagrees(t *testing.T) {
 	if !strings.Contains(out, "chain poll view tally ballot=b1 differs:\n  recount {") || !strings.Contains(out, `"no": 5`) {
 		t.Fatalf("recount of an altered view:\n%s", out)
 	}
+	if !strings.Contains(out, "choice  recount   server   share\nno            0        5   83.3%  █████████████████  <- differs\nyes           1        1   16.7%  ███\n") {
+		t.Fatalf("recount of an altered view has no side-by-side table:\n%s", out)
+	}
 	out, _ = e.vcli(1, "tally", "poll", "b1")
 	if !strings.Contains(out, "chain poll view tally ballot=b1 differs:") {
 		t.Fatalf("tally of an altered view:\n%s", out)

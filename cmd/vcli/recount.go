@@ -36,6 +36,7 @@ type recountResult struct {
 }
 
 type viewDiff struct {
+	q       apps.Query
 	Query   string `json:"view"`
 	Recount string `json:"recount"`
 	Server  string `json:"server"`
@@ -167,7 +168,7 @@ func (a *app) recount(cmd *cobra.Command, c *client.Client, chain, asSchema stri
 			}
 			r.checked++
 			if !bytes.Equal(mine, theirs) {
-				r.diffs = append(r.diffs, viewDiff{Query: q.String(), Recount: diagnose(mine), Server: diagnose(theirs)})
+				r.diffs = append(r.diffs, viewDiff{q: q, Query: q.String(), Recount: diagnose(mine), Server: diagnose(theirs)})
 			}
 		}
 		if !grew {
@@ -218,7 +219,12 @@ func (a *app) recountFailure(r *recountResult) error {
 		}
 	}
 	for _, d := range r.diffs {
-		problems = append(problems, fmt.Sprintf("chain %s view %s differs:\n  recount %s\n  server  %s", name, d.Query, d.Recount, d.Server))
+		p := fmt.Sprintf("chain %s view %s differs:\n  recount %s\n  server  %s", name, d.Query, d.Recount, d.Server)
+		mine, err := r.schema.View(r.kv, r.chain, d.q.Name, d.q.Args)
+		if m, ok := mine.(map[string]any); ok && err == nil && d.q.Name == "tally" && r.server[d.Query] != nil {
+			p += "\n" + strings.TrimRight(formatTally(r.server[d.Query], canonMap(m)), "\n")
+		}
+		problems = append(problems, p)
 	}
 	if len(problems) == 0 {
 		return nil
