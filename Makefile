@@ -24,7 +24,7 @@ build:
 
 test: test-deps
 	$(GO) vet ./...
-	GOOS=js GOARCH=wasm $(GO) build ./verify ./canon   # the public verifier runs in browsers
+	GOOS=js GOARCH=wasm $(GO) build ./verify ./canon ./apps/...   # the public verifier and the rules run in browsers
 	# Every binary builds for the other platforms vserv supports, and the
 	# tests compile there (vet type-checks them); docs/operations.md says
 	# what differs on each.

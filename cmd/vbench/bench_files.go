@@ -155,7 +155,9 @@ func benchLogin(ctx context.Context, env *benchEnv) (*client.Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	env.loginMu.Lock()
 	l, err := c.Login(ctx, name, pass)
+	env.loginMu.Unlock()
 	if err != nil {
 		c.Close()
 		return nil, fmt.Errorf("login %s: %w", name, err)

@@ -29,6 +29,9 @@ type benchEnv struct {
 
 	adminOnce sync.Once // benchLogin creates the first admin once
 	adminErr  error
+	// loginMu makes benchLogin's logins one at a time: the server refuses a
+	// login step while another one of the same address is in flight.
+	loginMu sync.Mutex
 }
 
 // newEnv starts a fresh server (one per scenario, so that one scenario's

@@ -3,7 +3,7 @@
 // CPU time and memory) or a running one (-n/-p) — and reports the numbers of
 // DESIGN.md §8.
 //
-//	vbench [flags] [scenario ...]   scenarios: handshake hello rss files rput rget rproof verify (default: all)
+//	vbench [flags] [scenario ...]   scenarios: handshake hello hello-login rss files rput rget rproof verify (default: all)
 //	vbench --records N rget         load N records first (fill mode), then measure
 //	vbench --write BENCHMARKS.md    also record the results in that file
 package main
@@ -49,6 +49,7 @@ func scenarios() []scenario {
 	return []scenario{
 		{"handshake", "full handshakes (connect, akey, sess) per second with 8 clients, and server CPU per handshake", benchHandshake, false},
 		{"hello", "hello round trips per second over 32 sessions, with p50/p99 latency", benchHello, false},
+		{"hello-login", "hello round trips per second over 32 logged-in sessions (each command re-checks the account)", benchHelloLogin, false},
 		{"rss", "server RSS idle, and with 1,000 idle sessions (needs --vserv)", benchRSS, false},
 		{"files", "upload then download MB/s of one large file (--file-size, 1 GiB) over one encrypted session", benchFiles, false},
 		{"rput", "rput records/s: 32 sessions × 1 record per request, and 8 sessions × batches of 100", benchRput, false},

@@ -123,7 +123,7 @@ func (s *Store) create(name, pass string, role Role, initial bool) (*Account, er
 		if err := bumpGeneration(tx, rec); err != nil {
 			return err
 		}
-		return saveAccount(tx, rec)
+		return s.saveAccount(tx, rec)
 	})
 	if err != nil {
 		return nil, err
@@ -155,16 +155,38 @@ func (s *Store) Get(name string) (*Account, error) {
 
 // Generation returns the account's current generation (ERR notfound once it
 // is deleted). A session whose login generation differs must end.
+//
+// The server calls it before every command of a logged-in connection, so it
+// answers from a cache kept coherent with the database (genCache), and
+// otherwise decodes only the generation, straight from bbolt's bytes
+// (nothing of them is kept past the transaction).
 func (s *Store) Generation(name string) (uint64, error) {
-	var gen uint64
+	if err := ValidName(name); err != nil {
+		return 0, err
+	}
+	home := HomeName(name)
+	gen, epoch, ok := s.gens.get(home)
+	if ok {
+		return gen, nil
+	}
+	var rec struct {
+		Gen uint64 `cbor:"gen"`
+	}
 	err := s.db.View(func(tx *bbolt.Tx) error {
-		rec, err := loadAccount(tx, name)
-		if err == nil {
-			gen = rec.Gen
+		data := tx.Bucket(bucketAccounts).Get([]byte(home))
+		if data == nil {
+			return wire.Errorf(wire.CodeNotFound, "no account %q", name)
 		}
-		return err
+		if err := wire.Unmarshal(data, &rec); err != nil {
+			return fmt.Errorf("decode account %q: %w", name, err)
+		}
+		return nil
 	})
-	return gen, err
+	if err != nil {
+		return 0, err
+	}
+	s.gens.fill(home, rec.Gen, epoch)
+	return rec.Gen, nil
 }
 
 // List filters: "" and "all" list every account.
@@ -251,6 +273,7 @@ func (s *Store) Delete(name string) error {
 		if err := deleteAccountData(tx, home); err != nil {
 			return err
 		}
+		tx.OnCommit(func() { s.gens.forget(home) })
 		return tx.Bucket(bucketAccounts).Delete([]byte(home))
 	})
 }
@@ -289,7 +312,7 @@ func (s *Store) SetEnabled(name string, enabled bool) error {
 				return err
 			}
 		}
-		return saveAccount(tx, rec)
+		return s.saveAccount(tx, rec)
 	})
 }
 
@@ -317,7 +340,7 @@ func (s *Store) SetPassword(name, newPass string) error {
 		if err := bumpGeneration(tx, rec); err != nil {
 			return err
 		}
-		return saveAccount(tx, rec)
+		return s.saveAccount(tx, rec)
 	})
 	if err == nil && weak {
 		s.log.Warn("weak password set (refused in production mode)", "account", name)
@@ -328,19 +351,18 @@ func (s *Store) SetPassword(name, newPass string) error {
 // CheckPassword verifies a login. Unknown names, malformed names or
 // passwords, wrong passwords and disabled accounts all return exactly
 // wire.Errorf(wire.CodeAuth, wire.AuthFailedText) after the same argon2id
-// work, so neither the reply nor its timing tells them apart. It waits for a
-// hashing slot (at most 2 run at once) or ctx; other errors are internal.
+// work, so neither the reply nor its timing tells them apart, and so does an
+// account that changed generation while its hash was computed. It waits for
+// a hashing slot (at most 2 run at once) or ctx, and answers ERR limit when
+// too many logins wait already; other errors are internal.
 func (s *Store) CheckPassword(ctx context.Context, name, pass string) (*Account, error) {
 	var rec *accountRecord
-	var has bool
 	err := s.db.View(func(tx *bbolt.Tx) error {
 		r, err := loadAccount(tx, name)
-		if err != nil {
-			return nil // unknown or malformed: verified against the dummy below
-		}
-		rec = r
-		has, err = has2FA(tx, HomeName(name))
-		return err
+		if err == nil {
+			rec = r
+		} // unknown or malformed: verified against the dummy below
+		return nil
 	})
 	if err != nil {
 		return nil, err
@@ -356,7 +378,14 @@ func (s *Store) CheckPassword(ctx context.Context, name, pass string) (*Account,
 	if rec == nil || !ok || !rec.Enabled {
 		return nil, authFailed()
 	}
-	return rec.account(has), nil
+	// The hash took a while, perhaps waiting for a slot: a password change,
+	// disable, deletion or 2FA reset committed meanwhile must win, so the
+	// account is read again and must still be the one whose hash matched.
+	now, err := s.Get(name)
+	if err != nil || now.Generation != rec.Gen || !now.Enabled {
+		return nil, authFailed()
+	}
+	return now, nil
 }
 
 // authFailed is the one error of every failed login step.

@@ -53,6 +53,9 @@ type Backoff struct {
 	now   func() time.Time
 	pairs *backoffTable
 	addrs *backoffTable
+	// inflight holds the addresses with a login step in flight (Begin); it
+	// is bounded by the number of connections.
+	inflight map[string]bool
 }
 
 // NewBackoff returns an empty Backoff on the given clock (nil: time.Now).
@@ -61,9 +64,10 @@ func NewBackoff(now func() time.Time) *Backoff {
 		now = time.Now
 	}
 	return &Backoff{
-		now:   now,
-		pairs: newBackoffTable(pairRule, DefaultBackoffEntries),
-		addrs: newBackoffTable(addrRule, DefaultBackoffEntries),
+		now:      now,
+		pairs:    newBackoffTable(pairRule, DefaultBackoffEntries),
+		addrs:    newBackoffTable(addrRule, DefaultBackoffEntries),
+		inflight: map[string]bool{},
 	}
 }
 

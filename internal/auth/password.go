@@ -8,8 +8,11 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"golang.org/x/crypto/argon2"
+
+	"github.com/vserv/vserv/internal/wire"
 )
 
 // Hash sizes: a 128-bit salt and a 256-bit key, as RFC 9106 recommends.
@@ -23,6 +26,17 @@ const (
 // the rest wait in line.
 const maxHashing = 2
 
+// maxLoginHashes bounds the password checks of logins running or waiting
+// for a slot, over all addresses. Each address has at most one login step in
+// flight (Backoff.Begin), so a login waits behind at most this many hashes
+// (a few tenths of a second at DESIGN costs); more are refused with ERR
+// limit rather than queued, so that many addresses cannot make everyone's
+// login take seconds.
+const maxLoginHashes = 8
+
+// errHashQueueFull is the refusal of a login when maxLoginHashes are queued.
+var errHashQueueFull = wire.Errorf(wire.CodeLimit, "too many logins in progress; try again in a moment")
+
 // kdfFunc is argon2.IDKey's signature; tests substitute a counting wrapper.
 type kdfFunc func(password, salt []byte, time, memory uint32, threads uint8, keyLen uint32) []byte
 
@@ -31,6 +45,7 @@ type hasher struct {
 	params Argon2Params
 	slots  chan struct{}
 	kdf    kdfFunc
+	logins atomic.Int32 // login checks running or waiting (verify)
 }
 
 func newHasher(p Argon2Params) *hasher {
@@ -61,12 +76,19 @@ func (h *hasher) hash(ctx context.Context, pass string) (string, error) {
 	return phc{params: h.params, salt: salt, key: key}.String(), nil
 }
 
-// verify reports whether pass matches the PHC string encoded.
+// verify reports whether pass matches the PHC string encoded. It is the
+// hash of logins, and is refused with ERR limit when maxLoginHashes are
+// running or waiting already.
 func (h *hasher) verify(ctx context.Context, encoded, pass string) (bool, error) {
 	want, err := parsePHC(encoded)
 	if err != nil {
 		return false, err
 	}
+	if h.logins.Add(1) > maxLoginHashes {
+		h.logins.Add(-1)
+		return false, errHashQueueFull
+	}
+	defer h.logins.Add(-1)
 	got, err := h.derive(ctx, []byte(pass), want.salt, want.params)
 	if err != nil {
 		return false, err

@@ -34,7 +34,7 @@ func (s *Store) SetPeerKey(name string, key ed25519.PublicKey) error {
 		if err := bumpGeneration(tx, rec); err != nil {
 			return err
 		}
-		return saveAccount(tx, rec)
+		return s.saveAccount(tx, rec)
 	})
 }
 

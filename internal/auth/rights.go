@@ -51,7 +51,9 @@ func checkChainName(chain string) error {
 // in either name, so an account's keys are exactly those with its prefix.
 func rightsKey(home, chain string) string { return home + "\x00" + chain }
 
-// Grant gives an account a right on a chain (idempotent).
+// Grant gives an account a right on a chain (idempotent). In production
+// mode a new write right ends the sessions of an account without an active
+// second factor (owesFactorNow).
 func (s *Store) Grant(name, chain string, right Right) error {
 	return s.changeRight(name, chain, right, true)
 }
@@ -70,7 +72,8 @@ func (s *Store) changeRight(name, chain string, right Right, grant bool) error {
 		return err
 	}
 	return s.db.Update(func(tx *bbolt.Tx) error {
-		if _, err := loadAccount(tx, name); err != nil {
+		rec, err := loadAccount(tx, name)
+		if err != nil {
 			return err
 		}
 		b := tx.Bucket(bucketRights)
@@ -89,11 +92,36 @@ func (s *Store) changeRight(name, chain string, right Right, grant bool) error {
 		default:
 			return nil
 		}
+		if grant && right == RightWrite {
+			if err := s.owesFactorNow(tx, rec); err != nil {
+				return err
+			}
+		}
 		if len(held) == 0 {
 			return b.Delete([]byte(key))
 		}
 		return putRecord(b, key, held)
 	})
+}
+
+// owesFactorNow ends the sessions of an account that a write grant makes owe
+// a second factor it does not have: in production mode an account with a
+// write right must pass one at login (DESIGN.md §2.5), and a session that
+// logged in without one, when it had no such right, must not keep writing.
+// Admins always owe one and peers sign in with their key, so neither
+// changes.
+func (s *Store) owesFactorNow(tx *bbolt.Tx, rec *accountRecord) error {
+	if !s.opts.Production || rec.Role == RoleAdmin || rec.Peer {
+		return nil
+	}
+	has, err := has2FA(tx, HomeName(rec.Name))
+	if err != nil || has {
+		return err
+	}
+	if err := bumpGeneration(tx, rec); err != nil {
+		return err
+	}
+	return s.saveAccount(tx, rec)
 }
 
 // HasRight reports whether an account may exercise right on chain: admins

@@ -29,6 +29,7 @@ type Store struct {
 	log    *slog.Logger
 	hasher *hasher
 	sealer *sealer
+	gens   *genCache
 	// dummyHash is verified for unknown names, with the same parameters as
 	// real hashes, so that the reply time does not reveal which names exist.
 	dummyHash string
@@ -48,7 +49,7 @@ func New(db *bbolt.DB, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("auth: %w", err)
 	}
-	s := &Store{db: db, opts: opts, now: opts.Now, log: opts.Logger, hasher: newHasher(opts.Argon), sealer: sealer}
+	s := &Store{db: db, opts: opts, now: opts.Now, log: opts.Logger, hasher: newHasher(opts.Argon), sealer: sealer, gens: newGenCache()}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -150,8 +151,12 @@ func loadAccount(tx *bbolt.Tx, name string) (*accountRecord, error) {
 	return &rec, nil
 }
 
-func saveAccount(tx *bbolt.Tx, rec *accountRecord) error {
-	return putRecord(tx.Bucket(bucketAccounts), HomeName(rec.Name), rec)
+// saveAccount writes an account record; once the write commits, the
+// generation cache forgets the account.
+func (s *Store) saveAccount(tx *bbolt.Tx, rec *accountRecord) error {
+	home := HomeName(rec.Name)
+	tx.OnCommit(func() { s.gens.forget(home) })
+	return putRecord(tx.Bucket(bucketAccounts), home, rec)
 }
 
 // bumpGeneration gives rec a new generation number, ending its sessions.

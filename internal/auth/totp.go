@@ -143,7 +143,7 @@ func (s *Store) Reset2FA(name string) error {
 		if err := bumpGeneration(tx, rec); err != nil {
 			return err
 		}
-		return saveAccount(tx, rec)
+		return s.saveAccount(tx, rec)
 	})
 }
 

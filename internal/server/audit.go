@@ -18,6 +18,12 @@ func (s *Server) audit(ctx context.Context, c *conn, action, target, outcome str
 	if c != nil {
 		actor = c.account
 	}
+	s.auditAs(ctx, actor, action, target, outcome)
+}
+
+// auditAs is audit with an explicit actor (uini, whose actor is the admin it
+// creates).
+func (s *Server) auditAs(ctx context.Context, actor, action, target, outcome string) {
 	rec, err := auditRecord(actor, action, target, outcome, s.cfg.Now().UnixMilli())
 	if err == nil {
 		_, err = s.ledger.AppendServer(context.WithoutCancel(ctx), "audit", rec)
@@ -27,6 +33,36 @@ func (s *Server) audit(ctx context.Context, c *conn, action, target, outcome str
 		return
 	}
 	s.log.Info("audit", "actor", actor, "action", action, "target", target, "outcome", outcome)
+}
+
+// maxRefusalAudits bounds the refused administrative commands one
+// connection writes to the audit chain; further ones are only logged, so
+// that a logged-in account cannot grow the chain without end.
+const maxRefusalAudits = 16
+
+// auditRefusal records an administrative command that requireAdmin refused
+// (DESIGN.md §4.1): who (the account), what (the command and its first
+// argument when it is text: a name, chain or path, never a password), and
+// why. Only logged-in connections reach requireAdmin, so every refusal has
+// an actor.
+func (c *conn) auditRefusal(ctx context.Context, req *wire.Request) {
+	why := c.refused
+	if why == "" {
+		return
+	}
+	c.refused = ""
+	target := ""
+	if req.NArgs() > 0 {
+		if t, err := req.Text(0, "target"); err == nil {
+			target = truncate(t, 64)
+		}
+	}
+	c.refusals++
+	if c.refusals > maxRefusalAudits {
+		c.log.Warn("administrative command refused (not audited: too many on this connection)", "actor", c.account, "cmd", req.Cmd, "why", why)
+		return
+	}
+	c.srv.audit(ctx, c, req.Cmd, target, "refused: "+why)
 }
 
 // auditRecord builds the canonical record of one audited action.

@@ -28,12 +28,20 @@ func accountCommands() map[string]*command {
 
 // requireAdmin checks the admin role from the store on every call: rights are
 // never cached at login, so a demotion or a disable takes effect at once.
+// A refusal is written to the audit chain (auditRefusal).
 func (c *conn) requireAdmin() (*auth.Account, error) {
 	a, err := c.srv.accounts.Get(c.account)
-	if err != nil || !a.Enabled || a.Role != auth.RoleAdmin {
-		return nil, wire.Errorf(wire.CodePerm, "this needs the admin role")
+	switch {
+	case err != nil:
+		c.refused = "no such account"
+	case !a.Enabled:
+		c.refused = "account disabled"
+	case a.Role != auth.RoleAdmin:
+		c.refused = "not an admin"
+	default:
+		return a, nil
 	}
-	return a, nil
+	return nil, wire.Errorf(wire.CodePerm, "this needs the admin role")
 }
 
 func cmdUini(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
@@ -58,6 +66,9 @@ func cmdUini(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
 		return nil, wire.Errorf(wire.CodeState, "an account exists already; log in instead")
 	}
 	if !c.srv.checkSetupToken(token) {
+		// Audited: only loopback, and only before any account exists, gets
+		// here, so this cannot be used to flood the chain from afar.
+		c.srv.auditAs(ctx, "", "uini", truncate(name, 64), "refused: wrong setup token")
 		return nil, wire.Errorf(wire.CodePerm, "wrong setup token (it is in the setup-token file of the data directory)")
 	}
 	acct, err := c.srv.accounts.CreateInitial(name, pass)
@@ -66,6 +77,7 @@ func cmdUini(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
 	}
 	c.srv.removeSetupToken()
 	c.log.Info("initial admin created", "account", acct.Name)
+	c.srv.auditAs(ctx, acct.Name, "uini", acct.Name, "ok")
 	return c.srv.enrollmentReply(acct.Name)
 }
 
@@ -91,32 +103,36 @@ func cmdPass(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
 		return nil, wire.Errorf(wire.CodeState, "send user first")
 	}
 	c.pendingUser = ""
-	ip := c.addr.String()
-	if err := c.srv.backoff.Check(auth.HomeName(name), ip); err != nil {
+	att, err := c.beginLoginStep(name)
+	if err != nil {
 		return nil, err
 	}
 	acct, err := c.srv.accounts.CheckPassword(ctx, name, pass)
 	if err != nil {
+		att.End(err)
 		if errors.Is(err, wire.ErrAuth) {
-			c.srv.backoff.Fail(auth.HomeName(name), ip)
 			c.log.Info("login failed", "account", name)
 		}
 		return nil, err
 	}
 	owed, err := c.srv.secondFactorOwed(acct)
 	if err != nil {
+		att.Cancel()
 		return nil, err
 	}
-	if !owed {
-		// With a factor owed, twofa clears the record once it passes: a
+	if owed {
+		// twofa clears the (account, address) record once it passes: a
 		// right password must not wipe out the failed codes before it.
-		c.srv.backoff.Succeed(auth.HomeName(name), ip)
+		att.Passed()
+	} else {
+		att.Succeed()
 	}
 	st := stateVerified
 	if owed {
 		st = stateUser
 	}
 	c.setLoggedIn(acct.Name, st)
+	c.gen = acct.Generation
 	c.log.Info("logged in", "account", acct.Name, "state", st)
 	return ok("authenticated", acct.Name, string(acct.Role), owed)
 }
@@ -162,20 +178,21 @@ func cmdChpass(ctx context.Context, c *conn, req *wire.Request) (*reply, error) 
 		if err != nil {
 			return nil, err
 		}
-		ip := c.addr.String()
-		if err := c.srv.backoff.Check(auth.HomeName(c.account), ip); err != nil {
+		att, err := c.beginLoginStep(c.account)
+		if err != nil {
 			return nil, err
 		}
-		if _, err := c.srv.accounts.CheckPassword(ctx, c.account, old); err != nil {
-			if errors.Is(err, wire.ErrAuth) {
-				c.srv.backoff.Fail(auth.HomeName(c.account), ip)
-			}
+		_, err = c.srv.accounts.CheckPassword(ctx, c.account, old)
+		if err != nil {
+			att.End(err)
 			return nil, err
 		}
+		att.Passed() // a right old password is no login: the record stays
 		if err := c.srv.accounts.SetPassword(c.account, newPass); err != nil {
 			return nil, err
 		}
 		c.srv.endSessions(c.account, c)
+		c.adoptGeneration()
 		c.srv.audit(ctx, c, "chpass", c.account, "ok")
 		return ok()
 	}

@@ -46,9 +46,8 @@ func cmdTwofa(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
 		return nil, err
 	}
 	name := c.account
-	home := auth.HomeName(name)
-	ip := c.addr.String()
-	if err := c.srv.backoff.Check(home, ip); err != nil {
+	att, err := c.beginLoginStep(name)
+	if err != nil {
 		c.forgetLogin()
 		return nil, err
 	}
@@ -59,8 +58,8 @@ func cmdTwofa(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
 		c.srv.audit(ctx, c, "2fa lock", name, "locked until "+res.LockedUntil.Format(time.RFC3339))
 	}
 	if err != nil {
+		att.End(err)
 		if errors.Is(err, wire.ErrAuth) {
-			c.srv.backoff.Fail(home, ip)
 			c.log.Info("second factor refused", "account", name)
 		}
 		c.forgetLogin()
@@ -69,7 +68,7 @@ func cmdTwofa(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
 	// The login is complete only now; pass left the (account, address)
 	// backoff record alone while a factor was owed, so that failed codes
 	// accumulate there.
-	c.srv.backoff.Succeed(home, ip)
+	att.Succeed()
 	if res.Confirmed {
 		c.enrolling = ""
 		c.srv.audit(ctx, c, "2fa enroll", name, "ok")
@@ -124,18 +123,19 @@ func cmdQr(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
 // and a refusal counts toward it. A refusal keeps the login: the code is
 // 80 random bits, and it is asked only of accounts whose password was right.
 func (c *conn) checkEnrollmentCode(name, code string) error {
-	home := auth.HomeName(name)
-	ip := c.addr.String()
-	if err := c.srv.backoff.Check(home, ip); err != nil {
+	att, err := c.beginLoginStep(name)
+	if err != nil {
 		return err
 	}
-	if err := c.srv.accounts.CheckEnrollmentCode(name, code); err != nil {
+	err = c.srv.accounts.CheckEnrollmentCode(name, code)
+	if err != nil {
+		att.End(err)
 		if errors.Is(err, wire.ErrAuth) {
-			c.srv.backoff.Fail(home, ip)
 			c.log.Info("enrollment code refused", "account", name)
 		}
 		return err
 	}
+	att.Passed()
 	return nil
 }
 
@@ -174,6 +174,9 @@ func cmdU2fa(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
 	}
 	// An admin resetting their own factor keeps this session, as with chpass.
 	ended := c.srv.endSessions(acct.Name, c)
+	if auth.HomeName(acct.Name) == auth.HomeName(c.account) {
+		c.adoptGeneration()
+	}
 	c.srv.audit(ctx, c, "u2fa reset", acct.Name, fmt.Sprintf("ok, %d sessions ended", ended))
 	return c.srv.enrollmentReply(acct.Name)
 }

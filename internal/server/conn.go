@@ -41,6 +41,9 @@ type conn struct {
 	akey        *pendingAkey // the akey answered since the last sess
 	pendingUser string       // name given by `user`, waiting for `pass`
 	account     string       // canonical account name once logged in
+	gen         uint64       // the account's generation at login (checkGeneration)
+	refused     string       // why requireAdmin refused this command, for the audit
+	refusals    int          // refused administrative commands so far (auditRefusal)
 	enrolling   string       // account whose unconfirmed `qr` enrollment this connection began
 
 	lastReq, lastResp []byte // the request being answered and its answer, for akey
@@ -284,6 +287,9 @@ type reply struct {
 func ok(vals ...any) (*reply, error) { return &reply{vals: vals}, nil }
 
 func (c *conn) run(ctx context.Context, req *wire.Request) (*reply, error) {
+	if err := c.checkGeneration(req.Cmd); err != nil {
+		return nil, err
+	}
 	cmd, found := commands[req.Cmd]
 	if !found {
 		return nil, wire.Errorf(wire.CodeProto, "unknown command %q; `help` lists them", truncate(req.Cmd, 64))
@@ -302,7 +308,10 @@ func (c *conn) run(ctx context.Context, req *wire.Request) (*reply, error) {
 	if err := req.Arity(cmd.minArgs, cmd.maxArgs); err != nil {
 		return nil, err
 	}
-	return c.guard(req.Cmd, func() (*reply, error) { return cmd.run(ctx, c, req) })
+	c.refused = ""
+	r, err := c.guard(req.Cmd, func() (*reply, error) { return cmd.run(ctx, c, req) })
+	c.auditRefusal(ctx, req)
+	return r, err
 }
 
 // guard runs one handler (or stream) and turns a panic into ERR internal for

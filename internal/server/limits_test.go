@@ -418,8 +418,10 @@ func TestBigReadsDoNotSlowAnotherClientsRhead(t *testing.T) {
 	peak := vmHWM(t, e.srv.Pid())
 	t.Logf("rhead ×%d: median %v, worst %v; readers: %d full replies, %d ERR limit; server peak RSS %d MB",
 		len(lat), median, worst, okReads, busy, peak>>20)
-	if median > 250*time.Millisecond || worst > 3*time.Second {
-		t.Errorf("rhead median %v, worst %v while 12 clients read; want under 250 ms and 3 s", median, worst)
+	// The old server made rhead about 100× slower than idle (seconds);
+	// the bounds leave room for a loaded 2-core machine under -race.
+	if median > time.Second || worst > 5*time.Second {
+		t.Errorf("rhead median %v, worst %v while 12 clients read; want under 1 s and 5 s", median, worst)
 	}
 	if okReads == 0 {
 		t.Error("no big read succeeded")

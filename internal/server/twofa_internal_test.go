@@ -77,6 +77,7 @@ func newClockedServer(t *testing.T) (*Server, *testClock, *lockedBuffer) {
 func loggedInConn(s *Server, name string, st state) *conn {
 	c := &conn{srv: s, addr: netip.MustParseAddr("192.0.2.7"), log: s.log, id: "test"}
 	c.setLoggedIn(name, st)
+	c.gen, _ = s.accounts.Generation(name) // as pass records it
 	return c
 }
 

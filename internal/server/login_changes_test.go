@@ -1,0 +1,399 @@
+package server_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vserv/vserv/client"
+	"github.com/vserv/vserv/internal/testenv"
+	"github.com/vserv/vserv/internal/wire"
+)
+
+// Tests of docs/protocol.md, "Login concurrency and account changes": at
+// most one login step in flight per address, a bounded hashing queue, and
+// account changes that win over logins in flight and over open sessions.
+// Logins that must take time use the real argon2id cost (WithRealKDF).
+
+// lcStart starts a server for these tests: many connections from one
+// address, so the per-IP handshake rate is raised (the backoff under test is
+// separate from it).
+func lcStart(t testing.TB, opts ...testenv.Option) *testenv.Server {
+	t.Helper()
+	return testenv.Start(t, append([]testenv.Option{testenv.WithArgs("--rate-ip", "10000")}, opts...)...)
+}
+
+// lcDialFrom opens a session whose TCP connection comes from ip, one of the
+// loopback addresses 127.0.0.0/8, so that the server sees distinct clients.
+func lcDialFrom(t testing.TB, srv *testenv.Server, ip string) *client.Client {
+	t.Helper()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
+	return srv.Dial(func(o *client.Options) { o.Dialer = d.DialContext })
+}
+
+// lcUser sends `user name`, the first login step.
+func lcUser(t testing.TB, c *client.Client, name string) {
+	t.Helper()
+	if _, err := c.Call(context.Background(), "user", name); err != nil {
+		t.Fatalf("user %s: %v", name, err)
+	}
+}
+
+// lcPassAsync sends `pass` on c in the background; the result arrives on the
+// channel.
+func lcPassAsync(c *client.Client, pass string) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.Call(context.Background(), "pass", pass)
+		done <- err
+	}()
+	return done
+}
+
+// lcTimedLogin logs in as name from ip and returns how long the pass took.
+func lcTimedLogin(t testing.TB, srv *testenv.Server, ip, name, pass string) time.Duration {
+	t.Helper()
+	c := lcDialFrom(t, srv, ip)
+	lcUser(t, c, name)
+	start := time.Now()
+	if _, err := c.Call(context.Background(), "pass", pass); err != nil {
+		t.Fatalf("login %s from %s: %v", name, ip, err)
+	}
+	took := time.Since(start)
+	c.Close()
+	return took
+}
+
+func TestParallelPassFromOneAddressHashesOneAtATime(t *testing.T) {
+	srv := lcStart(t, testenv.WithRealKDF())
+	srv.AddUser("alice", "alice-password", false)
+	const n = 60
+	conns := make([]*client.Client, n)
+	for i := range conns {
+		conns[i] = lcDialFrom(t, srv, "127.0.0.2")
+		lcUser(t, conns[i], "alice")
+	}
+	// Every guess carries the right password: before the fix all 60 were
+	// hashed and all logged in. Now one is hashed at a time and the others,
+	// arriving meanwhile, are refused unseen.
+	results := make([]<-chan error, n)
+	var start sync.WaitGroup
+	start.Add(1)
+	var sent sync.WaitGroup
+	for i, c := range conns {
+		sent.Add(1)
+		ch := make(chan error, 1)
+		results[i] = ch
+		go func() {
+			sent.Done()
+			start.Wait()
+			_, err := c.Call(context.Background(), "pass", "alice-password")
+			ch <- err
+		}()
+	}
+	sent.Wait()
+	start.Done()
+	okN := 0
+	for i, ch := range results {
+		err := <-ch
+		if err == nil {
+			okN++
+			continue
+		}
+		var we *wire.Error
+		if !errors.As(err, &we) || we.Code != wire.CodeAuth || we.Text != wire.AuthFailedText {
+			t.Fatalf("pass %d: err = %v, want OK or ERR auth %q", i, err, wire.AuthFailedText)
+		}
+	}
+	// A hash at the design's cost takes tens of milliseconds; the 60
+	// requests arrive within a few. Generous: at most 10 may have found the
+	// address free.
+	if okN < 1 || okN > 10 {
+		t.Fatalf("%d of %d parallel logins from one address succeeded, want between 1 and 10 (one hashed at a time)", okN, n)
+	}
+	// The refusals counted nothing: the address logs in at once afterwards.
+	lcTimedLogin(t, srv, "127.0.0.2", "alice", "alice-password")
+}
+
+func TestBusyAddressesDoNotDelayAnotherAddressLogin(t *testing.T) {
+	srv := lcStart(t, testenv.WithRealKDF())
+	srv.AddUser("alice", "alice-password", false)
+	srv.AddUser("bob", "bob-password", false)
+	base := lcTimedLogin(t, srv, "127.0.0.9", "bob", "bob-password")
+	t.Logf("one login alone: %v", base)
+
+	// Three addresses send 30 wrong guesses each, all at once. Before the
+	// fix every one of them was queued for hashing, two at a time, and a
+	// fourth address's login waited behind about 45 hashes.
+	const perAddr = 30
+	var sent, done sync.WaitGroup
+	for _, ip := range []string{"127.0.0.2", "127.0.0.3", "127.0.0.4"} {
+		for range perAddr {
+			c := lcDialFrom(t, srv, ip)
+			lcUser(t, c, "alice")
+			sent.Add(1)
+			done.Add(1)
+			go func() {
+				defer done.Done()
+				ch := lcPassAsync(c, "wrong-password")
+				sent.Done()
+				<-ch
+			}()
+		}
+	}
+	sent.Wait()
+	time.Sleep(100 * time.Millisecond) // let the guesses reach the server
+	took := lcTimedLogin(t, srv, "127.0.0.5", "bob", "bob-password")
+	t.Logf("login from a fourth address: %v", took)
+	// At most one hash per busy address runs or waits: the login waits
+	// behind at most three. Generous margin for a loaded machine.
+	limit := 500*time.Millisecond + 8*base
+	if took > limit {
+		t.Fatalf("a login from a fourth address took %v while three addresses guessed (one login alone: %v), want at most %v", took, base, limit)
+	}
+	done.Wait()
+}
+
+// lcBusyHasher occupies the password hasher with one wrong guess from each
+// of n other addresses, so that the next login waits for a hashing slot.
+// It returns when the guesses have been answered.
+func lcBusyHasher(t testing.TB, srv *testenv.Server, n int) (wait func()) {
+	t.Helper()
+	conns := make([]*client.Client, n)
+	for i := range conns {
+		conns[i] = lcDialFrom(t, srv, net.IPv4(127, 0, 1, byte(i+1)).String())
+		lcUser(t, conns[i], "nobody")
+	}
+	// All at once, so that all n are running or queued together.
+	var done sync.WaitGroup
+	for _, c := range conns {
+		done.Add(1)
+		ch := lcPassAsync(c, "wrong-password")
+		go func() { defer done.Done(); <-ch }()
+	}
+	time.Sleep(50 * time.Millisecond) // the guesses reach the server first
+	return done.Wait
+}
+
+func TestAccountChangeWinsOverLoginWaitingForHash(t *testing.T) {
+	cases := []struct {
+		name   string
+		change func(ctx context.Context, admin *client.Client) error
+	}{
+		{"uena disable", func(ctx context.Context, a *client.Client) error { return a.EnableUser(ctx, "alice", false) }},
+		{"udel", func(ctx context.Context, a *client.Client) error { return a.DeleteUser(ctx, "alice") }},
+		{"u2fa reset", func(ctx context.Context, a *client.Client) error { _, err := a.Reset2FA(ctx, "alice"); return err }},
+	}
+	srv := lcStart(t, testenv.WithRealKDF())
+	admin := srv.AdminClient()
+	ctx := context.Background()
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := admin.AddUser(ctx, "alice", "alice-password", false); err != nil {
+				t.Fatalf("uadd alice: %v", err)
+			}
+			c := lcDialFrom(t, srv, net.IPv4(127, 0, 2, byte(i+1)).String())
+			lcUser(t, c, "alice")
+			wait := lcBusyHasher(t, srv, 4)
+			res := lcPassAsync(c, "alice-password")
+			time.Sleep(30 * time.Millisecond) // pass has read the account and waits for a slot
+			if err := tc.change(ctx, admin); err != nil {
+				t.Fatalf("%s alice: %v", tc.name, err)
+			}
+			err := <-res
+			// Before the fix the login completed with the account as it was
+			// before the change.
+			tfWantAuth(t, err, "pass waiting for a hashing slot during "+tc.name)
+			if _, err := c.Call(ctx, "mkdir", "x"); !errors.Is(err, client.ErrState) {
+				t.Fatalf("mkdir after the refused login: err = %v, want ERR state (not logged in)", err)
+			}
+			wait()
+			if tc.name != "udel" {
+				if err := admin.DeleteUser(ctx, "alice"); err != nil {
+					t.Fatalf("udel alice: %v", err)
+				}
+			}
+			if _, err := os.Stat(filepath.Join(srv.DataRoot, "files", "alice", "x")); err == nil {
+				t.Fatal("the refused login created files/alice/x")
+			}
+		})
+	}
+}
+
+func TestHashQueueFullIsLimit(t *testing.T) {
+	srv := lcStart(t, testenv.WithRealKDF())
+	srv.AddUser("alice", "alice-password", false)
+	// Eight logins from eight addresses fill the queue (two hashing, six
+	// waiting); a ninth address is refused at once rather than queued.
+	c := lcDialFrom(t, srv, "127.0.0.2")
+	lcUser(t, c, "alice")
+	wait := lcBusyHasher(t, srv, 8)
+	start := time.Now()
+	_, err := c.Call(context.Background(), "pass", "alice-password")
+	took := time.Since(start)
+	we := wantCode(t, err, wire.CodeLimit, "pass while eight logins are hashed or queued")
+	if we.Text == "" {
+		t.Fatal("ERR limit with an empty text")
+	}
+	if took > time.Second {
+		t.Fatalf("the refusal took %v: it was queued", took)
+	}
+	wait()
+	// The refusal counted nothing toward the backoff.
+	lcTimedLogin(t, srv, "127.0.0.2", "alice", "alice-password")
+}
+
+func TestProductionWriteGrantEndsSessionWithoutSecondFactor(t *testing.T) {
+	srv := tfStart(t, testenv.WithRealKDF(), testenv.WithArgs("-P"))
+	ctx := context.Background()
+	const name, pass = testenv.AdminName, testenv.AdminPass
+	code, err := srv.Dial().InitAdmin(ctx, name, pass, srv.SetupToken())
+	if err != nil {
+		t.Fatalf("uini: %v", err)
+	}
+	admin, _ := tfLogin(t, srv, name, pass)
+	en, err := admin.Enroll(ctx, code)
+	if err != nil {
+		t.Fatalf("qr: %v", err)
+	}
+	totp := &tfTOTP{t: t, secret: tfSecret(t, en.URI, name, admin.ServerID())}
+	if err := admin.TwoFA(ctx, totp.next()); err != nil {
+		t.Fatalf("twofa: %v", err)
+	}
+	if err := admin.MakeChain(ctx, "notes", client.ChainOptions{Public: true}); err != nil {
+		t.Fatalf("mkchain: %v", err)
+	}
+	if _, err := admin.AddUser(ctx, "bob", "bob-password-1", false); err != nil {
+		t.Fatalf("uadd bob: %v", err)
+	}
+	// Without a write right bob owes no factor and logs in with the
+	// password alone.
+	bob, owed := tfLogin(t, srv, "bob", "bob-password-1")
+	if owed {
+		t.Fatal("needs2fa = true for a user without rights")
+	}
+	if err := admin.Grant(ctx, "bob", "notes", "read"); err != nil {
+		t.Fatalf("grant read: %v", err)
+	}
+	helloID(t, bob) // a read grant owes no factor: the session goes on
+	if err := admin.Grant(ctx, "bob", "notes", "write"); err != nil {
+		t.Fatalf("grant write: %v", err)
+	}
+	// Before the fix bob kept writing without a second factor.
+	_, err = bob.PutRecords(ctx, "notes", [][]byte{newRecord(t, "no factor")}, false)
+	tfWantAuth(t, err, "rput by a session that logged in without a factor, after a write grant")
+	if st := tfState(t, bob); st != "session" {
+		t.Fatalf("after the refused rput, state %s, want session (logged out)", st)
+	}
+	if n := chainSize(t, admin, "notes"); n != 0 {
+		t.Fatalf("notes has %d entries, want 0", n)
+	}
+	if _, owed := tfLogin(t, srv, "bob", "bob-password-1"); !owed {
+		t.Fatal("after the write grant, needs2fa = false, want true")
+	}
+}
+
+func TestRevokeTakesEffectOnTheNextCommandOfAnOpenSession(t *testing.T) {
+	e := newLedgerEnv(t, []string{"notes"})
+	e.srv.AddUser("bob", "bob-password", false)
+	if err := e.admin.Grant(e.ctx, "bob", "notes", "write"); err != nil {
+		t.Fatalf("grant write: %v", err)
+	}
+	bob := e.srv.Login("bob", "bob-password")
+	put(t, bob, "notes", false, newRecord(t, 1))
+	if err := e.admin.Revoke(e.ctx, "bob", "notes", "write"); err != nil {
+		t.Fatalf("revoke write: %v", err)
+	}
+	_, err := bob.PutRecords(e.ctx, "notes", [][]byte{newRecord(t, 2)}, false)
+	wantCode(t, err, wire.CodePerm, "rput after revoke")
+	if n := chainSize(t, bob, "notes"); n != 1 {
+		t.Fatalf("notes has %d entries, want 1", n)
+	}
+}
+
+// lcAudit returns the payloads of every entry of the audit chain.
+func lcAudit(t testing.TB, admin *client.Client) []map[string]any {
+	t.Helper()
+	ctx := context.Background()
+	n := chainSize(t, admin, "audit")
+	seqs := make([]int64, n)
+	for i := range seqs {
+		seqs[i] = int64(i)
+	}
+	entries, err := admin.AbsRecords(ctx, "audit", seqs)
+	if err != nil {
+		t.Fatalf("rabs audit: %v", err)
+	}
+	out := make([]map[string]any, len(entries))
+	for i, b := range entries {
+		_, raw := entryRecord(t, b)
+		var rec struct {
+			Payload map[string]any `cbor:"payload"`
+		}
+		if err := wire.Unmarshal(raw, &rec); err != nil {
+			t.Fatalf("audit entry %d: %v", i, err)
+		}
+		out[i] = rec.Payload
+	}
+	return out
+}
+
+func TestAuditRecordsUiniAndRefusedAdministrativeCommands(t *testing.T) {
+	srv := lcStart(t)
+	ctx := context.Background()
+	if _, err := srv.Dial().InitAdmin(ctx, testenv.AdminName, testenv.AdminPass, "not-the-token"); !errors.Is(err, client.ErrPerm) {
+		t.Fatalf("uini with a wrong setup token: err = %v, want ERR perm", err)
+	}
+	admin := srv.AdminClient()
+	if _, err := admin.AddUser(ctx, "bob", "bob-password", false); err != nil {
+		t.Fatalf("uadd bob: %v", err)
+	}
+	bob := srv.Login("bob", "bob-password")
+	refused := [][]any{
+		{"udel", testenv.AdminName},
+		{"uadd", "mallory", "mallory-password"},
+		{"chpass", testenv.AdminName, nil, "stolen-password"},
+		{"grant", "bob", "audit", "read"},
+		{"ulist"},
+		{"ls", map[string]any{"as": testenv.AdminName}},
+	}
+	for _, r := range refused {
+		_, err := bob.Call(ctx, r[0].(string), r[1:]...)
+		wantCode(t, err, wire.CodePerm, "bob: "+r[0].(string))
+	}
+	got := lcAudit(t, admin)
+	type want struct{ actor, action, target, outcome string }
+	wants := []want{
+		{"", "uini", testenv.AdminName, "refused: wrong setup token"},
+		{testenv.AdminName, "uini", testenv.AdminName, "ok"},
+		{"bob", "udel", testenv.AdminName, "refused: not an admin"},
+		{"bob", "uadd", "mallory", "refused: not an admin"},
+		{"bob", "chpass", testenv.AdminName, "refused: not an admin"},
+		{"bob", "grant", "bob", "refused: not an admin"},
+		{"bob", "ulist", "", "refused: not an admin"},
+		{"bob", "ls", "", "refused: not an admin"},
+	}
+	for _, w := range wants {
+		found := false
+		for _, p := range got {
+			if p["actor"] == w.actor && p["action"] == w.action && p["target"] == w.target && p["outcome"] == w.outcome {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("the audit chain has no entry %+v; it has %v", w, got)
+		}
+	}
+	for _, p := range got {
+		for _, v := range p {
+			if s, _ := v.(string); s == "mallory-password" || s == "stolen-password" || s == "bob-password" {
+				t.Errorf("the audit chain holds a password: %v", p)
+			}
+		}
+	}
+}
