@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"sync"
 	"time"
 
@@ -88,6 +89,29 @@ func (e *SignOnError) Error() string {
 
 func (e *SignOnError) Unwrap() error { return e.Err }
 
+// DialError means the TCP connection to Addr could not be made. Its text
+// names the address once: "connect to 127.0.0.1:6667: connection refused",
+// not the net package's "dial tcp 127.0.0.1:6667: connect: ..." after it.
+type DialError struct {
+	Addr string
+	Err  error
+}
+
+func (e *DialError) Error() string {
+	reason := e.Err
+	var op *net.OpError
+	if errors.As(reason, &op) && op.Err != nil {
+		reason = op.Err
+	}
+	var sys *os.SyscallError
+	if errors.As(reason, &sys) && sys.Err != nil {
+		reason = sys.Err
+	}
+	return fmt.Sprintf("connect to %s: %v", e.Addr, reason)
+}
+
+func (e *DialError) Unwrap() error { return e.Err }
+
 // Client is one connection to a server. Calls are serialised.
 type Client struct {
 	opts Options
@@ -128,7 +152,7 @@ func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
 	}
 	nc, err := dial(connectCtx, "tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("connect to %s: %w", addr, err)
+		return nil, &DialError{Addr: addr, Err: err}
 	}
 	c := &Client{opts: opts, addr: addr, nc: nc, wc: wire.NewConn(nc, 0), transcript: secure.NewTranscript()}
 	if err := c.readSignOn(connectCtx); err != nil {

@@ -33,3 +33,12 @@ func TestERRWithoutTextPrintsTheCodesMeaning(t *testing.T) {
 		}
 	}
 }
+
+// The README's tour verifies a chain of one entry: "1 entry", not "1 entries".
+func TestEntriesWord(t *testing.T) {
+	for n, want := range map[uint64]string{0: "0 entries", 1: "1 entry", 2: "2 entries"} {
+		if got := entriesWord(n); got != want {
+			t.Errorf("entriesWord(%d) = %q, want %q", n, got, want)
+		}
+	}
+}

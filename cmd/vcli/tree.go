@@ -40,7 +40,9 @@ func strictTree(c *cobra.Command) {
 			if strings.HasPrefix(err.Error(), "unknown command") {
 				return usagef("%s takes no arguments (got %q; see %s --help)", cmd.CommandPath(), strings.Join(args, " "), cmd.CommandPath())
 			}
-			return usagef("%s: %v (usage: %s)", cmd.CommandPath(), err, cmd.UseLine())
+			// The others in cobra's words ("accepts 1 arg(s), received 0"):
+			// the usage line says what the command takes.
+			return usagef("%s: wrong number of arguments (%d given; usage: %s)", cmd.CommandPath(), len(args), cmd.UseLine())
 		}
 	}
 }

@@ -263,8 +263,8 @@ Progress goes to standard error (not with -q). Every fault is printed as
 						fmt.Fprintf(a.stdout, "chain %s seq %d: %s\n", rep.Chain, f.Seq, f.What)
 					}
 					if ok {
-						fmt.Fprintf(a.stdout, "ok: chain %s, %d entries verified against the signed checkpoint (root %s) in %s\n",
-							rep.Chain, rep.Size, base64.StdEncoding.EncodeToString(rep.Root), elapsed.Round(time.Millisecond))
+						fmt.Fprintf(a.stdout, "ok: chain %s, %s verified against the signed checkpoint (root %s) in %s\n",
+							rep.Chain, entriesWord(rep.Size), base64.StdEncoding.EncodeToString(rep.Root), elapsed.Round(time.Millisecond))
 					}
 				}
 				if !ok {
@@ -300,4 +300,12 @@ func (p *chainProgress) finish() {
 	if p.drawn {
 		fmt.Fprintln(p.a.stderr)
 	}
+}
+
+// entriesWord is "1 entry" or "N entries".
+func entriesWord[N ~int | ~int64 | ~uint64](n N) string {
+	if n == 1 {
+		return "1 entry"
+	}
+	return fmt.Sprintf("%d entries", n)
 }

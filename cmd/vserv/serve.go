@@ -8,7 +8,6 @@ import (
 	"os"
 	"runtime/pprof"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -195,7 +194,9 @@ func serve(cmd *cobra.Command, o *serveOptions) error {
 	if o.norepl {
 		logger.Info("replication disabled (-N)")
 	}
-	if o.http != "off" && !strings.EqualFold(o.http, "") {
+	// Only for an operator who asked for it: a first `vserv` should not
+	// start with a record about a flag nobody gave.
+	if cmd.Flags().Changed("http") && o.http != "off" && o.http != "" {
 		logger.Info("the web panel is not part of this version yet; --http is accepted and ignored", "http", o.http)
 	}
 	err = srv.Serve(cmd.Context(), ln)

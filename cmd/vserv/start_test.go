@@ -104,6 +104,21 @@ func TestVservFirstStderrLineIsListeningThenLogRecords(t *testing.T) {
 	if !strings.Contains(rest, `msg="created server identity"`) || !strings.Contains(rest, "msg=serving") {
 		t.Errorf("the start-up log records do not follow the listening line:\n%s", srv.Stderr())
 	}
+	if strings.Contains(rest, "web panel") {
+		t.Errorf("a start without --http logs about the web panel:\n%s", srv.Stderr())
+	}
+}
+
+// TestVservHTTPGivenIsSaidToBeIgnored: --http given explicitly is accepted,
+// and the log says that nothing is served there yet.
+func TestVservHTTPGivenIsSaidToBeIgnored(t *testing.T) {
+	srv := testenv.Start(t, testenv.WithArgs("--http", "127.0.0.1:6681"))
+	if err := srv.Stop(); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	if !strings.Contains(srv.Stderr(), "--http is accepted and ignored") {
+		t.Errorf("--http given, but the log does not say it is ignored:\n%s", srv.Stderr())
+	}
 }
 
 func chmod(t *testing.T, path string, mode os.FileMode) {
