@@ -27,6 +27,7 @@ type PutResult struct {
 	Seq     uint64 `cbor:"seq" json:"seq"`
 	Leaf    []byte `cbor:"leaf" json:"leaf"`
 	Receipt string `cbor:"receipt,omitempty" json:"receipt,omitempty"`
+	EID     string `cbor:"eid,omitempty" json:"eid,omitempty"` // vote.register only (§6.2)
 }
 
 // PutRecords appends records (each a canonical CBOR record map, see NewRecord) to
@@ -354,28 +355,44 @@ type ChainInfo struct {
 
 // Chains lists the chains this connection may read.
 func (c *Client) Chains(ctx context.Context) ([]ChainInfo, error) {
+	out, _, err := c.chains(ctx)
+	return out, err
+}
+
+// ChainAuthorities are the authority keys (§6.1, text form) of every chain
+// this connection may read, by chain name; a chain without any maps to an
+// empty list. (They are not in ChainInfo, which stays comparable.)
+func (c *Client) ChainAuthorities(ctx context.Context) (map[string][]string, error) {
+	_, auth, err := c.chains(ctx)
+	return auth, err
+}
+
+func (c *Client) chains(ctx context.Context) ([]ChainInfo, map[string][]string, error) {
 	vals, err := c.Call(ctx, "chains")
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var raw []struct {
-		Name    string  `cbor:"name"`
-		Size    uint64  `cbor:"size"`
-		Public  bool    `cbor:"public"`
-		PoWBits int     `cbor:"pow_bits"`
-		Schema  *string `cbor:"schema"` // null when there is none
+		Name      string   `cbor:"name"`
+		Size      uint64   `cbor:"size"`
+		Public    bool     `cbor:"public"`
+		PoWBits   int      `cbor:"pow_bits"`
+		Schema    *string  `cbor:"schema"` // null when there is none
+		Authority []string `cbor:"authority"`
 	}
 	if err := decode("chains", vals, &raw); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	out := make([]ChainInfo, len(raw))
+	auth := make(map[string][]string, len(raw))
 	for i, r := range raw {
 		out[i] = ChainInfo{Name: r.Name, Size: r.Size, Public: r.Public, PoWBits: r.PoWBits}
 		if r.Schema != nil {
 			out[i].Schema = *r.Schema
 		}
+		auth[r.Name] = append([]string{}, r.Authority...)
 	}
-	return out, nil
+	return out, auth, nil
 }
 
 // ChainOptions are the settings of a new chain.
@@ -383,6 +400,9 @@ type ChainOptions struct {
 	Public  bool
 	PoWBits int    // 0..32, fixed for the chain's life
 	Schema  string // "" for a free-form chain
+	// Authority are 0–16 Ed25519 public keys in their text form (§6.1),
+	// only with a schema; authority events must then be signed by one.
+	Authority []string
 }
 
 // MakeChain calls mkchain (admin): creates a chain and its size-0 checkpoint.
@@ -394,6 +414,9 @@ func (c *Client) MakeChain(ctx context.Context, name string, o ChainOptions) err
 	m := map[string]any{"public": o.Public, "pow_bits": uint64(o.PoWBits)}
 	if o.Schema != "" {
 		m["schema"] = o.Schema
+	}
+	if len(o.Authority) > 0 {
+		m["authority"] = o.Authority
 	}
 	_, err := c.Call(ctx, "mkchain", name, m)
 	return err

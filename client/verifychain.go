@@ -45,6 +45,12 @@ const verifyPage = MaxGetBatch
 // talk to the server at all (or an ERR reply). progress, if not nil, is
 // called after each page with the entries checked and the total.
 func (c *Client) VerifyChain(ctx context.Context, chain string, progress func(done, total uint64)) (*ChainReport, error) {
+	return c.VerifyChainEach(ctx, chain, progress, nil)
+}
+
+// VerifyChainEach is VerifyChain that also hands every downloaded entry, in
+// seq order, to each (when not nil): what a recount replays (§6.6).
+func (c *Client) VerifyChainEach(ctx context.Context, chain string, progress func(done, total uint64), each func(seq uint64, entry []byte)) (*ChainReport, error) {
 	pub := c.Identity()
 	if pub == nil {
 		return nil, errors.New("verify chain: no verified server identity (the session is not established)")
@@ -85,6 +91,9 @@ func (c *Client) VerifyChain(ctx context.Context, chain string, progress func(do
 		}
 		for i, e := range es {
 			w.entry(next+uint64(i), e)
+			if each != nil {
+				each(next+uint64(i), e)
+			}
 		}
 		next += n
 		if progress != nil {

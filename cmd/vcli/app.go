@@ -105,6 +105,7 @@ the peer is no vserv server), 2 usage error or no connection.`,
 	f.DurationVar(&a.opts.timeout, "timeout", client.DefaultConnectTimeout, "give up connecting and waiting for the server's sign-on after this long")
 	root.AddCommand(a.helloCmd(), a.verCmd(), a.idCmd(), a.uiniCmd(), a.userCmd(), a.shellCmd(),
 		a.recCmd(), a.chainCmd(), a.verifyCmd(), a.fileCmd())
+	root.AddCommand(a.keyCmd(), a.uidCmd(), a.voteCmd(), a.fundCmd(), a.resCmd(), a.recountCmd(), a.tallyCmd())
 	root.SetHelpCommand(a.helpCmd())
 	root.InitDefaultHelpCmd()
 	root.InitDefaultCompletionCmd()

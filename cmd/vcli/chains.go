@@ -46,17 +46,20 @@ func (a *app) chainCmd() *cobra.Command {
 	}
 	var o client.ChainOptions
 	create := &cobra.Command{
-		Use:   "create NAME [--public] [--pow-bits N] [--schema S]",
+		Use:   "create NAME [--public] [--pow-bits N] [--schema S [--authority KEY]...]",
 		Short: "Create a chain (admin)",
 		Long: `vcli chain create makes a new chain and its first (empty) signed checkpoint.
 Names match [a-z0-9][a-z0-9_-]{0,63}. --public lets anyone read it without an
 account; --pow-bits N (0 to 32, fixed for good) makes every record carry a proof
-of work of N bits. --schema S stores the name of an application schema with
-the chain; this version does not apply its rules yet (docs/applications.md),
-so the chain accepts any record. On an existing empty chain without a schema,
---schema only attaches one.`,
+of work of N bits. On an existing empty chain without a schema, --schema only
+attaches one. --authority KEY (repeatable, up to 16; the text vcli key new
+prints, or a file holding it) fixes the keys that must sign the authority
+events of a schema chain.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			for i, k := range o.Authority {
+				o.Authority[i] = keyTextArg(k)
+			}
 			if o.PoWBits < 0 || o.PoWBits > 32 {
 				return usagef("--pow-bits %d: want 0 to 32", o.PoWBits)
 			}
@@ -76,7 +79,8 @@ so the chain accepts any record. On an existing empty chain without a schema,
 	}
 	create.Flags().BoolVar(&o.Public, "public", false, "readable by anyone, without an account")
 	create.Flags().IntVar(&o.PoWBits, "pow-bits", 0, "proof-of-work bits every record must meet (0 to 32)")
-	create.Flags().StringVar(&o.Schema, "schema", "", "application schema stored with the chain (its rules are not applied yet)")
+	create.Flags().StringVar(&o.Schema, "schema", "", "application rules the server enforces on the chain")
+	create.Flags().StringArrayVar(&o.Authority, "authority", nil, "a key that must sign the chain's authority events (repeatable)")
 	chain.AddCommand(list, create, a.rightCmd(true), a.rightCmd(false))
 	return chain
 }

@@ -284,10 +284,11 @@ type chainProgress struct {
 	start time.Time
 	last  time.Time
 	drawn bool
+	off   bool // never draw
 }
 
 func (p *chainProgress) update(done, total uint64) {
-	if p.a.opts.quiet || time.Since(p.start) < time.Second || time.Since(p.last) < 250*time.Millisecond {
+	if p.off || p.a.opts.quiet || time.Since(p.start) < time.Second || time.Since(p.last) < 250*time.Millisecond {
 		return
 	}
 	p.last = time.Now()

@@ -18,14 +18,17 @@ const (
 	RightRead      Right = "read"
 	RightWrite     Right = "write"
 	RightReplicate Right = "replicate"
+	// RightManage is the right to append the authority events of a chain
+	// with a schema (DESIGN.md §6.1).
+	RightManage Right = "manage"
 )
 
 func checkRight(r Right) error {
 	switch r {
-	case RightRead, RightWrite, RightReplicate:
+	case RightRead, RightWrite, RightReplicate, RightManage:
 		return nil
 	}
-	return wire.Errorf(wire.CodeInvalid, "invalid right %q: use read, write or replicate", r)
+	return wire.Errorf(wire.CodeInvalid, "invalid right %q: use read, write, manage or replicate", r)
 }
 
 // checkChainName applies the chain name rule of DESIGN.md §4.1,

@@ -121,7 +121,7 @@ func BenchmarkCommitGroup(b *testing.B) {
 				for i := range g {
 					j := &appendJob{chain: "t", resp: make(chan appendOutcome, 1)}
 					for range shape.recs {
-						r, err := checkRecord(rec(b, next, map[string]any{"n": next, "choice": "yes"}), 0, origin)
+						r, err := checkRecord(rec(b, next, map[string]any{"n": next, "choice": "yes"}), 0, origin, false)
 						if err != nil {
 							b.Fatal(err)
 						}

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/vserv/vserv/apps"
 	"github.com/vserv/vserv/internal/wire"
 	"github.com/vserv/vserv/verify"
 )
@@ -16,6 +17,7 @@ type ChainInfo struct {
 	Public        bool
 	PoWBits       int
 	Schema        string
+	Authority     []string // the authority keys' texts (§6.1)
 	ServerWritten bool
 	ReadOnly      string // why writes are refused; empty when they are not
 }
@@ -45,26 +47,40 @@ func (l *Ledger) Chain(arg string) (ChainInfo, error) {
 
 func (cs *chainState) info() ChainInfo {
 	return ChainInfo{Name: cs.meta.Name, Size: cs.size, Public: cs.meta.Public,
-		PoWBits: cs.meta.PoWBits, Schema: cs.meta.Schema, ServerWritten: cs.meta.ServerWritten,
+		PoWBits: cs.meta.PoWBits, Schema: cs.meta.Schema, Authority: cs.meta.Authority, ServerWritten: cs.meta.ServerWritten,
 		ReadOnly: cs.readOnly}
 }
 
 // DefaultChains are created at first start (§3.4).
 var DefaultChains = []ChainMeta{
-	{Name: "vote", Public: true, PoWBits: 16},
-	{Name: "donation", Public: true, PoWBits: 16},
-	{Name: "resource", Public: true, PoWBits: 16},
+	{Name: "vote", Public: true, PoWBits: 16, Schema: "vote"},
+	{Name: "donation", Public: true, PoWBits: 16, Schema: "donation"},
+	{Name: "resource", Public: true, PoWBits: 16, Schema: "resource"},
 	{Name: "keys", Public: true, ServerWritten: true},
 	{Name: "audit", Public: false, ServerWritten: true},
 }
 
-// EnsureDefaultChains creates whichever default chain does not exist yet.
+// EnsureDefaultChains creates whichever default chain does not exist yet,
+// and attaches its schema to a default chain made by a release before
+// schemas while that chain is still empty.
 func (l *Ledger) EnsureDefaultChains(ctx context.Context) error {
 	for _, m := range DefaultChains {
 		l.mu.RLock()
-		_, ok := l.chains[m.Name]
+		old, ok := l.chains[m.Name]
 		l.mu.RUnlock()
 		if ok {
+			if m.Schema == "" || old.meta.Schema != "" {
+				continue
+			}
+			if old.size > 0 || old.meta.Public != m.Public || old.meta.PoWBits != m.PoWBits || old.meta.ServerWritten {
+				l.log.Warn("default chain keeps no schema: it already holds records or was made otherwise",
+					"chain", m.Name, "schema", m.Schema, "entries", old.size)
+				continue
+			}
+			if err := l.createChain(ctx, m); err != nil {
+				return err
+			}
+			l.log.Info("schema attached to a default chain", "chain", m.Name, "schema", m.Schema)
 			continue
 		}
 		if h, lost := l.lost[m.Name]; lost {
@@ -83,17 +99,31 @@ func (l *Ledger) EnsureDefaultChains(ctx context.Context) error {
 // CreateChain creates a chain and signs its size-0 checkpoint (`mkchain`).
 // On an existing chain it only attaches a schema, and only while the chain is
 // empty and has none; anything else is ERR exists.
-func (l *Ledger) CreateChain(ctx context.Context, name string, public bool, powBits int, schema string) error {
+//
+// authority is the chain's authority keys as text (§6.1), only with a schema.
+func (l *Ledger) CreateChain(ctx context.Context, name string, public bool, powBits int, schema string, authority ...string) error {
 	if !verify.ValidChainName(name) {
 		return wire.Errorf(wire.CodeInvalid, "bad chain name %q: want [a-z0-9][a-z0-9_-]{0,63}", name)
 	}
 	if powBits < 0 || powBits > verify.MaxPoWBits {
 		return wire.Errorf(wire.CodeInvalid, "pow_bits %d not in [0, %d]", powBits, verify.MaxPoWBits)
 	}
-	if schema != "" && !verify.ValidChainName(schema) {
-		return wire.Errorf(wire.CodeInvalid, "bad schema name %q", schema)
+	if schema != "" {
+		if _, err := apps.For(schema); err != nil {
+			return wire.Errorf(wire.CodeInvalid, "schema %.64q is not one of vote, donation, resource", schema)
+		}
 	}
-	return l.createChain(ctx, ChainMeta{Name: name, Public: public, PoWBits: powBits, Schema: schema})
+	if len(authority) > 0 && schema == "" {
+		return wire.Errorf(wire.CodeInvalid, "authority keys need a schema")
+	}
+	if _, err := apps.ParseAuthority(authority); err != nil {
+		return wire.Errorf(wire.CodeInvalid, "%v", err)
+	}
+	m := ChainMeta{Name: name, Public: public, PoWBits: powBits, Schema: schema}
+	if len(authority) > 0 {
+		m.Authority = append([]string(nil), authority...)
+	}
+	return l.createChain(ctx, m)
 }
 
 func (l *Ledger) createChain(ctx context.Context, m ChainMeta) error {
@@ -114,16 +144,33 @@ func (l *Ledger) createChain(ctx context.Context, m ChainMeta) error {
 				return wire.Errorf(wire.CodeExists, "chain %q exists", m.Name)
 			}
 			cs := old.clone()
-			cs.meta.Schema = m.Schema
-			if err := l.store.Update(func(tx WriteTx) error { return tx.PutChain(cs.meta) }); err != nil {
+			cs.meta.Schema, cs.meta.Authority = m.Schema, m.Authority
+			var err error
+			if cs.app, cs.appChain, err = l.appChain(cs.meta); err != nil {
+				return wire.Errorf(wire.CodeInvalid, "%v", err)
+			}
+			err = l.store.Update(func(tx WriteTx) error {
+				if err := tx.PutChain(cs.meta); err != nil {
+					return err
+				}
+				return startAppState(tx, cs.meta)
+			})
+			if err != nil {
 				return err
 			}
 			l.install(cs)
 			return nil
 		}
 		cs := &chainState{meta: m, rng: rangeFactory.NewEmptyRange(0)}
-		err := l.store.Update(func(tx WriteTx) error {
+		var err error
+		if cs.app, cs.appChain, err = l.appChain(m); err != nil {
+			return wire.Errorf(wire.CodeInvalid, "%v", err)
+		}
+		err = l.store.Update(func(tx WriteTx) error {
 			if err := tx.PutChain(m); err != nil {
+				return err
+			}
+			if err := startAppState(tx, m); err != nil {
 				return err
 			}
 			return l.storeCheckpoint(tx, cs)
@@ -182,4 +229,16 @@ func (l *Ledger) writeRefusal() string {
 		return l.ring.fault
 	}
 	return "the identity key was rotated; restart with the new key"
+}
+
+// startAppState records that an empty schema chain's (empty) rules' state is
+// up to date, so that Open does not rebuild it.
+func startAppState(tx WriteTx, m ChainMeta) error {
+	if m.Schema == "" {
+		return nil
+	}
+	if _, _, _, err := tx.AppState(m.Name); err != nil {
+		return err
+	}
+	return tx.PutAppStateSize(m.Name, 0)
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"github.com/transparency-dev/merkle/compact"
+	"github.com/vserv/vserv/apps"
 	"github.com/vserv/vserv/internal/wire"
 	"github.com/vserv/vserv/verify"
 )
@@ -23,11 +24,16 @@ type Result struct {
 	Seq     uint64
 	Leaf    [32]byte
 	Receipt []byte // when AppendOptions.Receipt
+	EID     string // the electronic ID a vote.register allocated (§6.2)
 }
 
 // AppendOptions modify Append.
 type AppendOptions struct {
 	Receipt bool // also return each record's receipt (§4.5)
+	// Manage says the submitting account holds the manage right on the
+	// chain (§3.2), which the rules of a schema chain ask for authority
+	// events; the caller has checked the write right.
+	Manage bool
 }
 
 // job is a unit of work for the committer goroutine.
@@ -39,6 +45,7 @@ type job interface{ isJob() }
 type appendJob struct {
 	chain  string
 	checks []precheck
+	manage bool // the account holds the manage right (AppendOptions.Manage)
 	resp   chan appendOutcome
 }
 
@@ -137,13 +144,13 @@ func (l *Ledger) append(ctx context.Context, cs *chainState, records [][]byte, o
 	origin := l.origin(cs.meta.Name)
 	checks := make([]precheck, 0, len(records))
 	for _, raw := range records {
-		rec, err := checkRecord(raw, cs.meta.PoWBits, origin)
+		rec, err := checkRecord(raw, cs.meta.PoWBits, origin, cs.app != nil)
 		checks = append(checks, precheck{rec: rec, err: err})
 		if err != nil {
 			break // later records cannot matter: the batch fails here at the latest
 		}
 	}
-	j := &appendJob{chain: cs.meta.Name, checks: checks, resp: make(chan appendOutcome, 1)}
+	j := &appendJob{chain: cs.meta.Name, checks: checks, manage: opts.Manage, resp: make(chan appendOutcome, 1)}
 	if err := l.submit(ctx, j); err != nil {
 		return nil, err
 	}
@@ -165,9 +172,14 @@ func (l *Ledger) append(ctx context.Context, cs *chainState, records [][]byte, o
 	return out.results, nil
 }
 
-// checkRecord applies every rule about a record that needs no database.
-func checkRecord(raw []byte, powBits int, origin string) (*verify.Record, error) {
-	rec, err := verify.CheckRecordNoPayload(raw)
+// checkRecord applies every rule about a record that needs no database. The
+// payload is decoded only for the rules of a schema chain.
+func checkRecord(raw []byte, powBits int, origin string, payload bool) (*verify.Record, error) {
+	check := verify.CheckRecordNoPayload
+	if payload {
+		check = verify.CheckRecord
+	}
+	rec, err := check(raw)
 	if err != nil {
 		if errors.Is(err, verify.ErrTooLarge) {
 			return nil, wire.Errorf(wire.CodeLimit, "%v", err)
@@ -350,7 +362,8 @@ func (l *Ledger) apply(tx WriteTx, work map[string]*chainState, touched map[stri
 		seq     = w.size
 		prev    = w.lastLeaf
 		now     = max(uint64(l.cfg.Now().UnixMilli()), w.lastTime)
-		arena   []byte // the batch's entries, one allocation: bbolt keeps them until the commit
+		arena   []byte     // the batch's entries, one allocation: bbolt keeps them until the commit
+		state   *overlayKV // the rules' state with this batch's writes, schema chains only
 	)
 	for i, c := range j.checks {
 		if c.err != nil {
@@ -378,8 +391,12 @@ func (l *Ledger) apply(tx WriteTx, work map[string]*chainState, touched map[stri
 			if err != nil {
 				return nil, err
 			}
+			// A retry: already judged by the rules, not applied again.
 			results[i] = Result{ID: rec.ID, Seq: ref.Seq}
 			copy(results[i].Leaf[:], leaf)
+			if w.meta.Schema == "vote" && rec.Type == "vote.register" {
+				results[i].EID = apps.EID(results[i].Leaf)
+			}
 			continue
 		}
 		e := verify.Entry{V: verify.EntryVersion, Seq: seq, Prev: prev, Time: now,
@@ -398,6 +415,29 @@ func (l *Ledger) apply(tx WriteTx, work map[string]*chainState, touched map[stri
 		entry := arena[start:len(arena):len(arena)]
 		leaf := verify.LeafHash(entry)
 		results[i] = Result{ID: rec.ID, Seq: seq, Leaf: leaf}
+		if w.app != nil {
+			if state == nil {
+				base, at, ok, err := tx.AppState(j.chain)
+				if err != nil {
+					return nil, err
+				}
+				if ok && at != w.size {
+					return nil, wire.Errorf(wire.CodeConflict, "chain %q: the rules' state reflects %d entries, the chain has %d; restart the server to rebuild it", j.chain, at, w.size)
+				}
+				state = &overlayKV{base: base}
+			}
+			r, err := w.app.Apply(state, w.appChain, apps.EventOf(&e, rec, leaf))
+			if err == nil && r.Needs == apps.Manage && !j.manage {
+				return nil, ruleRefusal(nil, i, rec.Type, j.chain, r.Needs)
+			}
+			if err != nil {
+				if errors.Is(err, apps.ErrRefused) {
+					return nil, ruleRefusal(err, i, rec.Type, j.chain, 0)
+				}
+				return nil, fmt.Errorf("chain %q: rules: %w", j.chain, err)
+			}
+			results[i].EID = r.EID
+		}
 		news = append(news, pending{id: id, rec: rec, entry: entry, leaf: leaf})
 		prev = leaf
 		seq++
@@ -418,6 +458,14 @@ func (l *Ledger) apply(tx WriteTx, work map[string]*chainState, touched map[stri
 		}
 		if putErr != nil {
 			return nil, putErr
+		}
+	}
+	if state != nil && len(news) > 0 {
+		if err := state.flush(); err != nil {
+			return nil, err
+		}
+		if err := tx.PutAppStateSize(j.chain, seq); err != nil {
+			return nil, err
 		}
 	}
 	if len(news) > 0 {

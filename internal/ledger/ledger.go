@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/transparency-dev/merkle/compact"
+	"github.com/vserv/vserv/apps"
 	"github.com/vserv/vserv/internal/wire"
 	"github.com/vserv/vserv/verify"
 	bolt "go.etcd.io/bbolt"
@@ -75,6 +76,9 @@ type chainState struct {
 	// does not match the newest checkpoint, and signing a new one would sign
 	// a history inconsistent with it.
 	readOnly string
+	// app and appChain are the chain's rules (§6), app nil without a schema.
+	app      apps.Schema
+	appChain apps.Chain
 }
 
 func (c *chainState) clone() *chainState {
@@ -181,6 +185,9 @@ func OpenStore(s Store, cfg Config) (*Ledger, error) {
 	if err := l.loadHeads(); err != nil {
 		return nil, fmt.Errorf("open ledger: %w", err)
 	}
+	if err := l.rebuildAppStates(); err != nil {
+		return nil, fmt.Errorf("open ledger: %w", err)
+	}
 	if err := l.countersignHeads(); err != nil {
 		return nil, fmt.Errorf("open ledger: %w", err)
 	}
@@ -192,6 +199,10 @@ func OpenStore(s Store, cfg Config) (*Ledger, error) {
 // checkpoint.
 func (l *Ledger) loadChain(tx ReadTx, m ChainMeta) (*chainState, error) {
 	cs := &chainState{meta: m, rng: rangeFactory.NewEmptyRange(0)}
+	var err error
+	if cs.app, cs.appChain, err = l.appChain(m); err != nil {
+		return nil, fmt.Errorf("schema: %w", err)
+	}
 	size, err := tx.Size(m.Name)
 	if err != nil {
 		return nil, err

@@ -369,12 +369,21 @@ func TestChains(t *testing.T) {
 		{"ok", 33, wire.CodeInvalid}, {"ok", -1, wire.CodeInvalid}, {"vote", 16, wire.CodeExists}} {
 		wantCode(t, e.l.CreateChain(ctx, c.name, true, c.pow, ""), c.code)
 	}
-	if err := e.l.CreateChain(ctx, "vote", true, 16, "vote"); err != nil {
+	if c, _ := e.l.Chain("vote"); c.Schema != "vote" {
+		t.Fatalf("default chain vote has schema %q, want vote", c.Schema)
+	}
+	if err := e.l.CreateChain(ctx, "s", true, 0, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.l.CreateChain(ctx, "s", true, 0, "vote"); err != nil {
 		t.Fatalf("schema on an empty chain: %v", err)
 	}
-	wantCode(t, e.l.CreateChain(ctx, "vote", true, 16, "other"), wire.CodeExists)
+	wantCode(t, e.l.CreateChain(ctx, "s", true, 0, "donation"), wire.CodeExists)
+	wantCode(t, e.l.CreateChain(ctx, "u", true, 0, "other"), wire.CodeInvalid)
+	wantCode(t, e.l.CreateChain(ctx, "u", true, 0, "", "some-key"), wire.CodeInvalid)
+	wantCode(t, e.l.CreateChain(ctx, "u", true, 0, "vote", "not-a-key"), wire.CodeInvalid)
 	e.appendN("t", 0, 1)
-	wantCode(t, e.l.CreateChain(ctx, "t", true, 0, "x"), wire.CodeExists)
+	wantCode(t, e.l.CreateChain(ctx, "t", true, 0, "vote"), wire.CodeExists)
 	head, _ := e.l.Head("audit")
 	if c, err := verify.OpenCheckpoint(head, verify.OriginLine(testServerID, "audit"), testPub()); err != nil || c.Size != 0 || c.Root != verify.EmptyRoot {
 		t.Fatalf("audit head: %v", err)
@@ -388,11 +397,11 @@ func TestChains(t *testing.T) {
 		t.Fatal("server append to a client chain")
 	}
 	e.reopen()
-	if n, _ := e.l.Size("audit"); n != 1 || len(e.l.Chains()) != 6 {
+	if n, _ := e.l.Size("audit"); n != 1 || len(e.l.Chains()) != 7 {
 		t.Fatal("state lost on reopen")
 	}
 	for _, c := range e.l.Chains() {
-		if c.ReadOnly != "" || (c.Name == "vote" && c.Schema != "vote") {
+		if c.ReadOnly != "" || ((c.Name == "vote" || c.Name == "s") && c.Schema != "vote") {
 			t.Fatalf("after reopen: %+v", c)
 		}
 	}

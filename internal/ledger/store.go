@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"github.com/transparency-dev/merkle/compact"
+	"github.com/vserv/vserv/apps"
 )
 
 // ChainMeta is what is stored about a chain besides its entries.
@@ -10,6 +11,9 @@ type ChainMeta struct {
 	Public  bool   `cbor:"public"`
 	PoWBits int    `cbor:"pow_bits"`
 	Schema  string `cbor:"schema"`
+	// Authority is the chain's authority keys in their text form (§6.1),
+	// only with a schema, fixed at creation.
+	Authority []string `cbor:"authority,omitempty"`
 	// ServerWritten chains (audit, keys) take records only from the server.
 	ServerWritten bool `cbor:"server_written"`
 }
@@ -74,6 +78,11 @@ type ReadTx interface {
 	// Times calls fn for index rows from (ms, seq) upward until fn returns
 	// false or an error.
 	Times(chain string, ms, seq uint64, fn func(TimeRef) (bool, error)) error
+	// AppState is the store of the rules' state of a schema chain (apps.KV)
+	// and the chain size it reflects; ok is false when it was never written
+	// (a chain from before schemas, or a state dropped to be rebuilt). In a
+	// read transaction the KV refuses Put.
+	AppState(chain string) (kv apps.KV, size uint64, ok bool, err error)
 }
 
 // WriteTx changes the store inside one durable transaction.
@@ -86,4 +95,9 @@ type WriteTx interface {
 	PutNode(chain string, id compact.NodeID, hash []byte) error
 	PutCheckpoint(chain string, cp StoredCheckpoint) error
 	DeleteCheckpoint(chain string, size uint64) error
+	// PutAppStateSize records the chain size the rules' state reflects, in
+	// the same transaction as the entries and the state's writes.
+	PutAppStateSize(chain string, size uint64) error
+	// ResetAppState drops the rules' state of a chain (to rebuild it).
+	ResetAppState(chain string) error
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/transparency-dev/merkle/compact"
+	"github.com/vserv/vserv/apps"
 	"github.com/vserv/vserv/internal/wire"
 	bolt "go.etcd.io/bbolt"
 )
@@ -20,6 +21,12 @@ import (
 //	ledger.chain.<name>/times   ms (8 BE) ‖ seq (8 BE) → record id (16)
 //	ledger.chain.<name>/nodes   postorder number (8 BE) → 32-byte hash
 //	ledger.chain.<name>/checkpoints size (8 BE) → keep flags (1) ‖ note
+//	ledger.chain.<name>/state   the rules' state of a schema chain (apps.KV keys)
+//	ledger.chain.<name> "state-size" → size (8 BE) the state reflects
+//
+// state and state-size are written in the same transaction as the entries,
+// so the views are never behind the chain; a database from before schemas
+// has neither, and Open rebuilds them.
 //
 // entries, times and nodes only ever grow at their end, so they are written
 // with FillPercent 1.0.
@@ -33,6 +40,8 @@ var (
 	subNodes       = []byte("nodes")
 	subCheckpoints = []byte("checkpoints")
 	chainSubs      = [][]byte{subEntries, subIDs, subTimes, subNodes, subCheckpoints}
+	subState       = []byte("state")
+	keyStateSize   = []byte("state-size")
 )
 
 func chainBucketName(chain string) []byte { return []byte("ledger.chain." + chain) }
@@ -357,4 +366,72 @@ func (t boltTx) DeleteCheckpoint(chain string, size uint64) error {
 		return err
 	}
 	return b.Delete(u64(size))
+}
+
+// boltKV is a chain's state bucket as an apps.KV. b is nil in a read
+// transaction on a chain whose state was never written: every Get is absent.
+type boltKV struct {
+	b        *bolt.Bucket
+	writable bool
+}
+
+var errReadOnlyKV = errors.New("ledger: the rules' state is read-only in a read transaction")
+
+func (k boltKV) Get(key []byte) ([]byte, error) {
+	if k.b == nil {
+		return nil, nil
+	}
+	return k.b.Get(key), nil
+}
+
+func (k boltKV) Put(key, val []byte) error {
+	if !k.writable || k.b == nil {
+		return errReadOnlyKV
+	}
+	return k.b.Put(key, val)
+}
+
+func (t boltTx) AppState(chain string) (apps.KV, uint64, bool, error) {
+	c := t.tx.Bucket(chainBucketName(chain))
+	if c == nil {
+		return nil, 0, false, fmt.Errorf("chain %q: %w", chain, errNoChain)
+	}
+	var size uint64
+	v := c.Get(keyStateSize)
+	switch {
+	case v == nil:
+	case len(v) == 8:
+		size = binary.BigEndian.Uint64(v)
+	default:
+		return nil, 0, false, fmt.Errorf("chain %q: state size of %d bytes", chain, len(v))
+	}
+	b := c.Bucket(subState)
+	if b == nil && t.wc != nil {
+		var err error
+		if b, err = c.CreateBucket(subState); err != nil {
+			return nil, 0, false, err
+		}
+	}
+	return boltKV{b: b, writable: t.wc != nil}, size, v != nil, nil
+}
+
+func (t boltTx) PutAppStateSize(chain string, size uint64) error {
+	c := t.tx.Bucket(chainBucketName(chain))
+	if c == nil {
+		return fmt.Errorf("chain %q: %w", chain, errNoChain)
+	}
+	return c.Put(keyStateSize, u64(size))
+}
+
+func (t boltTx) ResetAppState(chain string) error {
+	c := t.tx.Bucket(chainBucketName(chain))
+	if c == nil {
+		return fmt.Errorf("chain %q: %w", chain, errNoChain)
+	}
+	if c.Bucket(subState) != nil {
+		if err := c.DeleteBucket(subState); err != nil {
+			return err
+		}
+	}
+	return c.Delete(keyStateSize)
 }

@@ -13,9 +13,10 @@ import (
 
 // VerifyDB checks every chain in a ledger database offline (`vserv verify`):
 // every entry, link, leaf hash, proof of work, record signature, Merkle node
-// and root, and every stored checkpoint's signature and root (which,
+// and root, every stored checkpoint's signature and root (which,
 // recomputed from the same leaves, proves the checkpoints consistent with
-// each other). pub is the server's current identity key: checkpoints must be
+// each other), and on a chain with a schema that the rules (§6) accept every
+// recorded event and that the stored views equal a replay. pub is the server's current identity key: checkpoints must be
 // signed by it or, after identity rotations, by a key of the rotation history
 // the keys chain proves, which must end with pub. progress, if not nil, is
 // called as each chain advances.
@@ -57,6 +58,13 @@ func VerifyDB(ctx context.Context, db *bolt.DB, pub ed25519.PublicKey, progress 
 			return faults, fmt.Errorf("verify chain %q: %w", m.Name, err)
 		}
 		faults = append(faults, c.faults...)
+		if m.Schema != "" {
+			rf, err := verifyRules(ctx, s, m, serverID)
+			if err != nil {
+				return faults, fmt.Errorf("verify chain %q: rules: %w", m.Name, err)
+			}
+			faults = append(faults, rf...)
+		}
 	}
 	return faults, nil
 }

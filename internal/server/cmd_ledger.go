@@ -7,6 +7,7 @@ import (
 	"math"
 	"math/bits"
 
+	"github.com/vserv/vserv/apps"
 	"github.com/vserv/vserv/internal/auth"
 	"github.com/vserv/vserv/internal/ledger"
 	"github.com/vserv/vserv/internal/wire"
@@ -36,9 +37,10 @@ func ledgerCommands() map[string]*command {
 		"rhead":   {min: stateSession, minArgs: 1, maxArgs: 1, usage: "rhead chain — the newest signed checkpoint", run: cmdRhead},
 		"rcheck":  {min: stateVerified, minArgs: 1, maxArgs: 2, usage: "rcheck chain [sum|link|pow|sig|tree|all] — check a chain (admin)", run: cmdRcheck},
 		"chains":  {min: stateSession, usage: "chains — the chains this connection may read", run: cmdChains},
-		"mkchain": {min: stateVerified, minArgs: 2, maxArgs: 2, usage: "mkchain name {public, pow_bits, schema} — create a chain (admin)", run: cmdMkchain},
-		"grant":   {min: stateVerified, minArgs: 3, maxArgs: 3, usage: "grant name chain read|write|replicate — give a per-chain right (admin)", run: cmdGrant},
-		"revoke":  {min: stateVerified, minArgs: 3, maxArgs: 3, usage: "revoke name chain read|write|replicate — take a per-chain right away (admin)", run: cmdRevoke},
+		"mkchain": {min: stateVerified, minArgs: 2, maxArgs: 2, usage: "mkchain name {public, pow_bits, schema, authority} — create a chain (admin)", run: cmdMkchain},
+		"grant":   {min: stateVerified, minArgs: 3, maxArgs: 3, usage: "grant name chain read|write|manage|replicate — give a per-chain right (admin)", run: cmdGrant},
+		"revoke":  {min: stateVerified, minArgs: 3, maxArgs: 3, usage: "revoke name chain read|write|manage|replicate — take a per-chain right away (admin)", run: cmdRevoke},
+		"view":    {min: stateSession, minArgs: 2, maxArgs: 3, usage: "view chain name [{args}] — a view of a chain with a schema (§6)", run: cmdView},
 	}
 }
 
@@ -63,7 +65,7 @@ func (c *conn) visible(info ledger.ChainInfo) (bool, error) {
 	if info.Public {
 		return true, nil
 	}
-	for _, r := range []auth.Right{auth.RightRead, auth.RightWrite, auth.RightReplicate} {
+	for _, r := range []auth.Right{auth.RightRead, auth.RightWrite, auth.RightReplicate, auth.RightManage} {
 		ok, err := c.hasRight(info.Name, r)
 		if err != nil || ok {
 			return ok, err
@@ -196,6 +198,13 @@ func cmdRput(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
 			return nil, err
 		}
 	}
+	if info.Schema != "" {
+		// Resolved before the committer runs the rules, which ask for it
+		// per record (authority events).
+		if opts.Manage, err = c.hasRight(info.Name, auth.RightManage); err != nil {
+			return nil, err
+		}
+	}
 	results, err := c.srv.ledger.Append(ctx, info.Name, records, opts)
 	if err != nil {
 		return nil, err
@@ -216,11 +225,11 @@ func (c *conn) rputFits(info ledger.ChainInfo, records [][]byte) error {
 	}
 	hashes := bits.Len64(info.Size + uint64(len(records)))
 	const (
-		receiptText = 64      // the header line and the "extra " and "index " labels
-		indexLine   = 20 + 1  // the seq and its newline
-		hashLine    = 44 + 1  // a base64 hash and its newline
-		resultMap   = 64 + 72 // {id, seq, leaf, receipt} without the receipt text: an id of at most 64 bytes
-		replyHead   = 16      // ["OK", [...]]
+		receiptText = 64           // the header line and the "extra " and "index " labels
+		indexLine   = 20 + 1       // the seq and its newline
+		hashLine    = 44 + 1       // a base64 hash and its newline
+		resultMap   = 64 + 72 + 24 // {id, eid, seq, leaf, receipt} without the receipt text: an id of at most 64 bytes
+		replyHead   = 16           // ["OK", [...]]
 	)
 	size := replyHead
 	for i, rec := range records {
@@ -236,9 +245,10 @@ func (c *conn) rputFits(info ledger.ChainInfo, records [][]byte) error {
 	return nil
 }
 
-// rputReply encodes rput's answer, an array of {id, seq, leaf[, receipt]}
-// maps, directly: the same bytes wire.Marshal makes of those maps (keys in
-// deterministic order: id, seq, leaf, receipt), without building them.
+// rputReply encodes rput's answer, an array of {id, seq, leaf[, receipt]
+// [, eid]} maps, directly: the same bytes wire.Marshal makes of those maps
+// (keys in deterministic order: id, eid, seq, leaf, receipt), without
+// building them.
 func rputReply(results []ledger.Result, receipt bool) wire.RawMessage {
 	size := 9
 	for _, r := range results {
@@ -246,17 +256,28 @@ func rputReply(results []ledger.Result, receipt bool) wire.RawMessage {
 		if receipt {
 			size += 8 + 9 + len(r.Receipt)
 		}
+		if r.EID != "" {
+			size += 4 + 2 + len(r.EID)
+		}
 	}
 	b := canon.AppendHead(make([]byte, 0, size), 4, uint64(len(results)))
 	for _, r := range results {
+		n := uint64(3)
 		if receipt {
-			b = append(b, 0xa4)
-		} else {
-			b = append(b, 0xa3)
+			n++
 		}
+		if r.EID != "" {
+			n++
+		}
+		b = canon.AppendHead(b, 5, n)
 		b = append(b, 0x62, 'i', 'd')
 		b = canon.AppendHead(b, 3, uint64(len(r.ID)))
 		b = append(b, r.ID...)
+		if r.EID != "" {
+			b = append(b, 0x63, 'e', 'i', 'd')
+			b = canon.AppendHead(b, 3, uint64(len(r.EID)))
+			b = append(b, r.EID...)
+		}
 		b = append(b, 0x63, 's', 'e', 'q')
 		b = canon.AppendHead(b, 0, r.Seq)
 		b = append(b, 0x64, 'l', 'e', 'a', 'f', 0x58, 32)
@@ -536,8 +557,12 @@ func cmdChains(_ context.Context, c *conn, _ *wire.Request) (*reply, error) {
 		if info.Schema != "" {
 			schema = info.Schema
 		}
+		authority := info.Authority
+		if authority == nil {
+			authority = []string{}
+		}
 		out = append(out, map[string]any{"name": info.Name, "size": info.Size, "public": info.Public,
-			"pow_bits": uint64(info.PoWBits), "schema": schema})
+			"pow_bits": uint64(info.PoWBits), "schema": schema, "authority": authority})
 	}
 	if out == nil {
 		out = []map[string]any{}
@@ -551,12 +576,20 @@ func cmdMkchain(ctx context.Context, c *conn, req *wire.Request) (*reply, error)
 		return nil, err
 	}
 	var o struct {
-		Public  *bool   `cbor:"public"`
-		PoWBits *uint64 `cbor:"pow_bits"`
-		Schema  *string `cbor:"schema"`
+		Public    *bool     `cbor:"public"`
+		PoWBits   *uint64   `cbor:"pow_bits"`
+		Schema    *string   `cbor:"schema"`
+		Authority *[]string `cbor:"authority"`
 	}
-	if err := req.Decode(1, "options {public, pow_bits, schema}", &o); err != nil {
+	if err := req.Decode(1, "options {public, pow_bits, schema, authority}", &o); err != nil {
 		return nil, err
+	}
+	var authority []string
+	if o.Authority != nil {
+		authority = *o.Authority
+		if len(authority) > apps.MaxAuthority {
+			return nil, wire.Errorf(wire.CodeInvalid, "mkchain: at most %d authority keys, got %d", apps.MaxAuthority, len(authority))
+		}
 	}
 	if _, err := c.requireAdmin(); err != nil {
 		return nil, err
@@ -573,7 +606,7 @@ func cmdMkchain(ctx context.Context, c *conn, req *wire.Request) (*reply, error)
 	if o.Schema != nil {
 		schema = *o.Schema
 	}
-	if err := c.srv.ledger.CreateChain(ctx, name, public, int(bits), schema); err != nil {
+	if err := c.srv.ledger.CreateChain(ctx, name, public, int(bits), schema, authority...); err != nil {
 		return nil, err
 	}
 	c.srv.audit(ctx, c, "mkchain", name, "ok")
@@ -624,4 +657,46 @@ func (c *conn) changeRight(ctx context.Context, req *wire.Request, grant bool) (
 	}
 	c.srv.audit(ctx, c, req.Cmd+" "+right+" "+info.Name, name, "ok")
 	return ok()
+}
+
+// maxViewArgs bounds the `view` arguments map: every view takes at most a
+// few small arguments (a name, an id, from, limit).
+const maxViewArgs = 1024
+
+func cmdView(_ context.Context, c *conn, req *wire.Request) (*reply, error) {
+	info, err := c.readableChain(req)
+	if err != nil {
+		return nil, err
+	}
+	name, err := req.Text(1, "view name")
+	if err != nil {
+		return nil, err
+	}
+	if len(name) > 64 {
+		return nil, wire.Errorf(wire.CodeInvalid, "view: no view %.64q...", name)
+	}
+	args := map[string]any{}
+	if req.NArgs() == 3 && !req.IsNull(2) {
+		raw := req.Args[2]
+		if len(raw) > maxViewArgs {
+			return nil, wire.Errorf(wire.CodeLimit, "view: the arguments take at most %d bytes", maxViewArgs)
+		}
+		if len(raw) == 0 || raw[0]>>5 != 5 {
+			return nil, wire.Errorf(wire.CodeProto, "view: the arguments must be a map")
+		}
+		var v any
+		if err := canon.Unmarshal(raw, &v); err != nil {
+			return nil, wire.Errorf(wire.CodeProto, "view: bad arguments: %v", err)
+		}
+		m, ok := v.(map[string]any)
+		if !ok {
+			return nil, wire.Errorf(wire.CodeProto, "view: the arguments must be a map with text keys")
+		}
+		args = m
+	}
+	b, size, err := c.srv.ledger.View(info.Name, name, args)
+	if err != nil {
+		return nil, err
+	}
+	return ok(wire.RawMessage(b), size)
 }

@@ -30,10 +30,16 @@ func TestRputReplyMatchesMarshal(t *testing.T) {
 				if receipt {
 					res.Receipt = []byte(strings.Repeat("receipt line\n", r.IntN(40)))
 				}
+				if r.IntN(2) == 0 {
+					res.EID = fmt.Sprintf("%016x", r.Uint64())[:16]
+				}
 				results[i] = res
 				m := map[string]any{"id": res.ID, "seq": res.Seq, "leaf": res.Leaf[:]}
 				if receipt {
 					m["receipt"] = string(res.Receipt)
+				}
+				if res.EID != "" {
+					m["eid"] = res.EID
 				}
 				want[i] = m
 			}
