@@ -57,7 +57,6 @@ func docExamples(t *testing.T, doc string) []docExample {
 // test server, and the admin's password in admin.pw.
 func runDocExamples(t *testing.T, doc string) {
 	e := newAppsEnv(t)
-	e.needsViews()
 	dir := t.TempDir()
 	host, port, _ := strings.Cut(e.srv.Addr, ":")
 	wrapper := fmt.Sprintf("#!/bin/sh\nexec %s -n %s -p %s \"$@\"\n", testenv.Bin(t, "vcli"), host, port)

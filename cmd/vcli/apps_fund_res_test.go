@@ -8,7 +8,6 @@ import (
 
 func TestVcliFundDonationUIDAndDisbursementGoodAndBad(t *testing.T) {
 	e := newAppsEnv(t)
-	e.needsViews()
 	charity := e.path("charity.key")
 	pub, _ := e.vcli(0, "uid", "keygen", "-o", charity)
 	pub = strings.TrimSpace(pub)
@@ -78,7 +77,6 @@ func TestVcliFundDonationUIDAndDisbursementGoodAndBad(t *testing.T) {
 
 func TestVcliResourcesWithAuthorityAndAccountKeysGoodAndBad(t *testing.T) {
 	e := newAppsEnv(t)
-	e.needsViews()
 	boss, lab := e.path("boss.key"), e.path("lab.key")
 	bossPub, _ := e.vcli(0, "key", "new", "-o", boss)
 	labPub, _ := e.vcli(0, "key", "new", "-o", lab)

@@ -19,7 +19,6 @@ import (
 // must print both and exit 1.
 func TestVcliRecountExitsOneWhenTheServersViewDisagrees(t *testing.T) {
 	e := newAppsEnv(t)
-	e.needsViews()
 	e.vcli(0, "chain", "create", "poll", "--public", "--schema", "vote")
 	e.vcli(0, "vote", "open", "b1", "--chain", "poll", "--question", "Yes?", "yes", "no")
 	out, _ := e.vcli(0, "vote", "register", "v1", "--chain", "poll")

@@ -55,18 +55,6 @@ func (e *appsEnv) serverKey() string {
 
 func (e *appsEnv) path(name string) string { return filepath.Join(e.dir, name) }
 
-// needsViews skips a test that needs the server's `view` command (branch
-// h10-server) on a server that does not have it yet.
-func (e *appsEnv) needsViews() {
-	e.t.Helper()
-	c := e.srv.Dial()
-	defer c.Close()
-	_, _, err := c.View(context.Background(), "vote", "ballots", nil)
-	if err != nil && strings.Contains(err.Error(), "unknown command") {
-		e.t.Skipf("the server has no view command yet: %v", err)
-	}
-}
-
 var eidLine = regexp.MustCompile(`(?m)^eid ([a-z2-7]{16})$`)
 
 func eidOf(t *testing.T, out string) string {
