@@ -1,6 +1,10 @@
 package main
 
 import (
+	"bytes"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -72,6 +76,37 @@ func TestVcliFundDonationUIDAndDisbursementGoodAndBad(t *testing.T) {
 
 	if out, _ = e.vcli(0, "recount", "donation"); !strings.Contains(out, "ok: replayed 6 entries with the donation rules; all 3 views agree with the server at size 6\n") {
 		t.Fatalf("recount donation:\n%s", out)
+	}
+	// The privileged texts never reach the server: not its database, not
+	// its log, not any other file of its data directory.
+	noPlainText(t, e.srv.DataRoot, "Dana Donor", "Shelter 7")
+}
+
+// noPlainText fails if any file under dir holds one of the texts.
+func noPlainText(t *testing.T, dir string, texts ...string) {
+	t.Helper()
+	files := 0
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		files++
+		for _, text := range texts {
+			if bytes.Contains(b, []byte(text)) {
+				t.Errorf("%s holds the plain text %q", path, text)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("reading the data directory: %v", err)
+	}
+	if files < 3 {
+		t.Fatalf("only %d files under %s: not the server's data directory", files, dir)
 	}
 }
 
