@@ -175,12 +175,13 @@ func TestVcliVerifyReceiptTakesTheKeyFromKnownHosts(t *testing.T) {
 	home := newVcliHome(t)
 	adminPW := writeFile(t, "admin.pw", testenv.AdminPass+"\n")
 	bobPW := writeFile(t, "bob.pw", "bobs-password-here\n")
-	receipt := filepath.Join(t.TempDir(), "vote.receipt")
+	receipt := filepath.Join(t.TempDir(), "note.receipt")
 
 	vcliRun(t, srv, home, "", 0, "chain", "list")
-	vcliRun(t, srv, home, "", 0, "-u", "admin", "--pass-file", adminPW, "chain", "grant", "bob", "vote", "write")
-	vcliRun(t, srv, home, "", 0, "-u", "bob", "--pass-file", bobPW, "rec", "put", "vote", "--type", "vote.cast",
-		"--payload", `{"ballot": "b1", "choice": "yes", "note": "José, نعم, 是"}`, "--receipt-out", receipt)
+	vcliRun(t, srv, home, "", 0, "-u", "admin", "--pass-file", adminPW, "chain", "create", "notes", "--public", "--pow-bits", "16")
+	vcliRun(t, srv, home, "", 0, "-u", "admin", "--pass-file", adminPW, "chain", "grant", "bob", "notes", "write")
+	vcliRun(t, srv, home, "", 0, "-u", "bob", "--pass-file", bobPW, "rec", "put", "notes", "--type", "note",
+		"--payload", `{"text": "hello", "note": "José, نعم, 是"}`, "--receipt-out", receipt)
 
 	// vcli id --key prints the key alone.
 	stdout, _ := vcliRun(t, srv, home, "", 0, "id", "--key")
@@ -217,15 +218,15 @@ func TestVcliVerifyReceiptTakesTheKeyFromKnownHosts(t *testing.T) {
 	broken := writeFile(t, "broken.receipt", "not a receipt\n")
 	vcliRun(t, srv, home, "", 1, "verify", "receipt", broken)
 
-	vcliRun(t, srv, home, "", 0, "verify", "chain", "vote")
+	vcliRun(t, srv, home, "", 0, "verify", "chain", "notes")
 
 	// The JSON rule: rec proof without -o has no "file"; with it, the file.
-	stdout, _ = vcliRun(t, srv, home, "", 0, "--json", "rec", "proof", "vote", "0")
+	stdout, _ = vcliRun(t, srv, home, "", 0, "--json", "rec", "proof", "notes", "0")
 	if doc := jsonDoc(t, stdout); doc["receipt"] == nil || doc["file"] != nil {
-		t.Errorf("vcli --json rec proof vote 0 = %v, want a receipt and no file", doc)
+		t.Errorf("vcli --json rec proof notes 0 = %v, want a receipt and no file", doc)
 	}
 	saved := filepath.Join(t.TempDir(), "again.receipt")
-	stdout, _ = vcliRun(t, srv, home, "", 0, "--json", "rec", "proof", "vote", "0", "-o", saved)
+	stdout, _ = vcliRun(t, srv, home, "", 0, "--json", "rec", "proof", "notes", "0", "-o", saved)
 	if doc := jsonDoc(t, stdout); doc["file"] != saved {
 		t.Errorf("vcli --json rec proof -o = %v, want file %s", doc, saved)
 	}
