@@ -10,8 +10,8 @@ import (
 
 // Limits of §4.2.
 const (
-	MaxRecordSize  = 64 << 10 // bytes of encoded record
-	MaxRecordDepth = 16       // the record map is depth 1; each map or array inside adds 1
+	MaxRecordSize  = 65000 // bytes of encoded record: every entry then fits the 65,535 bytes of a C2SP tlog-tiles entry
+	MaxRecordDepth = 16    // the record map is depth 1; each map or array inside adds 1
 )
 
 // Record is a checked record (§4.2). Raw holds the exact accepted bytes.
