@@ -1,6 +1,6 @@
 // Package apps holds the server-enforced rules and the views of the
-// applications of DESIGN.md §6: the schemas `vote` (§6.2), `donation` (§6.3)
-// and `resource` (§6.4), with the common rules of §6.1. It is pure and
+// applications (docs/applications.md): the schemas `vote` (§2), `donation`
+// (§3) and `resource` (§4), with the common rules of §1. It is pure and
 // deterministic code over entries: the server's committer runs it inside its
 // write transaction, and `vcli recount` and the web page run the same code
 // over downloaded entries (it builds for GOOS=js GOARCH=wasm and imports

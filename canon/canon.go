@@ -1,4 +1,4 @@
-// Package canon is vserv's one CBOR dialect (DESIGN.md §2.1, §4.2): RFC 8949
+// Package canon is vserv's one CBOR dialect (docs/formats.md §1): RFC 8949
 // §4.2.1 Core Deterministic Encoding on the way out, strict decoding on the
 // way in.
 //

@@ -1,6 +1,6 @@
 // Package client is the Go client library for vserv: it dials a server, checks
 // the server's identity (a pinned key or known_hosts), runs the encrypted
-// handshake of DESIGN.md §2.3 and offers typed calls for the commands.
+// handshake of docs/protocol.md and offers typed calls for the commands.
 //
 // Every error a server sends arrives as a *wire.Error (aliased here as Error)
 // whose Code callers can test with errors.Is(err, client.ErrNotFound) and the

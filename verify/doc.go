@@ -1,7 +1,7 @@
-// Package verify checks vserv ledger data offline: records (DESIGN.md §4.2),
-// entries (§4.3), checkpoints (§4.4, C2SP tlog-checkpoint signed notes),
-// witness cosignatures (§5.3, C2SP tlog-cosignature), receipts (§4.5, C2SP
-// tlog-proof) and identity rotations (§2.4: key.rotate records, the anchored
+// Package verify checks vserv ledger data offline: records (docs/formats.md
+// §2), entries (§3), checkpoints (§6, C2SP tlog-checkpoint signed notes),
+// witness cosignatures (§7, C2SP tlog-cosignature), receipts (§8, C2SP
+// tlog-proof) and identity rotations (§10: key.rotate records, the anchored
 // key history, and following rotations through their receipts).
 //
 // It is the one place that defines these formats: the server builds entries

@@ -1,4 +1,4 @@
-// Package uid makes and resolves the unique IDs of DESIGN.md §6.5: a uid value
+// Package uid makes and resolves the unique IDs of docs/applications.md §5: a uid value
 // {"uid": text, "sealed": bytes?} stands for a privileged text m (a donor's
 // name, a recipient's address) that only its publisher can resolve, and that
 // the person it stands for can prove with the opening (m, r).
