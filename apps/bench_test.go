@@ -135,3 +135,27 @@ func BenchmarkReplay(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "entries/s")
 }
+
+// BenchmarkReplayElection is recount's cost per entry on an election-day
+// chain: one ballot, then per voter a vote.register and one vote.cast
+// (b.N entries in all), unsigned. Unlike BenchmarkReplay, where each of
+// 1,000 voters casts on b.N/1,000 ballots (so the voter's list of active
+// casts, decoded and re-encoded by every cast, grows with b.N), the cost
+// per entry here does not depend on b.N.
+func BenchmarkReplayElection(b *testing.B) {
+	voters := max(b.N/2, 1)
+	l := newLedger(b, "vote")
+	l.must("ballot.open", m{"ballot": "b1", "question": "q", "choices": []any{"yes", "no", "abstain"}}, nil)
+	for i := range voters {
+		l.must("vote.register", m{"voter_id": fmt.Sprintf("voter-%d", i)}, nil)
+	}
+	for i := range voters {
+		l.must("vote.cast", m{"eid": l.eids[i], "ballot": "b1", "choice": []string{"yes", "no", "abstain"}[i%3]}, nil)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	if _, err := apps.Replay(apps.MapKV{}, l.c, 0, l.entries); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(len(l.entries))/b.Elapsed().Seconds(), "entries/s")
+}

@@ -3,7 +3,7 @@
 // CPU time and memory) or a running one (-n/-p) — and reports the numbers of
 // DESIGN.md §8.
 //
-//	vbench [flags] [scenario ...]   scenarios: handshake hello hello-login rss files rput rget rproof verify (default: all)
+//	vbench [flags] [scenario ...]   scenarios: handshake hello hello-login rss files rput rget rproof election verify (default: all)
 //	vbench --records N rget         load N records first (fill mode), then measure
 //	vbench --write BENCHMARKS.md    also record the results in that file
 package main
@@ -32,6 +32,7 @@ type options struct {
 	fileSize  int64
 	cpuProf   string
 	records   int // entries the rget, rproof and verify scenarios load first
+	voters    int // voters (and casts) of the election scenario
 }
 
 // scenario is one measurement.
@@ -55,6 +56,7 @@ func scenarios() []scenario {
 		{"rput", "rput records/s: 32 sessions × 1 record per request, and 8 sessions × batches of 100", benchRput, false},
 		{"rget", "rget by id p50/p99 at --records entries (1 session), and per second with 32", benchRget, true},
 		{"rproof", "rproof p50/p99 at --records entries (1 session), and per second with 32", benchRproof, true},
+		{"election", "election day: a vote chain, --voters registered, one vote.cast each from 32 sessions × 1 (vs free-form rput), view tally p99, recount time", benchElection, false},
 		{"verify", "vserv verify time and data directory size per record at --records entries (needs --vserv)", benchVerify, true},
 	}
 }
@@ -84,6 +86,7 @@ func run(ctx context.Context, args []string) error {
 	fs.StringVar(&o.user, "u", "", "account to log in as on a running server (password from $VSERV_PASSWORD; without --vserv)")
 	fs.Int64Var(&o.fileSize, "file-size", 1<<30, "bytes of the file the files scenario moves")
 	fs.IntVar(&o.records, "records", 1_000_000, "entries to load before the rget, rproof and verify scenarios (fill mode)")
+	fs.IntVar(&o.voters, "voters", 100_000, "voters of the election scenario (each casts once; 500000 gives a chain of 1,000,001 entries)")
 	fs.StringVar(&o.cpuProf, "cpuprofile", "", "write vbench's own CPU profile (the client side) to this file")
 	fs.DurationVar(&o.duration, "duration", 5*time.Second, "how long each throughput measurement runs")
 	fs.StringVar(&o.write, "write", "", "record the results in this Markdown file (e.g. BENCHMARKS.md)")
@@ -118,6 +121,9 @@ func run(ctx context.Context, args []string) error {
 			return err
 		}
 		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	}
+	if o.voters < 1 {
+		return fmt.Errorf("--voters %d: want at least 1", o.voters)
 	}
 	if o.records < 1 {
 		return fmt.Errorf("--records %d: want at least 1", o.records)
