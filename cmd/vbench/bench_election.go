@@ -59,12 +59,14 @@ func benchElection(ctx context.Context, env *benchEnv) ([]result, error) {
 	}
 	err = admin.MakeChain(ctx, electionChain, client.ChainOptions{Public: true, Schema: "vote"})
 	if err != nil && !errors.Is(err, client.ErrExists) {
-		return nil, fmt.Errorf("mkchain %s: %w", electionChain, err)
-	}
-	if _, err := admin.PutEvents(ctx, electionChain, nil, false, client.BallotOpen(electionBallot, "Adopt the budget?", electionChoices, 0)); err != nil {
-		return nil, fmt.Errorf("ballot.open: %w", err)
+		err = fmt.Errorf("mkchain %s: %w", electionChain, err)
+	} else if _, err = admin.PutEvents(ctx, electionChain, nil, false, client.BallotOpen(electionBallot, "Adopt the budget?", electionChoices, 0)); err != nil {
+		err = fmt.Errorf("ballot.open: %w", err)
 	}
 	admin.Close()
+	if err != nil {
+		return nil, err
+	}
 
 	// Registration: batches of client.MaxPutBatch over a few sessions.
 	fmt.Fprintf(os.Stderr, "vbench: election: register %d voters ...\n", n)
