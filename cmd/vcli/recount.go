@@ -136,20 +136,23 @@ func (a *app) recount(cmd *cobra.Command, c *client.Client, chain, asSchema stri
 			return nil, err
 		}
 		grew := false
-		for _, q := range qs {
+		fetcher := a.newViewFetcher(ctx, c, chain, len(qs))
+		for i, q := range qs {
 			mine, err := apps.ViewBytes(s, r.kv, r.chain, q)
 			if err != nil {
+				fetcher.close()
 				return nil, err
 			}
-			theirs, size, err := c.ViewRaw(ctx, chain, q.Name, q.Args)
-			if errors.Is(err, client.ErrNotFound) {
-				theirs, err = nil, nil
-				size = r.rep.Size
+			ans, err := fetcher.get(qs, i)
+			if err != nil {
+				fetcher.close()
+				return nil, err
+			}
+			theirs, size := ans.view, ans.size
+			if ans.missing {
 				// A missing item names no size; the next answer that does
 				// catches a chain that grew.
-			}
-			if err != nil {
-				return nil, err
+				size = r.rep.Size
 			}
 			if size != r.rep.Size {
 				grew = true
@@ -171,6 +174,7 @@ func (a *app) recount(cmd *cobra.Command, c *client.Client, chain, asSchema stri
 				r.diffs = append(r.diffs, viewDiff{q: q, Query: q.String(), Recount: diagnose(mine), Server: diagnose(theirs)})
 			}
 		}
+		fetcher.close()
 		if !grew {
 			return r, nil
 		}
