@@ -194,6 +194,9 @@ func TestHeadsFileBehindTheDatabaseIsAccepted(t *testing.T) {
 	if _, err := e.l.Append(ctx, "t", [][]byte{rec(t, 100, 1)}, AppendOptions{}); err != nil {
 		t.Fatalf("append with a heads file behind the database: %v", err)
 	}
+	if err := e.l.SyncHeads(ctx); err != nil {
+		t.Fatal(err)
+	}
 	heads, _, err := ReadHeads(e.heads)
 	if err != nil {
 		t.Fatal(err)
@@ -213,6 +216,9 @@ func TestDatabaseForkedBelowTheHeadsFileIsRefused(t *testing.T) {
 	copyFile(t, e.path, db10)
 	e.open()
 	e.appendN("t", 10, 5) // signed: size 15
+	if err := e.l.SyncHeads(ctx); err != nil {
+		t.Fatal(err)
+	}
 	copyFile(t, e.heads, heads10)
 	// Back to size 10 and a different future, without the heads file.
 	e.close()
