@@ -26,18 +26,9 @@ func VerifyDB(ctx context.Context, db *bolt.DB, pub ed25519.PublicKey, progress 
 		return nil, errors.New("verify: public key must be 32 bytes")
 	}
 	s := NewBoltStore(db)
-	var serverID string
-	var metas []ChainMeta
-	err := s.View(func(tx ReadTx) error {
-		var err error
-		if serverID, err = tx.ServerID(); err != nil {
-			return err
-		}
-		metas, err = tx.Chains()
-		return err
-	})
+	serverID, metas, err := readLedgerHead(s)
 	if err != nil {
-		return nil, fmt.Errorf("verify: %w", err)
+		return nil, err
 	}
 	if serverID == "" {
 		return nil, errors.New("verify: no ledger in this database")
@@ -86,18 +77,9 @@ type Expected struct {
 // expected size.
 func VerifyExpected(ctx context.Context, db *bolt.DB, pub ed25519.PublicKey, exps []Expected) ([]Fault, error) {
 	s := NewBoltStore(db)
-	var serverID string
-	var metas []ChainMeta
-	err := s.View(func(tx ReadTx) error {
-		var err error
-		if serverID, err = tx.ServerID(); err != nil {
-			return err
-		}
-		metas, err = tx.Chains()
-		return err
-	})
+	serverID, metas, err := readLedgerHead(s)
 	if err != nil {
-		return nil, fmt.Errorf("verify: %w", err)
+		return nil, err
 	}
 	ring, err := loadKeyring(s, serverID, pub, metas)
 	if err != nil {
@@ -160,4 +142,21 @@ func VerifyExpected(ctx context.Context, db *bolt.DB, pub ed25519.PublicKey, exp
 		}
 	}
 	return faults, nil
+}
+
+// readLedgerHead reads what both offline checks start from: the server-id
+// and the chains.
+func readLedgerHead(s Store) (serverID string, metas []ChainMeta, err error) {
+	err = s.View(func(tx ReadTx) error {
+		var err error
+		if serverID, err = tx.ServerID(); err != nil {
+			return err
+		}
+		metas, err = tx.Chains()
+		return err
+	})
+	if err != nil {
+		return "", nil, fmt.Errorf("verify: %w", err)
+	}
+	return serverID, metas, nil
 }
