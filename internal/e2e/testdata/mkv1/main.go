@@ -24,6 +24,11 @@
 // password hashes carry their own argon2id parameters, so any server checks
 // them, and logins in the test stay fast.
 //
+// The committed fixture is frozen: the test checks the tarball's sha256
+// against the manifest, and a data directory made by newer code would no
+// longer be one of the old layout. mkv1 refuses to overwrite it without
+// -force; use -out DIR to look at a fresh one.
+//
 // The program imports nothing of this module, so it keeps building while the
 // code it made the fixture with changes.
 package main
@@ -153,9 +158,15 @@ func main() {
 	commit := flag.String("commit", "aa63e55", "the commit whose binaries make the data directory")
 	out := flag.String("out", "internal/e2e/testdata", "where to write datadir-v1.tar.gz and datadir-v1.json")
 	keep := flag.Bool("keep", false, "keep the work directory (printed) for inspection")
+	force := flag.Bool("force", false, "replace a fixture that exists (the committed one is frozen: see the package comment)")
 	flag.Parse()
 	log.SetFlags(0)
 	log.SetPrefix("mkv1: ")
+	for _, name := range []string{"datadir-v1.tar.gz", "datadir-v1.json"} {
+		if _, err := os.Stat(filepath.Join(*out, name)); err == nil && !*force {
+			log.Fatalf("%s exists; the committed fixture stays as it is: write elsewhere with -out DIR, or replace it with -force", filepath.Join(*out, name))
+		}
+	}
 	if err := run(*commit, *out, *keep); err != nil {
 		log.Fatal(err)
 	}
