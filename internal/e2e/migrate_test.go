@@ -130,7 +130,7 @@ func TestMigrateV1DataDirKeepsRecordsReceiptsLoginsAndFiles(t *testing.T) {
 	if err := h.s.Stop(); err != nil {
 		t.Errorf("the server did not stop cleanly: %v", err)
 	}
-	if out, err := exec.Command(testenv.Bin(t, "vserv"), "verify", "-r", dir).CombinedOutput(); err != nil {
+	if out, err := vservTool(t, "verify", "-r", dir); err != nil {
 		t.Errorf("vserv verify -r on the migrated directory: %v\n%s", err, out)
 	}
 
@@ -152,12 +152,21 @@ func TestMigrateV1DataDirVerifiesOfflineBeforeFirstStart(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
 	unpackV1(t, m, dir)
 	before := dirDigest(t, dir)
-	if out, err := exec.Command(testenv.Bin(t, "vserv"), "verify", "-r", dir).CombinedOutput(); err != nil {
+	if out, err := vservTool(t, "verify", "-r", dir); err != nil {
 		t.Errorf("vserv verify -r on the v1 directory: %v\n%s", err, out)
 	}
 	if after := dirDigest(t, dir); !reflect.DeepEqual(after, before) {
 		t.Errorf("vserv verify changed the directory:\nbefore %v\nafter  %v", before, after)
 	}
+}
+
+// vservTool runs one of vserv's offline tools and returns its output. A
+// -race binary would otherwise sleep a second at exit.
+func vservTool(t *testing.T, args ...string) ([]byte, error) {
+	t.Helper()
+	cmd := exec.Command(testenv.Bin(t, "vserv"), args...)
+	cmd.Env = append(os.Environ(), "GORACE=atexit_sleep_ms=0")
+	return cmd.CombinedOutput()
 }
 
 // dirDigest maps every path under dir to the sha256 of its content ("dir"
