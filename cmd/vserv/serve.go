@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/vserv/vserv/internal/auth"
+	"github.com/vserv/vserv/internal/datadir"
 	"github.com/vserv/vserv/internal/files"
 	"github.com/vserv/vserv/internal/server"
 	"github.com/vserv/vserv/internal/version"
@@ -145,7 +146,8 @@ func serve(cmd *cobra.Command, o *serveOptions) error {
 		return fmt.Errorf("listen: %w", err)
 	}
 	defer ln.Close()
-	if err := os.MkdirAll(o.dataroot, 0o700); err != nil {
+	dir := datadir.New(o.dataroot)
+	if err := os.MkdirAll(dir.Root(), datadir.DirPerm); err != nil {
 		return fmt.Errorf("create data directory: %w", err)
 	}
 	// Log records of the start wait in stderr until the server will serve:
@@ -153,7 +155,7 @@ func serve(cmd *cobra.Command, o *serveOptions) error {
 	// server that then exits (a busy database, a key others may read).
 	stderr := newHeldWriter(cmd.ErrOrStderr())
 	defer stderr.release("")
-	logger, logFile, err := server.OpenLog(o.dataroot, stderr, level)
+	logger, logFile, err := dir.OpenLog(stderr, level)
 	if err != nil {
 		return err
 	}

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/vserv/vserv/internal/auth"
+	"github.com/vserv/vserv/internal/datadir"
 	"github.com/vserv/vserv/internal/wire"
 )
 
@@ -58,7 +59,7 @@ func TestUiniChecksTheAddressBeforeAnythingElse(t *testing.T) {
 		t.Fatalf("new server: %v", err)
 	}
 	t.Cleanup(func() { s.Close() })
-	raw, err := os.ReadFile(filepath.Join(dir, setupTokenFile))
+	raw, err := os.ReadFile(filepath.Join(dir, datadir.SetupTokenFile))
 	if err != nil {
 		t.Fatalf("read setup token: %v", err)
 	}

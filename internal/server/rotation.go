@@ -5,12 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"path/filepath"
 	"time"
 
 	"github.com/google/uuid"
 	"go.etcd.io/bbolt"
 
+	"github.com/vserv/vserv/internal/datadir"
 	"github.com/vserv/vserv/internal/ledger"
 	"github.com/vserv/vserv/internal/secure"
 	"github.com/vserv/vserv/internal/wire"
@@ -69,7 +69,7 @@ func RotateIdentity(ctx context.Context, dataroot string, db *bbolt.DB, now func
 // durable.
 func recordRotation(ctx context.Context, dataroot string, db *bbolt.DB, r *Rotation, now func() time.Time) error {
 	l, err := ledger.Open(db, ledger.Config{ServerID: r.Old.ServerID, Signer: r.Old.Key, Now: now,
-		Logger: slog.New(slog.DiscardHandler), HeadsFile: filepath.Join(dataroot, ledger.HeadsFileName)})
+		Logger: slog.New(slog.DiscardHandler), HeadsFile: datadir.New(dataroot).HeadsPath()})
 	if err != nil {
 		return err
 	}

@@ -9,15 +9,14 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"go.etcd.io/bbolt"
-	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/vserv/vserv/internal/auth"
+	"github.com/vserv/vserv/internal/datadir"
 	"github.com/vserv/vserv/internal/files"
 	"github.com/vserv/vserv/internal/ledger"
 	"github.com/vserv/vserv/internal/secure"
@@ -115,7 +114,7 @@ type Server struct {
 	budgets      budgets
 	throttle     atomic.Bool // per-IP throttling on (the default)
 
-	setupMu sync.Mutex // guards the setup-token file
+	setup *datadir.SetupToken
 
 	mu      sync.Mutex
 	conns   map[*conn]struct{}
@@ -140,7 +139,8 @@ func New(cfg Config) (*Server, error) {
 	// The database before anything that writes: its lock is what keeps a
 	// second vserv off a data directory in use, so that one never touches
 	// the pool keys of the other.
-	if s.db, err = OpenDB(cfg.DataRoot, time.Second); err != nil {
+	dir := datadir.New(cfg.DataRoot)
+	if s.db, err = dir.OpenDB(time.Second); err != nil {
 		return nil, err
 	}
 	if s.pool, err = secure.OpenPool(cfg.DataRoot, id, cfg.PoolSize, cfg.PoolLife, cfg.Now); err != nil {
@@ -160,7 +160,7 @@ func New(cfg Config) (*Server, error) {
 		s.db.Close()
 		return nil, fmt.Errorf("accounts: %w", err)
 	}
-	if s.files, err = files.New(filepath.Join(cfg.DataRoot, "files"), cfg.Quotas, s.log); err != nil {
+	if s.files, err = files.New(dir.FilesDir(), cfg.Quotas, s.log); err != nil {
 		s.db.Close()
 		return nil, fmt.Errorf("file service: %w", err)
 	}
@@ -170,7 +170,7 @@ func New(cfg Config) (*Server, error) {
 		// that an entry deleted or altered on disk makes its chain read-only
 		// before anything new is signed over it (about 1 s per million entries).
 		FullCheckOnOpen: true,
-		HeadsFile:       filepath.Join(cfg.DataRoot, ledger.HeadsFileName),
+		HeadsFile:       dir.HeadsPath(),
 	}); err != nil {
 		s.files.Close()
 		s.db.Close()
@@ -185,33 +185,21 @@ func New(cfg Config) (*Server, error) {
 	s.keyRotations = s.loadRotationReceipts(context.Background())
 	s.backoff = auth.NewBackoff(cfg.Now)
 	s.limits = newLimiter(cfg.MaxConns, cfg.MaxConnsIP, cfg.RateIP, cfg.Now)
-	if err := s.writeSetupTokenIfNeeded(); err != nil {
+	s.setup = dir.SetupToken()
+	n, err := s.accounts.Count()
+	if err != nil {
+		s.db.Close()
+		return nil, fmt.Errorf("count accounts: %w", err)
+	}
+	written, err := s.setup.Ensure(n == 0)
+	if err != nil {
 		s.db.Close()
 		return nil, err
 	}
+	if written {
+		s.log.Info("no account exists yet: create the first admin from this machine with `vcli uini`", "setup_token_file", s.setup.Path())
+	}
 	return s, nil
-}
-
-// ErrDataRootInUse is what OpenDB returns, wrapped, when another process
-// holds the database.
-var ErrDataRootInUse = errors.New("the data directory is in use by another vserv")
-
-// OpenDB opens <dataroot>/ledger.db, giving up after timeout if another
-// process holds it (bbolt would otherwise wait forever on the flock).
-func OpenDB(dataroot string, timeout time.Duration) (*bbolt.DB, error) {
-	path := filepath.Join(dataroot, "ledger.db")
-	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: timeout, FreelistType: bbolt.FreelistMapType, NoFreelistSync: true})
-	if errors.Is(err, berrors.ErrTimeout) {
-		who := ""
-		if pid := lockHolder(path); pid > 0 {
-			who = fmt.Sprintf(" (pid %d?)", pid)
-		}
-		return nil, fmt.Errorf("open %s: %w%s: stop it, or work on a copy", path, ErrDataRootInUse, who)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", path, err)
-	}
-	return db, nil
 }
 
 // ServerID returns the server-id of §2.4.
