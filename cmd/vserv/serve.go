@@ -15,6 +15,7 @@ import (
 	"github.com/vserv/vserv/internal/auth"
 	"github.com/vserv/vserv/internal/datadir"
 	"github.com/vserv/vserv/internal/files"
+	"github.com/vserv/vserv/internal/node"
 	"github.com/vserv/vserv/internal/server"
 	"github.com/vserv/vserv/internal/version"
 	"github.com/vserv/vserv/internal/wire"
@@ -161,22 +162,24 @@ func serve(cmd *cobra.Command, o *serveOptions) error {
 	}
 	defer logFile.Close()
 
-	cfg := server.Config{
-		DataRoot: o.dataroot, Production: o.production, Site: o.site,
-		Version: version.String(), MaxConns: o.maxConns, MaxConnsIP: o.maxConnsIP,
-		RateIP: o.rateIP, MaxMsg: o.maxMsg, IdleTimeout: time.Duration(o.idle) * time.Second,
-		Logger: logger, ReadBudget: o.readBudget, ReplyBudget: o.replyBudget,
+	cfg := node.Config{
+		DataRoot: o.dataroot, Production: o.production, Logger: logger,
 		Quotas: files.Quotas{UserBytes: o.quotaBytes, UserFiles: o.quotaFiles, TotalBytes: o.quotaTotal},
+		TCP: server.Config{
+			Site: o.site, Version: version.String(), MaxConns: o.maxConns, MaxConnsIP: o.maxConnsIP,
+			RateIP: o.rateIP, MaxMsg: o.maxMsg, IdleTimeout: time.Duration(o.idle) * time.Second,
+			ReadBudget: o.readBudget, ReplyBudget: o.replyBudget,
+		},
 	}
 	if o.testKDF {
 		cfg.Argon = auth.TestArgon2
 		logger.Warn("using test password hashing (--test-kdf): never use this for real accounts")
 	}
-	srv, err := server.New(cfg)
+	n, err := node.Open(cmd.Context(), cfg)
 	if err != nil {
 		return err
 	}
-	defer srv.Close()
+	defer n.Close()
 	if o.cpuProfile != "" {
 		pf, err := os.Create(o.cpuProfile)
 		if err != nil {
@@ -191,7 +194,7 @@ func serve(cmd *cobra.Command, o *serveOptions) error {
 	// Written directly, not as a log record, and first: tests and scripts
 	// read the port from this line and take it to mean the server is up.
 	stderr.release(fmt.Sprintf("listening on %s\n", ln.Addr()))
-	logger.Info("serving", "addr", ln.Addr().String(), "server_id", srv.ServerID(),
+	logger.Info("serving", "addr", ln.Addr().String(), "server_id", n.ServerID(),
 		"dataroot", o.dataroot, "production", o.production)
 	if o.norepl {
 		logger.Info("replication disabled (-N)")
@@ -201,7 +204,7 @@ func serve(cmd *cobra.Command, o *serveOptions) error {
 	if cmd.Flags().Changed("http") && o.http != "off" && o.http != "" {
 		logger.Info("the web panel is not part of this version yet; --http is accepted and ignored", "http", o.http)
 	}
-	err = srv.Serve(cmd.Context(), ln)
+	err = n.Run(cmd.Context(), ln)
 	logger.Info("stopped")
 	return err
 }
