@@ -1,7 +1,6 @@
-// Package datadir is the data directory of one vserv server (DESIGN.md §2.6,
-// docs/formats.md "Data directory"): the path of everything in it, the one
-// durable writer of its private files, the setup token, and the opening of
-// its database and its log.
+// Package datadir is the data directory of one vserv server (DESIGN.md
+// §2.6): the path of everything in it, the one durable writer of its private
+// files, the setup token, and the opening of its database and its log.
 //
 // It is a leaf: it imports only the standard library and bbolt, so that
 // every package that keeps something in the data directory (secure, auth,
@@ -13,16 +12,17 @@ import "path/filepath"
 
 // Names inside the data directory (DESIGN.md §2.6).
 const (
-	DBFile         = "ledger.db"    // the database
-	IdentityFile   = "identity.key" // the Ed25519 seed (0600)
-	ServerIDFile   = "server-id"    // the server-id (§2.4)
-	PoolDir        = "pool"         // session keys, pool/<kid>.key (0600)
-	SecretKeyFile  = "secret.key"   // the key sealing secrets inside the database (0600)
-	SetupTokenFile = "setup-token"  // while no account exists (0600)
-	FilesDir       = "files"        // the user homes, files/<user>/
-	HeadsFile      = "heads"        // the newest checkpoint signed per chain
-	LogDir         = "log"          // log/vserv.log
-	LogFile        = "vserv.log"
+	DBFile          = "ledger.db"     // the database
+	IdentityFile    = "identity.key"  // the Ed25519 seed (0600)
+	ServerIDFile    = "server-id"     // the server-id (§2.4)
+	PoolDir         = "pool"          // session keys, pool/<kid>.key (0600)
+	SecretKeyFile   = "secret.key"    // the key sealing secrets inside the database (0600)
+	SetupTokenFile  = "setup-token"   // while no account exists (0600)
+	FilesDir        = "files"         // the user homes, files/<user>/
+	DeletedHomesDir = "deleted-homes" // the homes of deleted accounts, kept for the operator
+	HeadsFile       = "heads"         // the newest checkpoint signed per chain
+	LogDir          = "log"           // log/vserv.log
+	LogFile         = "vserv.log"
 )
 
 // Dir is a data directory, named by its root. The path methods only join
@@ -59,6 +59,9 @@ func (d Dir) SetupTokenPath() string { return d.path(SetupTokenFile) }
 
 // FilesDir is the root of the user homes.
 func (d Dir) FilesDir() string { return d.path(FilesDir) }
+
+// DeletedHomesDir is where the homes of deleted accounts go.
+func (d Dir) DeletedHomesDir() string { return d.path(DeletedHomesDir) }
 
 // HeadsPath is the heads file.
 func (d Dir) HeadsPath() string { return d.path(HeadsFile) }

@@ -48,6 +48,7 @@ func TestPathsFollowTheLayoutOfDesign26(t *testing.T) {
 		{d.SecretKeyPath(), "/srv/vserv/secret.key"},
 		{d.SetupTokenPath(), "/srv/vserv/setup-token"},
 		{d.FilesDir(), "/srv/vserv/files"},
+		{d.DeletedHomesDir(), "/srv/vserv/deleted-homes"},
 		{d.HeadsPath(), "/srv/vserv/heads"},
 		{d.LogPath(), "/srv/vserv/log/vserv.log"},
 	} {
