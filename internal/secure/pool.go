@@ -93,7 +93,7 @@ func (p *Pool) load() error {
 		name := e.Name()
 		path := filepath.Join(p.dir, name)
 		if strings.HasPrefix(name, ".") && strings.Contains(name, ".key.tmp-") {
-			// An interrupted writeFileAtomic: never renamed, so never used.
+			// An interrupted datadir.WriteFile: never renamed, so never used.
 			if err := eraseFile(path); err != nil {
 				return fmt.Errorf("pool: %w", err)
 			}
