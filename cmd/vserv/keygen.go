@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/vserv/vserv/internal/datadir"
 	"github.com/vserv/vserv/internal/secure"
 	"github.com/vserv/vserv/internal/server"
 )
@@ -34,7 +35,7 @@ record the rotation, the old key is put back.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			// Holding the database proves no server runs on this directory:
 			// a running one would keep using the keys it has loaded.
-			db, err := server.OpenDB(dataroot, time.Second)
+			db, err := datadir.New(dataroot).OpenDB(time.Second)
 			if err != nil {
 				return &exitError{code: 1, err: err}
 			}

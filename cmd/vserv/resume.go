@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/vserv/vserv/internal/datadir"
 	"github.com/vserv/vserv/internal/server"
 )
 
@@ -32,7 +33,7 @@ was accepted, 1 when it does not (one line per chain) or on errors, 2 for
 usage errors.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			db, err := server.OpenDB(dataroot, time.Second)
+			db, err := datadir.New(dataroot).OpenDB(time.Second)
 			if err != nil {
 				return &exitError{code: 1, err: err}
 			}

@@ -13,7 +13,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/vserv/vserv/internal/auth"
+	"github.com/vserv/vserv/internal/datadir"
 	"github.com/vserv/vserv/internal/files"
+	"github.com/vserv/vserv/internal/node"
 	"github.com/vserv/vserv/internal/server"
 	"github.com/vserv/vserv/internal/version"
 	"github.com/vserv/vserv/internal/wire"
@@ -145,7 +147,8 @@ func serve(cmd *cobra.Command, o *serveOptions) error {
 		return fmt.Errorf("listen: %w", err)
 	}
 	defer ln.Close()
-	if err := os.MkdirAll(o.dataroot, 0o700); err != nil {
+	dir := datadir.New(o.dataroot)
+	if err := os.MkdirAll(dir.Root(), datadir.DirPerm); err != nil {
 		return fmt.Errorf("create data directory: %w", err)
 	}
 	// Log records of the start wait in stderr until the server will serve:
@@ -153,28 +156,30 @@ func serve(cmd *cobra.Command, o *serveOptions) error {
 	// server that then exits (a busy database, a key others may read).
 	stderr := newHeldWriter(cmd.ErrOrStderr())
 	defer stderr.release("")
-	logger, logFile, err := server.OpenLog(o.dataroot, stderr, level)
+	logger, logFile, err := dir.OpenLog(stderr, level)
 	if err != nil {
 		return err
 	}
 	defer logFile.Close()
 
-	cfg := server.Config{
-		DataRoot: o.dataroot, Production: o.production, Site: o.site,
-		Version: version.String(), MaxConns: o.maxConns, MaxConnsIP: o.maxConnsIP,
-		RateIP: o.rateIP, MaxMsg: o.maxMsg, IdleTimeout: time.Duration(o.idle) * time.Second,
-		Logger: logger, ReadBudget: o.readBudget, ReplyBudget: o.replyBudget,
+	cfg := node.Config{
+		DataRoot: o.dataroot, Production: o.production, Logger: logger,
 		Quotas: files.Quotas{UserBytes: o.quotaBytes, UserFiles: o.quotaFiles, TotalBytes: o.quotaTotal},
+		TCP: server.Config{
+			Site: o.site, Version: version.String(), MaxConns: o.maxConns, MaxConnsIP: o.maxConnsIP,
+			RateIP: o.rateIP, MaxMsg: o.maxMsg, IdleTimeout: time.Duration(o.idle) * time.Second,
+			ReadBudget: o.readBudget, ReplyBudget: o.replyBudget,
+		},
 	}
 	if o.testKDF {
 		cfg.Argon = auth.TestArgon2
 		logger.Warn("using test password hashing (--test-kdf): never use this for real accounts")
 	}
-	srv, err := server.New(cfg)
+	n, err := node.Open(cmd.Context(), cfg)
 	if err != nil {
 		return err
 	}
-	defer srv.Close()
+	defer n.Close()
 	if o.cpuProfile != "" {
 		pf, err := os.Create(o.cpuProfile)
 		if err != nil {
@@ -189,7 +194,7 @@ func serve(cmd *cobra.Command, o *serveOptions) error {
 	// Written directly, not as a log record, and first: tests and scripts
 	// read the port from this line and take it to mean the server is up.
 	stderr.release(fmt.Sprintf("listening on %s\n", ln.Addr()))
-	logger.Info("serving", "addr", ln.Addr().String(), "server_id", srv.ServerID(),
+	logger.Info("serving", "addr", ln.Addr().String(), "server_id", n.ServerID(),
 		"dataroot", o.dataroot, "production", o.production)
 	if o.norepl {
 		logger.Info("replication disabled (-N)")
@@ -199,7 +204,7 @@ func serve(cmd *cobra.Command, o *serveOptions) error {
 	if cmd.Flags().Changed("http") && o.http != "off" && o.http != "" {
 		logger.Info("the web panel is not part of this version yet; --http is accepted and ignored", "http", o.http)
 	}
-	err = srv.Serve(cmd.Context(), ln)
+	err = n.Run(cmd.Context(), ln)
 	logger.Info("stopped")
 	return err
 }

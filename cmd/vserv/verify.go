@@ -7,7 +7,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -16,9 +15,9 @@ import (
 	"github.com/spf13/cobra"
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/vserv/vserv/internal/datadir"
 	"github.com/vserv/vserv/internal/ledger"
 	"github.com/vserv/vserv/internal/secure"
-	"github.com/vserv/vserv/internal/server"
 	"github.com/vserv/vserv/verify"
 )
 
@@ -67,14 +66,14 @@ included).`,
 				return err
 			}
 			// bbolt would create a missing file: a verifier must not.
-			if _, err := os.Stat(filepath.Join(dataroot, "ledger.db")); err != nil {
+			if _, err := os.Stat(datadir.New(dataroot).DBPath()); err != nil {
 				return &exitError{code: 1, err: fmt.Errorf("no ledger to verify: %w", err)}
 			}
 			exps, err := expectations(dataroot, expect)
 			if err != nil {
 				return err
 			}
-			db, err := server.OpenDB(dataroot, time.Second)
+			db, err := datadir.New(dataroot).OpenDB(time.Second)
 			if err != nil {
 				return &exitError{code: 1, err: err}
 			}
@@ -108,7 +107,7 @@ included).`,
 				for _, f := range faults {
 					fmt.Fprintf(out, "chain %s seq %d: %s\n", f.Chain, f.Seq, f.What)
 				}
-				return &exitError{code: 1, err: fmt.Errorf("verify: %d faults in %s", len(faults), filepath.Join(dataroot, "ledger.db"))}
+				return &exitError{code: 1, err: fmt.Errorf("verify: %d faults in %s", len(faults), datadir.New(dataroot).DBPath())}
 			}
 			fmt.Fprintf(out, "ok: %d chains, %d entries verified in %s\n", chains, entries, time.Since(start).Round(time.Millisecond))
 			return nil
@@ -124,7 +123,7 @@ included).`,
 // expectations reads the heads file (if any) and the --expect files. A
 // file that holds no checkpoint is a usage error: the check would be empty.
 func expectations(dataroot string, files []string) ([]ledger.Expected, error) {
-	heads, _, err := ledger.ReadHeads(filepath.Join(dataroot, ledger.HeadsFileName))
+	heads, _, err := ledger.ReadHeads(datadir.New(dataroot).HeadsPath())
 	if err != nil {
 		return nil, &exitError{code: 1, err: err}
 	}
@@ -158,7 +157,7 @@ func verifyKey(dataroot, serverKey string) (ed25519.PublicKey, error) {
 		}
 		return pub, nil
 	}
-	path := filepath.Join(dataroot, "identity.key")
+	path := datadir.New(dataroot).IdentityPath()
 	seed, err := os.ReadFile(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):

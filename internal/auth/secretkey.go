@@ -9,17 +9,19 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+
+	"github.com/vserv/vserv/internal/datadir"
 )
 
 // SecretKeyFile is the name of the sealing key inside the data directory.
-const SecretKeyFile = "secret.key"
+const SecretKeyFile = datadir.SecretKeyFile
 
 // LoadOrCreateSecretKey returns the 32-byte key in <dataroot>/secret.key,
 // creating it with fresh random bytes (mode 0600) when it does not exist.
-// The directory must exist. Creation is atomic: the key is written and
-// synced under a temporary name and then hard-linked into place, which fails
-// rather than overwrites if another process got there first; the loser reads
-// the winner's key. A key file of the wrong size or readable by group or
+// The directory must exist. Creation is atomic (datadir.CreateFile): the key
+// is written and synced under a temporary name and then hard-linked into
+// place, which fails rather than overwrites if another process got there
+// first; the loser reads the winner's key. A key file of the wrong size or readable by group or
 // others is an error, not something to repair silently: replacing the key
 // would make every sealed TOTP secret unreadable.
 func LoadOrCreateSecretKey(dataroot string) ([]byte, error) {
@@ -32,52 +34,13 @@ func LoadOrCreateSecretKey(dataroot string) ([]byte, error) {
 	if _, err := rand.Read(key); err != nil {
 		return nil, fmt.Errorf("generate %s: %w", path, err)
 	}
-	tmp, err := os.CreateTemp(dataroot, SecretKeyFile+".tmp*")
-	if err != nil {
-		return nil, fmt.Errorf("create %s: %w", path, err)
-	}
-	defer os.Remove(tmp.Name())
-	if err := writeSynced(tmp, key); err != nil {
-		return nil, fmt.Errorf("write %s: %w", tmp.Name(), err)
-	}
-	if err := os.Link(tmp.Name(), path); err != nil {
+	if err := datadir.CreateFile(path, key); err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			return readSecretKey(path)
 		}
-		return nil, fmt.Errorf("create %s: %w", path, err)
-	}
-	if err := syncDir(dataroot); err != nil {
 		return nil, err
 	}
 	return key, nil
-}
-
-// writeSynced writes data to f (created 0600 by os.CreateTemp), syncs and
-// closes it.
-func writeSynced(f *os.File, data []byte) error {
-	_, err := f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
-
-func syncDir(dir string) error {
-	if runtime.GOOS == "windows" {
-		return nil // directories cannot be opened for sync there
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	return nil
 }
 
 func readSecretKey(path string) ([]byte, error) {

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/vserv/vserv/internal/datadir"
 	"github.com/vserv/vserv/internal/wire"
 )
 
@@ -174,7 +175,7 @@ func (s *Service) RetireHome(user string) error {
 	if _, err := os.Lstat(from); errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
-	graveyard := filepath.Join(filepath.Dir(s.root.Name()), "deleted-homes")
+	graveyard := filepath.Join(filepath.Dir(s.root.Name()), datadir.DeletedHomesDir)
 	if err := os.MkdirAll(graveyard, 0o700); err != nil {
 		return fmt.Errorf("retire home %q: %w", user, err)
 	}

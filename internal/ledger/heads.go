@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/vserv/vserv/internal/datadir"
 	"github.com/vserv/vserv/verify"
 )
 
@@ -36,7 +37,7 @@ import (
 // file is accepted when its tree at the recorded size has the recorded root.
 
 // HeadsFileName is the heads file's name in the data directory.
-const HeadsFileName = "heads"
+const HeadsFileName = datadir.HeadsFile
 
 const headsMagic = "vserv-heads v1"
 

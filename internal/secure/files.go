@@ -7,75 +7,9 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+
+	"github.com/vserv/vserv/internal/datadir"
 )
-
-// privateDirPerm and privateFilePerm are the modes of the data directory and
-// of every file holding a secret.
-const (
-	privateDirPerm  = 0o700
-	privateFilePerm = 0o600
-)
-
-// makePrivateDir creates dir (and missing parents) with mode 0700. An
-// existing directory is left as it is: the operator may have reasons.
-func makePrivateDir(dir string) error {
-	if err := os.MkdirAll(dir, privateDirPerm); err != nil {
-		return fmt.Errorf("create directory: %w", err)
-	}
-	return nil
-}
-
-// writeFileAtomic replaces path with data so that a reader (or a crash) sees
-// either the old content or the new, never a mix: temp file in the same
-// directory, fsync, rename, fsync of the directory so the rename survives.
-func writeFileAtomic(path string, data []byte, perm fs.FileMode) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	tmpName := tmp.Name()
-	ok := false
-	defer func() {
-		if !ok {
-			tmp.Close()
-			os.Remove(tmpName)
-		}
-	}()
-	if err := tmp.Chmod(perm); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if _, err := tmp.Write(data); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmpName, path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	ok = true
-	return syncDir(dir)
-}
-
-// syncDir makes a rename, creation or removal in dir durable.
-func syncDir(dir string) error {
-	if runtime.GOOS == "windows" {
-		return nil // directories cannot be opened for sync there (NTFS journals renames)
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("sync directory %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync directory %s: %w", dir, err)
-	}
-	return nil
-}
 
 // readPrivateFile reads a secret file of exactly size bytes and refuses it
 // if group or others have any permission on it: a key others could read must
@@ -136,5 +70,5 @@ func eraseFile(path string) error {
 	if err := os.Remove(path); err != nil {
 		return fmt.Errorf("erase %s: %w", path, err)
 	}
-	return syncDir(filepath.Dir(path))
+	return datadir.SyncDir(filepath.Dir(path))
 }

@@ -11,12 +11,14 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/vserv/vserv/internal/datadir"
 )
 
 // File names inside the data directory (§2.6).
 const (
-	identityFile    = "identity.key"
-	serverIDFile    = "server-id"
+	identityFile    = datadir.IdentityFile
+	serverIDFile    = datadir.ServerIDFile
 	oldIdentityStem = identityFile + ".old-"
 )
 
@@ -38,7 +40,7 @@ func (id *Identity) Public() ed25519.PublicKey {
 // whether a new key was made. identity.key must not be accessible to group or
 // others.
 func LoadOrCreateIdentity(dataroot string) (id *Identity, created bool, err error) {
-	if err := makePrivateDir(dataroot); err != nil {
+	if err := datadir.MakePrivateDir(dataroot); err != nil {
 		return nil, false, fmt.Errorf("data directory: %w", err)
 	}
 	key, err := loadIdentityKey(dataroot)
@@ -68,7 +70,7 @@ func createIdentity(dataroot string) (*Identity, bool, error) {
 	}
 	// Key first: a crash before server-id is written leaves a state that
 	// loadServerID repairs from this same (first) key.
-	if err := writeFileAtomic(filepath.Join(dataroot, identityFile), key.Seed(), privateFilePerm); err != nil {
+	if err := datadir.WriteFile(filepath.Join(dataroot, identityFile), key.Seed()); err != nil {
 		return nil, false, err
 	}
 	id := &Identity{Key: key, ServerID: ServerIDOf(key.Public().(ed25519.PublicKey))}
@@ -99,7 +101,7 @@ func RotateIdentity(dataroot string) (old, next *Identity, err error) {
 	if err := keepOldIdentity(dataroot, oldKey.Seed(), time.Now().Unix()); err != nil {
 		return nil, nil, fmt.Errorf("rotate identity: %w", err)
 	}
-	if err := writeFileAtomic(filepath.Join(dataroot, identityFile), newKey.Seed(), privateFilePerm); err != nil {
+	if err := datadir.WriteFile(filepath.Join(dataroot, identityFile), newKey.Seed()); err != nil {
 		return nil, nil, fmt.Errorf("rotate identity: %w", err)
 	}
 	return &Identity{Key: oldKey, ServerID: serverID}, &Identity{Key: newKey, ServerID: serverID}, nil
@@ -117,7 +119,7 @@ func RestoreIdentity(dataroot string, old *Identity) error {
 	if serverID != old.ServerID {
 		return fmt.Errorf("restore identity: the key is of server %s, this directory is %s", old.ServerID, serverID)
 	}
-	if err := writeFileAtomic(filepath.Join(dataroot, identityFile), old.Key.Seed(), privateFilePerm); err != nil {
+	if err := datadir.WriteFile(filepath.Join(dataroot, identityFile), old.Key.Seed()); err != nil {
 		return fmt.Errorf("restore identity: %w", err)
 	}
 	return nil
@@ -130,7 +132,7 @@ func keepOldIdentity(dataroot string, seed []byte, unix int64) error {
 	for ; ; unix++ {
 		path := filepath.Join(dataroot, oldIdentityStem+strconv.FormatInt(unix, 10))
 		if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) {
-			return writeFileAtomic(path, seed, privateFilePerm)
+			return datadir.WriteFile(path, seed)
 		} else if err != nil {
 			return err
 		}
@@ -185,5 +187,5 @@ func loadServerID(dataroot string, key ed25519.PrivateKey) (string, error) {
 
 func writeServerID(dataroot, id string) error {
 	// Not a secret, but nothing else in the data directory is for others.
-	return writeFileAtomic(filepath.Join(dataroot, serverIDFile), []byte(id+"\n"), privateFilePerm)
+	return datadir.WriteFile(filepath.Join(dataroot, serverIDFile), []byte(id+"\n"))
 }

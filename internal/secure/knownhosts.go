@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/vserv/vserv/internal/datadir"
 )
 
 // KnownHosts is the client's record of server identity keys (§2.4): the file
@@ -196,10 +198,10 @@ func (kh *KnownHosts) Set(hostport string, key ed25519.PublicKey) error {
 		}
 		buf.WriteByte('\n')
 	}
-	if err := makePrivateDir(filepath.Dir(kh.path)); err != nil {
+	if err := datadir.MakePrivateDir(filepath.Dir(kh.path)); err != nil {
 		return fmt.Errorf("known_hosts: %w", err)
 	}
-	if err := writeFileAtomic(kh.path, buf.Bytes(), privateFilePerm); err != nil {
+	if err := datadir.WriteFile(kh.path, buf.Bytes()); err != nil {
 		return fmt.Errorf("known_hosts: %w", err)
 	}
 	kh.lines = lines

@@ -10,10 +10,12 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/vserv/vserv/internal/datadir"
 )
 
 // poolDir is the pool's directory inside the data directory.
-const poolDir = "pool"
+const poolDir = datadir.PoolDir
 
 // Pool is the server's set of session keys (§2.3). akey hands out a random
 // live key; sess looks one up by kid. Keys are retired a little before their
@@ -56,7 +58,7 @@ func OpenPool(dataroot string, id *Identity, size int, lifetime time.Duration, n
 		now:      now,
 		keys:     make(map[string]*PoolKey),
 	}
-	if err := makePrivateDir(p.dir); err != nil {
+	if err := datadir.MakePrivateDir(p.dir); err != nil {
 		return nil, fmt.Errorf("pool: %w", err)
 	}
 	if err := p.load(); err != nil {
@@ -91,7 +93,7 @@ func (p *Pool) load() error {
 		name := e.Name()
 		path := filepath.Join(p.dir, name)
 		if strings.HasPrefix(name, ".") && strings.Contains(name, ".key.tmp-") {
-			// An interrupted writeFileAtomic: never renamed, so never used.
+			// An interrupted datadir.WriteFile: never renamed, so never used.
 			if err := eraseFile(path); err != nil {
 				return fmt.Errorf("pool: %w", err)
 			}
@@ -237,7 +239,7 @@ func (p *Pool) add(n int) error {
 		if err != nil {
 			return err
 		}
-		if err := writeFileAtomic(p.path(k.kid), k.fileBytes(), privateFilePerm); err != nil {
+		if err := datadir.WriteFile(p.path(k.kid), k.fileBytes()); err != nil {
 			return fmt.Errorf("pool: %w", err)
 		}
 		p.mu.Lock()

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vserv/vserv/internal/auth"
 	"github.com/vserv/vserv/internal/wire"
 )
 
@@ -17,11 +16,7 @@ import (
 func TestAkeyWithoutALivePoolKeyIsERRInternal(t *testing.T) {
 	var offset atomic.Int64
 	now := func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
-	s, err := New(Config{DataRoot: t.TempDir(), Argon: auth.TestArgon2, Now: now})
-	if err != nil {
-		t.Fatalf("new server: %v", err)
-	}
-	t.Cleanup(func() { s.Close() })
+	s := newTestServer(t, t.TempDir(), Config{Now: now})
 	msg, _ := wire.EncodeRequest("akey")
 	req, err := wire.DecodeRequest(msg)
 	if err != nil {

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/vserv/vserv/internal/auth"
+	"github.com/vserv/vserv/internal/datadir"
 	"github.com/vserv/vserv/internal/wire"
 )
 
@@ -53,12 +53,8 @@ func TestRemoteAddrUnmapsIPv4(t *testing.T) {
 
 func TestUiniChecksTheAddressBeforeAnythingElse(t *testing.T) {
 	dir := t.TempDir()
-	s, err := New(Config{DataRoot: dir, Argon: auth.TestArgon2})
-	if err != nil {
-		t.Fatalf("new server: %v", err)
-	}
-	t.Cleanup(func() { s.Close() })
-	raw, err := os.ReadFile(filepath.Join(dir, setupTokenFile))
+	s := newTestServer(t, dir, Config{})
+	raw, err := os.ReadFile(filepath.Join(dir, datadir.SetupTokenFile))
 	if err != nil {
 		t.Fatalf("read setup token: %v", err)
 	}

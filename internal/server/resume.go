@@ -8,13 +8,13 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
 
 	"go.etcd.io/bbolt"
 
+	"github.com/vserv/vserv/internal/datadir"
 	"github.com/vserv/vserv/internal/ledger"
 	"github.com/vserv/vserv/internal/secure"
 )
@@ -54,14 +54,14 @@ func AcceptRollback(ctx context.Context, dataroot string, db *bbolt.DB, accept b
 	if now == nil {
 		now = time.Now
 	}
-	if _, err := os.Stat(filepath.Join(dataroot, "identity.key")); errors.Is(err, fs.ErrNotExist) {
+	if _, err := os.Stat(datadir.New(dataroot).IdentityPath()); errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("%s has no identity.key: not a server's data directory", dataroot)
 	}
 	id, _, err := secure.LoadOrCreateIdentity(dataroot)
 	if err != nil {
 		return nil, err
 	}
-	path := filepath.Join(dataroot, ledger.HeadsFileName)
+	path := datadir.New(dataroot).HeadsPath()
 	recorded, _, err := ledger.ReadHeads(path)
 	if err != nil {
 		return nil, err

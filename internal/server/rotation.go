@@ -5,12 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"path/filepath"
 	"time"
 
 	"github.com/google/uuid"
 	"go.etcd.io/bbolt"
 
+	"github.com/vserv/vserv/internal/datadir"
 	"github.com/vserv/vserv/internal/ledger"
 	"github.com/vserv/vserv/internal/secure"
 	"github.com/vserv/vserv/internal/wire"
@@ -69,7 +69,7 @@ func RotateIdentity(ctx context.Context, dataroot string, db *bbolt.DB, now func
 // durable.
 func recordRotation(ctx context.Context, dataroot string, db *bbolt.DB, r *Rotation, now func() time.Time) error {
 	l, err := ledger.Open(db, ledger.Config{ServerID: r.Old.ServerID, Signer: r.Old.Key, Now: now,
-		Logger: slog.New(slog.DiscardHandler), HeadsFile: filepath.Join(dataroot, ledger.HeadsFileName)})
+		Logger: slog.New(slog.DiscardHandler), HeadsFile: datadir.New(dataroot).HeadsPath()})
 	if err != nil {
 		return err
 	}
@@ -117,36 +117,37 @@ func recordRotation(ctx context.Context, dataroot string, db *bbolt.DB, r *Rotat
 	return l.Close()
 }
 
-// loadRotationReceipts returns, oldest first, the receipt of every key.rotate
+// RotationReceipts returns, oldest first, the receipt of every key.rotate
 // entry of the keys chain against the kept checkpoint that first covers it
 // (signed by the key it retires): what `id` appends. A rotation whose
 // receipt cannot be built is logged and left out; clients that need it then
-// refuse the new key, which is the safe side.
-func (s *Server) loadRotationReceipts(ctx context.Context) []string {
-	n, err := s.ledger.Size(verify.KeysChain)
+// refuse the new key, which is the safe side. The node loads them at start
+// and hands them to New (Parts.KeyRotations).
+func RotationReceipts(ctx context.Context, l *ledger.Ledger, log *slog.Logger) []string {
+	n, err := l.Size(verify.KeysChain)
 	if err != nil {
 		return nil // no keys chain: nothing was ever rotated through the ledger
 	}
 	var out []string
 	for seq := range n {
-		entry, _, err := s.ledger.Abs(verify.KeysChain, int64(seq))
+		entry, _, err := l.Abs(verify.KeysChain, int64(seq))
 		if err != nil {
-			s.log.Error("read the keys chain", "seq", seq, "err", err)
+			log.Error("read the keys chain", "seq", seq, "err", err)
 			continue
 		}
 		_, rec, err := verify.ParseEntry(entry)
 		if err != nil || rec.Type != verify.RotateType {
 			continue
 		}
-		receipt, err := s.ledger.Proof(verify.KeysChain, seq, seq+1)
+		receipt, err := l.Proof(verify.KeysChain, seq, seq+1)
 		if err != nil {
-			s.log.Error("identity rotation has no receipt: clients that know the older key will refuse this one", "seq", seq, "err", err)
+			log.Error("identity rotation has no receipt: clients that know the older key will refuse this one", "seq", seq, "err", err)
 			continue
 		}
 		// Keeping is idempotent; it repairs a rotation whose keygen stopped
 		// between the append and keeping its checkpoint.
-		if err := s.ledger.KeepCheckpoint(ctx, verify.KeysChain, seq+1, nil); err != nil {
-			s.log.Error("keep the checkpoint of an identity rotation", "seq", seq, "err", err)
+		if err := l.KeepCheckpoint(ctx, verify.KeysChain, seq+1, nil); err != nil {
+			log.Error("keep the checkpoint of an identity rotation", "seq", seq, "err", err)
 		}
 		out = append(out, string(receipt))
 	}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vserv/vserv/internal/datadir"
 	"github.com/vserv/vserv/internal/ledger"
 	"github.com/vserv/vserv/internal/secure"
 	"github.com/vserv/vserv/verify"
@@ -28,7 +29,7 @@ func TestRotateIdentityBeforeFirstStartIsRecordedAndLaterRotationsWork(t *testin
 	if err != nil {
 		t.Fatal(err)
 	}
-	db, err := OpenDB(dir, time.Second)
+	db, err := datadir.New(dir).OpenDB(time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +68,7 @@ func TestRotateIdentityPutsTheOldKeyBackWhenTheLedgerRefuses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	db, err := OpenDB(dir, time.Second)
+	db, err := datadir.New(dir).OpenDB(time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}

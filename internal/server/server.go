@@ -9,25 +9,22 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"go.etcd.io/bbolt"
-	berrors "go.etcd.io/bbolt/errors"
-
 	"github.com/vserv/vserv/internal/auth"
+	"github.com/vserv/vserv/internal/datadir"
 	"github.com/vserv/vserv/internal/files"
 	"github.com/vserv/vserv/internal/ledger"
 	"github.com/vserv/vserv/internal/secure"
 	"github.com/vserv/vserv/internal/wire"
 )
 
-// Config is what the server needs to start. Zero values mean the defaults of
-// DESIGN.md §7.1.
+// Config is the TCP server's settings. Zero values mean the defaults of
+// DESIGN.md §7.1. What the server runs on (keys, database, accounts, files,
+// ledger) is opened by its caller, internal/node, and given to New as Parts.
 type Config struct {
-	DataRoot    string
 	Production  bool
 	Site        string // host name shown by `id`
 	Version     string
@@ -36,11 +33,7 @@ type Config struct {
 	RateIP      float64 // new connections + handshakes per second per IP (20)
 	MaxMsg      int     // largest message (16 MiB)
 	IdleTimeout time.Duration
-	PoolSize    int           // session keys in the pool (8)
-	PoolLife    time.Duration // lifetime of a pool key (24 h)
-	Argon       auth.Argon2Params
 	Grace       time.Duration // how long in-flight commands may run at shutdown (10 s)
-	Quotas      files.Quotas  // per-account and global limits of the file service (0 = none)
 	ReadBudget  int64         // bytes held in partly received requests, server-wide (DefaultReadBudget)
 	ReplyBudget int64         // bytes held in big replies being built or sent, server-wide (DefaultReplyBudget)
 	Logger      *slog.Logger
@@ -48,9 +41,6 @@ type Config struct {
 }
 
 func (c *Config) setDefaults() {
-	if c.DataRoot == "" {
-		c.DataRoot = "vserv-data"
-	}
 	if c.Version == "" {
 		c.Version = "dev"
 	}
@@ -75,15 +65,6 @@ func (c *Config) setDefaults() {
 	if c.IdleTimeout <= 0 {
 		c.IdleTimeout = 60 * time.Second
 	}
-	if c.PoolSize <= 0 {
-		c.PoolSize = 8
-	}
-	if c.PoolLife <= 0 {
-		c.PoolLife = 24 * time.Hour
-	}
-	if c.Argon.Time == 0 {
-		c.Argon = auth.DefaultArgon2
-	}
 	if c.Grace <= 0 {
 		c.Grace = 10 * time.Second
 	}
@@ -98,16 +79,29 @@ func (c *Config) setDefaults() {
 	}
 }
 
-// Server is one vserv instance bound to one data directory.
+// Parts are what a Server runs on, opened (and, after the server is done,
+// closed) by its caller: the server neither opens nor closes any of them.
+type Parts struct {
+	Identity   *secure.Identity
+	Pool       *secure.Pool
+	Accounts   *auth.Store
+	Files      *files.Service
+	Ledger     *ledger.Ledger
+	SetupToken *datadir.SetupToken
+	// KeyRotations are the receipts `id` appends (RotationReceipts).
+	KeyRotations []string
+}
+
+// Server is the TCP server of one vserv node (DESIGN.md §2, §3).
 type Server struct {
 	cfg      Config
 	log      *slog.Logger
 	id       *secure.Identity
 	pool     *secure.Pool
-	db       *bbolt.DB
 	accounts *auth.Store
 	files    *files.Service
 	ledger   *ledger.Ledger
+	setup    *datadir.SetupToken
 	// keyRotations are the receipts `id` appends, loaded at start.
 	keyRotations []string
 	backoff      *auth.Backoff
@@ -115,103 +109,27 @@ type Server struct {
 	budgets      budgets
 	throttle     atomic.Bool // per-IP throttling on (the default)
 
-	setupMu sync.Mutex // guards the setup-token file
-
 	mu      sync.Mutex
 	conns   map[*conn]struct{}
 	closing bool
 }
 
-// New opens (creating on first start) the data directory and everything in it.
-func New(cfg Config) (*Server, error) {
+// New returns a server on parts, every one of which must be set.
+func New(cfg Config, p Parts) (*Server, error) {
+	if p.Identity == nil || p.Pool == nil || p.Accounts == nil || p.Files == nil || p.Ledger == nil || p.SetupToken == nil {
+		return nil, errors.New("server: a part is missing")
+	}
 	cfg.setDefaults()
-	s := &Server{cfg: cfg, log: cfg.Logger, conns: map[*conn]struct{}{}}
+	s := &Server{
+		cfg: cfg, log: cfg.Logger, conns: map[*conn]struct{}{},
+		id: p.Identity, pool: p.Pool, accounts: p.Accounts, files: p.Files, ledger: p.Ledger,
+		setup: p.SetupToken, keyRotations: p.KeyRotations,
+	}
 	s.budgets = newBudgets(cfg.ReadBudget, cfg.ReplyBudget)
 	s.throttle.Store(true)
-
-	id, created, err := secure.LoadOrCreateIdentity(cfg.DataRoot)
-	if err != nil {
-		return nil, fmt.Errorf("identity: %w", err)
-	}
-	s.id = id
-	if created {
-		s.log.Info("created server identity", "server_id", id.ServerID, "fingerprint", secure.Fingerprint(id.Public()))
-	}
-	// The database before anything that writes: its lock is what keeps a
-	// second vserv off a data directory in use, so that one never touches
-	// the pool keys of the other.
-	if s.db, err = OpenDB(cfg.DataRoot, time.Second); err != nil {
-		return nil, err
-	}
-	if s.pool, err = secure.OpenPool(cfg.DataRoot, id, cfg.PoolSize, cfg.PoolLife, cfg.Now); err != nil {
-		s.db.Close()
-		return nil, fmt.Errorf("session key pool: %w", err)
-	}
-	secret, err := auth.LoadOrCreateSecretKey(cfg.DataRoot)
-	if err != nil {
-		s.db.Close()
-		return nil, fmt.Errorf("secret key: %w", err)
-	}
-	s.accounts, err = auth.New(s.db, auth.Options{
-		Argon: cfg.Argon, Production: cfg.Production, SecretKey: secret,
-		ServerID: id.ServerID, Now: cfg.Now, Logger: s.log,
-	})
-	if err != nil {
-		s.db.Close()
-		return nil, fmt.Errorf("accounts: %w", err)
-	}
-	if s.files, err = files.New(filepath.Join(cfg.DataRoot, "files"), cfg.Quotas, s.log); err != nil {
-		s.db.Close()
-		return nil, fmt.Errorf("file service: %w", err)
-	}
-	if s.ledger, err = ledger.Open(s.db, ledger.Config{
-		ServerID: id.ServerID, Signer: id.Key, Now: cfg.Now, Logger: s.log,
-		// DESIGN.md §4.4: recompute every root from the entries at start, so
-		// that an entry deleted or altered on disk makes its chain read-only
-		// before anything new is signed over it (about 1 s per million entries).
-		FullCheckOnOpen: true,
-		HeadsFile:       filepath.Join(cfg.DataRoot, ledger.HeadsFileName),
-	}); err != nil {
-		s.files.Close()
-		s.db.Close()
-		return nil, fmt.Errorf("ledger: %w", err)
-	}
-	if err := s.ledger.EnsureDefaultChains(context.Background()); err != nil {
-		s.ledger.Close()
-		s.files.Close()
-		s.db.Close()
-		return nil, fmt.Errorf("create default chains: %w", err)
-	}
-	s.keyRotations = s.loadRotationReceipts(context.Background())
 	s.backoff = auth.NewBackoff(cfg.Now)
 	s.limits = newLimiter(cfg.MaxConns, cfg.MaxConnsIP, cfg.RateIP, cfg.Now)
-	if err := s.writeSetupTokenIfNeeded(); err != nil {
-		s.db.Close()
-		return nil, err
-	}
 	return s, nil
-}
-
-// ErrDataRootInUse is what OpenDB returns, wrapped, when another process
-// holds the database.
-var ErrDataRootInUse = errors.New("the data directory is in use by another vserv")
-
-// OpenDB opens <dataroot>/ledger.db, giving up after timeout if another
-// process holds it (bbolt would otherwise wait forever on the flock).
-func OpenDB(dataroot string, timeout time.Duration) (*bbolt.DB, error) {
-	path := filepath.Join(dataroot, "ledger.db")
-	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: timeout, FreelistType: bbolt.FreelistMapType, NoFreelistSync: true})
-	if errors.Is(err, berrors.ErrTimeout) {
-		who := ""
-		if pid := lockHolder(path); pid > 0 {
-			who = fmt.Sprintf(" (pid %d?)", pid)
-		}
-		return nil, fmt.Errorf("open %s: %w%s: stop it, or work on a copy", path, ErrDataRootInUse, who)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", path, err)
-	}
-	return db, nil
 }
 
 // ServerID returns the server-id of §2.4.
@@ -223,20 +141,15 @@ func (s *Server) ServerID() string { return s.id.ServerID }
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stop()
-	refresh := time.NewTicker(time.Minute)
-	defer refresh.Stop()
+	// The refresh ends with Serve, however Serve ends (an accept error
+	// returns with ctx still live).
+	refreshCtx, endRefresh := context.WithCancel(ctx)
+	refreshed := make(chan struct{})
 	go func() {
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-refresh.C:
-				if err := s.pool.Refresh(); err != nil {
-					s.log.Error("refresh session key pool", "err", err)
-				}
-			}
-		}
+		defer close(refreshed)
+		s.refreshPool(refreshCtx)
 	}()
+	defer func() { endRefresh(); <-refreshed }()
 	var handlers sync.WaitGroup
 	var acceptErr error
 	idle := make(chan net.Conn)     // hands a new connection to an idle handler goroutine
@@ -267,6 +180,22 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	close(stopIdle)
 	s.shutdown(&handlers)
 	return acceptErr
+}
+
+// refreshPool replaces stale session keys every minute until ctx ends.
+func (s *Server) refreshPool(ctx context.Context) {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := s.pool.Refresh(); err != nil {
+				s.log.Error("refresh session key pool", "err", err)
+			}
+		}
+	}
 }
 
 // handlerIdle is how long a handler goroutine whose connection ended waits
@@ -331,12 +260,6 @@ func (s *Server) shutdown(handlers *sync.WaitGroup) {
 		case <-poke.C:
 		}
 	}
-}
-
-// Close releases the data directory. Call it after Serve has returned.
-func (s *Server) Close() error {
-	// The committer drains queued appends before the database closes.
-	return errors.Join(s.ledger.Close(), s.files.Close(), s.db.Close())
 }
 
 func (s *Server) isClosing() bool {

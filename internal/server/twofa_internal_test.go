@@ -62,14 +62,9 @@ func newClockedServer(t *testing.T) (*Server, *testClock, *lockedBuffer) {
 	t.Helper()
 	clock := &testClock{now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
 	logs := &lockedBuffer{}
-	s, err := New(Config{
-		DataRoot: t.TempDir(), Argon: auth.TestArgon2, Now: clock.Now,
-		Logger: slog.New(slog.NewTextHandler(logs, nil)),
+	s := newTestServer(t, t.TempDir(), Config{
+		Now: clock.Now, Logger: slog.New(slog.NewTextHandler(logs, nil)),
 	})
-	if err != nil {
-		t.Fatalf("new server: %v", err)
-	}
-	t.Cleanup(func() { s.Close() })
 	return s, clock, logs
 }
 

@@ -1,0 +1,206 @@
+// Package node is the composition root of a vserv server: it opens, in
+// order, everything a server runs on (the data directory of DESIGN.md §2.6,
+// the identity, the database, the session key pool, the secret key, the
+// accounts, the file service, the ledger and its default chains, the setup
+// token), hands them to the TCP server, runs the server's parts under one
+// context, and closes everything in reverse order.
+//
+// It is the only package that knows how the others fit together; cmd/vserv
+// parses flags and calls Open, Run and Close. The HTTP server and the
+// replication workers (DESIGN.md §5, §6) will be parts of Run beside the TCP
+// server.
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/vserv/vserv/internal/auth"
+	"github.com/vserv/vserv/internal/datadir"
+	"github.com/vserv/vserv/internal/files"
+	"github.com/vserv/vserv/internal/ledger"
+	"github.com/vserv/vserv/internal/secure"
+	"github.com/vserv/vserv/internal/server"
+)
+
+// Config is what a node needs to open. Zero values mean the defaults of
+// DESIGN.md §7.1.
+type Config struct {
+	DataRoot   string // the data directory, created 0700 on first start ("vserv-data")
+	Production bool
+	PoolSize   int           // session keys in the pool (8)
+	PoolLife   time.Duration // lifetime of a pool key (24 h)
+	Argon      auth.Argon2Params
+	Quotas     files.Quotas // per-account and global limits of the file service (0 = none)
+	Logger     *slog.Logger
+	Now        func() time.Time
+	// TCP is the TCP server's settings; its Production, Logger and Now are
+	// replaced by the node's.
+	TCP server.Config
+}
+
+func (c *Config) setDefaults() {
+	if c.DataRoot == "" {
+		c.DataRoot = "vserv-data"
+	}
+	if c.PoolSize <= 0 {
+		c.PoolSize = 8
+	}
+	if c.PoolLife <= 0 {
+		c.PoolLife = 24 * time.Hour
+	}
+	if c.Argon.Time == 0 {
+		c.Argon = auth.DefaultArgon2
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	c.TCP.Production, c.TCP.Logger, c.TCP.Now = c.Production, c.Logger, c.Now
+}
+
+// dbTimeout is how long Open waits for another process to release the
+// database before it reports datadir.ErrDataRootInUse.
+const dbTimeout = time.Second
+
+// Node is one vserv server bound to one data directory.
+type Node struct {
+	cfg    Config
+	log    *slog.Logger
+	id     *secure.Identity
+	parts  server.Parts // what Open opened, for the parts Run runs
+	tcp    *server.Server
+	closes []func() error // what Close releases, in the order it was opened
+}
+
+// Open opens (creating on first start) the data directory and everything in
+// it. When a step fails, everything opened before it is closed again, so a
+// failed Open leaves no goroutine and no open file behind.
+func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
+	cfg.setDefaults()
+	n := &Node{cfg: cfg, log: cfg.Logger}
+	defer func() {
+		if err != nil {
+			n.Close()
+		}
+	}()
+	dir := datadir.New(cfg.DataRoot)
+
+	id, created, err := secure.LoadOrCreateIdentity(dir.Root())
+	if err != nil {
+		return nil, fmt.Errorf("identity: %w", err)
+	}
+	n.id = id
+	if created {
+		n.log.Info("created server identity", "server_id", id.ServerID, "fingerprint", secure.Fingerprint(id.Public()))
+	}
+	// The database before anything that writes: its lock is what keeps a
+	// second vserv off a data directory in use, so that one never touches
+	// the pool keys of the other.
+	db, err := dir.OpenDB(dbTimeout)
+	if err != nil {
+		return nil, err
+	}
+	n.onClose(db.Close)
+	pool, err := secure.OpenPool(dir.Root(), id, cfg.PoolSize, cfg.PoolLife, cfg.Now)
+	if err != nil {
+		return nil, fmt.Errorf("session key pool: %w", err)
+	}
+	secret, err := auth.LoadOrCreateSecretKey(dir.Root())
+	if err != nil {
+		return nil, fmt.Errorf("secret key: %w", err)
+	}
+	accounts, err := auth.New(db, auth.Options{
+		Argon: cfg.Argon, Production: cfg.Production, SecretKey: secret,
+		ServerID: id.ServerID, Now: cfg.Now, Logger: n.log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("accounts: %w", err)
+	}
+	fs, err := files.New(dir.FilesDir(), cfg.Quotas, n.log)
+	if err != nil {
+		return nil, fmt.Errorf("file service: %w", err)
+	}
+	n.onClose(fs.Close)
+	l, err := ledger.Open(db, ledger.Config{
+		ServerID: id.ServerID, Signer: id.Key, Now: cfg.Now, Logger: n.log,
+		// DESIGN.md §4.4: recompute every root from the entries at start, so
+		// that an entry deleted or altered on disk makes its chain read-only
+		// before anything new is signed over it (about 1 s per million entries).
+		FullCheckOnOpen: true,
+		HeadsFile:       dir.HeadsPath(),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ledger: %w", err)
+	}
+	// The committer drains queued appends before the database closes.
+	n.onClose(l.Close)
+	if err := l.EnsureDefaultChains(ctx); err != nil {
+		return nil, fmt.Errorf("create default chains: %w", err)
+	}
+	rotations := server.RotationReceipts(ctx, l, n.log)
+	setup, err := openSetupToken(dir, accounts, n.log)
+	if err != nil {
+		return nil, err
+	}
+	n.parts = server.Parts{
+		Identity: id, Pool: pool, Accounts: accounts, Files: fs, Ledger: l,
+		SetupToken: setup, KeyRotations: rotations,
+	}
+	if n.tcp, err = server.New(cfg.TCP, n.parts); err != nil {
+		return nil, err
+	}
+	return n, nil
+}
+
+// openSetupToken writes the setup token while no account exists, and
+// removes a stale one once one does.
+func openSetupToken(dir datadir.Dir, accounts *auth.Store, log *slog.Logger) (*datadir.SetupToken, error) {
+	count, err := accounts.Count()
+	if err != nil {
+		return nil, fmt.Errorf("count accounts: %w", err)
+	}
+	t := dir.SetupToken()
+	written, err := t.Ensure(count == 0)
+	if err != nil {
+		return nil, err
+	}
+	if written {
+		log.Info("no account exists yet: create the first admin from this machine with `vcli uini`", "setup_token_file", t.Path())
+	}
+	return t, nil
+}
+
+func (n *Node) onClose(f func() error) { n.closes = append(n.closes, f) }
+
+// ServerID returns the server-id of §2.4.
+func (n *Node) ServerID() string { return n.id.ServerID }
+
+// Run serves TCP connections on ln until ctx ends or a part fails. Every
+// part runs under one context: the first to fail cancels the others, and
+// Run returns its error once all have stopped. It returns nil after a clean
+// stop (ctx cancelled). Run once, then Close.
+func (n *Node) Run(ctx context.Context, ln net.Listener) error {
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return n.tcp.Serve(ctx, ln) })
+	return g.Wait()
+}
+
+// Close releases everything Open opened, in reverse order. Call it after
+// Run has returned.
+func (n *Node) Close() error {
+	var errs []error
+	for i := len(n.closes) - 1; i >= 0; i-- {
+		errs = append(errs, n.closes[i]())
+	}
+	n.closes = nil
+	return errors.Join(errs...)
+}
