@@ -1,0 +1,194 @@
+package bolt
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	bbolt "go.etcd.io/bbolt"
+
+	"github.com/vserv/vserv/internal/store"
+	"github.com/vserv/vserv/internal/wire"
+)
+
+// BackupSuffix is appended to the database's path for the copy Open makes
+// before it migrates a file of layout 1: ledger.db.layout1-backup.
+const BackupSuffix = ".layout1-backup"
+
+// layoutOf reads the layout a file is in: 0 for a new file (nothing
+// stored), 1 for one written before layouts were numbered.
+func layoutOf(tx *bbolt.Tx) (uint64, error) {
+	meta := tx.Bucket(bucketMeta)
+	if meta != nil {
+		if v := meta.Get(keyLayout); v != nil {
+			if len(v) != 8 {
+				return 0, fmt.Errorf("layout of %d bytes", len(v))
+			}
+			return binary.BigEndian.Uint64(v), nil
+		}
+	}
+	if meta == nil && tx.Bucket(bucketChains) == nil && tx.Bucket(bucketAccounts) == nil {
+		return 0, nil
+	}
+	return 1, nil
+}
+
+// upgrade brings the file to Layout: a new file gets the buckets, a layout 1
+// file is copied to BackupSuffix and migrated in one transaction.
+func (s *Store) upgrade(ctx context.Context) error {
+	var layout uint64
+	if err := s.db.View(func(tx *bbolt.Tx) error {
+		var err error
+		layout, err = layoutOf(tx)
+		return err
+	}); err != nil {
+		return fmt.Errorf("open store: %w", err)
+	}
+	switch {
+	case layout == Layout:
+		return nil
+	case layout > Layout:
+		return fmt.Errorf("open store: %s is in layout %d, newer than this release's %d: run a newer vserv", s.db.Path(), layout, Layout)
+	case layout == 1:
+		start := time.Now()
+		backup, err := s.backup()
+		if err != nil {
+			return fmt.Errorf("migrate %s: %w", s.db.Path(), err)
+		}
+		s.log.Info("migrating the database to a new layout", "path", s.db.Path(), "from", 1, "to", Layout, "backup", backup)
+		var chains int
+		if err := s.db.Update(func(tx *bbolt.Tx) error {
+			var err error
+			chains, err = migrate1to2(tx)
+			return err
+		}); err != nil {
+			return fmt.Errorf("migrate %s (unchanged; backup in %s): %w", s.db.Path(), backup, err)
+		}
+		s.log.Info("database migrated", "layout", Layout, "chains", chains, "took", time.Since(start).Round(time.Millisecond))
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return s.db.Update(func(tx *bbolt.Tx) error { return createBuckets(tx) })
+}
+
+// createBuckets makes the top-level buckets every transaction expects and
+// marks the file as Layout.
+func createBuckets(tx *bbolt.Tx) error {
+	for _, name := range [][]byte{bucketMeta, bucketChains, bucketAccounts, bucketRights, bucketTwoFA} {
+		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+			return fmt.Errorf("create bucket %s: %w", name, err)
+		}
+	}
+	meta := tx.Bucket(bucketMeta)
+	if v := meta.Get(keyLayout); v == nil {
+		return meta.Put(keyLayout, u64(Layout))
+	}
+	return nil
+}
+
+// backup copies the whole file, as of one read transaction, to
+// <path>BackupSuffix: written to a temporary name, fsynced, renamed, so that
+// the backup is either complete or absent.
+func (s *Store) backup() (string, error) {
+	path := s.db.Path() + BackupSuffix
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return "", fmt.Errorf("backup: %w", err)
+	}
+	err = s.db.View(func(tx *bbolt.Tx) error {
+		_, err := tx.WriteTo(f)
+		return err
+	})
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err == nil {
+		err = syncDir(filepath.Dir(path))
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return "", fmt.Errorf("backup to %s: %w", path, err)
+	}
+	return path, nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// migrate1to2 keys every chain by (origin, name): the home's chains move,
+// bucket and all, under ledger.origin.<server-id>, and ledger.chains is
+// re-keyed with the origin in each value.
+func migrate1to2(tx *bbolt.Tx) (int, error) {
+	meta := tx.Bucket(bucketMeta)
+	var origin string
+	if meta != nil {
+		origin = string(meta.Get(keyServerID))
+	}
+	chains := tx.Bucket(bucketChains)
+	if chains == nil {
+		return 0, createBuckets(tx)
+	}
+	if origin == "" {
+		return 0, fmt.Errorf("layout 1 file with chains but no server-id")
+	}
+	var metas []store.ChainMeta
+	err := chains.ForEach(func(k, v []byte) error {
+		var m store.ChainMeta
+		if err := wire.Unmarshal(v, &m); err != nil {
+			return fmt.Errorf("chain %q metadata: %w", k, err)
+		}
+		if m.Name != string(k) {
+			return fmt.Errorf("chain %q metadata names %q", k, m.Name)
+		}
+		metas = append(metas, m)
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	dst, err := tx.CreateBucketIfNotExists(originBucketName(origin))
+	if err != nil {
+		return 0, err
+	}
+	for _, m := range metas {
+		name := chainBucketName(m.Name)
+		if tx.Bucket(name) == nil {
+			return 0, fmt.Errorf("chain %q has metadata but no bucket", m.Name)
+		}
+		if err := tx.MoveBucket(name, nil, dst); err != nil {
+			return 0, fmt.Errorf("move chain %q: %w", m.Name, err)
+		}
+		if err := chains.Delete([]byte(m.Name)); err != nil {
+			return 0, err
+		}
+		m.Origin = origin
+		v, err := wire.Marshal(m)
+		if err != nil {
+			return 0, err
+		}
+		if err := chains.Put(chainsKey(m.Key()), v); err != nil {
+			return 0, err
+		}
+	}
+	if err := createBuckets(tx); err != nil {
+		return 0, err
+	}
+	return len(metas), tx.Bucket(bucketMeta).Put(keyLayout, u64(Layout))
+}
