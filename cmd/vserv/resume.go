@@ -32,12 +32,12 @@ was accepted, 1 when it does not (one line per chain) or on errors, 2 for
 usage errors.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			db, err := server.OpenDB(dataroot, time.Second)
+			st, err := openStore(cmd.Context(), dataroot, false)
 			if err != nil {
 				return &exitError{code: 1, err: err}
 			}
-			defer db.Close()
-			changes, err := server.AcceptRollback(cmd.Context(), dataroot, db, accept, time.Now)
+			defer st.Close()
+			changes, err := server.AcceptRollback(cmd.Context(), dataroot, st, accept, time.Now)
 			out := cmd.OutOrStdout()
 			kept := 0
 			for _, c := range changes {

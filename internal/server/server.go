@@ -21,6 +21,7 @@ import (
 	"github.com/vserv/vserv/internal/files"
 	"github.com/vserv/vserv/internal/ledger"
 	"github.com/vserv/vserv/internal/secure"
+	"github.com/vserv/vserv/internal/store/bolt"
 	"github.com/vserv/vserv/internal/wire"
 )
 
@@ -104,7 +105,8 @@ type Server struct {
 	log      *slog.Logger
 	id       *secure.Identity
 	pool     *secure.Pool
-	db       *bbolt.DB
+	db       *bbolt.DB   // the store's; auth still reads it directly
+	store    *bolt.Store // owns db
 	accounts *auth.Store
 	files    *files.Service
 	ledger   *ledger.Ledger
@@ -143,13 +145,19 @@ func New(cfg Config) (*Server, error) {
 	if s.db, err = OpenDB(cfg.DataRoot, time.Second); err != nil {
 		return nil, err
 	}
-	if s.pool, err = secure.OpenPool(cfg.DataRoot, id, cfg.PoolSize, cfg.PoolLife, cfg.Now); err != nil {
+	// Before anything reads the file: a file of an older layout is migrated
+	// here (docs/operations.md "Upgrading").
+	if s.store, err = bolt.Open(context.Background(), s.db, bolt.Options{Logger: s.log}); err != nil {
 		s.db.Close()
+		return nil, err
+	}
+	if s.pool, err = secure.OpenPool(cfg.DataRoot, id, cfg.PoolSize, cfg.PoolLife, cfg.Now); err != nil {
+		s.store.Close()
 		return nil, fmt.Errorf("session key pool: %w", err)
 	}
 	secret, err := auth.LoadOrCreateSecretKey(cfg.DataRoot)
 	if err != nil {
-		s.db.Close()
+		s.store.Close()
 		return nil, fmt.Errorf("secret key: %w", err)
 	}
 	s.accounts, err = auth.New(s.db, auth.Options{
@@ -157,14 +165,14 @@ func New(cfg Config) (*Server, error) {
 		ServerID: id.ServerID, Now: cfg.Now, Logger: s.log,
 	})
 	if err != nil {
-		s.db.Close()
+		s.store.Close()
 		return nil, fmt.Errorf("accounts: %w", err)
 	}
 	if s.files, err = files.New(filepath.Join(cfg.DataRoot, "files"), cfg.Quotas, s.log); err != nil {
-		s.db.Close()
+		s.store.Close()
 		return nil, fmt.Errorf("file service: %w", err)
 	}
-	if s.ledger, err = ledger.Open(s.db, ledger.Config{
+	if s.ledger, err = ledger.Open(context.Background(), s.store, ledger.Config{
 		ServerID: id.ServerID, Signer: id.Key, Now: cfg.Now, Logger: s.log,
 		// DESIGN.md §4.4: recompute every root from the entries at start, so
 		// that an entry deleted or altered on disk makes its chain read-only
@@ -173,20 +181,20 @@ func New(cfg Config) (*Server, error) {
 		HeadsFile:       filepath.Join(cfg.DataRoot, ledger.HeadsFileName),
 	}); err != nil {
 		s.files.Close()
-		s.db.Close()
+		s.store.Close()
 		return nil, fmt.Errorf("ledger: %w", err)
 	}
 	if err := s.ledger.EnsureDefaultChains(context.Background()); err != nil {
 		s.ledger.Close()
 		s.files.Close()
-		s.db.Close()
+		s.store.Close()
 		return nil, fmt.Errorf("create default chains: %w", err)
 	}
 	s.keyRotations = s.loadRotationReceipts(context.Background())
 	s.backoff = auth.NewBackoff(cfg.Now)
 	s.limits = newLimiter(cfg.MaxConns, cfg.MaxConnsIP, cfg.RateIP, cfg.Now)
 	if err := s.writeSetupTokenIfNeeded(); err != nil {
-		s.db.Close()
+		s.store.Close()
 		return nil, err
 	}
 	return s, nil
@@ -336,7 +344,7 @@ func (s *Server) shutdown(handlers *sync.WaitGroup) {
 // Close releases the data directory. Call it after Serve has returned.
 func (s *Server) Close() error {
 	// The committer drains queued appends before the database closes.
-	return errors.Join(s.ledger.Close(), s.files.Close(), s.db.Close())
+	return errors.Join(s.ledger.Close(), s.files.Close(), s.store.Close())
 }
 
 func (s *Server) isClosing() bool {

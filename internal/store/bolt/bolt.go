@@ -63,20 +63,32 @@ var (
 // Layout is the version of the bucket layout this package writes.
 const Layout = 2
 
-func originBucketName(origin string) []byte { return []byte("ledger.origin." + origin) }
-func chainBucketName(name string) []byte    { return []byte("ledger.chain." + name) }
-func chainsKey(c store.ChainKey) []byte     { return []byte(c.Origin + "/" + c.Name) }
+// OriginBucketName is the top-level bucket of the chains of one origin.
+func OriginBucketName(origin string) []byte { return []byte("ledger.origin." + origin) }
+
+// ChainBucketName is a chain's bucket inside its origin's.
+func ChainBucketName(name string) []byte { return []byte("ledger.chain." + name) }
+
+func chainsKey(c store.ChainKey) []byte { return []byte(c.Origin + "/" + c.Name) }
 
 // Options configures Open.
 type Options struct {
 	Logger *slog.Logger // the migration's messages; discarded when nil
+	// ReadOnly is for tools that must never write (vserv verify): Open
+	// neither migrates nor creates buckets, refusing a file of an older
+	// layout, and Update fails.
+	ReadOnly bool
 }
 
 // Store is store.Store on a bbolt database.
 type Store struct {
-	db  *bbolt.DB
-	log *slog.Logger
+	db       *bbolt.DB
+	log      *slog.Logger
+	readOnly bool
 }
+
+// ErrReadOnly is returned, wrapped, by Update on a store opened ReadOnly.
+var ErrReadOnly = errors.New("bolt: store opened read-only")
 
 var _ store.Store = (*Store)(nil)
 
@@ -84,7 +96,7 @@ var _ store.Store = (*Store)(nil)
 // a file of an older layout in place (after a backup copy beside it, see
 // migrate.go). The Store owns db from then on: Close closes it.
 func Open(ctx context.Context, db *bbolt.DB, opts Options) (*Store, error) {
-	s := &Store{db: db, log: opts.Logger}
+	s := &Store{db: db, log: opts.Logger, readOnly: opts.ReadOnly}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -114,6 +126,9 @@ func (s *Store) View(ctx context.Context, fn func(store.ReadTx) error) error {
 func (s *Store) Update(ctx context.Context, fn func(store.WriteTx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
+	}
+	if s.readOnly {
+		return fmt.Errorf("update %s: %w", s.db.Path(), ErrReadOnly)
 	}
 	return s.db.Update(func(tx *bbolt.Tx) error {
 		if err := fn(&boltTx{tx: tx, wc: &writeCache{}}); err != nil {
@@ -161,13 +176,35 @@ func postorder(id compact.NodeID) uint64 {
 	return 2*s - uint64(bits.OnesCount64(s)) + (1 << (id.Level + 1)) - 2
 }
 
-func (t *boltTx) chainBucket(c store.ChainKey) *bbolt.Bucket {
-	o := t.tx.Bucket(originBucketName(c.Origin))
+// ChainBucket is the bucket of chain c in tx (ledger.origin.<origin>/
+// ledger.chain.<name>), nil when there is none: for tools and tests that
+// read or edit the file below the Store, as an operator with bbolt could.
+// Its sub-buckets and keys are those of the package comment.
+func ChainBucket(tx *bbolt.Tx, c store.ChainKey) *bbolt.Bucket {
+	o := tx.Bucket(OriginBucketName(c.Origin))
 	if o == nil {
 		return nil
 	}
-	return o.Bucket(chainBucketName(c.Name))
+	return o.Bucket(ChainBucketName(c.Name))
 }
+
+// ServerID is the home's server-id as stored in tx, "" before it is set.
+func ServerID(tx *bbolt.Tx) string {
+	id, _ := (&boltTx{tx: tx}).ServerID()
+	return id
+}
+
+// ChainsBucket is the ledger.chains bucket: every chain's CBOR
+// store.ChainMeta under ChainsKey.
+func ChainsBucket(tx *bbolt.Tx) *bbolt.Bucket { return tx.Bucket(bucketChains) }
+
+// ChainsKey is the key of chain c in the ledger.chains bucket.
+func ChainsKey(c store.ChainKey) []byte { return chainsKey(c) }
+
+// NodeKey is the key of a Merkle node in a chain's nodes bucket.
+func NodeKey(id compact.NodeID) []byte { return u64(postorder(id)) }
+
+func (t *boltTx) chainBucket(c store.ChainKey) *bbolt.Bucket { return ChainBucket(t.tx, c) }
 
 func (t *boltTx) sub(c store.ChainKey, name []byte) (*bbolt.Bucket, error) {
 	if t.wc == nil {

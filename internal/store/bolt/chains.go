@@ -201,11 +201,11 @@ func (t *boltTx) PutChain(meta store.ChainMeta) error {
 	if err := b.Put(chainsKey(meta.Key()), v); err != nil {
 		return err
 	}
-	o, err := t.tx.CreateBucketIfNotExists(originBucketName(meta.Origin))
+	o, err := t.tx.CreateBucketIfNotExists(OriginBucketName(meta.Origin))
 	if err != nil {
 		return err
 	}
-	c, err := o.CreateBucketIfNotExists(chainBucketName(meta.Name))
+	c, err := o.CreateBucketIfNotExists(ChainBucketName(meta.Name))
 	if err != nil {
 		return err
 	}

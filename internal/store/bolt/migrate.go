@@ -52,6 +52,10 @@ func (s *Store) upgrade(ctx context.Context) error {
 		return nil
 	case layout > Layout:
 		return fmt.Errorf("open store: %s is in layout %d, newer than this release's %d: run a newer vserv", s.db.Path(), layout, Layout)
+	case s.readOnly && layout == 0:
+		return nil // nothing stored: every read finds nothing
+	case s.readOnly:
+		return fmt.Errorf("open store: %s is in layout %d, older than this release's %d, and is opened read-only: start vserv once to migrate it (it keeps a backup), or use the release that wrote it", s.db.Path(), layout, Layout)
 	case layout == 1:
 		start := time.Now()
 		backup, err := s.backup()
@@ -163,12 +167,12 @@ func migrate1to2(tx *bbolt.Tx) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	dst, err := tx.CreateBucketIfNotExists(originBucketName(origin))
+	dst, err := tx.CreateBucketIfNotExists(OriginBucketName(origin))
 	if err != nil {
 		return 0, err
 	}
 	for _, m := range metas {
-		name := chainBucketName(m.Name)
+		name := ChainBucketName(m.Name)
 		if tx.Bucket(name) == nil {
 			return 0, fmt.Errorf("chain %q has metadata but no bucket", m.Name)
 		}
