@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"time"
@@ -94,26 +95,17 @@ func createBuckets(tx *bbolt.Tx) error {
 	return nil
 }
 
-// backup copies the whole file, as of one read transaction, to
-// <path>BackupSuffix: written to a temporary name, fsynced, renamed, so that
-// the backup is either complete or absent.
+// backup copies the file, byte for byte, to <path>BackupSuffix: written to
+// a temporary name, fsynced, renamed, so that the backup is either complete
+// or absent. A byte-identical copy (not bbolt's Tx.WriteTo, which rewrites
+// the meta pages and drops the file's unused tail) is what the previous
+// release wrote, so restoring it is an exact rollback. Open runs before
+// anyone else holds the Store and the file is locked to this process, so
+// nothing writes while the copy is made.
 func (s *Store) backup() (string, error) {
 	path := s.db.Path() + BackupSuffix
 	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
-	if err != nil {
-		return "", fmt.Errorf("backup: %w", err)
-	}
-	err = s.db.View(func(tx *bbolt.Tx) error {
-		_, err := tx.WriteTo(f)
-		return err
-	})
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
+	err := copyFile(s.db.Path(), tmp)
 	if err == nil {
 		err = os.Rename(tmp, path)
 	}
@@ -125,6 +117,27 @@ func (s *Store) backup() (string, error) {
 		return "", fmt.Errorf("backup to %s: %w", path, err)
 	}
 	return path, nil
+}
+
+// copyFile copies from to a new file to, fsynced.
+func copyFile(from, to string) error {
+	src, err := os.Open(from)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	dst, err := os.OpenFile(to, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(dst, src)
+	if err == nil {
+		err = dst.Sync()
+	}
+	if cerr := dst.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 func syncDir(dir string) error {
