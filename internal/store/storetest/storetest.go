@@ -600,7 +600,9 @@ func writeEverything(tx store.WriteTx) error {
 		func() error { return tx.SetServerID(originB) },
 		func() error { return tx.PutChain(store.ChainMeta{Origin: originB, Name: "new"}) },
 		func() error { return tx.Append(chainA, rows(2, 3)) },
-		func() error { return tx.PutNodes(chainA, []store.Node{{ID: compact.NewNodeID(0, 2), Hash: make([]byte, 32)}}) },
+		func() error {
+			return tx.PutNodes(chainA, []store.Node{{ID: compact.NewNodeID(0, 2), Hash: make([]byte, 32)}})
+		},
 		func() error {
 			return tx.PutCheckpoint(chainA, store.StoredCheckpoint{Size: 5, Note: []byte("n5")})
 		},
