@@ -33,7 +33,7 @@ func TestVcliRecountExitsOneWhenTheServersViewDisagrees(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		st := tx.Bucket([]byte("ledger.chain.poll")).Bucket([]byte("state"))
+		st := testenv.ChainBucket(tx, "", "poll").Bucket([]byte("state"))
 		k := []byte("bt\x00b1") // the counts per choice of ballot b1
 		var counts []uint64
 		if err := canon.Unmarshal(st.Get(k), &counts); err != nil || len(counts) != 2 || counts[0] != 1 {

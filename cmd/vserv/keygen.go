@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"log/slog"
+	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -9,6 +11,7 @@ import (
 	"github.com/vserv/vserv/internal/datadir"
 	"github.com/vserv/vserv/internal/secure"
 	"github.com/vserv/vserv/internal/server"
+	"github.com/vserv/vserv/internal/store/bolt"
 )
 
 func newKeygenCmd() *cobra.Command {
@@ -45,7 +48,12 @@ record the rotation, the old key is put back.`,
 				if !yes {
 					return &exitError{code: 2, err: fmt.Errorf("rotating the identity makes clients that pinned the old key refuse this server until they are given the new one; run again with --yes to do it")}
 				}
-				r, err := server.RotateIdentity(cmd.Context(), dataroot, db, time.Now)
+				// The store owns db from here; its Close is db's.
+				st, err := bolt.Open(cmd.Context(), db, bolt.Options{Logger: slog.New(slog.NewTextHandler(os.Stderr, nil))})
+				if err != nil {
+					return &exitError{code: 1, err: err}
+				}
+				r, err := server.RotateIdentity(cmd.Context(), dataroot, st, time.Now)
 				if err != nil {
 					return &exitError{code: 1, err: err}
 				}

@@ -6,7 +6,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/vserv/vserv/internal/datadir"
 	"github.com/vserv/vserv/internal/server"
 )
 
@@ -33,12 +32,12 @@ was accepted, 1 when it does not (one line per chain) or on errors, 2 for
 usage errors.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			db, err := datadir.New(dataroot).OpenDB(time.Second)
+			st, err := openStore(cmd.Context(), dataroot, false)
 			if err != nil {
 				return &exitError{code: 1, err: err}
 			}
-			defer db.Close()
-			changes, err := server.AcceptRollback(cmd.Context(), dataroot, db, accept, time.Now)
+			defer st.Close()
+			changes, err := server.AcceptRollback(cmd.Context(), dataroot, st, accept, time.Now)
 			out := cmd.OutOrStdout()
 			kept := 0
 			for _, c := range changes {

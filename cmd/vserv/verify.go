@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/ed25519"
 	"errors"
 	"fmt"
@@ -13,11 +14,11 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	bolt "go.etcd.io/bbolt"
 
 	"github.com/vserv/vserv/internal/datadir"
 	"github.com/vserv/vserv/internal/ledger"
 	"github.com/vserv/vserv/internal/secure"
+	"github.com/vserv/vserv/internal/store"
 	"github.com/vserv/vserv/verify"
 )
 
@@ -73,17 +74,18 @@ included).`,
 			if err != nil {
 				return err
 			}
-			db, err := datadir.New(dataroot).OpenDB(time.Second)
+			// Read-only: a verifier never writes, not even to migrate.
+			st, err := openStore(cmd.Context(), dataroot, true)
 			if err != nil {
 				return &exitError{code: 1, err: err}
 			}
-			defer db.Close()
+			defer st.Close()
 			if serverKey != "" {
-				if err := checkServerKey(db, pub); err != nil {
+				if err := checkServerKey(cmd.Context(), st, pub); err != nil {
 					return err
 				}
 			}
-			chains, entries, err := ledgerSize(db)
+			chains, entries, err := ledgerSize(cmd.Context(), st)
 			if err != nil {
 				return &exitError{code: 1, err: err}
 			}
@@ -92,12 +94,12 @@ included).`,
 				prog = newProgressLine(cmd.ErrOrStderr(), entries)
 			}
 			start := time.Now()
-			faults, err := ledger.VerifyDB(cmd.Context(), db, pub, prog.update)
+			faults, err := ledger.VerifyDB(cmd.Context(), st, pub, prog.update)
 			prog.finish()
 			if err != nil {
 				return &exitError{code: 1, err: err}
 			}
-			rolled, err := ledger.VerifyExpected(cmd.Context(), db, pub, exps)
+			rolled, err := ledger.VerifyExpected(cmd.Context(), st, pub, exps)
 			faults = append(faults, rolled...)
 			if err != nil {
 				return &exitError{code: 1, err: err}
@@ -173,15 +175,22 @@ func verifyKey(dataroot, serverKey string) (ed25519.PublicKey, error) {
 // ledgerSize counts the chains and entries to verify, for the progress line
 // and the summary. A chain whose size cannot be read counts as empty here;
 // VerifyDB reports what is wrong with it.
-func ledgerSize(db *bolt.DB) (chains int, entries uint64, err error) {
-	err = ledger.NewBoltStore(db).View(func(tx ledger.ReadTx) error {
+func ledgerSize(ctx context.Context, st store.Store) (chains int, entries uint64, err error) {
+	err = st.View(ctx, func(tx store.ReadTx) error {
+		id, err := tx.ServerID()
+		if err != nil {
+			return err
+		}
 		metas, err := tx.Chains()
 		if err != nil {
 			return err
 		}
-		chains = len(metas)
 		for _, m := range metas {
-			if n, err := tx.Size(m.Name); err == nil {
+			if m.Origin != id {
+				continue // VerifyDB checks the chains homed here
+			}
+			chains++
+			if n, err := tx.Size(m.Key()); err == nil {
 				entries += n
 			}
 		}

@@ -1,13 +1,12 @@
 package main
 
 import (
+	"context"
 	"crypto/ed25519"
 	"fmt"
 
-	bolt "go.etcd.io/bbolt"
-
-	"github.com/vserv/vserv/internal/ledger"
 	"github.com/vserv/vserv/internal/secure"
+	"github.com/vserv/vserv/internal/store"
 	"github.com/vserv/vserv/verify"
 )
 
@@ -17,10 +16,10 @@ import (
 // check every checkpoint of every chain would fail, one fault line each,
 // and bury what is wrong. A history that cannot be read is left to VerifyDB,
 // which reports it as a fault.
-func checkServerKey(db *bolt.DB, pub ed25519.PublicKey) error {
+func checkServerKey(ctx context.Context, st store.Store, pub ed25519.PublicKey) error {
 	var serverID string
 	var entries [][]byte
-	err := ledger.NewBoltStore(db).View(func(tx ledger.ReadTx) error {
+	err := st.View(ctx, func(tx store.ReadTx) error {
 		var err error
 		if serverID, err = tx.ServerID(); err != nil {
 			return err
@@ -30,10 +29,10 @@ func checkServerKey(db *bolt.DB, pub ed25519.PublicKey) error {
 			return err
 		}
 		for _, m := range metas {
-			if m.Name != verify.KeysChain {
+			if m.Key() != (store.ChainKey{Origin: serverID, Name: verify.KeysChain}) {
 				continue
 			}
-			return tx.Entries(verify.KeysChain, 0, func(_ uint64, e []byte) (bool, error) {
+			return tx.Entries(m.Key(), 0, func(_ uint64, e []byte) (bool, error) {
 				entries = append(entries, append([]byte(nil), e...))
 				return true, nil
 			})

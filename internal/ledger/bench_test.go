@@ -45,7 +45,7 @@ func BenchmarkGet(b *testing.B) {
 	b.ResetTimer()
 	i := 0
 	for b.Loop() {
-		if _, _, err := e.l.Get("t", recID(i*7919%100_000)); err != nil {
+		if _, _, err := e.l.Get(ctx, "t", recID(i*7919%100_000)); err != nil {
 			b.Fatal(err)
 		}
 		i++
@@ -57,7 +57,7 @@ func BenchmarkProof(b *testing.B) {
 	b.ResetTimer()
 	i := uint64(0)
 	for b.Loop() {
-		if _, err := e.l.Proof("t", i*7919%100_000, 0); err != nil {
+		if _, err := e.l.Proof(ctx, "t", i*7919%100_000, 0); err != nil {
 			b.Fatal(err)
 		}
 		i++
@@ -70,7 +70,7 @@ func BenchmarkVerifyDB(b *testing.B) {
 	b.ResetTimer()
 	for b.Loop() {
 		start := time.Now()
-		faults, err := VerifyDB(ctx, e.db, testPub(), nil)
+		faults, err := VerifyDB(ctx, e.st, testPub(), nil)
 		if err != nil || len(faults) > 0 {
 			b.Fatal(err, faults)
 		}

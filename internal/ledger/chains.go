@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/vserv/vserv/apps"
+	"github.com/vserv/vserv/internal/store"
 	"github.com/vserv/vserv/internal/wire"
 	"github.com/vserv/vserv/verify"
 )
@@ -52,7 +53,7 @@ func (cs *chainState) info() ChainInfo {
 }
 
 // DefaultChains are created at first start (§3.4).
-var DefaultChains = []ChainMeta{
+var DefaultChains = []store.ChainMeta{
 	{Name: "vote", Public: true, PoWBits: 16, Schema: "vote"},
 	{Name: "donation", Public: true, PoWBits: 16, Schema: "donation"},
 	{Name: "resource", Public: true, PoWBits: 16, Schema: "resource"},
@@ -119,14 +120,18 @@ func (l *Ledger) CreateChain(ctx context.Context, name string, public bool, powB
 	if _, err := apps.ParseAuthority(authority); err != nil {
 		return wire.Errorf(wire.CodeInvalid, "%v", err)
 	}
-	m := ChainMeta{Name: name, Public: public, PoWBits: powBits, Schema: schema}
+	m := store.ChainMeta{Origin: l.cfg.ServerID, Name: name, Public: public, PoWBits: powBits, Schema: schema}
 	if len(authority) > 0 {
 		m.Authority = append([]string(nil), authority...)
 	}
 	return l.createChain(ctx, m)
 }
 
-func (l *Ledger) createChain(ctx context.Context, m ChainMeta) error {
+func (l *Ledger) createChain(ctx context.Context, m store.ChainMeta) error {
+	m.Origin = l.cfg.ServerID
+	// Once the committer runs it, it runs to the end: the caller's ctx
+	// ending must not roll back a chain half announced.
+	txCtx := context.WithoutCancel(ctx)
 	return l.runAdmin(ctx, func() error {
 		if l.ring.fault != "" || l.retired.Load() {
 			return wire.Errorf(wire.CodeConflict, "cannot sign a new chain's checkpoint: %s", l.writeRefusal())
@@ -149,7 +154,7 @@ func (l *Ledger) createChain(ctx context.Context, m ChainMeta) error {
 			if cs.app, cs.appChain, err = l.appChain(cs.meta); err != nil {
 				return wire.Errorf(wire.CodeInvalid, "%v", err)
 			}
-			err = l.store.Update(func(tx WriteTx) error {
+			err = l.store.Update(txCtx, func(tx store.WriteTx) error {
 				if err := tx.PutChain(cs.meta); err != nil {
 					return err
 				}
@@ -166,7 +171,7 @@ func (l *Ledger) createChain(ctx context.Context, m ChainMeta) error {
 		if cs.app, cs.appChain, err = l.appChain(m); err != nil {
 			return wire.Errorf(wire.CodeInvalid, "%v", err)
 		}
-		err = l.store.Update(func(tx WriteTx) error {
+		err = l.store.Update(txCtx, func(tx store.WriteTx) error {
 			if err := tx.PutChain(m); err != nil {
 				return err
 			}
@@ -201,9 +206,10 @@ func (l *Ledger) KeepCheckpoint(ctx context.Context, chain string, size uint64, 
 	if err != nil {
 		return err
 	}
+	txCtx := context.WithoutCancel(ctx)
 	return l.runAdmin(ctx, func() error {
-		return l.store.Update(func(tx WriteTx) error {
-			cp, ok, err := tx.Checkpoint(cs.meta.Name, size)
+		return l.store.Update(txCtx, func(tx store.WriteTx) error {
+			cp, ok, err := tx.Checkpoint(cs.meta.Key(), size)
 			if err != nil {
 				return err
 			}
@@ -217,8 +223,8 @@ func (l *Ledger) KeepCheckpoint(ctx context.Context, chain string, size uint64, 
 				}
 				cp.Note = note
 			}
-			cp.Keep |= KeepExplicit
-			return tx.PutCheckpoint(cs.meta.Name, cp)
+			cp.Keep |= store.KeepExplicit
+			return tx.PutCheckpoint(cs.meta.Key(), cp)
 		})
 	})
 }
@@ -233,12 +239,12 @@ func (l *Ledger) writeRefusal() string {
 
 // startAppState records that an empty schema chain's (empty) rules' state is
 // up to date, so that Open does not rebuild it.
-func startAppState(tx WriteTx, m ChainMeta) error {
+func startAppState(tx store.WriteTx, m store.ChainMeta) error {
 	if m.Schema == "" {
 		return nil
 	}
-	if _, _, _, err := tx.AppState(m.Name); err != nil {
+	if _, _, _, err := tx.AppState(m.Key()); err != nil {
 		return err
 	}
-	return tx.PutAppStateSize(m.Name, 0)
+	return tx.PutAppStateSize(m.Key(), 0)
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/transparency-dev/merkle/compact"
+	"github.com/vserv/vserv/internal/store"
 	"github.com/vserv/vserv/internal/wire"
 	"github.com/vserv/vserv/verify"
 )
@@ -33,8 +34,8 @@ const checkChunk = 20000
 // numbering (link), proofs of work (pow), record signatures (sig), and the
 // Merkle tree against stored nodes and every stored checkpoint (tree).
 type checker struct {
-	store    Store
-	meta     ChainMeta
+	store    store.Store
+	meta     store.ChainMeta
 	serverID string
 	origin   string
 	ring     *keyring
@@ -45,11 +46,11 @@ type checker struct {
 	prev     [32]byte
 	lastTime uint64
 	rng      *compact.Range
-	cps      []StoredCheckpoint
+	cps      []store.StoredCheckpoint
 	cpAt     int
 }
 
-func newChecker(s Store, meta ChainMeta, serverID string, ring *keyring, what ...string) *checker {
+func newChecker(s store.Store, meta store.ChainMeta, serverID string, ring *keyring, what ...string) *checker {
 	c := &checker{store: s, meta: meta, serverID: serverID, origin: verify.OriginLine(serverID, meta.Name),
 		ring: ring, what: map[string]bool{}, rng: rangeFactory.NewEmptyRange(0)}
 	for _, w := range what {
@@ -66,12 +67,12 @@ func (c *checker) fault(seq uint64, format string, args ...any) {
 // chunk with the entries done and the chain's size.
 func (c *checker) run(ctx context.Context, progress func(done, total uint64)) (uint64, error) {
 	var total uint64
-	err := c.store.View(func(tx ReadTx) error {
+	err := c.store.View(ctx, func(tx store.ReadTx) error {
 		var err error
-		if total, err = tx.Size(c.meta.Name); err != nil {
+		if total, err = tx.Size(c.meta.Key()); err != nil {
 			return err
 		}
-		return tx.Checkpoints(c.meta.Name, func(cp StoredCheckpoint) error {
+		return tx.Checkpoints(c.meta.Key(), func(cp store.StoredCheckpoint) error {
 			cp.Note = append([]byte(nil), cp.Note...)
 			c.cps = append(c.cps, cp)
 			return nil
@@ -87,8 +88,8 @@ func (c *checker) run(ctx context.Context, progress func(done, total uint64)) (u
 			return checked, err
 		}
 		n := 0
-		err := c.store.View(func(tx ReadTx) error {
-			return tx.Entries(c.meta.Name, c.next, func(key uint64, b []byte) (bool, error) {
+		err := c.store.View(ctx, func(tx store.ReadTx) error {
+			return tx.Entries(c.meta.Key(), c.next, func(key uint64, b []byte) (bool, error) {
 				if n == checkChunk {
 					return false, nil
 				}
@@ -120,7 +121,7 @@ func (c *checker) run(ctx context.Context, progress func(done, total uint64)) (u
 	return checked, nil
 }
 
-func (c *checker) entry(tx ReadTx, key uint64, b []byte) error {
+func (c *checker) entry(tx store.ReadTx, key uint64, b []byte) error {
 	if key != c.next && c.what["link"] {
 		c.fault(c.next, "link: entry %d is missing", c.next)
 	}
@@ -135,7 +136,7 @@ func (c *checker) entry(tx ReadTx, key uint64, b []byte) error {
 		return c.tree(tx, key, leaf)
 	}
 	if c.what["sum"] {
-		stored, err := tx.Node(c.meta.Name, compact.NewNodeID(0, key))
+		stored, err := node(tx, c.meta.Key(), compact.NewNodeID(0, key))
 		if err != nil {
 			return err
 		}
@@ -145,7 +146,7 @@ func (c *checker) entry(tx ReadTx, key uint64, b []byte) error {
 		if e.Chain != c.meta.Name || e.Origin != c.serverID {
 			c.fault(key, "sum: entry names chain %q of server %s", e.Chain, e.Origin)
 		}
-		ref, ok, err := tx.LookupID(c.meta.Name, uuidBytes(rec.ID))
+		ref, ok, err := tx.LookupID(c.meta.Key(), uuidBytes(rec.ID))
 		if err != nil {
 			return err
 		}
@@ -176,7 +177,7 @@ func (c *checker) entry(tx ReadTx, key uint64, b []byte) error {
 	return c.tree(tx, key, leaf)
 }
 
-func (c *checker) tree(tx ReadTx, key uint64, leaf [32]byte) error {
+func (c *checker) tree(tx store.ReadTx, key uint64, leaf [32]byte) error {
 	var nodeErr error
 	var visit compact.VisitFn
 	if c.what["tree"] {
@@ -184,7 +185,7 @@ func (c *checker) tree(tx ReadTx, key uint64, leaf [32]byte) error {
 			if id.Level == 0 || nodeErr != nil {
 				return // leaves are the sum check's
 			}
-			stored, err := tx.Node(c.meta.Name, id)
+			stored, err := node(tx, c.meta.Key(), id)
 			if err != nil {
 				nodeErr = err
 				return

@@ -1,11 +1,13 @@
 package ledger
 
 import (
+	"context"
 	"errors"
 	"fmt"
 
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/vserv/vserv/internal/store"
 	"github.com/vserv/vserv/verify"
 )
 
@@ -16,7 +18,7 @@ import (
 // lines, so the checkpoint stays the same statement (same size, same root)
 // and the kept rotation checkpoint of the keys chain still verifies with the
 // key it retires. It runs at open, before the committer starts.
-func (l *Ledger) countersignHeads() error {
+func (l *Ledger) countersignHeads(ctx context.Context) error {
 	if l.ring.fault != "" || len(l.ring.keys) < 2 {
 		return nil
 	}
@@ -37,15 +39,15 @@ func (l *Ledger) countersignHeads() error {
 		if err != nil {
 			return fmt.Errorf("chain %q: open newest checkpoint: %w", name, err)
 		}
-		// Keep lines of keys we cannot check (witness cosignatures) as they are.
+		// store.Keep lines of keys we cannot check (witness cosignatures) as they are.
 		n.Sigs = append(n.Sigs, n.UnverifiedSigs...)
 		n.UnverifiedSigs = nil
 		signed, err := note.Sign(n, verify.NewNoteSigner(origin, l.cfg.Signer))
 		if err != nil {
 			return fmt.Errorf("chain %q: countersign newest checkpoint: %w", name, err)
 		}
-		err = l.store.Update(func(tx WriteTx) error {
-			cp, ok, err := tx.Checkpoint(name, cs.headSize)
+		err = l.store.Update(ctx, func(tx store.WriteTx) error {
+			cp, ok, err := tx.Checkpoint(cs.meta.Key(), cs.headSize)
 			if err != nil {
 				return err
 			}
@@ -53,7 +55,7 @@ func (l *Ledger) countersignHeads() error {
 				return errors.New("newest checkpoint is not stored")
 			}
 			cp.Note = signed
-			return tx.PutCheckpoint(name, cp)
+			return tx.PutCheckpoint(cs.meta.Key(), cp)
 		})
 		if err != nil {
 			return fmt.Errorf("chain %q: store countersigned checkpoint: %w", name, err)

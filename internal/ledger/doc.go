@@ -7,17 +7,19 @@
 // the public package verify, so that the server and every independent
 // verifier share one definition; this package adds state and durability.
 //
-// Storage sits behind the small Store interface (store.go). The bbolt
-// implementation lives in this package rather than in a subpackage on
-// purpose: Open takes the *bbolt.DB the server already holds, and the
-// interface, the committer that uses it and the tests that pin its
-// behaviour change together while there is one backend. A PostgreSQL
-// backend implements Store in a package of its own and is passed to
-// OpenStore; the conformance tests in store_test.go are written against the
-// interface so that they can run on it unchanged.
+// Storage is a store.Store (internal/store): the ledger keys its chains by
+// (its server-id, name) and reads and writes only through the interfaces, so
+// that a second backend changes nothing here. Every backend runs the
+// conformance suite of internal/store/storetest; store/bolt, the embedded
+// one, holds everything in ledger.db. Open takes a Store the caller opened
+// and still owns. The committer locks each chain's head in its transaction
+// (store.ChainWriter.LockHead) and reloads the chain when the stored size is
+// not the one it holds, so that it signs only checkpoints that extend the
+// head as stored, even with another writer on a shared store.
 //
-// Durability: Append returns only after the bbolt transaction that holds the
-// entries, their indexes, Merkle nodes and the new signed checkpoint has been
-// committed, and bbolt fsyncs on commit. Nothing is shown to a reader before
-// that: the in-memory head of a chain is updated after the commit.
+// Durability: Append returns only after the store transaction that holds the
+// entries, their indexes, Merkle nodes and the new signed checkpoint is
+// durable (Store.Update's contract; bbolt fsyncs on commit). Nothing is
+// shown to a reader before that: the in-memory head of a chain is updated
+// after the commit.
 package ledger

@@ -13,10 +13,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/transparency-dev/merkle/compact"
+	bbolt "go.etcd.io/bbolt"
+
+	"github.com/vserv/vserv/internal/store"
+	"github.com/vserv/vserv/internal/store/bolt"
 	"github.com/vserv/vserv/internal/wire"
 	"github.com/vserv/vserv/verify"
-	bolt "go.etcd.io/bbolt"
 )
 
 var testPriv = ed25519.NewKeyFromSeed(bytes.Repeat([]byte{42}, 32))
@@ -34,21 +36,36 @@ func (c *testClock) now() time.Time { return time.UnixMilli(c.ms.Add(1)) }
 type env struct {
 	t      testing.TB
 	path   string
-	db     *bolt.DB
+	st     *bolt.Store // owns ledger.db
 	l      *Ledger
 	clock  *testClock
 	signer ed25519.PrivateKey // testPriv when nil
 	heads  string             // Config.HeadsFile
 }
 
-func openDB(t testing.TB, path string) *bolt.DB {
+func openDB(t testing.TB, path string) *bbolt.DB {
 	t.Helper()
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return db
 }
+
+// openStore opens the store in ledger.db at path; the caller closes it.
+func openStore(t testing.TB, path string) *bolt.Store {
+	t.Helper()
+	db := openDB(t, path)
+	st, err := bolt.Open(context.Background(), db, bolt.Options{})
+	if err != nil {
+		db.Close()
+		t.Fatal(err)
+	}
+	return st
+}
+
+// testKey is the store's key of a chain of the test ledger.
+func testKey(chain string) store.ChainKey { return store.ChainKey{Origin: testServerID, Name: chain} }
 
 // newEnv opens a ledger on a fresh ledger.db with a pow-0 chain "t".
 func newEnv(t testing.TB) *env {
@@ -72,12 +89,12 @@ func newEnvSigned(t testing.TB, signer ed25519.PrivateKey) *env {
 
 func (e *env) open() {
 	e.t.Helper()
-	e.db = openDB(e.t, e.path)
+	e.st = openStore(e.t, e.path)
 	signer := e.signer
 	if signer == nil {
 		signer = testPriv
 	}
-	l, err := Open(e.db, Config{ServerID: testServerID, Signer: signer, Now: e.clock.now,
+	l, err := Open(context.Background(), e.st, Config{ServerID: testServerID, Signer: signer, Now: e.clock.now,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), HeadsFile: e.heads})
 	if err != nil {
 		e.t.Fatal(err)
@@ -90,9 +107,9 @@ func (e *env) close() {
 		e.l.Close()
 		e.l = nil
 	}
-	if e.db != nil {
-		e.db.Close()
-		e.db = nil
+	if e.st != nil {
+		e.st.Close()
+		e.st = nil
 	}
 }
 
@@ -133,7 +150,5 @@ func wantCode(t testing.TB, err error, code wire.Code) *wire.Error {
 	}
 	return we
 }
-
-type compactNodeID = compact.NodeID
 
 func sleepMs(n int) { time.Sleep(time.Duration(n) * time.Millisecond) }

@@ -1,9 +1,11 @@
 package ledger
 
 import (
+	"context"
 	"crypto/ed25519"
 	"fmt"
 
+	"github.com/vserv/vserv/internal/store"
 	"github.com/vserv/vserv/verify"
 )
 
@@ -41,7 +43,7 @@ func (k *keyring) open(note []byte, origin string) (*verify.Checkpoint, error) {
 
 // loadKeyring reads the keys chain (if the ledger has one) and builds the
 // ring for a ledger whose checkpoints pub signs.
-func loadKeyring(s Store, serverID string, pub ed25519.PublicKey, metas []ChainMeta) (*keyring, error) {
+func loadKeyring(ctx context.Context, s store.Store, serverID string, pub ed25519.PublicKey, metas []store.ChainMeta) (*keyring, error) {
 	var entries [][]byte
 	var lastSeq uint64
 	hasKeys := false
@@ -49,8 +51,9 @@ func loadKeyring(s Store, serverID string, pub ed25519.PublicKey, metas []ChainM
 		hasKeys = hasKeys || m.Name == verify.KeysChain
 	}
 	if hasKeys {
-		err := s.View(func(tx ReadTx) error {
-			return tx.Entries(verify.KeysChain, 0, func(seq uint64, e []byte) (bool, error) {
+		k := store.ChainKey{Origin: serverID, Name: verify.KeysChain}
+		err := s.View(ctx, func(tx store.ReadTx) error {
+			return tx.Entries(k, 0, func(seq uint64, e []byte) (bool, error) {
 				entries = append(entries, append([]byte(nil), e...))
 				lastSeq = seq
 				return true, nil

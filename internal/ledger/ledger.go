@@ -15,9 +15,9 @@ import (
 
 	"github.com/transparency-dev/merkle/compact"
 	"github.com/vserv/vserv/apps"
+	"github.com/vserv/vserv/internal/store"
 	"github.com/vserv/vserv/internal/wire"
 	"github.com/vserv/vserv/verify"
-	bolt "go.etcd.io/bbolt"
 )
 
 // Config configures a Ledger.
@@ -36,9 +36,10 @@ type Config struct {
 	HeadsFile string
 }
 
-// Ledger is the set of chains this server homes.
+// Ledger is the set of chains this server homes: in the store, the chains
+// of origin Config.ServerID.
 type Ledger struct {
-	store  Store
+	store  store.Store
 	cfg    Config
 	pub    ed25519.PublicKey
 	ring   *keyring // every key whose checkpoints are accepted (key rotations)
@@ -64,7 +65,7 @@ type Ledger struct {
 // chainState is the committed state of a chain, as the committer will extend
 // it. Only the committer replaces these values, after a durable commit.
 type chainState struct {
-	meta     ChainMeta
+	meta     store.ChainMeta
 	size     uint64
 	lastLeaf [32]byte
 	lastTime uint64
@@ -97,14 +98,10 @@ func cloneRange(r *compact.Range) *compact.Range {
 	return n
 }
 
-// Open opens the ledger in db (the server's ledger.db) and starts its
-// committer.
-func Open(db *bolt.DB, cfg Config) (*Ledger, error) {
-	return OpenStore(NewBoltStore(db), cfg)
-}
-
-// OpenStore opens the ledger on any Store.
-func OpenStore(s Store, cfg Config) (*Ledger, error) {
+// Open opens the ledger on s and starts its committer. The caller keeps
+// owning s: Close stops the ledger, not the store. ctx bounds the opening
+// (reading every chain, the full check); the committer outlives it.
+func Open(ctx context.Context, s store.Store, cfg Config) (*Ledger, error) {
 	if !verify.ValidServerID(cfg.ServerID) {
 		return nil, fmt.Errorf("open ledger: bad server-id %q", cfg.ServerID)
 	}
@@ -126,7 +123,7 @@ func OpenStore(s Store, cfg Config) (*Ledger, error) {
 		done:   make(chan struct{}),
 		chains: map[string]*chainState{},
 	}
-	err := s.Update(func(tx WriteTx) error {
+	err := s.Update(ctx, func(tx store.WriteTx) error {
 		id, err := tx.ServerID()
 		if err != nil {
 			return err
@@ -142,16 +139,11 @@ func OpenStore(s Store, cfg Config) (*Ledger, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open ledger: %w", err)
 	}
-	var metas []ChainMeta
-	err = s.View(func(tx ReadTx) error {
-		var err error
-		metas, err = tx.Chains()
-		return err
-	})
+	metas, err := ownChains(ctx, s, cfg.ServerID)
 	if err != nil {
 		return nil, fmt.Errorf("open ledger: %w", err)
 	}
-	if l.ring, err = loadKeyring(s, cfg.ServerID, l.pub, metas); err != nil {
+	if l.ring, err = loadKeyring(ctx, s, cfg.ServerID, l.pub, metas); err != nil {
 		return nil, fmt.Errorf("open ledger: %w", err)
 	}
 	if l.ring.fault != "" {
@@ -159,14 +151,14 @@ func OpenStore(s Store, cfg Config) (*Ledger, error) {
 	}
 	for _, m := range metas {
 		var cs *chainState
-		err := s.View(func(tx ReadTx) error {
+		err := s.View(ctx, func(tx store.ReadTx) error {
 			var err error
 			cs, err = l.loadChain(tx, m)
 			return err
 		})
 		if err == nil && cs.readOnly == "" && cfg.FullCheckOnOpen {
 			c := newChecker(s, m, cfg.ServerID, l.ring, "tree")
-			if _, err = c.run(context.Background(), nil); err == nil && len(c.faults) > 0 {
+			if _, err = c.run(ctx, nil); err == nil && len(c.faults) > 0 {
 				cs.readOnly = c.faults[0].String()
 			}
 		}
@@ -182,34 +174,58 @@ func OpenStore(s Store, cfg Config) (*Ledger, error) {
 		}
 		l.chains[m.Name] = cs
 	}
-	if err := l.loadHeads(); err != nil {
+	if err := l.loadHeads(ctx); err != nil {
 		return nil, fmt.Errorf("open ledger: %w", err)
 	}
-	if err := l.rebuildAppStates(); err != nil {
+	if err := l.rebuildAppStates(ctx); err != nil {
 		return nil, fmt.Errorf("open ledger: %w", err)
 	}
-	if err := l.countersignHeads(); err != nil {
+	if err := l.countersignHeads(ctx); err != nil {
 		return nil, fmt.Errorf("open ledger: %w", err)
 	}
 	go l.commitLoop()
 	return l, nil
 }
 
+// ownChains lists the chains of the store whose origin is serverID: those
+// this server homes. The others (mirrors of other homes' chains, issue 11)
+// are not the ledger's to extend.
+func ownChains(ctx context.Context, s store.Store, serverID string) ([]store.ChainMeta, error) {
+	var metas []store.ChainMeta
+	err := s.View(ctx, func(tx store.ReadTx) error {
+		all, err := tx.Chains()
+		for _, m := range all {
+			if m.Origin == serverID {
+				metas = append(metas, m)
+			}
+		}
+		return err
+	})
+	return metas, err
+}
+
 // loadChain rebuilds a chain's state and compares it with the newest stored
 // checkpoint.
-func (l *Ledger) loadChain(tx ReadTx, m ChainMeta) (*chainState, error) {
+func (l *Ledger) loadChain(tx store.ReadTx, m store.ChainMeta) (*chainState, error) {
+	size, err := tx.Size(m.Key())
+	if err != nil {
+		return nil, err
+	}
+	return l.loadChainAt(tx, m, size)
+}
+
+// loadChainAt is loadChain for a chain whose stored size is known (read, or
+// locked with LockHead, in the same transaction).
+func (l *Ledger) loadChainAt(tx store.ReadTx, m store.ChainMeta, size uint64) (*chainState, error) {
 	cs := &chainState{meta: m, rng: rangeFactory.NewEmptyRange(0)}
 	var err error
 	if cs.app, cs.appChain, err = l.appChain(m); err != nil {
 		return nil, fmt.Errorf("schema: %w", err)
 	}
-	size, err := tx.Size(m.Name)
-	if err != nil {
-		return nil, err
-	}
+	k := m.Key()
 	// A read-only chain still serves reads of what is stored.
 	cs.size = size
-	cp, ok, err := tx.LatestCheckpoint(m.Name)
+	cp, ok, err := tx.LatestCheckpoint(k)
 	if err != nil {
 		return nil, err
 	}
@@ -229,7 +245,7 @@ func (l *Ledger) loadChain(tx ReadTx, m ChainMeta) (*chainState, error) {
 		return cs, nil
 	}
 	if size > 0 {
-		entry, err := tx.Entry(m.Name, size-1)
+		entry, err := tx.Entry(k, size-1)
 		if err != nil {
 			return nil, err
 		}
@@ -240,7 +256,7 @@ func (l *Ledger) loadChain(tx ReadTx, m ChainMeta) (*chainState, error) {
 		}
 		cs.lastLeaf = verify.LeafHash(entry)
 		cs.lastTime = e.Time
-		stored, err := tx.Node(m.Name, compact.NewNodeID(0, size-1))
+		stored, err := node(tx, k, compact.NewNodeID(0, size-1))
 		if err != nil {
 			return nil, err
 		}
@@ -249,7 +265,7 @@ func (l *Ledger) loadChain(tx ReadTx, m ChainMeta) (*chainState, error) {
 			return cs, nil
 		}
 	}
-	rng, err := loadRange(tx, m.Name, size)
+	rng, err := loadRange(tx, k, size)
 	if err != nil {
 		cs.readOnly = err.Error()
 		return cs, nil
@@ -281,6 +297,11 @@ func (l *Ledger) Close() error {
 
 // origin is the checkpoint origin line of a chain homed here.
 func (l *Ledger) origin(chain string) string { return verify.OriginLine(l.cfg.ServerID, chain) }
+
+// key is the store's key of a chain homed here.
+func (l *Ledger) key(chain string) store.ChainKey {
+	return store.ChainKey{Origin: l.cfg.ServerID, Name: chain}
+}
 
 // PublicKey is the key checkpoints are signed with.
 func (l *Ledger) PublicKey() ed25519.PublicKey { return l.pub }
@@ -329,7 +350,7 @@ func NoChain(arg string) error {
 
 // loadHeads compares every chain with the heads file, makes the chains that
 // are behind it read-only, and records the chains it does not have yet.
-func (l *Ledger) loadHeads() error {
+func (l *Ledger) loadHeads(ctx context.Context) error {
 	l.heads, l.lost = map[string]Head{}, map[string]Head{}
 	if l.cfg.HeadsFile == "" {
 		return nil
@@ -356,8 +377,8 @@ func (l *Ledger) loadHeads() error {
 			continue
 		}
 		rootAt := func(size uint64) (root [32]byte, err error) {
-			err = l.store.View(func(tx ReadTx) error {
-				rng, err := loadRange(tx, name, size)
+			err = l.store.View(ctx, func(tx store.ReadTx) error {
+				rng, err := loadRange(tx, l.key(name), size)
 				if err != nil {
 					return err
 				}

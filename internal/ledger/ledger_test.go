@@ -11,6 +11,7 @@ import (
 
 	"github.com/transparency-dev/merkle/rfc6962"
 	"github.com/transparency-dev/merkle/testonly"
+	"github.com/vserv/vserv/internal/store"
 	"github.com/vserv/vserv/internal/wire"
 	"github.com/vserv/vserv/verify"
 )
@@ -32,7 +33,7 @@ func TestAppendNonASCIIRoundTripsAndVerifies(t *testing.T) {
 		if r.Seq != uint64(i) || r.ID != recID(i) {
 			t.Fatalf("result %d: %+v", i, r)
 		}
-		entry, seq, err := e.l.Get("t", recID(i))
+		entry, seq, err := e.l.Get(ctx, "t", recID(i))
 		if err != nil || seq != uint64(i) {
 			t.Fatalf("get %d: seq %d, %v", i, seq, err)
 		}
@@ -64,14 +65,14 @@ func TestReads(t *testing.T) {
 	e := newEnv(t)
 	e.appendN("t", 0, 5)
 	e.appendN("t", 5, 5)
-	if n, _ := e.l.Size("t"); n != 10 {
+	if n, _ := e.l.Size(ctx, "t"); n != 10 {
 		t.Fatalf("size %d", n)
 	}
-	last, seq, err := e.l.Abs("t", -1)
+	last, seq, err := e.l.Abs(ctx, "t", -1)
 	if err != nil || seq != 9 {
 		t.Fatalf("abs -1: %d %v", seq, err)
 	}
-	first, seq, _ := e.l.Abs("vserv/"+testServerID+"/t", 0)
+	first, seq, _ := e.l.Abs(ctx, "vserv/"+testServerID+"/t", 0)
 	if ent, _, _ := verify.ParseEntry(first); seq != 0 || ent.Seq != 0 {
 		t.Fatal("abs 0 via origin")
 	}
@@ -79,23 +80,23 @@ func TestReads(t *testing.T) {
 		t.Fatal("abs -1 entry")
 	}
 	for _, s := range []int64{10, -11} {
-		_, _, err := e.l.Abs("t", s)
+		_, _, err := e.l.Abs(ctx, "t", s)
 		wantCode(t, err, wire.CodeNotFound)
 	}
-	_, _, err = e.l.Get("t", recID(99))
+	_, _, err = e.l.Get(ctx, "t", recID(99))
 	wantCode(t, err, wire.CodeNotFound)
-	_, _, err = e.l.Get("t", "not-a-uuid")
+	_, _, err = e.l.Get(ctx, "t", "not-a-uuid")
 	wantCode(t, err, wire.CodeInvalid)
-	_, _, err = e.l.Get("nochain", recID(1))
+	_, _, err = e.l.Get(ctx, "nochain", recID(1))
 	wantCode(t, err, wire.CodeNotFound)
-	_, _, err = e.l.Get("vserv/"+string(bytes.Repeat([]byte("0"), 32))+"/t", recID(1))
+	_, _, err = e.l.Get(ctx, "vserv/"+string(bytes.Repeat([]byte("0"), 32))+"/t", recID(1))
 	wantCode(t, err, wire.CodeNotFound)
 
-	have, err := e.l.Have("t", []string{recID(3), recID(42)})
+	have, err := e.l.Have(ctx, "t", []string{recID(3), recID(42)})
 	if err != nil || !slices.Equal(have, []bool{true, false}) {
 		t.Fatalf("have %v %v", have, err)
 	}
-	many, err := e.l.GetMany("t", []string{recID(42), recID(4)}, nil)
+	many, err := e.l.GetMany(ctx, "t", []string{recID(42), recID(4)}, nil)
 	if err != nil || many[0] != nil || many[1] == nil {
 		t.Fatalf("getmany %v", err)
 	}
@@ -104,7 +105,7 @@ func TestReads(t *testing.T) {
 	var all []string
 	var cursor []byte
 	for {
-		ids, next, err := e.l.List("t", 0, 1<<62, 3, cursor)
+		ids, next, err := e.l.List(ctx, "t", 0, 1<<62, 3, cursor)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -130,16 +131,16 @@ func TestReads(t *testing.T) {
 		{0, 1 << 62, 10}, {ent0.Time, ent0.Time + 1, 5}, {ent9.Time, ent9.Time + 1, 5},
 		{ent0.Time + 1, ent9.Time, 0}, {ent9.Time + 1, 1 << 62, 0}, {5, 5, 0},
 	} {
-		n, err := e.l.Count("t", c.from, c.to)
+		n, err := e.l.Count(ctx, "t", c.from, c.to)
 		if err != nil || n != c.want {
 			t.Fatalf("count [%d,%d): %d %v, want %d", c.from, c.to, n, err, c.want)
 		}
 	}
-	ids, _, _ := e.l.List("t", ent9.Time, ent9.Time+1, 0, nil)
+	ids, _, _ := e.l.List(ctx, "t", ent9.Time, ent9.Time+1, 0, nil)
 	if !slices.Equal(ids, want[5:]) {
 		t.Fatalf("list second batch: %v", ids)
 	}
-	_, _, err = e.l.List("t", 0, 1, MaxListLimit+1, nil)
+	_, _, err = e.l.List(ctx, "t", 0, 1, MaxListLimit+1, nil)
 	wantCode(t, err, wire.CodeLimit)
 }
 
@@ -172,7 +173,7 @@ func TestGroupCommitEightWriters(t *testing.T) {
 	seen := map[uint64]bool{}
 	for w := range acked {
 		for _, r := range acked[w] {
-			entry, seq, err := e.l.Get("t", r.ID)
+			entry, seq, err := e.l.Get(ctx, "t", r.ID)
 			if err != nil || seq != r.Seq || verify.LeafHash(entry) != r.Leaf {
 				t.Fatalf("acknowledged %s at %d: got %d, %v", r.ID, r.Seq, seq, err)
 			}
@@ -182,7 +183,7 @@ func TestGroupCommitEightWriters(t *testing.T) {
 			seen[r.Seq] = true
 		}
 	}
-	if n, _ := e.l.Size("t"); n != writers*each || len(seen) != writers*each {
+	if n, _ := e.l.Size(ctx, "t"); n != writers*each || len(seen) != writers*each {
 		t.Fatalf("size %d, %d distinct seqs", n, len(seen))
 	}
 	for s := uint64(0); s < writers*each; s++ {
@@ -191,7 +192,7 @@ func TestGroupCommitEightWriters(t *testing.T) {
 		}
 	}
 	e.reopen()
-	faults, err := VerifyDB(ctx, e.db, testPub(), nil)
+	faults, err := VerifyDB(ctx, e.st, testPub(), nil)
 	if err != nil || len(faults) != 0 {
 		t.Fatalf("verify: %v %v", faults, err)
 	}
@@ -218,7 +219,7 @@ func TestDuplicateRaceStoresOnce(t *testing.T) {
 		}(g)
 	}
 	wg.Wait()
-	if n, _ := e.l.Size("t"); n != 1 || slices.Max(seqs) != 100 || slices.Min(seqs) != 100 {
+	if n, _ := e.l.Size(ctx, "t"); n != 1 || slices.Max(seqs) != 100 || slices.Min(seqs) != 100 {
 		t.Fatalf("size %d, seqs %v", n, seqs)
 	}
 }
@@ -247,10 +248,10 @@ func TestBatchIsAllOrNothing(t *testing.T) {
 			if len(we.Extra) != 1 || we.Extra[0] != tt.index {
 				t.Fatalf("extra %v, want [%d]", we.Extra, tt.index)
 			}
-			if n, _ := e.l.Size("t"); n != 1 {
+			if n, _ := e.l.Size(ctx, "t"); n != 1 {
 				t.Fatalf("size %d after a failed batch", n)
 			}
-			if have, _ := e.l.Have("t", []string{recID(10), recID(11)}); have[0] || have[1] {
+			if have, _ := e.l.Have(ctx, "t", []string{recID(10), recID(11)}); have[0] || have[1] {
 				t.Fatal("records of a failed batch are visible")
 			}
 		})
@@ -294,7 +295,7 @@ func TestBadBatchDoesNotFailItsGroup(t *testing.T) {
 	if we.Extra[0] != 1 {
 		t.Fatalf("bad batch index %v", we.Extra)
 	}
-	if n, _ := e.l.Size("t"); n != 4 {
+	if n, _ := e.l.Size(ctx, "t"); n != 4 {
 		t.Fatalf("size %d", n)
 	}
 	if _, faults, _ := e.l.Check(ctx, "t", ""); len(faults) != 0 {
@@ -384,7 +385,7 @@ func TestChains(t *testing.T) {
 	wantCode(t, e.l.CreateChain(ctx, "u", true, 0, "vote", "not-a-key"), wire.CodeInvalid)
 	e.appendN("t", 0, 1)
 	wantCode(t, e.l.CreateChain(ctx, "t", true, 0, "vote"), wire.CodeExists)
-	head, _ := e.l.Head("audit")
+	head, _ := e.l.Head(ctx, "audit")
 	if c, err := verify.OpenCheckpoint(head, verify.OriginLine(testServerID, "audit"), testPub()); err != nil || c.Size != 0 || c.Root != verify.EmptyRoot {
 		t.Fatalf("audit head: %v", err)
 	}
@@ -397,7 +398,7 @@ func TestChains(t *testing.T) {
 		t.Fatal("server append to a client chain")
 	}
 	e.reopen()
-	if n, _ := e.l.Size("audit"); n != 1 || len(e.l.Chains()) != 7 {
+	if n, _ := e.l.Size(ctx, "audit"); n != 1 || len(e.l.Chains()) != 7 {
 		t.Fatal("state lost on reopen")
 	}
 	for _, c := range e.l.Chains() {
@@ -413,8 +414,8 @@ func TestCheckpointsKept(t *testing.T) {
 		e.appendN("t", i*100, 100) // sizes 100 .. 2500
 	}
 	var sizes []uint64
-	e.l.store.View(func(tx ReadTx) error {
-		return tx.Checkpoints("t", func(c StoredCheckpoint) error { sizes = append(sizes, c.Size); return nil })
+	e.l.store.View(ctx, func(tx store.ReadTx) error {
+		return tx.Checkpoints(testKey("t"), func(c store.StoredCheckpoint) error { sizes = append(sizes, c.Size); return nil })
 	})
 	if !slices.Equal(sizes, []uint64{0, 1000, 2000, 2500}) {
 		t.Fatalf("kept checkpoints %v", sizes)
@@ -423,20 +424,20 @@ func TestCheckpointsKept(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.appendN("t", 5000, 1)
-	r, err := e.l.Proof("t", 17, 2500)
+	r, err := e.l.Proof(ctx, "t", 17, 2500)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if v, err := verify.VerifyReceipt(r, verify.ReceiptOptions{ServerKey: testPub()}); err != nil || v.Checkpoint.Size != 2500 {
 		t.Fatal(err)
 	}
-	_, err = e.l.Proof("t", 17, 1500)
+	_, err = e.l.Proof(ctx, "t", 17, 1500)
 	wantCode(t, err, wire.CodeNotFound)
-	hashes, note, err := e.l.Consistency("t", 1000, 2000)
+	hashes, note, err := e.l.Consistency(ctx, "t", 1000, 2000)
 	if err != nil {
 		t.Fatal(err)
 	}
-	older, _ := e.l.Proof("t", 0, 1000)
+	older, _ := e.l.Proof(ctx, "t", 0, 1000)
 	ro, _ := verify.VerifyReceipt(older, verify.ReceiptOptions{ServerKey: testPub()})
 	newer, _ := verify.OpenCheckpoint(note, verify.OriginLine(testServerID, "t"), testPub())
 	if err := verify.VerifyConsistency(ro.Checkpoint, newer, hashes); err != nil || newer.Size != 2000 {
@@ -450,13 +451,13 @@ func TestProofsMatchReference(t *testing.T) {
 	for i := 0; i < 67; i++ {
 		e.appendN("t", i, 1)
 	}
-	e.l.store.View(func(tx ReadTx) error {
-		return tx.Entries("t", 0, func(_ uint64, b []byte) (bool, error) { ref.AppendData(b); return true, nil })
+	e.l.store.View(ctx, func(tx store.ReadTx) error {
+		return tx.Entries(testKey("t"), 0, func(_ uint64, b []byte) (bool, error) { ref.AppendData(b); return true, nil })
 	})
-	err := e.l.store.View(func(tx ReadTx) error {
+	err := e.l.store.View(ctx, func(tx store.ReadTx) error {
 		for size := uint64(1); size <= 67; size++ {
 			for seq := uint64(0); seq < size; seq++ {
-				got, err := inclusionProof(tx, "t", seq, size)
+				got, err := inclusionProof(tx, testKey("t"), seq, size)
 				if err != nil {
 					return err
 				}
@@ -466,7 +467,7 @@ func TestProofsMatchReference(t *testing.T) {
 				}
 			}
 			for old := uint64(0); old <= size; old++ {
-				got, err := consistencyProof(tx, "t", old, size)
+				got, err := consistencyProof(tx, testKey("t"), old, size)
 				if err != nil {
 					return err
 				}
@@ -475,7 +476,7 @@ func TestProofsMatchReference(t *testing.T) {
 					return fmt.Errorf("consistency %d→%d differs", old, size)
 				}
 			}
-			rng, err := loadRange(tx, "t", size)
+			rng, err := loadRange(tx, testKey("t"), size)
 			if err != nil {
 				return err
 			}
@@ -489,30 +490,13 @@ func TestProofsMatchReference(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, note, err := e.l.Consistency("t", 0, 0)
+	h, note, err := e.l.Consistency(ctx, "t", 0, 0)
 	c, _ := verify.OpenCheckpoint(note, verify.OriginLine(testServerID, "t"), testPub())
 	if err != nil || len(h) != 0 || c.Size != 67 {
 		t.Fatalf("consistency from 0: %v", err)
 	}
-	_, _, err = e.l.Consistency("t", 68, 0)
+	_, _, err = e.l.Consistency(ctx, "t", 68, 0)
 	wantCode(t, err, wire.CodeInvalid)
-}
-
-func TestPostorderIsSequential(t *testing.T) {
-	r := rangeFactory.NewEmptyRange(0)
-	var next uint64
-	for i := 0; i < 300; i++ {
-		var err error
-		r.Append(make([]byte, 32), func(id compactNodeID, _ []byte) {
-			if p := postorder(id); p != next {
-				err = fmt.Errorf("node %+v: postorder %d, want %d", id, p, next)
-			}
-			next++
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
 }
 
 func TestCloseDrains(t *testing.T) {
@@ -533,7 +517,7 @@ func TestCloseDrains(t *testing.T) {
 	}
 	e.l = nil
 	e.reopen()
-	if n, _ := e.l.Size("t"); n != 20 {
+	if n, _ := e.l.Size(ctx, "t"); n != 20 {
 		t.Fatalf("size %d after reopen", n)
 	}
 }

@@ -1,19 +1,21 @@
 package ledger
 
 import (
+	"context"
 	"errors"
 
+	"github.com/vserv/vserv/internal/store"
 	"github.com/vserv/vserv/internal/wire"
 	"github.com/vserv/vserv/verify"
 )
 
 // checkpointFor returns the checkpoint a proof is built against: the kept
 // one of exactly size, or the newest when size is 0.
-func (l *Ledger) checkpointFor(tx ReadTx, cs *chainState, size uint64) (uint64, []byte, error) {
+func (l *Ledger) checkpointFor(tx store.ReadTx, cs *chainState, size uint64) (uint64, []byte, error) {
 	if size == 0 {
 		return cs.headSize, cs.head, nil
 	}
-	cp, ok, err := tx.Checkpoint(cs.meta.Name, size)
+	cp, ok, err := tx.Checkpoint(cs.meta.Key(), size)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -25,13 +27,13 @@ func (l *Ledger) checkpointFor(tx ReadTx, cs *chainState, size uint64) (uint64, 
 
 // Proof returns the receipt (§4.5) of the entry at seq, against the kept
 // checkpoint of treeSize, or the newest one when treeSize is 0.
-func (l *Ledger) Proof(chain string, seq, treeSize uint64) ([]byte, error) {
+func (l *Ledger) Proof(ctx context.Context, chain string, seq, treeSize uint64) ([]byte, error) {
 	cs, err := l.state(chain)
 	if err != nil {
 		return nil, err
 	}
 	var receipt []byte
-	err = l.store.View(func(tx ReadTx) error {
+	err = l.store.View(ctx, func(tx store.ReadTx) error {
 		size, note, err := l.checkpointFor(tx, cs, treeSize)
 		if err != nil {
 			return err
@@ -39,7 +41,7 @@ func (l *Ledger) Proof(chain string, seq, treeSize uint64) ([]byte, error) {
 		if seq >= size {
 			return wire.Errorf(wire.CodeNotFound, "no entry %d in a tree of size %d", seq, size)
 		}
-		receipt, err = buildReceipt(tx, cs.meta.Name, seq, size, note)
+		receipt, err = buildReceipt(tx, cs.meta.Key(), seq, size, note)
 		return err
 	})
 	var we *wire.Error
@@ -51,15 +53,15 @@ func (l *Ledger) Proof(chain string, seq, treeSize uint64) ([]byte, error) {
 	return receipt, err
 }
 
-func buildReceipt(tx ReadTx, chain string, seq, size uint64, note []byte) ([]byte, error) {
-	entry, err := tx.Entry(chain, seq)
+func buildReceipt(tx store.ReadTx, c store.ChainKey, seq, size uint64, note []byte) ([]byte, error) {
+	entry, err := tx.Entry(c, seq)
 	if err != nil {
 		return nil, err
 	}
 	if entry == nil {
-		return nil, wire.Errorf(wire.CodeConflict, "chain %s is damaged: entry %d is missing; rcheck lists the faults", chain, seq)
+		return nil, wire.Errorf(wire.CodeConflict, "chain %s is damaged: entry %d is missing; rcheck lists the faults", c.Name, seq)
 	}
-	hashes, err := inclusionProof(tx, chain, seq, size)
+	hashes, err := inclusionProof(tx, c, seq, size)
 	if err != nil {
 		return nil, err
 	}
@@ -68,7 +70,7 @@ func buildReceipt(tx ReadTx, chain string, seq, size uint64, note []byte) ([]byt
 
 // addReceipts fills in the receipts of a committed append, against the
 // checkpoint that commit signed (or the newest, if it appended nothing new).
-func (l *Ledger) addReceipts(chain string, out appendOutcome) error {
+func (l *Ledger) addReceipts(ctx context.Context, chain string, out appendOutcome) error {
 	size, note := out.size, out.note
 	if note == nil {
 		cs, err := l.state(chain)
@@ -77,9 +79,9 @@ func (l *Ledger) addReceipts(chain string, out appendOutcome) error {
 		}
 		size, note = cs.headSize, cs.head
 	}
-	return l.store.View(func(tx ReadTx) error {
+	return l.store.View(ctx, func(tx store.ReadTx) error {
 		for i := range out.results {
-			r, err := buildReceipt(tx, chain, out.results[i].Seq, size, note)
+			r, err := buildReceipt(tx, l.key(chain), out.results[i].Seq, size, note)
 			if err != nil {
 				return err
 			}
@@ -91,14 +93,14 @@ func (l *Ledger) addReceipts(chain string, out appendOutcome) error {
 
 // Consistency returns the consistency proof from oldSize to the kept
 // checkpoint of newSize (the newest when newSize is 0), and that checkpoint.
-func (l *Ledger) Consistency(chain string, oldSize, newSize uint64) ([][]byte, []byte, error) {
+func (l *Ledger) Consistency(ctx context.Context, chain string, oldSize, newSize uint64) ([][]byte, []byte, error) {
 	cs, err := l.state(chain)
 	if err != nil {
 		return nil, nil, err
 	}
 	var hashes [][]byte
 	var note []byte
-	err = l.store.View(func(tx ReadTx) error {
+	err = l.store.View(ctx, func(tx store.ReadTx) error {
 		size, n, err := l.checkpointFor(tx, cs, newSize)
 		if err != nil {
 			return err
@@ -107,7 +109,7 @@ func (l *Ledger) Consistency(chain string, oldSize, newSize uint64) ([][]byte, [
 			return wire.Errorf(wire.CodeInvalid, "old size %d is beyond the tree size %d", oldSize, size)
 		}
 		note = n
-		hashes, err = consistencyProof(tx, cs.meta.Name, oldSize, size)
+		hashes, err = consistencyProof(tx, cs.meta.Key(), oldSize, size)
 		return err
 	})
 	if hashes == nil && err == nil {

@@ -1,8 +1,10 @@
 package ledger
 
 import (
+	"context"
 	"encoding/binary"
 
+	"github.com/vserv/vserv/internal/store"
 	"github.com/vserv/vserv/internal/wire"
 	"github.com/vserv/vserv/verify"
 )
@@ -21,7 +23,7 @@ func checkID(id string) ([16]byte, error) {
 }
 
 // Get returns the entry holding record id, and its seq.
-func (l *Ledger) Get(chain, id string) ([]byte, uint64, error) {
+func (l *Ledger) Get(ctx context.Context, chain, id string) ([]byte, uint64, error) {
 	cs, err := l.state(chain)
 	if err != nil {
 		return nil, 0, err
@@ -32,12 +34,12 @@ func (l *Ledger) Get(chain, id string) ([]byte, uint64, error) {
 	}
 	var entry []byte
 	var seq uint64
-	err = l.store.View(func(tx ReadTx) error {
-		ref, ok, err := tx.LookupID(cs.meta.Name, key)
+	err = l.store.View(ctx, func(tx store.ReadTx) error {
+		ref, ok, err := tx.LookupID(cs.meta.Key(), key)
 		if err != nil || !ok {
 			return err
 		}
-		e, err := tx.Entry(cs.meta.Name, ref.Seq)
+		e, err := tx.Entry(cs.meta.Key(), ref.Seq)
 		entry, seq = append([]byte(nil), e...), ref.Seq
 		return err
 	})
@@ -54,7 +56,7 @@ func (l *Ledger) Get(chain, id string) ([]byte, uint64, error) {
 // not nil, is told the total size of the entries found before any is copied
 // out of the store: an error from it is returned as it is, and nothing has
 // been allocated for the entries (the server sizes its reply this way).
-func (l *Ledger) GetMany(chain string, ids []string, reserve func(total int) error) ([][]byte, error) {
+func (l *Ledger) GetMany(ctx context.Context, chain string, ids []string, reserve func(total int) error) ([][]byte, error) {
 	cs, err := l.state(chain)
 	if err != nil {
 		return nil, err
@@ -66,16 +68,16 @@ func (l *Ledger) GetMany(chain string, ids []string, reserve func(total int) err
 		}
 	}
 	out := make([][]byte, len(ids))
-	err = l.store.View(func(tx ReadTx) error {
+	err = l.store.View(ctx, func(tx store.ReadTx) error {
 		for i, k := range keys {
-			ref, ok, err := tx.LookupID(cs.meta.Name, k)
+			ref, ok, err := tx.LookupID(cs.meta.Key(), k)
 			if err != nil {
 				return err
 			}
 			if !ok {
 				continue
 			}
-			if out[i], err = tx.Entry(cs.meta.Name, ref.Seq); err != nil {
+			if out[i], err = tx.Entry(cs.meta.Key(), ref.Seq); err != nil {
 				return err
 			}
 		}
@@ -89,13 +91,13 @@ func (l *Ledger) GetMany(chain string, ids []string, reserve func(total int) err
 
 // AbsMany returns the entries at seqs (negative: from the end, as in Abs),
 // nil where there is none; reserve is as in GetMany.
-func (l *Ledger) AbsMany(chain string, seqs []int64, reserve func(total int) error) ([][]byte, error) {
+func (l *Ledger) AbsMany(ctx context.Context, chain string, seqs []int64, reserve func(total int) error) ([][]byte, error) {
 	cs, err := l.state(chain)
 	if err != nil {
 		return nil, err
 	}
 	out := make([][]byte, len(seqs))
-	err = l.store.View(func(tx ReadTx) error {
+	err = l.store.View(ctx, func(tx store.ReadTx) error {
 		for i, seq := range seqs {
 			pos := uint64(seq)
 			if seq < 0 {
@@ -107,7 +109,7 @@ func (l *Ledger) AbsMany(chain string, seqs []int64, reserve func(total int) err
 			if pos >= cs.size {
 				continue
 			}
-			e, err := tx.Entry(cs.meta.Name, pos)
+			e, err := tx.Entry(cs.meta.Key(), pos)
 			if err != nil {
 				return err
 			}
@@ -148,7 +150,7 @@ func copyOut(out [][]byte, reserve func(total int) error) error {
 }
 
 // Have reports which ids are in the chain.
-func (l *Ledger) Have(chain string, ids []string) ([]bool, error) {
+func (l *Ledger) Have(ctx context.Context, chain string, ids []string) ([]bool, error) {
 	cs, err := l.state(chain)
 	if err != nil {
 		return nil, err
@@ -160,9 +162,9 @@ func (l *Ledger) Have(chain string, ids []string) ([]bool, error) {
 		}
 	}
 	out := make([]bool, len(ids))
-	err = l.store.View(func(tx ReadTx) error {
+	err = l.store.View(ctx, func(tx store.ReadTx) error {
 		for i, k := range keys {
-			_, ok, err := tx.LookupID(cs.meta.Name, k)
+			_, ok, err := tx.LookupID(cs.meta.Key(), k)
 			if err != nil {
 				return err
 			}
@@ -175,7 +177,7 @@ func (l *Ledger) Have(chain string, ids []string) ([]bool, error) {
 
 // Abs returns the entry at seq; a negative seq counts from the end (-1 is
 // the last entry).
-func (l *Ledger) Abs(chain string, seq int64) ([]byte, uint64, error) {
+func (l *Ledger) Abs(ctx context.Context, chain string, seq int64) ([]byte, uint64, error) {
 	cs, err := l.state(chain)
 	if err != nil {
 		return nil, 0, err
@@ -191,8 +193,8 @@ func (l *Ledger) Abs(chain string, seq int64) ([]byte, uint64, error) {
 		return nil, 0, wire.Errorf(wire.CodeNotFound, "chain %q has %d entries", cs.meta.Name, cs.size)
 	}
 	var entry []byte
-	err = l.store.View(func(tx ReadTx) error {
-		e, err := tx.Entry(cs.meta.Name, pos)
+	err = l.store.View(ctx, func(tx store.ReadTx) error {
+		e, err := tx.Entry(cs.meta.Key(), pos)
 		entry = append([]byte(nil), e...)
 		return err
 	})
@@ -206,7 +208,7 @@ func (l *Ledger) Abs(chain string, seq int64) ([]byte, uint64, error) {
 }
 
 // Size is the number of entries in the chain.
-func (l *Ledger) Size(chain string) (uint64, error) {
+func (l *Ledger) Size(ctx context.Context, chain string) (uint64, error) {
 	cs, err := l.state(chain)
 	if err != nil {
 		return 0, err
@@ -215,7 +217,7 @@ func (l *Ledger) Size(chain string) (uint64, error) {
 }
 
 // Head returns the chain's newest signed checkpoint note.
-func (l *Ledger) Head(chain string) ([]byte, error) {
+func (l *Ledger) Head(ctx context.Context, chain string) ([]byte, error) {
 	cs, err := l.state(chain)
 	if err != nil {
 		return nil, err
@@ -229,7 +231,7 @@ func (l *Ledger) Head(chain string) ([]byte, error) {
 // List returns the ids of records accepted in [fromMs, toMs) server time, in
 // seq order, at most limit (0 = DefaultListLimit) of them, and a cursor to
 // pass back for the next page (nil when there is none).
-func (l *Ledger) List(chain string, fromMs, toMs uint64, limit int, cursor []byte) ([]string, []byte, error) {
+func (l *Ledger) List(ctx context.Context, chain string, fromMs, toMs uint64, limit int, cursor []byte) ([]string, []byte, error) {
 	cs, err := l.state(chain)
 	if err != nil {
 		return nil, nil, err
@@ -254,13 +256,13 @@ func (l *Ledger) List(chain string, fromMs, toMs uint64, limit int, cursor []byt
 	}
 	ids := []string{}
 	var next []byte
-	err = l.store.View(func(tx ReadTx) error {
-		return tx.Times(cs.meta.Name, startMs, startSeq, func(r TimeRef) (bool, error) {
+	err = l.store.View(ctx, func(tx store.ReadTx) error {
+		return tx.Times(cs.meta.Key(), startMs, startSeq, func(r store.TimeRef) (bool, error) {
 			if r.Ms >= toMs {
 				return false, nil
 			}
 			if len(ids) == limit {
-				next = append(u64(r.Ms), u64(r.Seq)...)
+				next = binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(make([]byte, 0, 16), r.Ms), r.Seq)
 				return false, nil
 			}
 			ids = append(ids, uuidString(r.ID))
@@ -273,7 +275,7 @@ func (l *Ledger) List(chain string, fromMs, toMs uint64, limit int, cursor []byt
 // Count is the number of records accepted in [fromMs, toMs) server time.
 // Entry times never decrease along the chain, so this is the difference of
 // two seqs found with one index seek each.
-func (l *Ledger) Count(chain string, fromMs, toMs uint64) (uint64, error) {
+func (l *Ledger) Count(ctx context.Context, chain string, fromMs, toMs uint64) (uint64, error) {
 	cs, err := l.state(chain)
 	if err != nil {
 		return 0, err
@@ -282,10 +284,10 @@ func (l *Ledger) Count(chain string, fromMs, toMs uint64) (uint64, error) {
 		return 0, nil
 	}
 	var a, b uint64
-	err = l.store.View(func(tx ReadTx) error {
+	err = l.store.View(ctx, func(tx store.ReadTx) error {
 		seek := func(ms uint64) (uint64, error) {
 			at := cs.size
-			err := tx.Times(cs.meta.Name, ms, 0, func(r TimeRef) (bool, error) {
+			err := tx.Times(cs.meta.Key(), ms, 0, func(r store.TimeRef) (bool, error) {
 				at = min(r.Seq, cs.size)
 				return false, nil
 			})

@@ -14,7 +14,7 @@ func TestBatchedReadsReserveTheirSizeBeforeCopying(t *testing.T) {
 	var want [][]byte
 
 	for s := range int64(3) {
-		b, _, err := e.l.Abs("t", s)
+		b, _, err := e.l.Abs(ctx, "t", s)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -29,10 +29,10 @@ func TestBatchedReadsReserveTheirSizeBeforeCopying(t *testing.T) {
 		reserve int // the total reserve must be told
 	}{
 		{"rabs with repeats, misses and negative seqs", func(r func(int) error) ([][]byte, error) {
-			return e.l.AbsMany("t", []int64{0, -1, 3, -4, 0}, r)
+			return e.l.AbsMany(ctx, "t", []int64{0, -1, 3, -4, 0}, r)
 		}, [][]byte{want[0], want[2], nil, nil, want[0]}, 2*len(want[0]) + len(want[2])},
 		{"rget with a missing id", func(r func(int) error) ([][]byte, error) {
-			return e.l.GetMany("t", []string{recID(1), recID(42), recID(1)}, r)
+			return e.l.GetMany(ctx, "t", []string{recID(1), recID(42), recID(1)}, r)
 		}, [][]byte{want[1], nil, want[1]}, 2 * len(want[1])},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -52,6 +52,6 @@ func TestBatchedReadsReserveTheirSizeBeforeCopying(t *testing.T) {
 			}
 		})
 	}
-	_, err := e.l.AbsMany("nochain", []int64{0}, nil)
+	_, err := e.l.AbsMany(ctx, "nochain", []int64{0}, nil)
 	wantCode(t, err, wire.CodeNotFound)
 }

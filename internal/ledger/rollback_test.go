@@ -7,8 +7,10 @@ import (
 	"strings"
 	"testing"
 
+	bbolt "go.etcd.io/bbolt"
+
+	"github.com/vserv/vserv/internal/testenv"
 	"github.com/vserv/vserv/internal/wire"
-	bolt "go.etcd.io/bbolt"
 )
 
 // Rollbacks: a database that is a consistent, correctly signed, shorter or
@@ -40,7 +42,7 @@ func copyFile(t *testing.T, from, to string) {
 	}
 }
 
-func tamperDB(t *testing.T, e *env, fn func(tx *bolt.Tx) error) {
+func tamperDB(t *testing.T, e *env, fn func(tx *bbolt.Tx) error) {
 	t.Helper()
 	e.close()
 	db := openDB(t, e.path)
@@ -52,8 +54,8 @@ func tamperDB(t *testing.T, e *env, fn func(tx *bolt.Tx) error) {
 
 // deleteTail rolls chain t back to size n the way a careful operator would:
 // entries and the newer checkpoints go, the older checkpoint stays newest.
-func deleteTail(n uint64) func(tx *bolt.Tx) error {
-	return func(tx *bolt.Tx) error {
+func deleteTail(n uint64) func(tx *bbolt.Tx) error {
+	return func(tx *bbolt.Tx) error {
 		entries, cps := chainBucket(tx, subEntries), chainBucket(tx, subCheckpoints)
 		for s := n; entries.Get(u64(s)) != nil; s++ {
 			if err := entries.Delete(u64(s)); err != nil {
@@ -95,7 +97,7 @@ func TestRollbackIsRefusedByTheHeadsFile(t *testing.T) {
 		{
 			name: "tail deleted, no checkpoint of that size left",
 			roll: func(t *testing.T, e *env, _ string) {
-				tamperDB(t, e, func(tx *bolt.Tx) error {
+				tamperDB(t, e, func(tx *bbolt.Tx) error {
 					if err := deleteTail(10)(tx); err != nil {
 						return err
 					}
@@ -120,7 +122,7 @@ func TestRollbackIsRefusedByTheHeadsFile(t *testing.T) {
 			e.appendN("t", 10, 20)
 			tc.roll(t, e, db10)
 			e.open()
-			if size, _ := e.l.Size("t"); size != 10 {
+			if size, _ := e.l.Size(ctx, "t"); size != 10 {
 				t.Fatalf("after the rollback the chain has %d entries, want 10", size)
 			}
 			_, err := e.l.Append(ctx, "t", [][]byte{rec(t, 100, 1)}, AppendOptions{})
@@ -147,11 +149,8 @@ func newKeptHeadsEnv(t *testing.T) *env {
 
 func TestDeletedChainCannotBeRecreatedOverTheHeadsFile(t *testing.T) {
 	e := newKeptHeadsEnv(t)
-	tamperDB(t, e, func(tx *bolt.Tx) error {
-		if err := tx.DeleteBucket(chainBucketName("t")); err != nil {
-			return err
-		}
-		return tx.Bucket(bucketChains).Delete([]byte("t"))
+	tamperDB(t, e, func(tx *bbolt.Tx) error {
+		return testenv.DeleteChain(tx, testServerID, "t")
 	})
 	e.open()
 	if _, err := e.l.Chain("t"); wire.CodeOf(err) != wire.CodeNotFound {
@@ -166,11 +165,8 @@ func TestDeletedDefaultChainIsNotRecreatedEmpty(t *testing.T) {
 	if err := e.l.EnsureDefaultChains(ctx); err != nil {
 		t.Fatal(err)
 	}
-	tamperDB(t, e, func(tx *bolt.Tx) error {
-		if err := tx.DeleteBucket(chainBucketName("audit")); err != nil {
-			return err
-		}
-		return tx.Bucket(bucketChains).Delete([]byte("audit"))
+	tamperDB(t, e, func(tx *bbolt.Tx) error {
+		return testenv.DeleteChain(tx, testServerID, "audit")
 	})
 	e.open()
 	if err := e.l.EnsureDefaultChains(ctx); err != nil {
@@ -236,20 +232,20 @@ func TestDatabaseForkedBelowTheHeadsFileIsRefused(t *testing.T) {
 
 func TestVerifyExpectedReportsRollbacks(t *testing.T) {
 	e := newKeptHeadsEnv(t)
-	cp10, err := e.l.Head("t")
+	cp10, err := e.l.Head(ctx, "t")
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.appendN("t", 10, 20)
-	cp30, err := e.l.Head("t")
+	cp30, err := e.l.Head(ctx, "t")
 	if err != nil {
 		t.Fatal(err)
 	}
 	check := func(exps ...Expected) []Fault {
 		t.Helper()
-		db := openDB(t, e.path)
-		defer db.Close()
-		faults, err := VerifyExpected(ctx, db, testPub(), exps)
+		st := openStore(t, e.path)
+		defer st.Close()
+		faults, err := VerifyExpected(ctx, st, testPub(), exps)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -62,7 +62,7 @@ func (e *env) readOnly() map[string]string {
 func TestRotatedLedgerKeepsWritingUnderTheNewKey(t *testing.T) {
 	ctx := context.Background()
 	e := newKeysEnv(t, nil)
-	before, err := e.l.Proof("t", 2, 0)
+	before, err := e.l.Proof(ctx, "t", 2, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +82,7 @@ func TestRotatedLedgerKeepsWritingUnderTheNewKey(t *testing.T) {
 	// Not written since the rotation, "t" still hands out receipts that the
 	// new key verifies (its newest checkpoint was countersigned at open), and
 	// that the old key still verifies too.
-	untouched, err := e.l.Proof("t", 2, 0)
+	untouched, err := e.l.Proof(ctx, "t", 2, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +102,7 @@ func TestRotatedLedgerKeepsWritingUnderTheNewKey(t *testing.T) {
 	if _, err := verify.VerifyReceipt(before, verify.ReceiptOptions{ServerKey: testPub()}); err != nil {
 		t.Errorf("receipt from before the rotation no longer verifies with the old key: %v", err)
 	}
-	rotation, err := e.l.Proof("keys", seq, seq+1)
+	rotation, err := e.l.Proof(ctx, "keys", seq, seq+1)
 	if err != nil {
 		t.Fatalf("proof of the rotation against its kept checkpoint: %v", err)
 	}
@@ -117,10 +117,10 @@ func TestRotatedLedgerKeepsWritingUnderTheNewKey(t *testing.T) {
 	}
 
 	e.reopen()
-	if faults, err := VerifyDB(ctx, e.db, pubKey(k1Priv), nil); err != nil || len(faults) != 0 {
+	if faults, err := VerifyDB(ctx, e.st, pubKey(k1Priv), nil); err != nil || len(faults) != 0 {
 		t.Fatalf("VerifyDB with the new key: %v %v", faultList(faults), err)
 	}
-	faults, err := VerifyDB(ctx, e.db, testPub(), nil)
+	faults, err := VerifyDB(ctx, e.st, testPub(), nil)
 	if err != nil || len(faults) != 1 || faults[0].Chain != "keys" || !strings.Contains(faults[0].What, errNotNewestKey) {
 		t.Fatalf("VerifyDB with the retired key = %v %v, want one keys fault %q", faultList(faults), err, errNotNewestKey)
 	}
@@ -130,12 +130,12 @@ func TestRotatedLedgerKeepsWritingUnderTheNewKey(t *testing.T) {
 	e.signer = k2Priv
 	e.reopen()
 	e.appendN("t", 6, 2)
-	if faults, err := VerifyDB(ctx, e.db, pubKey(k2Priv), nil); err != nil || len(faults) != 0 {
+	if faults, err := VerifyDB(ctx, e.st, pubKey(k2Priv), nil); err != nil || len(faults) != 0 {
 		t.Fatalf("VerifyDB after two rotations: %v %v", faultList(faults), err)
 	}
 	var receipts [][]byte
 	for _, s := range []uint64{seq, seq2} {
-		r, err := e.l.Proof("keys", s, s+1)
+		r, err := e.l.Proof(ctx, "keys", s, s+1)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -173,7 +173,7 @@ func TestHandReplacedKeyMakesChainsReadOnly(t *testing.T) {
 	}
 	_, err := e.l.Append(ctx, "t", [][]byte{rec(t, 5, "x")}, AppendOptions{})
 	wantCode(t, err, wire.CodeConflict)
-	faults, err := VerifyDB(ctx, e.db, pubKey(k1Priv), nil)
+	faults, err := VerifyDB(ctx, e.st, pubKey(k1Priv), nil)
 	if err != nil || len(faults) == 0 {
 		t.Fatalf("VerifyDB with a hand-replaced key = %v %v, want faults", faultList(faults), err)
 	}
@@ -197,7 +197,7 @@ func TestForgedHistoryIsRefused(t *testing.T) {
 			t.Errorf("chain %s read-only reason = %q, want the broken history", name, why)
 		}
 	}
-	faults, err := VerifyDB(ctx, e.db, pubKey(k1Priv), nil)
+	faults, err := VerifyDB(ctx, e.st, pubKey(k1Priv), nil)
 	if err != nil || len(faults) == 0 || faults[0].Chain != "keys" || !strings.Contains(faults[0].What, "not the server's first key") {
 		t.Fatalf("VerifyDB of a forged history = %v %v", faultList(faults), err)
 	}
@@ -218,7 +218,7 @@ func TestAppendServerRefusesRotationsNotBySigner(t *testing.T) {
 	for name, r := range map[string][]byte{"authored by another key": byOther, "unsigned": unsigned} {
 		_, err := e.l.AppendServer(ctx, "keys", r)
 		wantCode(t, err, wire.CodeInvalid)
-		if n, _ := e.l.Size("keys"); n != 0 {
+		if n, _ := e.l.Size(ctx, "keys"); n != 0 {
 			t.Fatalf("%s: keys chain has %d entries, want 0", name, n)
 		}
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/vserv/vserv/apps"
 	"github.com/vserv/vserv/canon"
+	"github.com/vserv/vserv/internal/store"
 	"github.com/vserv/vserv/internal/wire"
 )
 
@@ -17,7 +18,7 @@ import (
 
 // appChain is what the rules know of a chain, nil for a chain without a
 // schema. The metadata was checked when the chain was created.
-func (l *Ledger) appChain(m ChainMeta) (apps.Schema, apps.Chain, error) {
+func (l *Ledger) appChain(m store.ChainMeta) (apps.Schema, apps.Chain, error) {
 	if m.Schema == "" {
 		return nil, apps.Chain{}, nil
 	}
@@ -81,7 +82,7 @@ func ruleRefusal(err error, i int, typ, chain string, needs apps.Right) error {
 // before schemas, or one restored without it). A chain whose stored entries
 // the rules refuse becomes read-only: judging new records against a state
 // that is not the chain's would be wrong.
-func (l *Ledger) rebuildAppStates() error {
+func (l *Ledger) rebuildAppStates(ctx context.Context) error {
 	for name, cs := range l.chains {
 		if cs.app == nil || cs.readOnly != "" {
 			continue
@@ -90,8 +91,8 @@ func (l *Ledger) rebuildAppStates() error {
 			have, ok bool
 			at       uint64
 		)
-		err := l.store.View(func(tx ReadTx) error {
-			_, size, found, err := tx.AppState(name)
+		err := l.store.View(ctx, func(tx store.ReadTx) error {
+			_, size, found, err := tx.AppState(cs.meta.Key())
 			at, ok = size, found
 			return err
 		})
@@ -104,15 +105,15 @@ func (l *Ledger) rebuildAppStates() error {
 		}
 		l.log.Warn("rebuilding the views of a chain from its entries", "chain", name, "entries", cs.size, "state_size", at, "state_found", ok)
 		var fault error
-		err = l.store.Update(func(tx WriteTx) error {
-			if err := tx.ResetAppState(name); err != nil {
+		err = l.store.Update(ctx, func(tx store.WriteTx) error {
+			if err := tx.ResetAppState(cs.meta.Key()); err != nil {
 				return err
 			}
-			kv, _, _, err := tx.AppState(name)
+			kv, _, _, err := tx.AppState(cs.meta.Key())
 			if err != nil {
 				return err
 			}
-			next, err := replayStored(tx, kv, cs.appChain, 0, cs.size)
+			next, err := replayStored(tx, kv, cs.meta.Key(), cs.appChain, 0, cs.size)
 			if err != nil {
 				var re *apps.ReplayError
 				if !errors.As(err, &re) {
@@ -120,7 +121,7 @@ func (l *Ledger) rebuildAppStates() error {
 				}
 				fault = err
 			}
-			return tx.PutAppStateSize(name, next)
+			return tx.PutAppStateSize(cs.meta.Key(), next)
 		})
 		if err != nil {
 			return fmt.Errorf("chain %q: rebuild the rules' state: %w", name, err)
@@ -135,7 +136,7 @@ func (l *Ledger) rebuildAppStates() error {
 
 // replayStored applies the stored entries [from, to) of a chain to kv with
 // apps.Replay, in pieces so that memory does not grow with the chain.
-func replayStored(tx ReadTx, kv apps.KV, c apps.Chain, from, to uint64) (uint64, error) {
+func replayStored(tx store.ReadTx, kv apps.KV, k store.ChainKey, c apps.Chain, from, to uint64) (uint64, error) {
 	const piece = 1024
 	next := from
 	var batch [][]byte
@@ -146,7 +147,7 @@ func replayStored(tx ReadTx, kv apps.KV, c apps.Chain, from, to uint64) (uint64,
 		return err
 	}
 	var replayErr error
-	err := tx.Entries(c.Name, from, func(seq uint64, entry []byte) (bool, error) {
+	err := tx.Entries(k, from, func(seq uint64, entry []byte) (bool, error) {
 		if seq >= to {
 			return false, nil
 		}
@@ -171,7 +172,7 @@ func replayStored(tx ReadTx, kv apps.KV, c apps.Chain, from, to uint64) (uint64,
 // from its stored state, encoded (canonical CBOR map), with the chain size
 // it reflects. A chain without a schema, an unknown view or bad arguments
 // are ERR invalid; a missing item ERR notfound.
-func (l *Ledger) View(chain, name string, args map[string]any) ([]byte, uint64, error) {
+func (l *Ledger) View(ctx context.Context, chain, name string, args map[string]any) ([]byte, uint64, error) {
 	cs, err := l.state(chain)
 	if err != nil {
 		return nil, 0, err
@@ -183,8 +184,8 @@ func (l *Ledger) View(chain, name string, args map[string]any) ([]byte, uint64, 
 		out  []byte
 		size uint64
 	)
-	err = l.store.View(func(tx ReadTx) error {
-		kv, at, ok, err := tx.AppState(cs.meta.Name)
+	err = l.store.View(ctx, func(tx store.ReadTx) error {
+		kv, at, ok, err := tx.AppState(cs.meta.Key())
 		if err != nil {
 			return err
 		}
@@ -213,20 +214,20 @@ func (l *Ledger) View(chain, name string, args map[string]any) ([]byte, uint64, 
 // verifyRules compares, in `vserv verify`, the replay of a schema
 // chain's entries with the state the server stored, and reports the first
 // refused entry or the first differing view.
-func verifyRules(ctx context.Context, s Store, m ChainMeta, serverID string) ([]Fault, error) {
+func verifyRules(ctx context.Context, s store.Store, m store.ChainMeta, serverID string) ([]Fault, error) {
 	l := &Ledger{cfg: Config{ServerID: serverID}}
 	schema, c, err := l.appChain(m)
 	if err != nil {
 		return []Fault{{Chain: m.Name, What: fmt.Sprintf("rules: chain metadata: %v", err)}}, nil
 	}
 	var faults []Fault
-	err = s.View(func(tx ReadTx) error {
-		size, err := tx.Size(m.Name)
+	err = s.View(ctx, func(tx store.ReadTx) error {
+		size, err := tx.Size(m.Key())
 		if err != nil {
 			return err
 		}
 		replay := apps.MapKV{}
-		next, err := replayStored(tx, replay, c, 0, size)
+		next, err := replayStored(tx, replay, m.Key(), c, 0, size)
 		if err != nil {
 			var re *apps.ReplayError
 			if !errors.As(err, &re) {
@@ -243,7 +244,7 @@ func verifyRules(ctx context.Context, s Store, m ChainMeta, serverID string) ([]
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		stored, at, ok, err := tx.AppState(m.Name)
+		stored, at, ok, err := tx.AppState(m.Key())
 		if err != nil {
 			return err
 		}

@@ -40,7 +40,7 @@ func (e *env) job(chain string, manage bool, recs ...[]byte) *appendJob {
 
 func (e *env) fundView(chain string) map[string]any {
 	e.t.Helper()
-	b, _, err := e.l.View(chain, "fund", map[string]any{"fund": "f"})
+	b, _, err := e.l.View(ctx, chain, "fund", map[string]any{"fund": "f"})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -96,7 +96,7 @@ func TestRulesRefusalFailsOnlyItsBatchInTheGroup(t *testing.T) {
 	if f["in"] != uint64(3) || f["out"] != uint64(3) || f["balance"] != uint64(0) {
 		t.Fatalf("fund %v, want in 3, out 3, balance 0", f)
 	}
-	if n, _ := e.l.Size("d"); n != 3 {
+	if n, _ := e.l.Size(ctx, "d"); n != 3 {
 		t.Fatalf("chain d has %d entries, want 3", n)
 	}
 	// The state survives a restart unchanged and is not rebuilt.

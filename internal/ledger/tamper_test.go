@@ -6,20 +6,36 @@ import (
 	"strings"
 	"testing"
 
+	"encoding/binary"
+
 	"github.com/transparency-dev/merkle/compact"
+	bbolt "go.etcd.io/bbolt"
+
+	"github.com/vserv/vserv/internal/store"
+	"github.com/vserv/vserv/internal/store/bolt"
+	"github.com/vserv/vserv/internal/testenv"
 	"github.com/vserv/vserv/internal/wire"
 	"github.com/vserv/vserv/verify"
-	bolt "go.etcd.io/bbolt"
 )
 
 // Tampering is done the way an operator with the file would: directly on
 // the bbolt buckets, with the server stopped.
 
-func chainBucket(tx *bolt.Tx, sub []byte) *bolt.Bucket {
-	return tx.Bucket(chainBucketName("t")).Bucket(sub)
+// The sub-buckets of a chain (docs/formats.md) and their seq keys.
+var (
+	subEntries     = []byte("entries")
+	subIDs         = []byte("ids")
+	subNodes       = []byte("nodes")
+	subCheckpoints = []byte("checkpoints")
+)
+
+func u64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
+
+func chainBucket(tx *bbolt.Tx, sub []byte) *bbolt.Bucket {
+	return testenv.ChainBucket(tx, testServerID, "t").Bucket(sub)
 }
 
-func editEntry(t *testing.T, tx *bolt.Tx, seq uint64, old, new string) []byte {
+func editEntry(t *testing.T, tx *bbolt.Tx, seq uint64, old, new string) []byte {
 	b := chainBucket(tx, subEntries)
 	e := bytes.Clone(b.Get(u64(seq)))
 	changed := bytes.Replace(e, []byte(old), []byte(new), 1)
@@ -34,7 +50,7 @@ func editEntry(t *testing.T, tx *bolt.Tx, seq uint64, old, new string) []byte {
 
 // rehashAll redoes everything an attacker can redo without the signing key:
 // every prev link, every leaf and Merkle node, the id index.
-func rehashAll(t *testing.T, tx *bolt.Tx) {
+func rehashAll(t *testing.T, tx *bbolt.Tx) {
 	entries, nodes, ids := chainBucket(tx, subEntries), chainBucket(tx, subNodes), chainBucket(tx, subIDs)
 	rng := rangeFactory.NewEmptyRange(0)
 	var prev [32]byte
@@ -56,13 +72,13 @@ func rehashAll(t *testing.T, tx *bolt.Tx) {
 		ids.Put(id[:], append(u64(e.Seq), rec.Hash[:]...))
 		prev = verify.LeafHash(b)
 		leaf := prev // the range keeps the slice it is given
-		rng.Append(leaf[:], func(id compact.NodeID, h []byte) { nodes.Put(u64(postorder(id)), bytes.Clone(h)) })
+		rng.Append(leaf[:], func(id compact.NodeID, h []byte) { nodes.Put(bolt.NodeKey(id), bytes.Clone(h)) })
 	}
 }
 
 type tamperCase struct {
 	name   string
-	tamper func(t *testing.T, tx *bolt.Tx, cp10 []byte)
+	tamper func(t *testing.T, tx *bbolt.Tx, cp10 []byte)
 	seq    uint64  // the entry whose earlier receipt must stop verifying
 	faults []Fault // must all be reported (exactly, when exact)
 	exact  bool
@@ -75,7 +91,7 @@ func TestTamperMatrix(t *testing.T) {
 	cases := []tamperCase{
 		{
 			name:   "change a payload byte",
-			tamper: func(t *testing.T, tx *bolt.Tx, _ []byte) { editEntry(t, tx, 12, "n-12", "m-12") },
+			tamper: func(t *testing.T, tx *bbolt.Tx, _ []byte) { editEntry(t, tx, 12, "n-12", "m-12") },
 			seq:    12,
 			faults: []Fault{
 				f(12, "sum: leaf hash differs from the stored leaf"),
@@ -86,7 +102,7 @@ func TestTamperMatrix(t *testing.T) {
 		},
 		{
 			name: "change an entry and re-hash everything",
-			tamper: func(t *testing.T, tx *bolt.Tx, _ []byte) {
+			tamper: func(t *testing.T, tx *bbolt.Tx, _ []byte) {
 				editEntry(t, tx, 12, "n-12", "m-12")
 				rehashAll(t, tx)
 			},
@@ -97,7 +113,7 @@ func TestTamperMatrix(t *testing.T) {
 		},
 		{
 			name:   "delete an entry",
-			tamper: func(t *testing.T, tx *bolt.Tx, _ []byte) { chainBucket(tx, subEntries).Delete(u64(12)) },
+			tamper: func(t *testing.T, tx *bbolt.Tx, _ []byte) { chainBucket(tx, subEntries).Delete(u64(12)) },
 			seq:    12,
 			faults: []Fault{
 				f(12, "link: entry 12 is missing"),
@@ -106,7 +122,7 @@ func TestTamperMatrix(t *testing.T) {
 		},
 		{
 			name: "reorder two entries",
-			tamper: func(t *testing.T, tx *bolt.Tx, _ []byte) {
+			tamper: func(t *testing.T, tx *bbolt.Tx, _ []byte) {
 				b := chainBucket(tx, subEntries)
 				a, c := bytes.Clone(b.Get(u64(12))), bytes.Clone(b.Get(u64(13)))
 				b.Put(u64(12), c)
@@ -120,7 +136,7 @@ func TestTamperMatrix(t *testing.T) {
 		},
 		{
 			name: "truncate the tail",
-			tamper: func(t *testing.T, tx *bolt.Tx, _ []byte) {
+			tamper: func(t *testing.T, tx *bbolt.Tx, _ []byte) {
 				for s := uint64(25); s < 30; s++ {
 					chainBucket(tx, subEntries).Delete(u64(s))
 				}
@@ -132,7 +148,7 @@ func TestTamperMatrix(t *testing.T) {
 		},
 		{
 			name: "present an older checkpoint as newer",
-			tamper: func(t *testing.T, tx *bolt.Tx, cp10 []byte) {
+			tamper: func(t *testing.T, tx *bbolt.Tx, cp10 []byte) {
 				chainBucket(tx, subCheckpoints).Put(u64(30), append([]byte{0}, cp10...))
 			},
 			seq:      27,
@@ -144,7 +160,7 @@ func TestTamperMatrix(t *testing.T) {
 			// A consistent older state passes every local check; what catches
 			// it is the consistency proof against a checkpoint seen before.
 			name: "roll back to an older checkpoint",
-			tamper: func(t *testing.T, tx *bolt.Tx, _ []byte) {
+			tamper: func(t *testing.T, tx *bbolt.Tx, _ []byte) {
 				for s := uint64(10); s < 30; s++ {
 					chainBucket(tx, subEntries).Delete(u64(s))
 				}
@@ -166,7 +182,7 @@ func runTamperCase(t *testing.T, tc tamperCase) {
 	}
 	e.appendN("t", 10, 10)
 	e.appendN("t", 20, 10)
-	before, err := e.l.Proof("t", tc.seq, 0)
+	before, err := e.l.Proof(ctx, "t", tc.seq, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,19 +192,21 @@ func runTamperCase(t *testing.T, tc tamperCase) {
 		t.Fatal(err)
 	}
 	var cp10 []byte
-	e.l.store.View(func(tx ReadTx) error {
-		c, _, _ := tx.Checkpoint("t", 10)
+	e.l.store.View(ctx, func(tx store.ReadTx) error {
+		c, _, _ := tx.Checkpoint(testKey("t"), 10)
 		cp10 = bytes.Clone(c.Note)
 		return nil
 	})
 	e.close()
 
 	db := openDB(t, e.path)
-	if err := db.Update(func(tx *bolt.Tx) error { tc.tamper(t, tx, cp10); return nil }); err != nil {
+	if err := db.Update(func(tx *bbolt.Tx) error { tc.tamper(t, tx, cp10); return nil }); err != nil {
 		t.Fatal(err)
 	}
-	faults, err := VerifyDB(ctx, db, testPub(), nil)
 	db.Close()
+	st := openStore(t, e.path)
+	faults, err := VerifyDB(ctx, st, testPub(), nil)
+	st.Close()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -226,7 +244,7 @@ func runTamperCase(t *testing.T, tc tamperCase) {
 // server's current state: the same entry is proven under the current head,
 // and the current head is consistent with the receipt's checkpoint.
 func stillProven(l *Ledger, before *verify.VerifiedReceipt) error {
-	r, err := l.Proof("t", before.Entry.Seq, 0)
+	r, err := l.Proof(ctx, "t", before.Entry.Seq, 0)
 	if err != nil {
 		return err
 	}
@@ -237,7 +255,7 @@ func stillProven(l *Ledger, before *verify.VerifiedReceipt) error {
 	if !bytes.Equal(after.EntryBytes, before.EntryBytes) {
 		return errors.New("entry changed")
 	}
-	hashes, _, err := l.Consistency("t", before.Checkpoint.Size, after.Checkpoint.Size)
+	hashes, _, err := l.Consistency(ctx, "t", before.Checkpoint.Size, after.Checkpoint.Size)
 	if err != nil {
 		return err
 	}

@@ -7,11 +7,12 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/vserv/vserv/internal/store"
 	"github.com/vserv/vserv/verify"
-	bolt "go.etcd.io/bbolt"
 )
 
-// VerifyDB checks every chain in a ledger database offline (`vserv verify`):
+// VerifyDB checks every chain the store holds of its home (the chains of
+// its server-id) offline (`vserv verify`):
 // every entry, link, leaf hash, proof of work, record signature, Merkle node
 // and root, every stored checkpoint's signature and root (which,
 // recomputed from the same leaves, proves the checkpoints consistent with
@@ -21,19 +22,18 @@ import (
 // the keys chain proves, which must end with pub. progress, if not nil, is
 // called as each chain advances.
 // Faults are returned; the error is for failures to read at all.
-func VerifyDB(ctx context.Context, db *bolt.DB, pub ed25519.PublicKey, progress func(chain string, done, total uint64)) ([]Fault, error) {
+func VerifyDB(ctx context.Context, s store.Store, pub ed25519.PublicKey, progress func(chain string, done, total uint64)) ([]Fault, error) {
 	if len(pub) != ed25519.PublicKeySize {
 		return nil, errors.New("verify: public key must be 32 bytes")
 	}
-	s := NewBoltStore(db)
-	serverID, metas, err := readLedgerHead(s)
+	serverID, metas, err := readLedgerHead(ctx, s)
 	if err != nil {
 		return nil, err
 	}
 	if serverID == "" {
 		return nil, errors.New("verify: no ledger in this database")
 	}
-	ring, err := loadKeyring(s, serverID, pub, metas)
+	ring, err := loadKeyring(ctx, s, serverID, pub, metas)
 	if err != nil {
 		return nil, fmt.Errorf("verify: %w", err)
 	}
@@ -75,13 +75,12 @@ type Expected struct {
 // size has that root. A database that fails is a rollback (a restored or
 // truncated copy), or a fork. Faults name the chain and, as Seq, the
 // expected size.
-func VerifyExpected(ctx context.Context, db *bolt.DB, pub ed25519.PublicKey, exps []Expected) ([]Fault, error) {
-	s := NewBoltStore(db)
-	serverID, metas, err := readLedgerHead(s)
+func VerifyExpected(ctx context.Context, s store.Store, pub ed25519.PublicKey, exps []Expected) ([]Fault, error) {
+	serverID, metas, err := readLedgerHead(ctx, s)
 	if err != nil {
 		return nil, err
 	}
-	ring, err := loadKeyring(s, serverID, pub, metas)
+	ring, err := loadKeyring(ctx, s, serverID, pub, metas)
 	if err != nil {
 		return nil, fmt.Errorf("verify: %w", err)
 	}
@@ -114,13 +113,14 @@ func VerifyExpected(ctx context.Context, db *bolt.DB, pub ed25519.PublicKey, exp
 			continue
 		}
 		var why string
-		err := s.View(func(tx ReadTx) error {
-			size, err := tx.Size(chain)
+		k := store.ChainKey{Origin: serverID, Name: chain}
+		err := s.View(ctx, func(tx store.ReadTx) error {
+			size, err := tx.Size(k)
 			if err != nil {
 				return err
 			}
 			rootAt := func(n uint64) ([32]byte, error) {
-				rng, err := loadRange(tx, chain, n)
+				rng, err := loadRange(tx, k, n)
 				if err != nil {
 					return [32]byte{}, err
 				}
@@ -145,16 +145,15 @@ func VerifyExpected(ctx context.Context, db *bolt.DB, pub ed25519.PublicKey, exp
 }
 
 // readLedgerHead reads what both offline checks start from: the server-id
-// and the chains.
-func readLedgerHead(s Store) (serverID string, metas []ChainMeta, err error) {
-	err = s.View(func(tx ReadTx) error {
-		var err error
-		if serverID, err = tx.ServerID(); err != nil {
-			return err
-		}
-		metas, err = tx.Chains()
+// and the chains homed there.
+func readLedgerHead(ctx context.Context, s store.Store) (serverID string, metas []store.ChainMeta, err error) {
+	err = s.View(ctx, func(tx store.ReadTx) error {
+		serverID, err = tx.ServerID()
 		return err
 	})
+	if err == nil {
+		metas, err = ownChains(ctx, s, serverID)
+	}
 	if err != nil {
 		return "", nil, fmt.Errorf("verify: %w", err)
 	}

@@ -27,6 +27,7 @@ import (
 	"github.com/vserv/vserv/internal/ledger"
 	"github.com/vserv/vserv/internal/secure"
 	"github.com/vserv/vserv/internal/server"
+	"github.com/vserv/vserv/internal/store/bolt"
 )
 
 // Config is what a node needs to open. Zero values mean the defaults of
@@ -109,7 +110,14 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
-	n.onClose(db.Close)
+	// Before anything reads the file: a file of an older layout is migrated
+	// here (docs/operations.md "Upgrading").
+	st, err := bolt.Open(ctx, db, bolt.Options{Logger: n.log})
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	n.onClose(st.Close) // owns db
 	pool, err := secure.OpenPool(dir.Root(), id, cfg.PoolSize, cfg.PoolLife, cfg.Now)
 	if err != nil {
 		return nil, fmt.Errorf("session key pool: %w", err)
@@ -130,7 +138,7 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 		return nil, fmt.Errorf("file service: %w", err)
 	}
 	n.onClose(fs.Close)
-	l, err := ledger.Open(db, ledger.Config{
+	l, err := ledger.Open(ctx, st, ledger.Config{
 		ServerID: id.ServerID, Signer: id.Key, Now: cfg.Now, Logger: n.log,
 		// DESIGN.md §4.4: recompute every root from the entries at start, so
 		// that an entry deleted or altered on disk makes its chain read-only

@@ -10,6 +10,8 @@ import (
 
 	"github.com/vserv/vserv/canon"
 	"github.com/vserv/vserv/client"
+	"github.com/vserv/vserv/internal/store"
+	storebolt "github.com/vserv/vserv/internal/store/bolt"
 	"github.com/vserv/vserv/internal/testenv"
 	"github.com/vserv/vserv/verify"
 )
@@ -17,7 +19,7 @@ import (
 // What happens to the rules' state behind the server's back: a forbidden
 // event written into ledger.db directly, a state bucket lost, a data
 // directory from the release before schemas. The bucket layout is
-// internal/ledger's (store_bolt.go), reached into on purpose.
+// internal/store/bolt's (docs/formats.md), reached into on purpose.
 
 // editDB stops nothing: the server must be stopped. It runs fn in one bbolt
 // write transaction on the data directory's ledger.db.
@@ -100,7 +102,7 @@ func TestStoredViewAlteredFailsVerify(t *testing.T) {
 	// Any change to a stored state value must show as a view that differs
 	// from the replay.
 	editDB(t, e.srv.DataRoot, func(tx *bolt.Tx) error {
-		st := tx.Bucket([]byte("ledger.chain.t")).Bucket([]byte("state"))
+		st := testenv.ChainBucket(tx, "", "t").Bucket([]byte("state"))
 		var changed bool
 		c := st.Cursor()
 		for k, v := c.First(); k != nil && !changed; k, v = c.Next() {
@@ -150,7 +152,7 @@ func TestViewsRebuiltAtStartWhenStateIsMissing(t *testing.T) {
 		t.Fatal(err)
 	}
 	editDB(t, e.srv.DataRoot, func(tx *bolt.Tx) error {
-		c := tx.Bucket([]byte("ledger.chain.t"))
+		c := testenv.ChainBucket(tx, "", "t")
 		if err := c.DeleteBucket([]byte("state")); err != nil {
 			return err
 		}
@@ -185,10 +187,11 @@ func TestOldDataDirGetsDefaultSchemas(t *testing.T) {
 		t.Fatal(err)
 	}
 	editDB(t, e.srv.DataRoot, func(tx *bolt.Tx) error {
-		chains := tx.Bucket([]byte("ledger.chains"))
+		chains := storebolt.ChainsBucket(tx)
 		for _, name := range []string{"vote", "donation", "resource"} {
+			key := storebolt.ChainsKey(store.ChainKey{Origin: storebolt.ServerID(tx), Name: name})
 			var m map[string]any
-			if err := canon.Unmarshal(chains.Get([]byte(name)), &m); err != nil {
+			if err := canon.Unmarshal(chains.Get(key), &m); err != nil {
 				return err
 			}
 			m["schema"] = ""
@@ -196,10 +199,10 @@ func TestOldDataDirGetsDefaultSchemas(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			if err := chains.Put([]byte(name), b); err != nil {
+			if err := chains.Put(key, b); err != nil {
 				return err
 			}
-			c := tx.Bucket([]byte("ledger.chain." + name))
+			c := testenv.ChainBucket(tx, "", name)
 			if c.Bucket([]byte("state")) != nil {
 				if err := c.DeleteBucket([]byte("state")); err != nil {
 					return err

@@ -194,7 +194,7 @@ func cmdRput(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
 		return nil, err
 	}
 	if opts.Receipt {
-		if err := c.rputFits(info, records); err != nil {
+		if err := c.rputFits(ctx, info, records); err != nil {
 			return nil, err
 		}
 	}
@@ -218,8 +218,8 @@ func cmdRput(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
 // above: the entry as base64 (its fields at their largest), an inclusion
 // proof of log2 of the new size hashes, and the checkpoint (the current one
 // plus room for a longer size line).
-func (c *conn) rputFits(info ledger.ChainInfo, records [][]byte) error {
-	head, err := c.srv.ledger.Head(info.Name)
+func (c *conn) rputFits(ctx context.Context, info ledger.ChainInfo, records [][]byte) error {
+	head, err := c.srv.ledger.Head(ctx, info.Name)
 	if err != nil {
 		return err
 	}
@@ -302,7 +302,7 @@ func entryList(entries [][]byte) []any {
 	return out
 }
 
-func cmdRget(_ context.Context, c *conn, req *wire.Request) (r *reply, err error) {
+func cmdRget(ctx context.Context, c *conn, req *wire.Request) (r *reply, err error) {
 	info, err := c.readableChain(req)
 	if err != nil {
 		return nil, err
@@ -313,7 +313,7 @@ func cmdRget(_ context.Context, c *conn, req *wire.Request) (r *reply, err error
 	}
 	var release func()
 	defer releaseOnError(&release, &err)
-	entries, err := c.srv.ledger.GetMany(info.Name, ids, c.reserveReply(req.Cmd, len(ids), &release))
+	entries, err := c.srv.ledger.GetMany(ctx, info.Name, ids, c.reserveReply(req.Cmd, len(ids), &release))
 	if err != nil {
 		return nil, err
 	}
@@ -323,7 +323,7 @@ func cmdRget(_ context.Context, c *conn, req *wire.Request) (r *reply, err error
 	return &reply{vals: []any{entryList(entries)}, release: release}, nil
 }
 
-func cmdRabs(_ context.Context, c *conn, req *wire.Request) (r *reply, err error) {
+func cmdRabs(ctx context.Context, c *conn, req *wire.Request) (r *reply, err error) {
 	info, err := c.readableChain(req)
 	if err != nil {
 		return nil, err
@@ -334,7 +334,7 @@ func cmdRabs(_ context.Context, c *conn, req *wire.Request) (r *reply, err error
 	}
 	if single {
 		// One entry is at most a record (64 KiB) and a few fields.
-		e, _, err := c.srv.ledger.Abs(info.Name, seqs[0])
+		e, _, err := c.srv.ledger.Abs(ctx, info.Name, seqs[0])
 		if err != nil {
 			return nil, err
 		}
@@ -342,7 +342,7 @@ func cmdRabs(_ context.Context, c *conn, req *wire.Request) (r *reply, err error
 	}
 	var release func()
 	defer releaseOnError(&release, &err)
-	entries, err := c.srv.ledger.AbsMany(info.Name, seqs, c.reserveReply(req.Cmd, len(seqs), &release))
+	entries, err := c.srv.ledger.AbsMany(ctx, info.Name, seqs, c.reserveReply(req.Cmd, len(seqs), &release))
 	if err != nil {
 		return nil, err
 	}
@@ -357,7 +357,7 @@ func releaseOnError(release *func(), err *error) {
 	}
 }
 
-func cmdRhave(_ context.Context, c *conn, req *wire.Request) (*reply, error) {
+func cmdRhave(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
 	info, err := c.readableChain(req)
 	if err != nil {
 		return nil, err
@@ -366,7 +366,7 @@ func cmdRhave(_ context.Context, c *conn, req *wire.Request) (*reply, error) {
 	if err != nil {
 		return nil, err
 	}
-	have, err := c.srv.ledger.Have(info.Name, ids)
+	have, err := c.srv.ledger.Have(ctx, info.Name, ids)
 	if err != nil {
 		return nil, err
 	}
@@ -381,7 +381,7 @@ func cmdRsize(_ context.Context, c *conn, req *wire.Request) (*reply, error) {
 	return ok(info.Size)
 }
 
-func cmdRlist(_ context.Context, c *conn, req *wire.Request) (*reply, error) {
+func cmdRlist(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
 	info, err := c.readableChain(req)
 	if err != nil {
 		return nil, err
@@ -409,7 +409,7 @@ func cmdRlist(_ context.Context, c *conn, req *wire.Request) (*reply, error) {
 			return nil, err
 		}
 	}
-	ids, next, err := c.srv.ledger.List(info.Name, from, to, int(limit), cursor)
+	ids, next, err := c.srv.ledger.List(ctx, info.Name, from, to, int(limit), cursor)
 	if err != nil {
 		return nil, err
 	}
@@ -422,7 +422,7 @@ func cmdRlist(_ context.Context, c *conn, req *wire.Request) (*reply, error) {
 	return ok(ids, next)
 }
 
-func cmdRcount(_ context.Context, c *conn, req *wire.Request) (*reply, error) {
+func cmdRcount(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
 	info, err := c.readableChain(req)
 	if err != nil {
 		return nil, err
@@ -435,14 +435,14 @@ func cmdRcount(_ context.Context, c *conn, req *wire.Request) (*reply, error) {
 	if err != nil {
 		return nil, err
 	}
-	n, err := c.srv.ledger.Count(info.Name, from, to)
+	n, err := c.srv.ledger.Count(ctx, info.Name, from, to)
 	if err != nil {
 		return nil, err
 	}
 	return ok(n)
 }
 
-func cmdRproof(_ context.Context, c *conn, req *wire.Request) (*reply, error) {
+func cmdRproof(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
 	info, err := c.readableChain(req)
 	if err != nil {
 		return nil, err
@@ -452,7 +452,7 @@ func cmdRproof(_ context.Context, c *conn, req *wire.Request) (*reply, error) {
 	switch {
 	case len(raw) > 0 && raw[0]>>5 == 3: // text: a record id
 		id, _ := req.Text(1, "id")
-		if _, seq, err = c.srv.ledger.Get(info.Name, id); err != nil {
+		if _, seq, err = c.srv.ledger.Get(ctx, info.Name, id); err != nil {
 			return nil, err
 		}
 	case len(raw) > 0 && raw[0]>>5 == 0:
@@ -469,14 +469,14 @@ func cmdRproof(_ context.Context, c *conn, req *wire.Request) (*reply, error) {
 			return nil, wire.Errorf(wire.CodeInvalid, "rproof: tree size must be at least 1")
 		}
 	}
-	receipt, err := c.srv.ledger.Proof(info.Name, seq, size)
+	receipt, err := c.srv.ledger.Proof(ctx, info.Name, seq, size)
 	if err != nil {
 		return nil, err
 	}
 	return ok(string(receipt))
 }
 
-func cmdRcons(_ context.Context, c *conn, req *wire.Request) (*reply, error) {
+func cmdRcons(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
 	info, err := c.readableChain(req)
 	if err != nil {
 		return nil, err
@@ -491,7 +491,7 @@ func cmdRcons(_ context.Context, c *conn, req *wire.Request) (*reply, error) {
 			return nil, err
 		}
 	}
-	hashes, cp, err := c.srv.ledger.Consistency(info.Name, oldSize, newSize)
+	hashes, cp, err := c.srv.ledger.Consistency(ctx, info.Name, oldSize, newSize)
 	if err != nil {
 		return nil, err
 	}
@@ -501,12 +501,12 @@ func cmdRcons(_ context.Context, c *conn, req *wire.Request) (*reply, error) {
 	return ok(hashes, string(cp))
 }
 
-func cmdRhead(_ context.Context, c *conn, req *wire.Request) (*reply, error) {
+func cmdRhead(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
 	info, err := c.readableChain(req)
 	if err != nil {
 		return nil, err
 	}
-	cp, err := c.srv.ledger.Head(info.Name)
+	cp, err := c.srv.ledger.Head(ctx, info.Name)
 	if err != nil {
 		return nil, err
 	}
@@ -663,7 +663,7 @@ func (c *conn) changeRight(ctx context.Context, req *wire.Request, grant bool) (
 // few small arguments (a name, an id, from, limit).
 const maxViewArgs = 1024
 
-func cmdView(_ context.Context, c *conn, req *wire.Request) (*reply, error) {
+func cmdView(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
 	info, err := c.readableChain(req)
 	if err != nil {
 		return nil, err
@@ -694,7 +694,7 @@ func cmdView(_ context.Context, c *conn, req *wire.Request) (*reply, error) {
 		}
 		args = m
 	}
-	b, size, err := c.srv.ledger.View(info.Name, name, args)
+	b, size, err := c.srv.ledger.View(ctx, info.Name, name, args)
 	if err != nil {
 		return nil, err
 	}

@@ -221,10 +221,7 @@ func TestDeletedChainIsCaughtByVerifyAndCannotBeRecreated(t *testing.T) {
 	}
 	tamperLedger(t, e.srv.DataRoot, func(tx *bolt.Tx) error {
 		for _, ch := range []string{"t", "audit"} {
-			if err := tx.DeleteBucket([]byte("ledger.chain." + ch)); err != nil {
-				return err
-			}
-			if err := tx.Bucket([]byte("ledger.chains")).Delete([]byte(ch)); err != nil {
+			if err := testenv.DeleteChain(tx, "", ch); err != nil {
 				return err
 			}
 		}

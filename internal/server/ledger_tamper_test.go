@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"math/bits"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -16,6 +15,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/vserv/vserv/client"
+	storebolt "github.com/vserv/vserv/internal/store/bolt"
 	"github.com/vserv/vserv/internal/testenv"
 	"github.com/vserv/vserv/verify"
 )
@@ -25,20 +25,15 @@ import (
 // and then the offline verifier (`vserv verify`), the restarted server's
 // rcheck and a client holding a receipt from before must each notice.
 //
-// The bucket layout is internal/ledger's (store_bolt.go): the test reaches
-// into it on purpose, as an attacker would.
+// The bucket layout is internal/store/bolt's (docs/formats.md): the test
+// reaches into it on purpose, as an attacker would.
 
+// tamperChain is a sub-bucket of the home's chain t.
 func tamperChain(tx *bolt.Tx, sub string) *bolt.Bucket {
-	return tx.Bucket([]byte("ledger.chain.t")).Bucket([]byte(sub))
+	return testenv.ChainBucket(tx, "", "t").Bucket([]byte(sub))
 }
 
 func be64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
-
-// postorder is internal/ledger's key for a Merkle node (nodes.go).
-func postorder(id compact.NodeID) uint64 {
-	s := id.Index << id.Level
-	return 2*s - uint64(bits.OnesCount64(s)) + (1 << (id.Level + 1)) - 2
-}
 
 func editEntry(t *testing.T, tx *bolt.Tx, seq uint64, old, new string) {
 	b := tamperChain(tx, "entries")
@@ -79,7 +74,7 @@ func rehashAll(t *testing.T, tx *bolt.Tx) {
 		prev = verify.LeafHash(b)
 		leaf := prev
 		err = rng.Append(leaf[:], func(id compact.NodeID, h []byte) {
-			if err := nodes.Put(be64(postorder(id)), bytes.Clone(h)); err != nil {
+			if err := nodes.Put(storebolt.NodeKey(id), bytes.Clone(h)); err != nil {
 				t.Fatal(err)
 			}
 		})

@@ -32,11 +32,8 @@ func newTestServer(t *testing.T, dataroot string, cfg Config) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	db, err := dir.OpenDB(time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	st := openTestStore(t, dir.Root())
+	db := st.DB()
 	pool, err := secure.OpenPool(dir.Root(), id, 8, 24*time.Hour, cfg.Now)
 	if err != nil {
 		t.Fatal(err)
@@ -57,7 +54,7 @@ func newTestServer(t *testing.T, dataroot string, cfg Config) *Server {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { fs.Close() })
-	l, err := ledger.Open(db, ledger.Config{
+	l, err := ledger.Open(context.Background(), st, ledger.Config{
 		ServerID: id.ServerID, Signer: id.Key, Now: cfg.Now, Logger: cfg.Logger,
 		FullCheckOnOpen: true, HeadsFile: dir.HeadsPath(),
 	})

@@ -12,11 +12,10 @@ import (
 	"strings"
 	"time"
 
-	"go.etcd.io/bbolt"
-
 	"github.com/vserv/vserv/internal/datadir"
 	"github.com/vserv/vserv/internal/ledger"
 	"github.com/vserv/vserv/internal/secure"
+	"github.com/vserv/vserv/internal/store"
 )
 
 // HeadChange is one chain whose database state differs from the heads file
@@ -49,8 +48,8 @@ func (c HeadChange) String() string {
 // is and records that decision in audit (recreating audit first if the
 // rollback took it). It is the local part of `vserv resume`: the operator,
 // not witnesses, decides that the shorter history is the one to keep.
-// Without accept it only reports. db is ledger.db, opened exclusively.
-func AcceptRollback(ctx context.Context, dataroot string, db *bbolt.DB, accept bool, now func() time.Time) ([]HeadChange, error) {
+// Without accept it only reports. st is ledger.db's store, opened exclusively.
+func AcceptRollback(ctx context.Context, dataroot string, st store.Store, accept bool, now func() time.Time) ([]HeadChange, error) {
 	if now == nil {
 		now = time.Now
 	}
@@ -67,7 +66,7 @@ func AcceptRollback(ctx context.Context, dataroot string, db *bbolt.DB, accept b
 		return nil, err
 	}
 	quiet := slog.New(slog.DiscardHandler)
-	l, err := ledger.Open(db, ledger.Config{ServerID: id.ServerID, Signer: id.Key, Now: now, Logger: quiet, FullCheckOnOpen: true})
+	l, err := ledger.Open(ctx, st, ledger.Config{ServerID: id.ServerID, Signer: id.Key, Now: now, Logger: quiet, FullCheckOnOpen: true})
 	if err != nil {
 		return nil, err
 	}
@@ -101,7 +100,7 @@ func AcceptRollback(ctx context.Context, dataroot string, db *bbolt.DB, accept b
 	if err := ledger.WriteHeads(path, current); err != nil {
 		return changes, err
 	}
-	l, err = ledger.Open(db, ledger.Config{ServerID: id.ServerID, Signer: id.Key, Now: now, Logger: quiet, HeadsFile: path})
+	l, err = ledger.Open(ctx, st, ledger.Config{ServerID: id.ServerID, Signer: id.Key, Now: now, Logger: quiet, HeadsFile: path})
 	if err != nil {
 		return changes, err
 	}

@@ -8,11 +8,11 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"go.etcd.io/bbolt"
 
 	"github.com/vserv/vserv/internal/datadir"
 	"github.com/vserv/vserv/internal/ledger"
 	"github.com/vserv/vserv/internal/secure"
+	"github.com/vserv/vserv/internal/store"
 	"github.com/vserv/vserv/internal/wire"
 	"github.com/vserv/vserv/verify"
 )
@@ -37,10 +37,10 @@ type Rotation struct {
 // by the old key) is kept forever, so that its receipt lets anyone who
 // trusts the old key move to the new one.
 //
-// The server must be stopped; db is ledger.db, which the caller opened
+// The server must be stopped; st is ledger.db's store, which the caller opened
 // exclusively to prove it. If the rotation cannot be recorded, the old key
 // is put back: a key nobody can follow to must not stay in place.
-func RotateIdentity(ctx context.Context, dataroot string, db *bbolt.DB, now func() time.Time) (*Rotation, error) {
+func RotateIdentity(ctx context.Context, dataroot string, st store.Store, now func() time.Time) (*Rotation, error) {
 	if now == nil {
 		now = time.Now
 	}
@@ -49,7 +49,7 @@ func RotateIdentity(ctx context.Context, dataroot string, db *bbolt.DB, now func
 		return nil, err
 	}
 	r := &Rotation{Old: old, New: next}
-	err = recordRotation(ctx, dataroot, db, r, now)
+	err = recordRotation(ctx, dataroot, st, r, now)
 	if err == nil || r.Recorded {
 		// Once the record is durable the new key must stay: putting the old
 		// one back would leave a history that ends with a lost key.
@@ -67,8 +67,8 @@ func RotateIdentity(ctx context.Context, dataroot string, db *bbolt.DB, now func
 // recordRotation appends the key.rotate record under the old key and keeps
 // the checkpoint that covers it. It sets r.Recorded as soon as the record is
 // durable.
-func recordRotation(ctx context.Context, dataroot string, db *bbolt.DB, r *Rotation, now func() time.Time) error {
-	l, err := ledger.Open(db, ledger.Config{ServerID: r.Old.ServerID, Signer: r.Old.Key, Now: now,
+func recordRotation(ctx context.Context, dataroot string, st store.Store, r *Rotation, now func() time.Time) error {
+	l, err := ledger.Open(ctx, st, ledger.Config{ServerID: r.Old.ServerID, Signer: r.Old.Key, Now: now,
 		Logger: slog.New(slog.DiscardHandler), HeadsFile: datadir.New(dataroot).HeadsPath()})
 	if err != nil {
 		return err
@@ -124,13 +124,13 @@ func recordRotation(ctx context.Context, dataroot string, db *bbolt.DB, r *Rotat
 // refuse the new key, which is the safe side. The node loads them at start
 // and hands them to New (Parts.KeyRotations).
 func RotationReceipts(ctx context.Context, l *ledger.Ledger, log *slog.Logger) []string {
-	n, err := l.Size(verify.KeysChain)
+	n, err := l.Size(ctx, verify.KeysChain)
 	if err != nil {
 		return nil // no keys chain: nothing was ever rotated through the ledger
 	}
 	var out []string
 	for seq := range n {
-		entry, _, err := l.Abs(verify.KeysChain, int64(seq))
+		entry, _, err := l.Abs(ctx, verify.KeysChain, int64(seq))
 		if err != nil {
 			log.Error("read the keys chain", "seq", seq, "err", err)
 			continue
@@ -139,7 +139,7 @@ func RotationReceipts(ctx context.Context, l *ledger.Ledger, log *slog.Logger) [
 		if err != nil || rec.Type != verify.RotateType {
 			continue
 		}
-		receipt, err := l.Proof(verify.KeysChain, seq, seq+1)
+		receipt, err := l.Proof(ctx, verify.KeysChain, seq, seq+1)
 		if err != nil {
 			log.Error("identity rotation has no receipt: clients that know the older key will refuse this one", "seq", seq, "err", err)
 			continue

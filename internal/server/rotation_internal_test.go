@@ -14,6 +14,7 @@ import (
 	"github.com/vserv/vserv/internal/datadir"
 	"github.com/vserv/vserv/internal/ledger"
 	"github.com/vserv/vserv/internal/secure"
+	"github.com/vserv/vserv/internal/store/bolt"
 	"github.com/vserv/vserv/verify"
 )
 
@@ -29,11 +30,7 @@ func TestRotateIdentityBeforeFirstStartIsRecordedAndLaterRotationsWork(t *testin
 	if err != nil {
 		t.Fatal(err)
 	}
-	db, err := datadir.New(dir).OpenDB(time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := openTestStore(t, dir)
 	r1, err := RotateIdentity(ctx, dir, db, nil)
 	if err != nil {
 		t.Fatalf("first rotation: %v", err)
@@ -45,7 +42,7 @@ func TestRotateIdentityBeforeFirstStartIsRecordedAndLaterRotationsWork(t *testin
 	if err != nil || !r2.Recorded {
 		t.Fatalf("second rotation: recorded %v, %v", r2 != nil && r2.Recorded, err)
 	}
-	l, err := ledger.Open(db, ledger.Config{ServerID: first.ServerID, Signer: r2.New.Key, Logger: slog.New(slog.DiscardHandler), FullCheckOnOpen: true})
+	l, err := ledger.Open(ctx, db, ledger.Config{ServerID: first.ServerID, Signer: r2.New.Key, Logger: slog.New(slog.DiscardHandler), FullCheckOnOpen: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +52,7 @@ func TestRotateIdentityBeforeFirstStartIsRecordedAndLaterRotationsWork(t *testin
 			t.Errorf("chain %s is read-only after two recorded rotations: %s", c.Name, c.ReadOnly)
 		}
 	}
-	if size, err := l.Size("keys"); err != nil || size != 2 {
+	if size, err := l.Size(ctx, "keys"); err != nil || size != 2 {
 		t.Errorf("keys chain size = %d (%v), want 2 key.rotate entries", size, err)
 	}
 }
@@ -63,20 +60,17 @@ func TestRotateIdentityBeforeFirstStartIsRecordedAndLaterRotationsWork(t *testin
 // If the ledger refuses the key.rotate record, nothing changes: the old key
 // is put back, so no key that nobody can follow to is left in place.
 func TestRotateIdentityPutsTheOldKeyBackWhenTheLedgerRefuses(t *testing.T) {
+	ctx := context.Background()
 	dir := filepath.Join(t.TempDir(), "data")
 	first, _, err := secure.LoadOrCreateIdentity(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	db, err := datadir.New(dir).OpenDB(time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := openTestStore(t, dir)
 	// A ledger whose checkpoints the identity key did not sign: its keys
 	// chain is read-only under that key.
 	_, other, _ := ed25519.GenerateKey(rand.Reader)
-	l, err := ledger.Open(db, ledger.Config{ServerID: first.ServerID, Signer: other, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	l, err := ledger.Open(ctx, db, ledger.Config{ServerID: first.ServerID, Signer: other, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,12 +87,28 @@ func TestRotateIdentityPutsTheOldKeyBackWhenTheLedgerRefuses(t *testing.T) {
 	if err != nil || !now.Key.Equal(first.Key) {
 		t.Fatalf("identity.key after a refused rotation is not the old key (%v)", err)
 	}
-	l, err = ledger.Open(db, ledger.Config{ServerID: first.ServerID, Signer: other, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	l, err = ledger.Open(ctx, db, ledger.Config{ServerID: first.ServerID, Signer: other, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	if n, err := l.Size(verify.KeysChain); err != nil || n != 0 {
+	if n, err := l.Size(ctx, verify.KeysChain); err != nil || n != 0 {
 		t.Fatalf("keys chain has %d entries (%v), want none", n, err)
 	}
+}
+
+// openTestStore opens the store of dir's ledger.db, closed when the test ends.
+func openTestStore(t *testing.T, dir string) *bolt.Store {
+	t.Helper()
+	db, err := datadir.New(dir).OpenDB(time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := bolt.Open(context.Background(), db, bolt.Options{})
+	if err != nil {
+		db.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
 }
