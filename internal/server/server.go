@@ -21,6 +21,7 @@ import (
 	"github.com/vserv/vserv/internal/files"
 	"github.com/vserv/vserv/internal/ledger"
 	"github.com/vserv/vserv/internal/secure"
+	"github.com/vserv/vserv/internal/store/bolt"
 	"github.com/vserv/vserv/internal/wire"
 )
 
@@ -105,6 +106,7 @@ type Server struct {
 	id       *secure.Identity
 	pool     *secure.Pool
 	db       *bbolt.DB
+	store    *bolt.Store // owns db
 	accounts *auth.Store
 	files    *files.Service
 	ledger   *ledger.Ledger
@@ -152,7 +154,11 @@ func New(cfg Config) (*Server, error) {
 		s.db.Close()
 		return nil, fmt.Errorf("secret key: %w", err)
 	}
-	s.accounts, err = auth.New(s.db, auth.Options{
+	if s.store, err = bolt.Open(context.Background(), s.db, bolt.Options{Logger: s.log}); err != nil {
+		s.db.Close()
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	s.accounts, err = auth.New(s.store, auth.Options{
 		Argon: cfg.Argon, Production: cfg.Production, SecretKey: secret,
 		ServerID: id.ServerID, Now: cfg.Now, Logger: s.log,
 	})
@@ -185,7 +191,7 @@ func New(cfg Config) (*Server, error) {
 	s.keyRotations = s.loadRotationReceipts(context.Background())
 	s.backoff = auth.NewBackoff(cfg.Now)
 	s.limits = newLimiter(cfg.MaxConns, cfg.MaxConnsIP, cfg.RateIP, cfg.Now)
-	if err := s.writeSetupTokenIfNeeded(); err != nil {
+	if err := s.writeSetupTokenIfNeeded(context.Background()); err != nil {
 		s.db.Close()
 		return nil, err
 	}
@@ -336,7 +342,7 @@ func (s *Server) shutdown(handlers *sync.WaitGroup) {
 // Close releases the data directory. Call it after Serve has returned.
 func (s *Server) Close() error {
 	// The committer drains queued appends before the database closes.
-	return errors.Join(s.ledger.Close(), s.files.Close(), s.db.Close())
+	return errors.Join(s.ledger.Close(), s.files.Close(), s.store.Close())
 }
 
 func (s *Server) isClosing() bool {

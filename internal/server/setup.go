@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"crypto/subtle"
 	"errors"
 	"fmt"
@@ -18,8 +19,8 @@ import (
 // machine).
 const setupTokenFile = "setup-token"
 
-func (s *Server) writeSetupTokenIfNeeded() error {
-	n, err := s.accounts.Count()
+func (s *Server) writeSetupTokenIfNeeded(ctx context.Context) error {
+	n, err := s.accounts.Count(ctx)
 	if err != nil {
 		return fmt.Errorf("count accounts: %w", err)
 	}
