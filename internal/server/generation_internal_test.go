@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"testing"
@@ -153,5 +154,60 @@ func TestAccountChangeOnOneFrontEndEndsTheSessionOnAnotherAtItsNextCommand(t *te
 				t.Fatalf("pwd on bob's session on A after %s: err = %v, want the connection closed", tc.name, err)
 			}
 		})
+	}
+}
+
+// Every command of a session in state user or verified, whatever it is and
+// whatever its arguments, first checks the generation: once the account
+// changed on another front end, each one answers the fixed ERR auth without
+// running. quit, exit and logout end the login anyway.
+func TestEveryCommandOfASessionWhoseAccountChangedElsewhereIsERRAuth(t *testing.T) {
+	a, _, addrA, addrB, clock := frontEnds(t)
+	ctx := t.Context()
+	if _, err := a.accounts.Add(ctx, "root", "root-password", auth.RoleAdmin); err != nil {
+		t.Fatal(err)
+	}
+	admin := dialLogin(t, addrA, "root", "root-password", "", clock)
+	if _, err := a.accounts.Add(ctx, "bob", "bob-password", auth.RoleUser); err != nil {
+		t.Fatal(err)
+	}
+	enrolled(t, a, clock, "carol") // owes a factor: pass leaves it in state user
+	sessions := []struct {
+		name, state string
+	}{
+		{"bob", "verified"},
+		{"carol", "user"},
+	}
+	conns := map[string]*client.Client{}
+	for _, s := range sessions {
+		c, err := client.Dial(ctx, addrB, client.Options{NoKnownHosts: true, Timeout: 30 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		conns[s.name] = c
+	}
+	passwords := map[string]string{"bob": "bob-password", "carol": "carol-password"}
+	for i, cmd := range commandNames() {
+		if cmd == "quit" || cmd == "exit" || cmd == "logout" {
+			continue
+		}
+		for _, s := range sessions {
+			c := conns[s.name]
+			l, err := c.Login(ctx, s.name, passwords[s.name])
+			if err != nil || l.Needs2FA != (s.state == "user") {
+				t.Fatalf("%s: login %s: %+v, %v; want state %s", cmd, s.name, l, err, s.state)
+			}
+			passwords[s.name] = fmt.Sprintf("%s-password-%d", s.name, i)
+			if err := admin.SetPassword(ctx, s.name, passwords[s.name]); err != nil {
+				t.Fatalf("chpass %s null new on A: %v", s.name, err)
+			}
+			_, err = c.Call(ctx, cmd)
+			var we *wire.Error
+			if !errors.As(err, &we) || we.Code != wire.CodeAuth || we.Text != wire.AuthFailedText {
+				t.Fatalf("%s by %s's session in state %s on B, after a password change on A: err = %v, want ERR auth %q",
+					cmd, s.name, s.state, err, wire.AuthFailedText)
+			}
+		}
 	}
 }
