@@ -281,10 +281,11 @@ func cmdUdel(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
 	return r, nil
 }
 
-// endAccountSessions ends every session of name. When one of them is the
-// caller's own (an admin deleting or disabling their own account), that
-// connection closes right after its reply rather than before it, so the
-// request still gets its one answer.
+// endAccountSessions closes this server's other connections of name at once
+// (the generation check ends its sessions on every front end anyway). When
+// the caller's own is one of them (an admin deleting or disabling their own
+// account), that connection closes right after its reply rather than before
+// it, so the request still gets its one answer.
 func (c *conn) endAccountSessions(name string) *reply {
 	c.srv.endSessions(name, c)
 	return &reply{close: auth.HomeName(name) == c.loggedInAs()}
