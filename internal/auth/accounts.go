@@ -1,13 +1,11 @@
 package auth
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"time"
 
-	"go.etcd.io/bbolt"
-
+	"github.com/vserv/vserv/internal/store"
 	"github.com/vserv/vserv/internal/wire"
 )
 
@@ -44,7 +42,7 @@ func (r *accountRecord) account(has2FA bool) *Account {
 	}
 }
 
-func has2FA(tx *bbolt.Tx, home string) (bool, error) {
+func has2FA(tx store.ReadTx, home string) (bool, error) {
 	tf, err := loadTwoFA(tx, home)
 	if err != nil {
 		return false, err
@@ -53,11 +51,12 @@ func has2FA(tx *bbolt.Tx, home string) (bool, error) {
 }
 
 // Count returns the number of accounts.
-func (s *Store) Count() (int, error) {
+func (s *Store) Count(ctx context.Context) (int, error) {
 	var n int
-	err := s.db.View(func(tx *bbolt.Tx) error {
-		n = tx.Bucket(bucketAccounts).Stats().KeyN
-		return nil
+	err := s.st.View(ctx, func(tx store.ReadTx) error {
+		var err error
+		n, err = tx.AccountCount()
+		return err
 	})
 	return n, err
 }
@@ -65,25 +64,25 @@ func (s *Store) Count() (int, error) {
 // CreateInitial creates the first account, an admin, and only while no
 // account exists (ERR state otherwise); the check and the insert are one
 // transaction, so two concurrent calls cannot both succeed.
-func (s *Store) CreateInitial(name, pass string) (*Account, error) {
-	if n, err := s.Count(); err != nil || n > 0 { // cheap early refusal before hashing
+func (s *Store) CreateInitial(ctx context.Context, name, pass string) (*Account, error) {
+	if n, err := s.Count(ctx); err != nil || n > 0 { // cheap early refusal before hashing
 		if err == nil {
 			err = errAccountsExist
 		}
 		return nil, err
 	}
-	return s.create(name, pass, RoleAdmin, true)
+	return s.create(ctx, name, pass, RoleAdmin, true)
 }
 
 var errAccountsExist = wire.Errorf(wire.CodeState, "accounts already exist")
 
 // Add creates an account (ERR exists when the name is taken in any case).
 // In developer mode a weak password is accepted with a logged warning.
-func (s *Store) Add(name, pass string, role Role) (*Account, error) {
-	return s.create(name, pass, role, false)
+func (s *Store) Add(ctx context.Context, name, pass string, role Role) (*Account, error) {
+	return s.create(ctx, name, pass, role, false)
 }
 
-func (s *Store) create(name, pass string, role Role, initial bool) (*Account, error) {
+func (s *Store) create(ctx context.Context, name, pass string, role Role, initial bool) (*Account, error) {
 	if err := ValidName(name); err != nil {
 		return nil, err
 	}
@@ -94,10 +93,10 @@ func (s *Store) create(name, pass string, role Role, initial bool) (*Account, er
 	if err != nil {
 		return nil, err
 	}
-	if _, err := s.Get(name); err == nil {
+	if _, err := s.Get(ctx, name); err == nil {
 		return nil, errExists(name) // early refusal before hashing; rechecked below
 	}
-	hash, err := s.hasher.hash(context.Background(), pass)
+	hash, err := s.hasher.hash(ctx, pass)
 	if err != nil {
 		return nil, err
 	}
@@ -105,15 +104,14 @@ func (s *Store) create(name, pass string, role Role, initial bool) (*Account, er
 		Name: name, Role: role, Enabled: true, Initial: initial,
 		Created: s.now().UnixNano(), Hash: hash,
 	}
-	err = s.db.Update(func(tx *bbolt.Tx) error {
-		b := tx.Bucket(bucketAccounts)
+	err = s.st.Update(ctx, func(tx store.WriteTx) error {
 		if initial {
-			if k, _ := b.Cursor().First(); k != nil {
-				return errAccountsExist
+			if n, err := tx.AccountCount(); err != nil || n > 0 {
+				return orErr(err, errAccountsExist)
 			}
 		}
-		if b.Get([]byte(HomeName(name))) != nil {
-			return errExists(name)
+		if data, err := tx.Account(HomeName(name)); err != nil || data != nil {
+			return orErr(err, errExists(name))
 		}
 		// Rights or 2FA left by an account of the same name deleted by an
 		// older version would otherwise pass to the new one.
@@ -139,9 +137,9 @@ func errExists(name string) error {
 }
 
 // Get returns an account (ERR invalid for a malformed name, ERR notfound).
-func (s *Store) Get(name string) (*Account, error) {
+func (s *Store) Get(ctx context.Context, name string) (*Account, error) {
 	var acct *Account
-	err := s.db.View(func(tx *bbolt.Tx) error {
+	err := s.st.View(ctx, func(tx store.ReadTx) error {
 		rec, err := loadAccount(tx, name)
 		if err != nil {
 			return err
@@ -158,9 +156,9 @@ func (s *Store) Get(name string) (*Account, error) {
 //
 // The server calls it before every command of a logged-in connection, so it
 // answers from a cache kept coherent with the database (genCache), and
-// otherwise decodes only the generation, straight from bbolt's bytes
+// otherwise decodes only the generation, straight from the store's bytes
 // (nothing of them is kept past the transaction).
-func (s *Store) Generation(name string) (uint64, error) {
+func (s *Store) Generation(ctx context.Context, name string) (uint64, error) {
 	if err := ValidName(name); err != nil {
 		return 0, err
 	}
@@ -172,8 +170,11 @@ func (s *Store) Generation(name string) (uint64, error) {
 	var rec struct {
 		Gen uint64 `cbor:"gen"`
 	}
-	err := s.db.View(func(tx *bbolt.Tx) error {
-		data := tx.Bucket(bucketAccounts).Get([]byte(home))
+	err := s.st.View(ctx, func(tx store.ReadTx) error {
+		data, err := tx.Account(home)
+		if err != nil {
+			return fmt.Errorf("read account %q: %w", home, err)
+		}
 		if data == nil {
 			return wire.Errorf(wire.CodeNotFound, "no account %q", name)
 		}
@@ -199,7 +200,7 @@ const (
 
 // List returns the accounts that pass filter ("user", "admin", "disabled",
 // "all" or ""; anything else is ERR invalid), ordered by HomeName.
-func (s *Store) List(filter string) ([]Account, error) {
+func (s *Store) List(ctx context.Context, filter string) ([]Account, error) {
 	keep := map[string]func(*accountRecord) bool{
 		"":           func(*accountRecord) bool { return true },
 		ListAll:      func(*accountRecord) bool { return true },
@@ -211,7 +212,7 @@ func (s *Store) List(filter string) ([]Account, error) {
 		return nil, wire.Errorf(wire.CodeInvalid, "invalid filter %q: use user, admin, disabled or all", filter)
 	}
 	list := []Account{}
-	err := s.db.View(func(tx *bbolt.Tx) error {
+	err := s.st.View(ctx, func(tx store.ReadTx) error {
 		return forEachAccount(tx, func(rec *accountRecord) error {
 			if !keep(rec) {
 				return nil
@@ -224,18 +225,18 @@ func (s *Store) List(filter string) ([]Account, error) {
 	return list, err
 }
 
-func forEachAccount(tx *bbolt.Tx, fn func(*accountRecord) error) error {
-	return tx.Bucket(bucketAccounts).ForEach(func(k, v []byte) error {
+func forEachAccount(tx store.ReadTx, fn func(*accountRecord) error) error {
+	return tx.Accounts(func(home string, v []byte) error {
 		var rec accountRecord
-		if err := wire.Unmarshal(bytes.Clone(v), &rec); err != nil {
-			return fmt.Errorf("decode account %s: %w", k, err)
+		if _, err := decodeRecord(v, "account "+home, &rec); err != nil {
+			return err
 		}
 		return fn(&rec)
 	})
 }
 
 // countAdmins counts admin accounts, or only enabled ones.
-func countAdmins(tx *bbolt.Tx, enabledOnly bool) (int, error) {
+func countAdmins(tx store.ReadTx, enabledOnly bool) (int, error) {
 	n := 0
 	err := forEachAccount(tx, func(r *accountRecord) error {
 		if r.Role == RoleAdmin && (r.Enabled || !enabledOnly) {
@@ -249,8 +250,8 @@ func countAdmins(tx *bbolt.Tx, enabledOnly bool) (int, error) {
 // Delete removes an account with its rights and second factor. The initial
 // admin and the last enabled admin cannot be deleted (ERR perm), so the
 // server is never left without someone to administer it.
-func (s *Store) Delete(name string) error {
-	return s.db.Update(func(tx *bbolt.Tx) error {
+func (s *Store) Delete(ctx context.Context, name string) error {
+	return s.st.Update(ctx, func(tx store.WriteTx) error {
 		rec, err := loadAccount(tx, name)
 		if err != nil {
 			return err
@@ -274,16 +275,16 @@ func (s *Store) Delete(name string) error {
 			return err
 		}
 		tx.OnCommit(func() { s.gens.forget(home) })
-		return tx.Bucket(bucketAccounts).Delete([]byte(home))
+		return tx.DeleteAccount(home)
 	})
 }
 
 // deleteAccountData removes an account's rights and second factor.
-func deleteAccountData(tx *bbolt.Tx, home string) error {
-	if err := deleteRights(tx, home); err != nil {
-		return err
+func deleteAccountData(tx store.WriteTx, home string) error {
+	if err := tx.DeleteRights(home); err != nil {
+		return fmt.Errorf("delete rights of %q: %w", home, err)
 	}
-	return tx.Bucket(bucketTwoFA).Delete([]byte(home))
+	return tx.DeleteTwoFA(home)
 }
 
 func orErr(err, otherwise error) error {
@@ -295,8 +296,8 @@ func orErr(err, otherwise error) error {
 
 // SetEnabled enables or disables an account. Disabling the last enabled
 // admin is ERR perm; disabling ends the account's sessions.
-func (s *Store) SetEnabled(name string, enabled bool) error {
-	return s.db.Update(func(tx *bbolt.Tx) error {
+func (s *Store) SetEnabled(ctx context.Context, name string, enabled bool) error {
+	return s.st.Update(ctx, func(tx store.WriteTx) error {
 		rec, err := loadAccount(tx, name)
 		if err != nil || rec.Enabled == enabled {
 			return err
@@ -316,22 +317,23 @@ func (s *Store) SetEnabled(name string, enabled bool) error {
 	})
 }
 
-// SetPassword replaces an account's password and ends its sessions. The
-// caller checks the old password (CheckPassword) when a user changes their
-// own.
-func (s *Store) SetPassword(name, newPass string) error {
+// SetPassword replaces an account's password and ends its sessions. It
+// returns the account's new generation, which a session that changed its
+// own password adopts to stay logged in. The caller checks the old password
+// (CheckPassword) when a user changes their own.
+func (s *Store) SetPassword(ctx context.Context, name, newPass string) (gen uint64, err error) {
 	weak, err := checkPassword(newPass, s.opts.Production)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	if _, err := s.Get(name); err != nil {
-		return err
+	if _, err := s.Get(ctx, name); err != nil {
+		return 0, err
 	}
-	hash, err := s.hasher.hash(context.Background(), newPass)
+	hash, err := s.hasher.hash(ctx, newPass)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	err = s.db.Update(func(tx *bbolt.Tx) error {
+	err = s.st.Update(ctx, func(tx store.WriteTx) error {
 		rec, err := loadAccount(tx, name)
 		if err != nil {
 			return err
@@ -340,12 +342,16 @@ func (s *Store) SetPassword(name, newPass string) error {
 		if err := bumpGeneration(tx, rec); err != nil {
 			return err
 		}
+		gen = rec.Gen
 		return s.saveAccount(tx, rec)
 	})
-	if err == nil && weak {
+	if err != nil {
+		return 0, err
+	}
+	if weak {
 		s.log.Warn("weak password set (refused in production mode)", "account", name)
 	}
-	return err
+	return gen, nil
 }
 
 // CheckPassword verifies a login. Unknown names, malformed names or
@@ -357,7 +363,7 @@ func (s *Store) SetPassword(name, newPass string) error {
 // too many logins wait already; other errors are internal.
 func (s *Store) CheckPassword(ctx context.Context, name, pass string) (*Account, error) {
 	var rec *accountRecord
-	err := s.db.View(func(tx *bbolt.Tx) error {
+	err := s.st.View(ctx, func(tx store.ReadTx) error {
 		r, err := loadAccount(tx, name)
 		if err == nil {
 			rec = r
@@ -381,7 +387,7 @@ func (s *Store) CheckPassword(ctx context.Context, name, pass string) (*Account,
 	// The hash took a while, perhaps waiting for a slot: a password change,
 	// disable, deletion or 2FA reset committed meanwhile must win, so the
 	// account is read again and must still be the one whose hash matched.
-	now, err := s.Get(name)
+	now, err := s.Get(ctx, name)
 	if err != nil || now.Generation != rec.Gen || !now.Enabled {
 		return nil, authFailed()
 	}

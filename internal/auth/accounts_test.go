@@ -12,16 +12,16 @@ import (
 
 func TestCreateInitialOnlyWhileEmpty(t *testing.T) {
 	env := newTestEnv(t, false)
-	a, err := env.store.CreateInitial("Root", "root password")
+	a, err := env.store.CreateInitial(t.Context(), "Root", "root password")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if a.Name != "Root" || a.Role != RoleAdmin || !a.Initial || !a.Enabled || a.Has2FA || a.Peer || !a.Created.Equal(env.clock.Now()) {
 		t.Fatalf("CreateInitial = %+v", a)
 	}
-	_, err = env.store.CreateInitial("other", "other password")
+	_, err = env.store.CreateInitial(t.Context(), "other", "other password")
 	wantCode(t, "second CreateInitial", err, wire.CodeState)
-	if n, err := env.store.Count(); n != 1 || err != nil {
+	if n, err := env.store.Count(t.Context()); n != 1 || err != nil {
 		t.Fatalf("Count = %d, %v; want 1", n, err)
 	}
 }
@@ -32,7 +32,7 @@ func TestCreateInitialConcurrentOnlyOneWins(t *testing.T) {
 	results := make([]error, 6)
 	for i := range results {
 		wg.Go(func() {
-			_, results[i] = env.store.CreateInitial("admin"+string(rune('a'+i)), "admin password")
+			_, results[i] = env.store.CreateInitial(t.Context(), "admin"+string(rune('a'+i)), "admin password")
 		})
 	}
 	wg.Wait()
@@ -44,7 +44,7 @@ func TestCreateInitialConcurrentOnlyOneWins(t *testing.T) {
 			wantCode(t, "losing CreateInitial", err, wire.CodeState)
 		}
 	}
-	if n, _ := env.store.Count(); ok != 1 || n != 1 {
+	if n, _ := env.store.Count(t.Context()); ok != 1 || n != 1 {
 		t.Fatalf("%d CreateInitial calls succeeded and %d accounts exist; want 1 and 1", ok, n)
 	}
 }
@@ -52,7 +52,7 @@ func TestCreateInitialConcurrentOnlyOneWins(t *testing.T) {
 func TestCreateInitialAfterAddIsState(t *testing.T) {
 	env := newTestEnv(t, false)
 	env.mustAdd(t, "alice", "alice password", RoleUser)
-	_, err := env.store.CreateInitial("root", "root password")
+	_, err := env.store.CreateInitial(t.Context(), "root", "root password")
 	wantCode(t, "CreateInitial with an account present", err, wire.CodeState)
 }
 
@@ -73,10 +73,10 @@ func TestAddRules(t *testing.T) {
 		{"bob", "another long password", RoleUser, ""},
 	}
 	for _, tt := range tests {
-		_, err := env.store.Add(tt.name, tt.pass, tt.role)
+		_, err := env.store.Add(t.Context(), tt.name, tt.pass, tt.role)
 		wantCode(t, "Add("+tt.name+")", err, tt.want)
 	}
-	a, err := env.store.Get("aLiCe")
+	a, err := env.store.Get(t.Context(), "aLiCe")
 	if err != nil || a.Name != "Alice" {
 		t.Fatalf("Get(aLiCe) = %+v, %v; want the account Alice", a, err)
 	}
@@ -92,7 +92,7 @@ func TestDeveloperModeAcceptsWeakPassword(t *testing.T) {
 
 func TestDeleteGuards(t *testing.T) {
 	env := newTestEnv(t, false)
-	if _, err := env.store.CreateInitial("root", "root password"); err != nil {
+	if _, err := env.store.CreateInitial(t.Context(), "root", "root password"); err != nil {
 		t.Fatal(err)
 	}
 	env.mustAdd(t, "admin2", "admin2 password", RoleAdmin)
@@ -109,9 +109,9 @@ func TestDeleteGuards(t *testing.T) {
 		{"bad/name", wire.CodeInvalid},
 	}
 	for _, st := range steps {
-		wantCode(t, "Delete("+st.name+")", env.store.Delete(st.name), st.want)
+		wantCode(t, "Delete("+st.name+")", env.store.Delete(t.Context(), st.name), st.want)
 	}
-	if n, _ := env.store.Count(); n != 1 {
+	if n, _ := env.store.Count(t.Context()); n != 1 {
 		t.Fatalf("Count = %d, want 1", n)
 	}
 }
@@ -123,9 +123,9 @@ func TestDeleteLastAdmin(t *testing.T) {
 	env := newTestEnv(t, false)
 	env.mustAdd(t, "boss", "boss password", RoleAdmin)
 	env.mustAdd(t, "alice", "alice password", RoleUser)
-	wantCode(t, "Delete(last admin)", env.store.Delete("boss"), wire.CodePerm)
+	wantCode(t, "Delete(last admin)", env.store.Delete(t.Context(), "boss"), wire.CodePerm)
 	env.mustAdd(t, "boss2", "boss2 password", RoleAdmin)
-	wantCode(t, "Delete(admin with another left)", env.store.Delete("boss"), "")
+	wantCode(t, "Delete(admin with another left)", env.store.Delete(t.Context(), "boss"), "")
 }
 
 // A disabled admin does not count: deleting the last enabled admin would
@@ -134,23 +134,23 @@ func TestDeleteLastEnabledAdminWithDisabledAdminsLeft(t *testing.T) {
 	env := newTestEnv(t, false)
 	env.mustAdd(t, "boss", "boss password", RoleAdmin)
 	env.mustAdd(t, "sleeper", "sleeper password", RoleAdmin)
-	wantCode(t, "disable sleeper", env.store.SetEnabled("sleeper", false), "")
-	wantCode(t, "Delete(last enabled admin)", env.store.Delete("boss"), wire.CodePerm)
-	wantCode(t, "Delete(a disabled admin while an enabled one stays)", env.store.Delete("sleeper"), "")
+	wantCode(t, "disable sleeper", env.store.SetEnabled(t.Context(), "sleeper", false), "")
+	wantCode(t, "Delete(last enabled admin)", env.store.Delete(t.Context(), "boss"), wire.CodePerm)
+	wantCode(t, "Delete(a disabled admin while an enabled one stays)", env.store.Delete(t.Context(), "sleeper"), "")
 }
 
 func TestSetEnabledLastEnabledAdmin(t *testing.T) {
 	env := newTestEnv(t, false)
-	if _, err := env.store.CreateInitial("root", "root password"); err != nil {
+	if _, err := env.store.CreateInitial(t.Context(), "root", "root password"); err != nil {
 		t.Fatal(err)
 	}
 	env.mustAdd(t, "admin2", "admin2 password", RoleAdmin)
-	wantCode(t, "disable admin2", env.store.SetEnabled("admin2", false), "")
-	wantCode(t, "disable root, the last enabled admin", env.store.SetEnabled("root", false), wire.CodePerm)
-	wantCode(t, "enable admin2", env.store.SetEnabled("admin2", true), "")
-	wantCode(t, "disable root with admin2 enabled", env.store.SetEnabled("root", false), "")
-	wantCode(t, "disable admin2 now last", env.store.SetEnabled("ADMIN2", false), wire.CodePerm)
-	wantCode(t, "unknown", env.store.SetEnabled("nobody", false), wire.CodeNotFound)
+	wantCode(t, "disable admin2", env.store.SetEnabled(t.Context(), "admin2", false), "")
+	wantCode(t, "disable root, the last enabled admin", env.store.SetEnabled(t.Context(), "root", false), wire.CodePerm)
+	wantCode(t, "enable admin2", env.store.SetEnabled(t.Context(), "admin2", true), "")
+	wantCode(t, "disable root with admin2 enabled", env.store.SetEnabled(t.Context(), "root", false), "")
+	wantCode(t, "disable admin2 now last", env.store.SetEnabled(t.Context(), "ADMIN2", false), wire.CodePerm)
+	wantCode(t, "unknown", env.store.SetEnabled(t.Context(), "nobody", false), wire.CodeNotFound)
 }
 
 // pyvserv told unknown users from wrong passwords; every failure must be the
@@ -160,7 +160,7 @@ func TestLoginFailuresAreIndistinguishable(t *testing.T) {
 	env.mustAdd(t, "alice", "alice password", RoleUser)
 	env.mustAdd(t, "admin", "admin password", RoleAdmin)
 	env.mustAdd(t, "dora", "dora password", RoleUser)
-	if err := env.store.SetEnabled("dora", false); err != nil {
+	if err := env.store.SetEnabled(t.Context(), "dora", false); err != nil {
 		t.Fatal(err)
 	}
 	cases := []struct{ what, name, pass string }{
@@ -188,13 +188,13 @@ func TestLoginFailuresAreIndistinguishable(t *testing.T) {
 
 func TestListFilters(t *testing.T) {
 	env := newTestEnv(t, false)
-	if _, err := env.store.CreateInitial("root", "root password"); err != nil {
+	if _, err := env.store.CreateInitial(t.Context(), "root", "root password"); err != nil {
 		t.Fatal(err)
 	}
 	env.mustAdd(t, "Carol", "carol password", RoleUser)
 	env.mustAdd(t, "bob", "bob password", RoleAdmin)
 	env.mustAdd(t, "alice", "alice password", RoleUser)
-	if err := env.store.SetEnabled("carol", false); err != nil {
+	if err := env.store.SetEnabled(t.Context(), "carol", false); err != nil {
 		t.Fatal(err)
 	}
 	tests := []struct {
@@ -208,7 +208,7 @@ func TestListFilters(t *testing.T) {
 		{"disabled", []string{"Carol"}},
 	}
 	for _, tt := range tests {
-		list, err := env.store.List(tt.filter)
+		list, err := env.store.List(t.Context(), tt.filter)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -220,7 +220,7 @@ func TestListFilters(t *testing.T) {
 			t.Errorf("List(%q) = %q, want %q", tt.filter, names, tt.want)
 		}
 	}
-	_, err := env.store.List("peers")
+	_, err := env.store.List(t.Context(), "peers")
 	wantCode(t, "List(peers)", err, wire.CodeInvalid)
 }
 
@@ -233,7 +233,7 @@ func TestGenerationChanges(t *testing.T) {
 	seen := map[uint64]string{}
 	check := func(event string, wantChange bool) {
 		t.Helper()
-		gen, err := env.store.Generation("alice")
+		gen, err := env.store.Generation(t.Context(), "alice")
 		if err != nil {
 			t.Fatalf("%s: %v", event, err)
 		}
@@ -253,23 +253,24 @@ func TestGenerationChanges(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	must(env.store.Grant("alice", "votes", RightRead))
+	must(env.store.Grant(t.Context(), "alice", "votes", RightRead))
 	check("grant", false)
-	must(env.store.SetPassword("alice", "new password"))
+	must2 := func(_ uint64, err error) { t.Helper(); must(err) }
+	must2(env.store.SetPassword(t.Context(), "alice", "new password"))
 	check("password change", true)
-	must(env.store.SetEnabled("alice", false))
+	must(env.store.SetEnabled(t.Context(), "alice", false))
 	check("disable", true)
-	must(env.store.SetEnabled("alice", true))
+	must(env.store.SetEnabled(t.Context(), "alice", true))
 	check("enable", false)
-	must(env.store.Reset2FA("alice"))
+	must2(env.store.Reset2FA(t.Context(), "alice"))
 	check("2fa reset", true)
-	must(env.store.Delete("alice"))
-	_, err := env.store.Generation("alice")
+	must(env.store.Delete(t.Context(), "alice"))
+	_, err := env.store.Generation(t.Context(), "alice")
 	wantCode(t, "Generation after delete", err, wire.CodeNotFound)
 	env.mustAdd(t, "Alice", "alice password", RoleUser)
 	check("re-created", true)
 	a, err := env.store.CheckPassword(context.Background(), "alice", "alice password")
-	if g, _ := env.store.Generation("alice"); err != nil || a.Generation != g {
+	if g, _ := env.store.Generation(t.Context(), "alice"); err != nil || a.Generation != g {
 		t.Fatalf("CheckPassword generation = %v (%v), want %d", a, err, g)
 	}
 }
@@ -277,9 +278,13 @@ func TestGenerationChanges(t *testing.T) {
 func TestSetPassword(t *testing.T) {
 	env := newTestEnv(t, true)
 	env.mustAdd(t, "alice", "alice long password", RoleUser)
-	wantCode(t, "weak in production", env.store.SetPassword("alice", "1234"), wire.CodeInvalid)
-	wantCode(t, "unknown", env.store.SetPassword("bob", "bob long password"), wire.CodeNotFound)
-	wantCode(t, "change", env.store.SetPassword("alice", "alice new password"), "")
+	setPassword := func(name, pass string) error {
+		_, err := env.store.SetPassword(t.Context(), name, pass)
+		return err
+	}
+	wantCode(t, "weak in production", setPassword("alice", "1234"), wire.CodeInvalid)
+	wantCode(t, "unknown", setPassword("bob", "bob long password"), wire.CodeNotFound)
+	wantCode(t, "change", setPassword("alice", "alice new password"), "")
 	_, err := env.store.CheckPassword(context.Background(), "alice", "alice long password")
 	wantAuthFailed(t, "old password", err)
 	if _, err := env.store.CheckPassword(context.Background(), "alice", "alice new password"); err != nil {
@@ -295,22 +300,59 @@ func TestPeerKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = env.store.PeerKey("mirror1")
+	_, err = env.store.PeerKey(t.Context(), "mirror1")
 	wantCode(t, "PeerKey before set", err, wire.CodeNotFound)
-	wantCode(t, "short key", env.store.SetPeerKey("mirror1", pub[:31]), wire.CodeInvalid)
-	wantCode(t, "admin peer", env.store.SetPeerKey("boss", pub), wire.CodeInvalid)
-	wantCode(t, "set", env.store.SetPeerKey("mirror1", pub), "")
-	got, err := env.store.PeerKey("MIRROR1")
+	wantCode(t, "short key", env.store.SetPeerKey(t.Context(), "mirror1", pub[:31]), wire.CodeInvalid)
+	wantCode(t, "admin peer", env.store.SetPeerKey(t.Context(), "boss", pub), wire.CodeInvalid)
+	wantCode(t, "set", env.store.SetPeerKey(t.Context(), "mirror1", pub), "")
+	got, err := env.store.PeerKey(t.Context(), "MIRROR1")
 	if err != nil || !got.Equal(pub) {
 		t.Fatalf("PeerKey = %x, %v; want %x", got, err, pub)
 	}
-	a, _ := env.store.Get("mirror1")
+	a, _ := env.store.Get(t.Context(), "mirror1")
 	if !a.Peer {
 		t.Fatal("Account.Peer is false after SetPeerKey")
 	}
-	_, err = env.store.BeginEnroll("mirror1")
+	_, err = env.store.BeginEnroll(t.Context(), "mirror1")
 	wantCode(t, "BeginEnroll for a peer", err, wire.CodePerm)
-	wantCode(t, "clear", env.store.SetPeerKey("mirror1", nil), "")
-	_, err = env.store.PeerKey("mirror1")
+	wantCode(t, "clear", env.store.SetPeerKey(t.Context(), "mirror1", nil), "")
+	_, err = env.store.PeerKey(t.Context(), "mirror1")
 	wantCode(t, "PeerKey after clear", err, wire.CodeNotFound)
+}
+
+// A session that changes its own account adopts exactly the generation its
+// change wrote: reading it afterwards could adopt a later change made
+// elsewhere (a disable on another front end) and so survive it.
+func TestSetPasswordAndReset2FAReturnTheGenerationTheyWrote(t *testing.T) {
+	env := newTestEnv(t, false)
+	before := env.mustAdd(t, "alice", "alice password", RoleUser).Generation
+	for _, tc := range []struct {
+		what   string
+		change func() (uint64, error)
+	}{
+		{"SetPassword", func() (uint64, error) { return env.store.SetPassword(t.Context(), "alice", "alice password 2") }},
+		{"Reset2FA", func() (uint64, error) { return env.store.Reset2FA(t.Context(), "alice") }},
+	} {
+		gen, err := tc.change()
+		if err != nil {
+			t.Fatalf("%s: %v", tc.what, err)
+		}
+		now, err := env.store.Generation(t.Context(), "alice")
+		if err != nil || gen != now || gen <= before {
+			t.Fatalf("%s returned generation %d; Generation = %d (%v), before %d: want the new one", tc.what, gen, now, err, before)
+		}
+		before = gen
+		if err := env.store.SetEnabled(t.Context(), "alice", false); err != nil {
+			t.Fatal(err)
+		}
+		if later, _ := env.store.Generation(t.Context(), "alice"); later == gen {
+			t.Fatalf("after %s, a disable left generation %d", tc.what, gen)
+		}
+		if err := env.store.SetEnabled(t.Context(), "alice", true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := env.store.SetPassword(t.Context(), "nobody", "some password"); wire.CodeOf(err) != wire.CodeNotFound {
+		t.Fatalf("SetPassword of an unknown account: %v, want ERR notfound", err)
+	}
 }

@@ -3,30 +3,29 @@ package auth
 import (
 	"path/filepath"
 	"testing"
-	"time"
 
-	"go.etcd.io/bbolt"
+	"github.com/vserv/vserv/internal/store/bolt"
 )
 
 // BenchmarkGeneration measures the read every command of a logged-in
 // connection makes (the server's checkGeneration).
 func BenchmarkGeneration(b *testing.B) {
-	db, err := bbolt.Open(filepath.Join(b.TempDir(), "ledger.db"), 0o600, &bbolt.Options{Timeout: time.Second})
+	st, err := bolt.OpenFile(b.Context(), filepath.Join(b.TempDir(), "ledger.db"), bolt.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer db.Close()
-	s, err := New(db, Options{Argon: TestArgon2, SecretKey: testKey, ServerID: "srv1"})
+	defer st.Close()
+	s, err := New(st, Options{Argon: TestArgon2, SecretKey: testKey, ServerID: "srv1"})
 	if err != nil {
 		b.Fatal(err)
 	}
-	if _, err := s.Add("alice", "alice password", RoleUser); err != nil {
+	if _, err := s.Add(b.Context(), "alice", "alice password", RoleUser); err != nil {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			if _, err := s.Generation("alice"); err != nil {
+			if _, err := s.Generation(b.Context(), "alice"); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -1,12 +1,13 @@
 package auth
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"strings"
 	"time"
 
-	"go.etcd.io/bbolt"
+	"github.com/vserv/vserv/internal/store"
 )
 
 // enrollCodeLifetime is how long a production-mode enrollment code is valid
@@ -17,12 +18,12 @@ const enrollCodeLifetime = 24 * time.Hour
 // characters) that lets the account enroll its first second factor in
 // production mode, valid for 24 hours and replacing any earlier one. Only its
 // SHA-256 is stored. A confirmed enrollment uses it up.
-func (s *Store) IssueEnrollmentCode(name string) (string, error) {
+func (s *Store) IssueEnrollmentCode(ctx context.Context, name string) (string, error) {
 	code, sum, err := newCode()
 	if err != nil {
 		return "", err
 	}
-	err = s.db.Update(func(tx *bbolt.Tx) error {
+	err = s.st.Update(ctx, func(tx store.WriteTx) error {
 		rec, err := loadAccount(tx, name)
 		if err != nil {
 			return err
@@ -47,9 +48,9 @@ func (s *Store) IssueEnrollmentCode(name string) (string, error) {
 // CheckEnrollmentCode checks an enrollment code without using it up; every
 // refusal (unknown account, no code issued, wrong, expired, empty) is the
 // fixed ERR auth.
-func (s *Store) CheckEnrollmentCode(name, code string) error {
+func (s *Store) CheckEnrollmentCode(ctx context.Context, name, code string) error {
 	ok := false
-	err := s.db.View(func(tx *bbolt.Tx) error {
+	err := s.st.View(ctx, func(tx store.ReadTx) error {
 		if _, err := loadAccount(tx, name); err != nil {
 			return nil
 		}

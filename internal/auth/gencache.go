@@ -7,11 +7,11 @@ import "sync"
 // transaction there measured about 12 µs and 24 allocations per command on
 // the 2-core test machine, a visible share of a `hello` round trip.
 //
-// It holds only values read from the database. Every write of an account
+// It holds only values read from the store. Every write of an account
 // record forgets its entry once the write has committed (Store.saveAccount,
-// Store.Delete, through Tx.OnCommit), and bumps epoch, so that a reader
-// which read the database before that commit cannot store the old value
-// after it.
+// Store.Delete, through store.WriteTx.OnCommit), and bumps epoch, so that a
+// reader which read the store before that commit cannot store the old value
+// after it. It sees only this Store's writes (see the package comment).
 type genCache struct {
 	mu    sync.RWMutex
 	epoch uint64

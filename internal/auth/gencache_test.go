@@ -26,7 +26,7 @@ func TestGenerationFollowsEveryAccountChange(t *testing.T) {
 	env := newTestEnv(t, true)
 	env.mustAdd(t, "admin", "admin password one", RoleAdmin)
 	env.mustAdd(t, "alice", "alice password one", RoleUser)
-	prev, err := env.store.Generation("alice") // now cached
+	prev, err := env.store.Generation(t.Context(), "alice") // now cached
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,20 +35,20 @@ func TestGenerationFollowsEveryAccountChange(t *testing.T) {
 		change func() error
 		bumps  bool
 	}{
-		{"grant read", func() error { return env.store.Grant("alice", "notes", RightRead) }, false},
-		{"grant write without a factor (production)", func() error { return env.store.Grant("alice", "notes", RightWrite) }, true},
-		{"grant write again", func() error { return env.store.Grant("alice", "notes", RightWrite) }, false},
-		{"revoke write", func() error { return env.store.Revoke("alice", "notes", RightWrite) }, false},
-		{"set password", func() error { return env.store.SetPassword("alice", "alice password two") }, true},
-		{"disable", func() error { return env.store.SetEnabled("alice", false) }, true},
-		{"enable", func() error { return env.store.SetEnabled("alice", true) }, false},
-		{"reset 2fa", func() error { return env.store.Reset2FA("alice") }, true},
+		{"grant read", func() error { return env.store.Grant(t.Context(), "alice", "notes", RightRead) }, false},
+		{"grant write without a factor (production)", func() error { return env.store.Grant(t.Context(), "alice", "notes", RightWrite) }, true},
+		{"grant write again", func() error { return env.store.Grant(t.Context(), "alice", "notes", RightWrite) }, false},
+		{"revoke write", func() error { return env.store.Revoke(t.Context(), "alice", "notes", RightWrite) }, false},
+		{"set password", func() error { _, err := env.store.SetPassword(t.Context(), "alice", "alice password two"); return err }, true},
+		{"disable", func() error { return env.store.SetEnabled(t.Context(), "alice", false) }, true},
+		{"enable", func() error { return env.store.SetEnabled(t.Context(), "alice", true) }, false},
+		{"reset 2fa", func() error { _, err := env.store.Reset2FA(t.Context(), "alice"); return err }, true},
 	}
 	for _, ch := range changes {
 		if err := ch.change(); err != nil {
 			t.Fatalf("%s: %v", ch.what, err)
 		}
-		gen, err := env.store.Generation("alice")
+		gen, err := env.store.Generation(t.Context(), "alice")
 		if err != nil {
 			t.Fatalf("%s: %v", ch.what, err)
 		}
@@ -57,10 +57,10 @@ func TestGenerationFollowsEveryAccountChange(t *testing.T) {
 		}
 		prev = gen
 	}
-	if err := env.store.Delete("alice"); err != nil {
+	if err := env.store.Delete(t.Context(), "alice"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := env.store.Generation("alice"); err == nil {
+	if _, err := env.store.Generation(t.Context(), "alice"); err == nil {
 		t.Fatal("Generation of a deleted account answered from the cache")
 	}
 }

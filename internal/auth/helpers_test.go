@@ -7,8 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"go.etcd.io/bbolt"
-
+	"github.com/vserv/vserv/internal/store/bolt"
 	"github.com/vserv/vserv/internal/wire"
 )
 
@@ -42,36 +41,36 @@ var testKey = []byte("0123456789abcdef0123456789abcdef")
 
 type testEnv struct {
 	store  *Store
-	db     *bbolt.DB
+	st     *bolt.Store
 	dbPath string
 	clock  *testClock
 }
 
-// newTestEnv opens a real bbolt file in a temporary directory with a Store
+// newTestEnv opens a real store (store/bolt) in a temporary directory with a Store
 // on it, using TestArgon2 and a clock at a fixed instant.
 func newTestEnv(t *testing.T, production bool) *testEnv {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "ledger.db")
-	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: time.Second})
+	st, err := bolt.OpenFile(t.Context(), path, bolt.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { db.Close() })
+	t.Cleanup(func() { st.Close() })
 	clock := newTestClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
-	s, err := New(db, Options{
+	s, err := New(st, Options{
 		Argon: TestArgon2, Production: production, SecretKey: testKey,
 		ServerID: "srv1", Now: clock.Now,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &testEnv{store: s, db: db, dbPath: path, clock: clock}
+	return &testEnv{store: s, st: st, dbPath: path, clock: clock}
 }
 
 // mustAdd creates an account or fails the test.
 func (e *testEnv) mustAdd(t *testing.T, name, pass string, role Role) *Account {
 	t.Helper()
-	a, err := e.store.Add(name, pass, role)
+	a, err := e.store.Add(t.Context(), name, pass, role)
 	if err != nil {
 		t.Fatalf("Add(%q): %v", name, err)
 	}

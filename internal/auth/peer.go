@@ -1,10 +1,10 @@
 package auth
 
 import (
+	"context"
 	"crypto/ed25519"
 
-	"go.etcd.io/bbolt"
-
+	"github.com/vserv/vserv/internal/store"
 	"github.com/vserv/vserv/internal/wire"
 )
 
@@ -12,11 +12,11 @@ import (
 // this Ed25519 key (pauth, DESIGN.md §3.5), or, with a nil key, an ordinary
 // account again. Either way its sessions end. Peers never hold the admin
 // role and have no TOTP.
-func (s *Store) SetPeerKey(name string, key ed25519.PublicKey) error {
+func (s *Store) SetPeerKey(ctx context.Context, name string, key ed25519.PublicKey) error {
 	if key != nil && len(key) != ed25519.PublicKeySize {
 		return wire.Errorf(wire.CodeInvalid, "peer key must be %d bytes", ed25519.PublicKeySize)
 	}
-	return s.db.Update(func(tx *bbolt.Tx) error {
+	return s.st.Update(ctx, func(tx store.WriteTx) error {
 		rec, err := loadAccount(tx, name)
 		if err != nil {
 			return err
@@ -26,8 +26,7 @@ func (s *Store) SetPeerKey(name string, key ed25519.PublicKey) error {
 		}
 		rec.Peer, rec.PeerKey = key != nil, append([]byte(nil), key...)
 		if key != nil {
-			home := HomeName(name)
-			if err := tx.Bucket(bucketTwoFA).Delete([]byte(home)); err != nil {
+			if err := tx.DeleteTwoFA(HomeName(name)); err != nil {
 				return err
 			}
 		}
@@ -40,9 +39,9 @@ func (s *Store) SetPeerKey(name string, key ed25519.PublicKey) error {
 
 // PeerKey returns a peer account's key (ERR notfound if the account does not
 // exist or is not a peer).
-func (s *Store) PeerKey(name string) (ed25519.PublicKey, error) {
+func (s *Store) PeerKey(ctx context.Context, name string) (ed25519.PublicKey, error) {
 	var key ed25519.PublicKey
-	err := s.db.View(func(tx *bbolt.Tx) error {
+	err := s.st.View(ctx, func(tx store.ReadTx) error {
 		rec, err := loadAccount(tx, name)
 		if err != nil {
 			return err

@@ -1,12 +1,11 @@
 package auth
 
 import (
-	"bytes"
+	"context"
 	"fmt"
 	"slices"
 
-	"go.etcd.io/bbolt"
-
+	"github.com/vserv/vserv/internal/store"
 	"github.com/vserv/vserv/internal/wire"
 )
 
@@ -47,39 +46,34 @@ func checkChainName(chain string) error {
 	return nil
 }
 
-// rightsKey is the auth.rights key of (account, chain); the NUL cannot occur
-// in either name, so an account's keys are exactly those with its prefix.
-func rightsKey(home, chain string) string { return home + "\x00" + chain }
-
 // Grant gives an account a right on a chain (idempotent). In production
 // mode a new write right ends the sessions of an account without an active
 // second factor (owesFactorNow).
-func (s *Store) Grant(name, chain string, right Right) error {
-	return s.changeRight(name, chain, right, true)
+func (s *Store) Grant(ctx context.Context, name, chain string, right Right) error {
+	return s.changeRight(ctx, name, chain, right, true)
 }
 
 // Revoke takes a right away (idempotent: revoking a right not held is not an
 // error). It does not affect what the admin role implies.
-func (s *Store) Revoke(name, chain string, right Right) error {
-	return s.changeRight(name, chain, right, false)
+func (s *Store) Revoke(ctx context.Context, name, chain string, right Right) error {
+	return s.changeRight(ctx, name, chain, right, false)
 }
 
-func (s *Store) changeRight(name, chain string, right Right, grant bool) error {
+func (s *Store) changeRight(ctx context.Context, name, chain string, right Right, grant bool) error {
 	if err := checkRight(right); err != nil {
 		return err
 	}
 	if err := checkChainName(chain); err != nil {
 		return err
 	}
-	return s.db.Update(func(tx *bbolt.Tx) error {
+	return s.st.Update(ctx, func(tx store.WriteTx) error {
 		rec, err := loadAccount(tx, name)
 		if err != nil {
 			return err
 		}
-		b := tx.Bucket(bucketRights)
-		key := rightsKey(HomeName(name), chain)
-		var held []Right
-		if _, err := getRecord(b, key, &held); err != nil {
+		home := HomeName(name)
+		held, err := loadRights(tx, home, chain)
+		if err != nil {
 			return err
 		}
 		has := slices.Contains(held, right)
@@ -98,10 +92,27 @@ func (s *Store) changeRight(name, chain string, right Right, grant bool) error {
 			}
 		}
 		if len(held) == 0 {
-			return b.Delete([]byte(key))
+			return tx.DeleteRight(home, chain)
 		}
-		return putRecord(b, key, held)
+		data, err := encodeRecord("rights of "+home+" on "+chain, held)
+		if err != nil {
+			return err
+		}
+		return tx.PutRight(home, chain, data)
 	})
+}
+
+// loadRights returns the rights an account holds on chain, nil for none.
+func loadRights(tx store.ReadTx, home, chain string) ([]Right, error) {
+	data, err := tx.Right(home, chain)
+	if err != nil {
+		return nil, fmt.Errorf("read rights of %q on %q: %w", home, chain, err)
+	}
+	var held []Right
+	if _, err := decodeRecord(data, "rights of "+home+" on "+chain, &held); err != nil {
+		return nil, err
+	}
+	return held, nil
 }
 
 // owesFactorNow ends the sessions of an account that a write grant makes owe
@@ -110,7 +121,7 @@ func (s *Store) changeRight(name, chain string, right Right, grant bool) error {
 // logged in without one, when it had no such right, must not keep writing.
 // Admins always owe one and peers sign in with their key, so neither
 // changes.
-func (s *Store) owesFactorNow(tx *bbolt.Tx, rec *accountRecord) error {
+func (s *Store) owesFactorNow(tx store.WriteTx, rec *accountRecord) error {
 	if !s.opts.Production || rec.Role == RoleAdmin || rec.Peer {
 		return nil
 	}
@@ -127,12 +138,12 @@ func (s *Store) owesFactorNow(tx *bbolt.Tx, rec *accountRecord) error {
 // HasRight reports whether an account may exercise right on chain: admins
 // hold every right (the server itself refuses writes to the server-written
 // chains), disabled accounts none.
-func (s *Store) HasRight(name, chain string, right Right) (bool, error) {
+func (s *Store) HasRight(ctx context.Context, name, chain string, right Right) (bool, error) {
 	if err := checkRight(right); err != nil {
 		return false, err
 	}
 	var ok bool
-	err := s.db.View(func(tx *bbolt.Tx) error {
+	err := s.st.View(ctx, func(tx store.ReadTx) error {
 		rec, err := loadAccount(tx, name)
 		if err != nil || !rec.Enabled {
 			return err
@@ -141,8 +152,8 @@ func (s *Store) HasRight(name, chain string, right Right) (bool, error) {
 			ok = true
 			return nil
 		}
-		var held []Right
-		if _, err := getRecord(tx.Bucket(bucketRights), rightsKey(HomeName(name), chain), &held); err != nil {
+		held, err := loadRights(tx, HomeName(name), chain)
+		if err != nil {
 			return err
 		}
 		ok = slices.Contains(held, right)
@@ -153,34 +164,21 @@ func (s *Store) HasRight(name, chain string, right Right) (bool, error) {
 
 // Rights returns the rights granted to an account, by chain, each list
 // sorted. It lists grants only: an admin's implied rights are not expanded.
-func (s *Store) Rights(name string) (map[string][]Right, error) {
+func (s *Store) Rights(ctx context.Context, name string) (map[string][]Right, error) {
 	out := map[string][]Right{}
-	err := s.db.View(func(tx *bbolt.Tx) error {
+	err := s.st.View(ctx, func(tx store.ReadTx) error {
 		if _, err := loadAccount(tx, name); err != nil {
 			return err
 		}
-		prefix := []byte(rightsKey(HomeName(name), ""))
-		c := tx.Bucket(bucketRights).Cursor()
-		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+		home := HomeName(name)
+		return tx.Rights(home, func(chain string, v []byte) error {
 			var held []Right
-			if err := wire.Unmarshal(bytes.Clone(v), &held); err != nil {
-				return fmt.Errorf("decode rights %q: %w", k, err)
+			if _, err := decodeRecord(v, "rights of "+home+" on "+chain, &held); err != nil {
+				return err
 			}
-			out[string(k[len(prefix):])] = held
-		}
-		return nil
+			out[chain] = held
+			return nil
+		})
 	})
 	return out, err
-}
-
-// deleteRights removes every right of an account.
-func deleteRights(tx *bbolt.Tx, home string) error {
-	prefix := []byte(rightsKey(home, ""))
-	c := tx.Bucket(bucketRights).Cursor()
-	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Seek(prefix) {
-		if err := c.Delete(); err != nil {
-			return fmt.Errorf("delete rights %q: %w", k, err)
-		}
-	}
-	return nil
 }

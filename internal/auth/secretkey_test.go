@@ -92,7 +92,7 @@ func TestNewRejectsBadOptions(t *testing.T) {
 		{Argon: TestArgon2},
 		{Argon: Argon2Params{Time: 1, MemoryKiB: 4, Threads: 1}, SecretKey: testKey},
 	} {
-		if _, err := New(env.db, opts); err == nil {
+		if _, err := New(env.st, opts); err == nil {
 			t.Errorf("New(%+v) succeeded, want an error", opts.Argon)
 		}
 	}

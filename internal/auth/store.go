@@ -6,24 +6,17 @@ import (
 	"log/slog"
 	"time"
 
-	"go.etcd.io/bbolt"
-
+	"github.com/vserv/vserv/internal/store"
 	"github.com/vserv/vserv/internal/wire"
 )
 
-// Buckets of this package in the shared bbolt file. Keys are HomeName(name)
-// (plus "\x00"+chain in the rights bucket); values are CBOR (wire.Marshal).
-var (
-	bucketAccounts = []byte("auth.accounts")
-	bucketRights   = []byte("auth.rights")
-	bucketTwoFA    = []byte("auth.twofa")
-)
-
 // Store is the account database. Its methods are safe for concurrent use;
-// each one is a single bbolt transaction (password hashing happens outside
-// it, so a slow hash never holds the file's one write lock).
+// each one is a single transaction of the storage layer (password hashing
+// happens outside it, so a slow hash never holds a write transaction). The
+// account tables' keys are HomeName(name) (and chain names in the rights
+// table); values are CBOR (wire.Marshal).
 type Store struct {
-	db     *bbolt.DB
+	st     store.Store
 	opts   Options
 	now    func() time.Time
 	log    *slog.Logger
@@ -35,10 +28,10 @@ type Store struct {
 	dummyHash string
 }
 
-// New opens the account database in db, creating its buckets. It computes
-// one password hash (the dummy for unknown names), so it takes as long as a
-// login.
-func New(db *bbolt.DB, opts Options) (*Store, error) {
+// New keeps the accounts in st, whose backend has created the account
+// tables. It computes one password hash (the dummy for unknown names), so it
+// takes as long as a login.
+func New(st store.Store, opts Options) (*Store, error) {
 	if opts.Argon == (Argon2Params{}) {
 		opts.Argon = DefaultArgon2
 	}
@@ -49,7 +42,7 @@ func New(db *bbolt.DB, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("auth: %w", err)
 	}
-	s := &Store{db: db, opts: opts, now: opts.Now, log: opts.Logger, hasher: newHasher(opts.Argon), sealer: sealer, gens: newGenCache()}
+	s := &Store{st: st, opts: opts, now: opts.Now, log: opts.Logger, hasher: newHasher(opts.Argon), sealer: sealer, gens: newGenCache()}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -61,17 +54,6 @@ func New(db *bbolt.DB, opts Options) (*Store, error) {
 		// costs; keeping TestArgon2 out of production is the server's flag
 		// handling's job, and this makes a slip visible.
 		s.log.Warn("argon2id costs below the design's t=3 m=64MiB p=2 in production mode", "params", opts.Argon)
-	}
-	err = db.Update(func(tx *bbolt.Tx) error {
-		for _, b := range [][]byte{bucketAccounts, bucketRights, bucketTwoFA} {
-			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
-				return fmt.Errorf("create bucket %s: %w", b, err)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("auth: %w", err)
 	}
 	if s.dummyHash, err = s.hasher.hash(context.Background(), "vserv dummy password for unknown names"); err != nil {
 		return nil, fmt.Errorf("auth: %w", err)
@@ -113,39 +95,41 @@ func (r *twofaRecord) empty() bool {
 	return len(r.Secret) == 0 && len(r.PendingSecret) == 0 && r.LockedUntil == 0 && len(r.EnrollHash) == 0
 }
 
-// getRecord decodes the value at key into v; found is false when there is
-// none.
-func getRecord(b *bbolt.Bucket, key string, v any) (found bool, err error) {
-	data := b.Get([]byte(key))
+// decodeRecord decodes a stored value into v; found is false when there is
+// none. The value is copied first: the store's bytes are valid only inside
+// the transaction.
+func decodeRecord(data []byte, what string, v any) (found bool, err error) {
 	if data == nil {
 		return false, nil
 	}
-	// Copy: bbolt's bytes are valid only inside the transaction.
 	if err := wire.Unmarshal(append([]byte(nil), data...), v); err != nil {
-		return true, fmt.Errorf("decode record %q: %w", key, err)
+		return true, fmt.Errorf("decode %s: %w", what, err)
 	}
 	return true, nil
 }
 
-func putRecord(b *bbolt.Bucket, key string, v any) error {
+func encodeRecord(what string, v any) ([]byte, error) {
 	data, err := wire.Marshal(v)
 	if err != nil {
-		return fmt.Errorf("encode %s: %w", key, err)
+		return nil, fmt.Errorf("encode %s: %w", what, err)
 	}
-	return b.Put([]byte(key), data)
+	return data, nil
 }
 
 // loadAccount returns the record of a valid name, or ERR invalid / notfound.
-func loadAccount(tx *bbolt.Tx, name string) (*accountRecord, error) {
+func loadAccount(tx store.ReadTx, name string) (*accountRecord, error) {
 	if err := ValidName(name); err != nil {
 		return nil, err
 	}
-	var rec accountRecord
-	found, err := getRecord(tx.Bucket(bucketAccounts), HomeName(name), &rec)
+	home := HomeName(name)
+	data, err := tx.Account(home)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("read account %q: %w", home, err)
 	}
-	if !found {
+	var rec accountRecord
+	if found, err := decodeRecord(data, "account "+home, &rec); err != nil {
+		return nil, err
+	} else if !found {
 		return nil, wire.Errorf(wire.CodeNotFound, "no account %q", name)
 	}
 	return &rec, nil
@@ -153,15 +137,19 @@ func loadAccount(tx *bbolt.Tx, name string) (*accountRecord, error) {
 
 // saveAccount writes an account record; once the write commits, the
 // generation cache forgets the account.
-func (s *Store) saveAccount(tx *bbolt.Tx, rec *accountRecord) error {
+func (s *Store) saveAccount(tx store.WriteTx, rec *accountRecord) error {
 	home := HomeName(rec.Name)
+	data, err := encodeRecord("account "+home, rec)
+	if err != nil {
+		return err
+	}
 	tx.OnCommit(func() { s.gens.forget(home) })
-	return putRecord(tx.Bucket(bucketAccounts), home, rec)
+	return tx.PutAccount(home, data)
 }
 
 // bumpGeneration gives rec a new generation number, ending its sessions.
-func bumpGeneration(tx *bbolt.Tx, rec *accountRecord) error {
-	gen, err := tx.Bucket(bucketAccounts).NextSequence()
+func bumpGeneration(tx store.WriteTx, rec *accountRecord) error {
+	gen, err := tx.NextGeneration()
 	if err != nil {
 		return fmt.Errorf("account generation: %w", err)
 	}
@@ -169,18 +157,25 @@ func bumpGeneration(tx *bbolt.Tx, rec *accountRecord) error {
 	return nil
 }
 
-func loadTwoFA(tx *bbolt.Tx, home string) (*twofaRecord, error) {
+func loadTwoFA(tx store.ReadTx, home string) (*twofaRecord, error) {
+	data, err := tx.TwoFA(home)
+	if err != nil {
+		return nil, fmt.Errorf("read second factor of %q: %w", home, err)
+	}
 	var rec twofaRecord
-	if _, err := getRecord(tx.Bucket(bucketTwoFA), home, &rec); err != nil {
+	if _, err := decodeRecord(data, "second factor of "+home, &rec); err != nil {
 		return nil, err
 	}
 	return &rec, nil
 }
 
-func saveTwoFA(tx *bbolt.Tx, home string, rec *twofaRecord) error {
-	b := tx.Bucket(bucketTwoFA)
+func saveTwoFA(tx store.WriteTx, home string, rec *twofaRecord) error {
 	if rec.empty() {
-		return b.Delete([]byte(home))
+		return tx.DeleteTwoFA(home)
 	}
-	return putRecord(b, home, rec)
+	data, err := encodeRecord("second factor of "+home, rec)
+	if err != nil {
+		return err
+	}
+	return tx.PutTwoFA(home, data)
 }

@@ -2,6 +2,7 @@ package auth
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -14,7 +15,8 @@ import (
 	"github.com/pquerna/otp"
 	"github.com/pquerna/otp/hotp"
 	"github.com/pquerna/otp/totp"
-	"go.etcd.io/bbolt"
+
+	"github.com/vserv/vserv/internal/store"
 )
 
 // TOTP parameters: RFC 6238 with the defaults every authenticator app
@@ -50,8 +52,8 @@ type Enrollment struct {
 // the new one is confirmed by CheckSecondFactor; whether the caller may
 // re-enroll (state, enrollment code) is the server's decision. Peer accounts
 // have no TOTP (ERR perm).
-func (s *Store) BeginEnroll(name string) (*Enrollment, error) {
-	acct, err := s.Get(name)
+func (s *Store) BeginEnroll(ctx context.Context, name string) (*Enrollment, error) {
+	acct, err := s.Get(ctx, name)
 	if err != nil {
 		return nil, err
 	}
@@ -90,7 +92,7 @@ func (s *Store) BeginEnroll(name string) (*Enrollment, error) {
 	if err != nil {
 		return nil, err
 	}
-	err = s.db.Update(func(tx *bbolt.Tx) error {
+	err = s.st.Update(ctx, func(tx store.WriteTx) error {
 		rec, err := loadAccount(tx, name) // it may have gone since Get
 		if err != nil {
 			return err
@@ -113,8 +115,8 @@ func (s *Store) BeginEnroll(name string) (*Enrollment, error) {
 
 // CancelEnroll discards a pending enrollment (its secret and codes), for
 // when the session that began it ends unconfirmed. An active factor is kept.
-func (s *Store) CancelEnroll(name string) error {
-	return s.db.Update(func(tx *bbolt.Tx) error {
+func (s *Store) CancelEnroll(ctx context.Context, name string) error {
+	return s.st.Update(ctx, func(tx store.WriteTx) error {
 		if _, err := loadAccount(tx, name); err != nil {
 			return err
 		}
@@ -129,22 +131,29 @@ func (s *Store) CancelEnroll(name string) error {
 }
 
 // Reset2FA removes an account's second factor — secret, recovery codes,
-// pending enrollment, enrollment code and lock — and ends its sessions. The
-// server audits it and, in production mode, then calls IssueEnrollmentCode.
-func (s *Store) Reset2FA(name string) error {
-	return s.db.Update(func(tx *bbolt.Tx) error {
+// pending enrollment, enrollment code and lock — and ends its sessions. It
+// returns the account's new generation, which an admin resetting their own
+// factor adopts to stay logged in. The server audits it and, in production
+// mode, then calls IssueEnrollmentCode.
+func (s *Store) Reset2FA(ctx context.Context, name string) (gen uint64, err error) {
+	err = s.st.Update(ctx, func(tx store.WriteTx) error {
 		rec, err := loadAccount(tx, name)
 		if err != nil {
 			return err
 		}
-		if err := tx.Bucket(bucketTwoFA).Delete([]byte(HomeName(name))); err != nil {
+		if err := tx.DeleteTwoFA(HomeName(name)); err != nil {
 			return err
 		}
 		if err := bumpGeneration(tx, rec); err != nil {
 			return err
 		}
+		gen = rec.Gen
 		return s.saveAccount(tx, rec)
 	})
+	if err != nil {
+		return 0, err
+	}
+	return gen, nil
 }
 
 // FactorResult tells the server what a CheckSecondFactor call did beyond
@@ -173,7 +182,7 @@ type FactorResult struct {
 // even under concurrent calls. A code of the pending enrollment confirms it.
 // Ten failures in a row (from any address) lock the account's second factor
 // for 15 minutes; result.LockedNow reports the call that locked it.
-func (s *Store) CheckSecondFactor(name, code string) (FactorResult, error) {
+func (s *Store) CheckSecondFactor(ctx context.Context, name, code string) (FactorResult, error) {
 	var res FactorResult
 	if ValidName(name) != nil {
 		return res, authFailed()
@@ -181,7 +190,7 @@ func (s *Store) CheckSecondFactor(name, code string) (FactorResult, error) {
 	home := HomeName(name)
 	now := s.now()
 	var passed bool
-	err := s.db.Update(func(tx *bbolt.Tx) error {
+	err := s.st.Update(ctx, func(tx store.WriteTx) error {
 		rec, err := loadAccount(tx, name)
 		if err != nil || !rec.Enabled {
 			return nil // not passed; nothing to count against

@@ -12,8 +12,8 @@ import (
 
 	"github.com/pquerna/otp"
 	"github.com/pquerna/otp/hotp"
-	"go.etcd.io/bbolt"
 
+	"github.com/vserv/vserv/internal/store"
 	"github.com/vserv/vserv/internal/wire"
 )
 
@@ -28,7 +28,7 @@ func setActiveSecret(t *testing.T, env *testEnv, name string, secret []byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = env.db.Update(func(tx *bbolt.Tx) error {
+	err = env.st.Update(t.Context(), func(tx store.WriteTx) error {
 		return saveTwoFA(tx, home, &twofaRecord{Secret: sealed})
 	})
 	if err != nil {
@@ -48,7 +48,7 @@ func codeAt(t *testing.T, secret string, at time.Time) string {
 
 func check2FA(t *testing.T, env *testEnv, what, name, code string, wantOK bool) FactorResult {
 	t.Helper()
-	res, err := env.store.CheckSecondFactor(name, code)
+	res, err := env.store.CheckSecondFactor(t.Context(), name, code)
 	if wantOK {
 		if err != nil {
 			t.Fatalf("%s: CheckSecondFactor(%q) = %v, want success", what, code, err)
@@ -134,7 +134,7 @@ func TestSecondFactorRefusesWithoutAFactor(t *testing.T) {
 	secret := []byte("12345678901234567890")
 	setActiveSecret(t, env, "alice", secret)
 	setActiveSecret(t, env, "dora", secret)
-	if err := env.store.SetEnabled("dora", false); err != nil {
+	if err := env.store.SetEnabled(t.Context(), "dora", false); err != nil {
 		t.Fatal(err)
 	}
 	good := codeAt(t, b32.EncodeToString(secret), env.clock.Now())
@@ -187,7 +187,7 @@ func TestSecondFactorLockout(t *testing.T) {
 // enroll runs BeginEnroll and confirms it with the current code.
 func enroll(t *testing.T, env *testEnv, name string) (*Enrollment, string) {
 	t.Helper()
-	en, err := env.store.BeginEnroll(name)
+	en, err := env.store.BeginEnroll(t.Context(), name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,7 +205,7 @@ func enroll(t *testing.T, env *testEnv, name string) (*Enrollment, string) {
 func TestBeginEnroll(t *testing.T) {
 	env := newTestEnv(t, false)
 	env.mustAdd(t, "Alice", "alice password", RoleUser)
-	first, err := env.store.BeginEnroll("alice")
+	first, err := env.store.BeginEnroll(t.Context(), "alice")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,7 +228,7 @@ func TestBeginEnroll(t *testing.T) {
 	if len(first.Recovery) != 10 {
 		t.Fatalf("%d recovery codes, want 10", len(first.Recovery))
 	}
-	if a, _ := env.store.Get("alice"); a.Has2FA {
+	if a, _ := env.store.Get(t.Context(), "alice"); a.Has2FA {
 		t.Fatal("Has2FA is true before the enrollment is confirmed")
 	}
 	check2FA(t, env, "pending recovery code", "alice", first.Recovery[0], false)
@@ -241,13 +241,13 @@ func TestBeginEnroll(t *testing.T) {
 	}
 	env.clock.Advance(30 * time.Second)
 	check2FA(t, env, "code of the replaced enrollment", "alice", codeAt(t, firstKey.Secret(), env.clock.Now()), false)
-	if a, _ := env.store.Get("alice"); !a.Has2FA {
+	if a, _ := env.store.Get(t.Context(), "alice"); !a.Has2FA {
 		t.Fatal("Has2FA is false after confirmation")
 	}
 
 	// Re-enrolling while active: the old factor works until the new one is
 	// confirmed, then only the new one.
-	third, err := env.store.BeginEnroll("alice")
+	third, err := env.store.BeginEnroll(t.Context(), "alice")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -269,11 +269,11 @@ func TestBeginEnroll(t *testing.T) {
 func TestCancelEnroll(t *testing.T) {
 	env := newTestEnv(t, false)
 	env.mustAdd(t, "alice", "alice password", RoleUser)
-	en, err := env.store.BeginEnroll("alice")
+	en, err := env.store.BeginEnroll(t.Context(), "alice")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := env.store.CancelEnroll("alice"); err != nil {
+	if err := env.store.CancelEnroll(t.Context(), "alice"); err != nil {
 		t.Fatal(err)
 	}
 	key, _ := otp.NewKeyFromURL(en.URI)
@@ -301,16 +301,17 @@ func TestReset2FA(t *testing.T) {
 	env := newTestEnv(t, false)
 	env.mustAdd(t, "alice", "alice password", RoleUser)
 	en, secret := enroll(t, env, "alice")
-	if err := env.store.Reset2FA("alice"); err != nil {
+	if _, err := env.store.Reset2FA(t.Context(), "alice"); err != nil {
 		t.Fatal(err)
 	}
-	if a, _ := env.store.Get("alice"); a.Has2FA {
+	if a, _ := env.store.Get(t.Context(), "alice"); a.Has2FA {
 		t.Fatal("Has2FA after Reset2FA")
 	}
 	env.clock.Advance(30 * time.Second)
 	check2FA(t, env, "TOTP after reset", "alice", codeAt(t, secret, env.clock.Now()), false)
 	check2FA(t, env, "recovery after reset", "alice", en.Recovery[1], false)
-	wantCode(t, "Reset2FA unknown", env.store.Reset2FA("nobody"), wire.CodeNotFound)
+	_, err := env.store.Reset2FA(t.Context(), "nobody")
+	wantCode(t, "Reset2FA unknown", err, wire.CodeNotFound)
 }
 
 // A copy of the database must not reveal TOTP secrets or recovery codes.
@@ -318,7 +319,7 @@ func TestSecretsNotStoredInClear(t *testing.T) {
 	env := newTestEnv(t, false)
 	env.mustAdd(t, "alice", "alice password", RoleUser)
 	en, secret := enroll(t, env, "alice")
-	pending, err := env.store.BeginEnroll("alice") // a pending one too
+	pending, err := env.store.BeginEnroll(t.Context(), "alice") // a pending one too
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -344,12 +345,12 @@ func TestSecretsNotStoredInClear(t *testing.T) {
 		}
 	}
 	// The same file with another key cannot open the secret.
-	other, err := New(env.db, Options{Argon: TestArgon2, SecretKey: bytes.Repeat([]byte{7}, 32), Now: env.clock.Now})
+	other, err := New(env.st, Options{Argon: TestArgon2, SecretKey: bytes.Repeat([]byte{7}, 32), Now: env.clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
 	env.clock.Advance(30 * time.Second)
-	if _, err := other.CheckSecondFactor("alice", codeAt(t, secret, env.clock.Now())); wire.CodeOf(err) != wire.CodeInternal {
+	if _, err := other.CheckSecondFactor(t.Context(), "alice", codeAt(t, secret, env.clock.Now())); wire.CodeOf(err) != wire.CodeInternal {
 		t.Fatalf("CheckSecondFactor under the wrong secret key: %v, want an internal error", err)
 	}
 }
@@ -358,35 +359,35 @@ func TestEnrollmentCodes(t *testing.T) {
 	env := newTestEnv(t, true)
 	env.mustAdd(t, "alice", "alice long password", RoleUser)
 	env.mustAdd(t, "bob", "bob long password", RoleUser)
-	wantAuthFailed(t, "no code issued", env.store.CheckEnrollmentCode("alice", ""))
-	code, err := env.store.IssueEnrollmentCode("alice")
+	wantAuthFailed(t, "no code issued", env.store.CheckEnrollmentCode(t.Context(), "alice", ""))
+	code, err := env.store.IssueEnrollmentCode(t.Context(), "alice")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !regexp.MustCompile(`^[a-z2-7]{16}$`).MatchString(code) {
 		t.Fatalf("enrollment code %q malformed", code)
 	}
-	wantCode(t, "right code", env.store.CheckEnrollmentCode("ALICE", code), "")
-	wantCode(t, "checking does not use it up", env.store.CheckEnrollmentCode("alice", code), "")
-	wantAuthFailed(t, "empty code", env.store.CheckEnrollmentCode("alice", ""))
-	wantAuthFailed(t, "another account", env.store.CheckEnrollmentCode("bob", code))
-	wantAuthFailed(t, "unknown account", env.store.CheckEnrollmentCode("nobody", code))
-	wantAuthFailed(t, "wrong code", env.store.CheckEnrollmentCode("alice", "aaaaaaaaaaaaaaaa"))
+	wantCode(t, "right code", env.store.CheckEnrollmentCode(t.Context(), "ALICE", code), "")
+	wantCode(t, "checking does not use it up", env.store.CheckEnrollmentCode(t.Context(), "alice", code), "")
+	wantAuthFailed(t, "empty code", env.store.CheckEnrollmentCode(t.Context(), "alice", ""))
+	wantAuthFailed(t, "another account", env.store.CheckEnrollmentCode(t.Context(), "bob", code))
+	wantAuthFailed(t, "unknown account", env.store.CheckEnrollmentCode(t.Context(), "nobody", code))
+	wantAuthFailed(t, "wrong code", env.store.CheckEnrollmentCode(t.Context(), "alice", "aaaaaaaaaaaaaaaa"))
 
 	enroll(t, env, "alice")
-	wantAuthFailed(t, "code after a confirmed enrollment", env.store.CheckEnrollmentCode("alice", code))
+	wantAuthFailed(t, "code after a confirmed enrollment", env.store.CheckEnrollmentCode(t.Context(), "alice", code))
 
-	bobCode, err := env.store.IssueEnrollmentCode("bob")
+	bobCode, err := env.store.IssueEnrollmentCode(t.Context(), "bob")
 	if err != nil {
 		t.Fatal(err)
 	}
 	env.clock.Advance(24*time.Hour - time.Second)
-	wantCode(t, "code just before 24 h", env.store.CheckEnrollmentCode("bob", bobCode), "")
+	wantCode(t, "code just before 24 h", env.store.CheckEnrollmentCode(t.Context(), "bob", bobCode), "")
 	env.clock.Advance(time.Second)
-	wantAuthFailed(t, "code after 24 h", env.store.CheckEnrollmentCode("bob", bobCode))
-	newCode, _ := env.store.IssueEnrollmentCode("bob")
-	wantAuthFailed(t, "replaced code", env.store.CheckEnrollmentCode("bob", bobCode))
-	wantCode(t, "new code", env.store.CheckEnrollmentCode("bob", newCode), "")
+	wantAuthFailed(t, "code after 24 h", env.store.CheckEnrollmentCode(t.Context(), "bob", bobCode))
+	newCode, _ := env.store.IssueEnrollmentCode(t.Context(), "bob")
+	wantAuthFailed(t, "replaced code", env.store.CheckEnrollmentCode(t.Context(), "bob", bobCode))
+	wantCode(t, "new code", env.store.CheckEnrollmentCode(t.Context(), "bob", newCode), "")
 }
 
 func TestDeleteRemovesSecondFactor(t *testing.T) {
@@ -394,11 +395,11 @@ func TestDeleteRemovesSecondFactor(t *testing.T) {
 	env.mustAdd(t, "admin", "admin password", RoleAdmin)
 	env.mustAdd(t, "alice", "alice password", RoleUser)
 	_, secret := enroll(t, env, "alice")
-	if err := env.store.Delete("alice"); err != nil {
+	if err := env.store.Delete(t.Context(), "alice"); err != nil {
 		t.Fatal(err)
 	}
 	env.mustAdd(t, "alice", "alice password", RoleUser)
-	if a, _ := env.store.Get("alice"); a.Has2FA {
+	if a, _ := env.store.Get(t.Context(), "alice"); a.Has2FA {
 		t.Fatal("re-created account inherited the second factor")
 	}
 	env.clock.Advance(30 * time.Second)

@@ -126,7 +126,7 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("secret key: %w", err)
 	}
-	accounts, err := auth.New(db, auth.Options{
+	accounts, err := auth.New(st, auth.Options{
 		Argon: cfg.Argon, Production: cfg.Production, SecretKey: secret,
 		ServerID: id.ServerID, Now: cfg.Now, Logger: n.log,
 	})
@@ -155,7 +155,7 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 		return nil, fmt.Errorf("create default chains: %w", err)
 	}
 	rotations := server.RotationReceipts(ctx, l, n.log)
-	setup, err := openSetupToken(dir, accounts, n.log)
+	setup, err := openSetupToken(ctx, dir, accounts, n.log)
 	if err != nil {
 		return nil, err
 	}
@@ -171,8 +171,8 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 
 // openSetupToken writes the setup token while no account exists, and
 // removes a stale one once one does.
-func openSetupToken(dir datadir.Dir, accounts *auth.Store, log *slog.Logger) (*datadir.SetupToken, error) {
-	count, err := accounts.Count()
+func openSetupToken(ctx context.Context, dir datadir.Dir, accounts *auth.Store, log *slog.Logger) (*datadir.SetupToken, error) {
+	count, err := accounts.Count(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("count accounts: %w", err)
 	}

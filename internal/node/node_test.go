@@ -79,7 +79,7 @@ func TestOpenFailingAtTheSetupTokenClosesEverythingOpenedBefore(t *testing.T) {
 	if err != nil {
 		t.Fatalf("first open: %v", err)
 	}
-	if _, err := n.parts.Accounts.Add("admin", "admin-password-1", auth.RoleAdmin); err != nil {
+	if _, err := n.parts.Accounts.Add(ctx, "admin", "admin-password-1", auth.RoleAdmin); err != nil {
 		t.Fatal(err)
 	}
 	if err := n.Close(); err != nil {

@@ -29,8 +29,8 @@ func accountCommands() map[string]*command {
 // requireAdmin checks the admin role from the store on every call: rights are
 // never cached at login, so a demotion or a disable takes effect at once.
 // A refusal is written to the audit chain (auditRefusal).
-func (c *conn) requireAdmin() (*auth.Account, error) {
-	a, err := c.srv.accounts.Get(c.account)
+func (c *conn) requireAdmin(ctx context.Context) (*auth.Account, error) {
+	a, err := c.srv.accounts.Get(ctx, c.account)
 	switch {
 	case err != nil:
 		c.refused = "no such account"
@@ -60,7 +60,7 @@ func cmdUini(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
 	if !c.addr.IsLoopback() {
 		return nil, wire.Errorf(wire.CodePerm, "uini is accepted only from a loopback address")
 	}
-	if n, err := c.srv.accounts.Count(); err != nil {
+	if n, err := c.srv.accounts.Count(ctx); err != nil {
 		return nil, err
 	} else if n > 0 {
 		return nil, wire.Errorf(wire.CodeState, "an account exists already; log in instead")
@@ -71,14 +71,14 @@ func cmdUini(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
 		c.srv.auditAs(ctx, "", "uini", truncate(name, 64), "refused: wrong setup token")
 		return nil, wire.Errorf(wire.CodePerm, "wrong setup token (it is in the setup-token file of the data directory)")
 	}
-	acct, err := c.srv.accounts.CreateInitial(name, pass)
+	acct, err := c.srv.accounts.CreateInitial(ctx, name, pass)
 	if err != nil {
 		return nil, err
 	}
 	c.srv.removeSetupToken()
 	c.log.Info("initial admin created", "account", acct.Name)
 	c.srv.auditAs(ctx, acct.Name, "uini", acct.Name, "ok")
-	return c.srv.enrollmentReply(acct.Name)
+	return c.srv.enrollmentReply(ctx, acct.Name)
 }
 
 func cmdUser(_ context.Context, c *conn, req *wire.Request) (*reply, error) {
@@ -115,7 +115,7 @@ func cmdPass(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
 		}
 		return nil, err
 	}
-	owed, err := c.srv.secondFactorOwed(acct)
+	owed, err := c.srv.secondFactorOwed(ctx, acct)
 	if err != nil {
 		att.Cancel()
 		return nil, err
@@ -139,7 +139,7 @@ func cmdPass(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
 
 // secondFactorOwed says whether pass leaves the connection in state user
 // (DESIGN.md §2.5).
-func (s *Server) secondFactorOwed(a *auth.Account) (bool, error) {
+func (s *Server) secondFactorOwed(ctx context.Context, a *auth.Account) (bool, error) {
 	if a.Has2FA || a.Peer {
 		return true, nil
 	}
@@ -149,7 +149,7 @@ func (s *Server) secondFactorOwed(a *auth.Account) (bool, error) {
 	if a.Role == auth.RoleAdmin {
 		return true, nil
 	}
-	rights, err := s.accounts.Rights(a.Name)
+	rights, err := s.accounts.Rights(ctx, a.Name)
 	if err != nil {
 		return false, err
 	}
@@ -163,8 +163,8 @@ func (s *Server) secondFactorOwed(a *auth.Account) (bool, error) {
 	return false, nil
 }
 
-func cmdLogout(_ context.Context, c *conn, _ *wire.Request) (*reply, error) {
-	c.forgetLogin()
+func cmdLogout(ctx context.Context, c *conn, _ *wire.Request) (*reply, error) {
+	c.forgetLogin(ctx)
 	return ok()
 }
 
@@ -188,11 +188,12 @@ func cmdChpass(ctx context.Context, c *conn, req *wire.Request) (*reply, error) 
 			return nil, err
 		}
 		att.Passed() // a right old password is no login: the record stays
-		if err := c.srv.accounts.SetPassword(c.account, newPass); err != nil {
+		gen, err := c.srv.accounts.SetPassword(ctx, c.account, newPass)
+		if err != nil {
 			return nil, err
 		}
 		c.srv.endSessions(c.account, c)
-		c.adoptGeneration()
+		c.adoptGeneration(gen)
 		c.srv.audit(ctx, c, "chpass", c.account, "ok")
 		return ok()
 	}
@@ -207,10 +208,10 @@ func cmdChpass(ctx context.Context, c *conn, req *wire.Request) (*reply, error) 
 	if err != nil {
 		return nil, err
 	}
-	if _, err := c.requireAdmin(); err != nil {
+	if _, err := c.requireAdmin(ctx); err != nil {
 		return nil, err
 	}
-	if err := c.srv.accounts.SetPassword(name, newPass); err != nil {
+	if _, err := c.srv.accounts.SetPassword(ctx, name, newPass); err != nil {
 		return nil, err
 	}
 	c.srv.endSessions(name, c)
@@ -235,25 +236,25 @@ func (c *conn) addAccount(ctx context.Context, req *wire.Request, role auth.Role
 	if err != nil {
 		return nil, err
 	}
-	if _, err := c.requireAdmin(); err != nil {
+	if _, err := c.requireAdmin(ctx); err != nil {
 		return nil, err
 	}
-	acct, err := c.srv.accounts.Add(name, pass, role)
+	acct, err := c.srv.accounts.Add(ctx, name, pass, role)
 	if err != nil {
 		return nil, err
 	}
 	c.srv.audit(ctx, c, req.Cmd, acct.Name, "ok")
-	return c.srv.enrollmentReply(acct.Name)
+	return c.srv.enrollmentReply(ctx, acct.Name)
 }
 
 // enrollmentReply answers a command that created an account or reset its
 // second factor: plain OK in developer mode, OK <enrollment code> in
 // production mode (DESIGN.md §3.2, `qr`).
-func (s *Server) enrollmentReply(name string) (*reply, error) {
+func (s *Server) enrollmentReply(ctx context.Context, name string) (*reply, error) {
 	if !s.cfg.Production {
 		return ok()
 	}
-	code, err := s.accounts.IssueEnrollmentCode(name)
+	code, err := s.accounts.IssueEnrollmentCode(ctx, name)
 	if err != nil {
 		return nil, err
 	}
@@ -265,10 +266,10 @@ func cmdUdel(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := c.requireAdmin(); err != nil {
+	if _, err := c.requireAdmin(ctx); err != nil {
 		return nil, err
 	}
-	if err := c.srv.accounts.Delete(name); err != nil {
+	if err := c.srv.accounts.Delete(ctx, name); err != nil {
 		return nil, err
 	}
 	r := c.endAccountSessions(name)
@@ -280,10 +281,11 @@ func cmdUdel(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
 	return r, nil
 }
 
-// endAccountSessions ends every session of name. When one of them is the
-// caller's own (an admin deleting or disabling their own account), that
-// connection closes right after its reply rather than before it, so the
-// request still gets its one answer.
+// endAccountSessions closes this server's other connections of name at once
+// (the generation check ends its sessions on every front end anyway). When
+// the caller's own is one of them (an admin deleting or disabling their own
+// account), that connection closes right after its reply rather than before
+// it, so the request still gets its one answer.
 func (c *conn) endAccountSessions(name string) *reply {
 	c.srv.endSessions(name, c)
 	return &reply{close: auth.HomeName(name) == c.loggedInAs()}
@@ -306,10 +308,10 @@ func cmdUena(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
 	default:
 		return nil, wire.Errorf(wire.CodeInvalid, "uena takes enable or disable, not %q", truncate(how, 32))
 	}
-	if _, err := c.requireAdmin(); err != nil {
+	if _, err := c.requireAdmin(ctx); err != nil {
 		return nil, err
 	}
-	if err := c.srv.accounts.SetEnabled(name, enable); err != nil {
+	if err := c.srv.accounts.SetEnabled(ctx, name, enable); err != nil {
 		return nil, err
 	}
 	r := &reply{}
@@ -320,7 +322,7 @@ func cmdUena(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
 	return r, nil
 }
 
-func cmdUlist(_ context.Context, c *conn, req *wire.Request) (*reply, error) {
+func cmdUlist(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
 	filter := "all"
 	if req.NArgs() == 1 {
 		var err error
@@ -328,10 +330,10 @@ func cmdUlist(_ context.Context, c *conn, req *wire.Request) (*reply, error) {
 			return nil, err
 		}
 	}
-	if _, err := c.requireAdmin(); err != nil {
+	if _, err := c.requireAdmin(ctx); err != nil {
 		return nil, err
 	}
-	accts, err := c.srv.accounts.List(filter)
+	accts, err := c.srv.accounts.List(ctx, filter)
 	if err != nil {
 		return nil, err
 	}
@@ -351,7 +353,7 @@ func cmdThrot(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
 		if how != "on" && how != "off" {
 			return nil, wire.Errorf(wire.CodeInvalid, "throt takes on or off, not %q", truncate(how, 32))
 		}
-		if _, err := c.requireAdmin(); err != nil {
+		if _, err := c.requireAdmin(ctx); err != nil {
 			return nil, err
 		}
 		c.srv.throttle.Store(how == "on")

@@ -42,8 +42,8 @@ func wireInfo(i files.Info) fileInfo {
 	return fileInfo{Name: i.Name, Size: uint64(i.Size), Mtime: i.MtimeMs, Dir: i.Dir}
 }
 
-func cmdCd(_ context.Context, c *conn, req *wire.Request) (*reply, error) {
-	fr, err := c.fileRequest(req, 1, 1, false)
+func cmdCd(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
+	fr, err := c.fileRequest(ctx, req, 1, 1, false)
 	if err != nil {
 		return nil, err
 	}
@@ -59,16 +59,16 @@ func cmdCd(_ context.Context, c *conn, req *wire.Request) (*reply, error) {
 	return ok(fr.home.Pwd(cwd))
 }
 
-func cmdPwd(_ context.Context, c *conn, req *wire.Request) (*reply, error) {
-	fr, err := c.fileRequest(req, 0, 0, false)
+func cmdPwd(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
+	fr, err := c.fileRequest(ctx, req, 0, 0, false)
 	if err != nil {
 		return nil, err
 	}
 	return ok(fr.home.Pwd(fr.cwd))
 }
 
-func cmdStat(_ context.Context, c *conn, req *wire.Request) (*reply, error) {
-	fr, err := c.fileRequest(req, 1, 1, false)
+func cmdStat(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
+	fr, err := c.fileRequest(ctx, req, 1, 1, false)
 	if err != nil {
 		return nil, err
 	}
@@ -83,16 +83,16 @@ func cmdStat(_ context.Context, c *conn, req *wire.Request) (*reply, error) {
 	return ok(wireInfo(info))
 }
 
-func cmdLs(_ context.Context, c *conn, req *wire.Request) (*reply, error) {
-	return list(c, req, false)
+func cmdLs(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
+	return list(ctx, c, req, false)
 }
 
-func cmdLsd(_ context.Context, c *conn, req *wire.Request) (*reply, error) {
-	return list(c, req, true)
+func cmdLsd(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
+	return list(ctx, c, req, true)
 }
 
-func list(c *conn, req *wire.Request, dirsOnly bool) (*reply, error) {
-	fr, err := c.fileRequest(req, 0, 1, false)
+func list(ctx context.Context, c *conn, req *wire.Request, dirsOnly bool) (*reply, error) {
+	fr, err := c.fileRequest(ctx, req, 0, 1, false)
 	if err != nil {
 		return nil, err
 	}
@@ -114,8 +114,8 @@ func list(c *conn, req *wire.Request, dirsOnly bool) (*reply, error) {
 }
 
 // pathCommand runs the commands that take one path and answer a bare OK.
-func pathCommand(c *conn, req *wire.Request, op func(h *files.Home, cwd files.Cwd, p string) error) (*reply, error) {
-	fr, err := c.fileRequest(req, 1, 1, false)
+func pathCommand(ctx context.Context, c *conn, req *wire.Request, op func(h *files.Home, cwd files.Cwd, p string) error) (*reply, error) {
+	fr, err := c.fileRequest(ctx, req, 1, 1, false)
 	if err != nil {
 		return nil, err
 	}
@@ -129,16 +129,16 @@ func pathCommand(c *conn, req *wire.Request, op func(h *files.Home, cwd files.Cw
 	return ok()
 }
 
-func cmdDel(_ context.Context, c *conn, req *wire.Request) (*reply, error) {
-	return pathCommand(c, req, (*files.Home).Delete)
+func cmdDel(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
+	return pathCommand(ctx, c, req, (*files.Home).Delete)
 }
 
-func cmdMkdir(_ context.Context, c *conn, req *wire.Request) (*reply, error) {
-	return pathCommand(c, req, (*files.Home).Mkdir)
+func cmdMkdir(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
+	return pathCommand(ctx, c, req, (*files.Home).Mkdir)
 }
 
-func cmdRmdir(_ context.Context, c *conn, req *wire.Request) (*reply, error) {
-	return pathCommand(c, req, (*files.Home).Rmdir)
+func cmdRmdir(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
+	return pathCommand(ctx, c, req, (*files.Home).Rmdir)
 }
 
 // partialInfo is one entry of the `fpart ls` reply.
@@ -153,8 +153,8 @@ type partialInfo struct {
 // cmdFpart lists (ls) or discards (rm path) the account's partial uploads:
 // the kept temporary files of interrupted uploads, which count against its
 // quota but no listing shows (docs/protocol.md, "Partial uploads").
-func cmdFpart(_ context.Context, c *conn, req *wire.Request) (*reply, error) {
-	fr, err := c.fileRequest(req, 1, 2, false)
+func cmdFpart(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
+	fr, err := c.fileRequest(ctx, req, 1, 2, false)
 	if err != nil {
 		return nil, err
 	}
@@ -203,8 +203,8 @@ func (c *conn) chunkSize() int {
 	return c.chunk
 }
 
-func cmdBuff(_ context.Context, c *conn, req *wire.Request) (*reply, error) {
-	fr, err := c.fileRequest(req, 0, 1, false)
+func cmdBuff(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
+	fr, err := c.fileRequest(ctx, req, 0, 1, false)
 	if err != nil {
 		return nil, err
 	}

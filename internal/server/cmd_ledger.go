@@ -52,21 +52,21 @@ func errNoChain(arg string) error { return ledger.NoChain(arg) }
 
 // hasRight checks a right of the logged-in account (admins hold them all).
 // Rights are read from the store on every command, never cached.
-func (c *conn) hasRight(chain string, r auth.Right) (bool, error) {
+func (c *conn) hasRight(ctx context.Context, chain string, r auth.Right) (bool, error) {
 	if c.state != stateVerified {
 		return false, nil
 	}
-	return c.srv.accounts.HasRight(c.account, chain, r)
+	return c.srv.accounts.HasRight(ctx, c.account, chain, r)
 }
 
 // visible reports whether the chain exists for this connection: a private
 // chain exists only for a verified account with some right on it.
-func (c *conn) visible(info ledger.ChainInfo) (bool, error) {
+func (c *conn) visible(ctx context.Context, info ledger.ChainInfo) (bool, error) {
 	if info.Public {
 		return true, nil
 	}
 	for _, r := range []auth.Right{auth.RightRead, auth.RightWrite, auth.RightReplicate, auth.RightManage} {
-		ok, err := c.hasRight(info.Name, r)
+		ok, err := c.hasRight(ctx, info.Name, r)
 		if err != nil || ok {
 			return ok, err
 		}
@@ -77,12 +77,12 @@ func (c *conn) visible(info ledger.ChainInfo) (bool, error) {
 // chainFor resolves the chain argument and checks that this connection may
 // use it with the right; an invisible chain is ERR notfound, a visible one
 // without the right ERR perm.
-func (c *conn) chainFor(arg string, r auth.Right) (ledger.ChainInfo, error) {
+func (c *conn) chainFor(ctx context.Context, arg string, r auth.Right) (ledger.ChainInfo, error) {
 	info, err := c.srv.ledger.Chain(arg)
 	if err != nil {
 		return ledger.ChainInfo{}, err
 	}
-	if ok, err := c.visible(info); err != nil {
+	if ok, err := c.visible(ctx, info); err != nil {
 		return ledger.ChainInfo{}, err
 	} else if !ok {
 		return ledger.ChainInfo{}, errNoChain(arg)
@@ -90,7 +90,7 @@ func (c *conn) chainFor(arg string, r auth.Right) (ledger.ChainInfo, error) {
 	if r == auth.RightRead && info.Public {
 		return info, nil
 	}
-	if ok, err := c.hasRight(info.Name, r); err != nil {
+	if ok, err := c.hasRight(ctx, info.Name, r); err != nil {
 		return ledger.ChainInfo{}, err
 	} else if !ok {
 		return ledger.ChainInfo{}, wire.Errorf(wire.CodePerm, "no %s right on chain %s", r, info.Name)
@@ -99,12 +99,12 @@ func (c *conn) chainFor(arg string, r auth.Right) (ledger.ChainInfo, error) {
 }
 
 // readableChain resolves the chain argument and checks read access.
-func (c *conn) readableChain(req *wire.Request) (ledger.ChainInfo, error) {
+func (c *conn) readableChain(ctx context.Context, req *wire.Request) (ledger.ChainInfo, error) {
 	arg, err := req.Text(0, "chain")
 	if err != nil {
 		return ledger.ChainInfo{}, err
 	}
-	return c.chainFor(arg, auth.RightRead)
+	return c.chainFor(ctx, arg, auth.RightRead)
 }
 
 // oneOrMany decodes argument i as either one T or an array of them (at most
@@ -176,7 +176,7 @@ func cmdRput(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
 	if err != nil {
 		return nil, err
 	}
-	if ok, err := c.visible(info); err != nil {
+	if ok, err := c.visible(ctx, info); err != nil {
 		return nil, err
 	} else if !ok {
 		return nil, errNoChain(arg)
@@ -190,7 +190,7 @@ func cmdRput(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
 	if info.ServerWritten {
 		return nil, wire.Errorf(wire.CodePerm, "chain %s is written only by the server", info.Name)
 	}
-	if info, err = c.chainFor(arg, auth.RightWrite); err != nil {
+	if info, err = c.chainFor(ctx, arg, auth.RightWrite); err != nil {
 		return nil, err
 	}
 	if opts.Receipt {
@@ -201,7 +201,7 @@ func cmdRput(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
 	if info.Schema != "" {
 		// Resolved before the committer runs the rules, which ask for it
 		// per record (authority events).
-		if opts.Manage, err = c.hasRight(info.Name, auth.RightManage); err != nil {
+		if opts.Manage, err = c.hasRight(ctx, info.Name, auth.RightManage); err != nil {
 			return nil, err
 		}
 	}
@@ -303,7 +303,7 @@ func entryList(entries [][]byte) []any {
 }
 
 func cmdRget(ctx context.Context, c *conn, req *wire.Request) (r *reply, err error) {
-	info, err := c.readableChain(req)
+	info, err := c.readableChain(ctx, req)
 	if err != nil {
 		return nil, err
 	}
@@ -324,7 +324,7 @@ func cmdRget(ctx context.Context, c *conn, req *wire.Request) (r *reply, err err
 }
 
 func cmdRabs(ctx context.Context, c *conn, req *wire.Request) (r *reply, err error) {
-	info, err := c.readableChain(req)
+	info, err := c.readableChain(ctx, req)
 	if err != nil {
 		return nil, err
 	}
@@ -358,7 +358,7 @@ func releaseOnError(release *func(), err *error) {
 }
 
 func cmdRhave(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
-	info, err := c.readableChain(req)
+	info, err := c.readableChain(ctx, req)
 	if err != nil {
 		return nil, err
 	}
@@ -373,8 +373,8 @@ func cmdRhave(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
 	return ok(have)
 }
 
-func cmdRsize(_ context.Context, c *conn, req *wire.Request) (*reply, error) {
-	info, err := c.readableChain(req)
+func cmdRsize(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
+	info, err := c.readableChain(ctx, req)
 	if err != nil {
 		return nil, err
 	}
@@ -382,7 +382,7 @@ func cmdRsize(_ context.Context, c *conn, req *wire.Request) (*reply, error) {
 }
 
 func cmdRlist(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
-	info, err := c.readableChain(req)
+	info, err := c.readableChain(ctx, req)
 	if err != nil {
 		return nil, err
 	}
@@ -423,7 +423,7 @@ func cmdRlist(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
 }
 
 func cmdRcount(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
-	info, err := c.readableChain(req)
+	info, err := c.readableChain(ctx, req)
 	if err != nil {
 		return nil, err
 	}
@@ -443,7 +443,7 @@ func cmdRcount(ctx context.Context, c *conn, req *wire.Request) (*reply, error) 
 }
 
 func cmdRproof(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
-	info, err := c.readableChain(req)
+	info, err := c.readableChain(ctx, req)
 	if err != nil {
 		return nil, err
 	}
@@ -477,7 +477,7 @@ func cmdRproof(ctx context.Context, c *conn, req *wire.Request) (*reply, error) 
 }
 
 func cmdRcons(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
-	info, err := c.readableChain(req)
+	info, err := c.readableChain(ctx, req)
 	if err != nil {
 		return nil, err
 	}
@@ -502,7 +502,7 @@ func cmdRcons(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
 }
 
 func cmdRhead(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
-	info, err := c.readableChain(req)
+	info, err := c.readableChain(ctx, req)
 	if err != nil {
 		return nil, err
 	}
@@ -529,7 +529,7 @@ func cmdRcheck(ctx context.Context, c *conn, req *wire.Request) (*reply, error) 
 			return nil, wire.Errorf(wire.CodeInvalid, "rcheck: want sum, link, pow, sig, tree or all, not %q", truncate(what, 32))
 		}
 	}
-	if _, err := c.requireAdmin(); err != nil {
+	if _, err := c.requireAdmin(ctx); err != nil {
 		return nil, err
 	}
 	checked, faults, err := c.srv.ledger.Check(ctx, arg, what)
@@ -543,10 +543,10 @@ func cmdRcheck(ctx context.Context, c *conn, req *wire.Request) (*reply, error) 
 	return ok(map[string]any{"checked": checked, "errors": errs})
 }
 
-func cmdChains(_ context.Context, c *conn, _ *wire.Request) (*reply, error) {
+func cmdChains(ctx context.Context, c *conn, _ *wire.Request) (*reply, error) {
 	var out []map[string]any
 	for _, info := range c.srv.ledger.Chains() {
-		ok, err := c.visible(info)
+		ok, err := c.visible(ctx, info)
 		if err != nil {
 			return nil, err
 		}
@@ -591,7 +591,7 @@ func cmdMkchain(ctx context.Context, c *conn, req *wire.Request) (*reply, error)
 			return nil, wire.Errorf(wire.CodeInvalid, "mkchain: at most %d authority keys, got %d", apps.MaxAuthority, len(authority))
 		}
 	}
-	if _, err := c.requireAdmin(); err != nil {
+	if _, err := c.requireAdmin(ctx); err != nil {
 		return nil, err
 	}
 	public := o.Public != nil && *o.Public
@@ -634,7 +634,7 @@ func (c *conn) changeRight(ctx context.Context, req *wire.Request, grant bool) (
 	if err != nil {
 		return nil, err
 	}
-	if _, err := c.requireAdmin(); err != nil {
+	if _, err := c.requireAdmin(ctx); err != nil {
 		return nil, err
 	}
 	info, err := c.srv.ledger.Chain(chainArg)
@@ -644,13 +644,13 @@ func (c *conn) changeRight(ctx context.Context, req *wire.Request, grant bool) (
 	if grant && info.ServerWritten && auth.Right(right) == auth.RightWrite {
 		return nil, wire.Errorf(wire.CodeInvalid, "chain %s is written only by the server; write cannot be granted", info.Name)
 	}
-	if _, err := c.srv.accounts.Get(name); err != nil {
+	if _, err := c.srv.accounts.Get(ctx, name); err != nil {
 		return nil, err
 	}
 	if grant {
-		err = c.srv.accounts.Grant(name, info.Name, auth.Right(right))
+		err = c.srv.accounts.Grant(ctx, name, info.Name, auth.Right(right))
 	} else {
-		err = c.srv.accounts.Revoke(name, info.Name, auth.Right(right))
+		err = c.srv.accounts.Revoke(ctx, name, info.Name, auth.Right(right))
 	}
 	if err != nil {
 		return nil, err
@@ -664,7 +664,7 @@ func (c *conn) changeRight(ctx context.Context, req *wire.Request, grant bool) (
 const maxViewArgs = 1024
 
 func cmdView(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
-	info, err := c.readableChain(req)
+	info, err := c.readableChain(ctx, req)
 	if err != nil {
 		return nil, err
 	}

@@ -48,12 +48,12 @@ func cmdTwofa(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
 	name := c.account
 	att, err := c.beginLoginStep(name)
 	if err != nil {
-		c.forgetLogin()
+		c.forgetLogin(ctx)
 		return nil, err
 	}
 	// The empty code goes to the store like any other: it is refused there
 	// and counted, never a pass.
-	res, err := c.srv.accounts.CheckSecondFactor(name, code)
+	res, err := c.srv.accounts.CheckSecondFactor(ctx, name, code)
 	if res.LockedNow {
 		c.srv.audit(ctx, c, "2fa lock", name, "locked until "+res.LockedUntil.Format(time.RFC3339))
 	}
@@ -62,7 +62,7 @@ func cmdTwofa(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
 		if errors.Is(err, wire.ErrAuth) {
 			c.log.Info("second factor refused", "account", name)
 		}
-		c.forgetLogin()
+		c.forgetLogin(ctx)
 		return nil, err
 	}
 	// The login is complete only now; pass left the (account, address)
@@ -92,7 +92,7 @@ func cmdQr(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
 			return nil, err
 		}
 	}
-	acct, err := c.srv.accounts.Get(c.account)
+	acct, err := c.srv.accounts.Get(ctx, c.account)
 	if err != nil {
 		return nil, err
 	}
@@ -106,11 +106,11 @@ func cmdQr(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
 		return nil, wire.Errorf(wire.CodeState, "the account has a second factor: send twofa first, then qr to replace it")
 	}
 	if c.srv.cfg.Production && !acct.Has2FA {
-		if err := c.checkEnrollmentCode(acct.Name, enrollCode); err != nil {
+		if err := c.checkEnrollmentCode(ctx, acct.Name, enrollCode); err != nil {
 			return nil, err
 		}
 	}
-	en, err := c.srv.accounts.BeginEnroll(acct.Name)
+	en, err := c.srv.accounts.BeginEnroll(ctx, acct.Name)
 	if err != nil {
 		return nil, err
 	}
@@ -122,12 +122,12 @@ func cmdQr(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
 // checkEnrollmentCode is a login step like pass: it passes the backoff first
 // and a refusal counts toward it. A refusal keeps the login: the code is
 // 80 random bits, and it is asked only of accounts whose password was right.
-func (c *conn) checkEnrollmentCode(name, code string) error {
+func (c *conn) checkEnrollmentCode(ctx context.Context, name, code string) error {
 	att, err := c.beginLoginStep(name)
 	if err != nil {
 		return err
 	}
-	err = c.srv.accounts.CheckEnrollmentCode(name, code)
+	err = c.srv.accounts.CheckEnrollmentCode(ctx, name, code)
 	if err != nil {
 		att.End(err)
 		if errors.Is(err, wire.ErrAuth) {
@@ -153,10 +153,10 @@ func cmdU2fa(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
 	if how != "reset" {
 		return nil, wire.Errorf(wire.CodeInvalid, "u2fa takes reset, not %q", truncate(how, 32))
 	}
-	if _, err := c.requireAdmin(); err != nil {
+	if _, err := c.requireAdmin(ctx); err != nil {
 		return nil, err
 	}
-	acct, err := c.srv.accounts.Get(name)
+	acct, err := c.srv.accounts.Get(ctx, name)
 	if err != nil {
 		return nil, err
 	}
@@ -169,22 +169,23 @@ func cmdU2fa(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
 	if !acct.Has2FA && !c.srv.cfg.Production {
 		return nil, wire.Errorf(wire.CodeNotFound, "%s has no second factor to remove", acct.Name)
 	}
-	if err := c.srv.accounts.Reset2FA(acct.Name); err != nil {
+	gen, err := c.srv.accounts.Reset2FA(ctx, acct.Name)
+	if err != nil {
 		return nil, err
 	}
 	// An admin resetting their own factor keeps this session, as with chpass.
 	ended := c.srv.endSessions(acct.Name, c)
 	if auth.HomeName(acct.Name) == auth.HomeName(c.account) {
-		c.adoptGeneration()
+		c.adoptGeneration(gen)
 	}
 	c.srv.audit(ctx, c, "u2fa reset", acct.Name, fmt.Sprintf("ok, %d sessions ended", ended))
-	return c.srv.enrollmentReply(acct.Name)
+	return c.srv.enrollmentReply(ctx, acct.Name)
 }
 
 // forgetLogin returns the connection to an anonymous session: logout, and a
 // refused second factor.
-func (c *conn) forgetLogin() {
-	c.cancelEnrollment()
+func (c *conn) forgetLogin(ctx context.Context) {
+	c.cancelEnrollment(ctx)
 	c.setLoggedIn("", stateSession)
 }
 
@@ -192,13 +193,13 @@ func (c *conn) forgetLogin() {
 // confirm: its secret and recovery codes were shown only here, and nobody
 // must be able to confirm them later (§3.2 qr). Called when the login is
 // forgotten and when the connection ends.
-func (c *conn) cancelEnrollment() {
+func (c *conn) cancelEnrollment(ctx context.Context) {
 	name := c.enrolling
 	if name == "" {
 		return
 	}
 	c.enrolling = ""
-	err := c.srv.accounts.CancelEnroll(name)
+	err := c.srv.accounts.CancelEnroll(ctx, name)
 	switch {
 	case err == nil:
 		c.log.Info("unconfirmed second-factor enrollment discarded", "account", name)

@@ -89,7 +89,9 @@ func (s *Server) handle(ctx context.Context, nc net.Conn) {
 	c.log = slog.New(&c.logh)
 	s.register(c)
 	defer s.unregister(c)
-	defer c.cancelEnrollment()
+	// Also when the server stops, which has cancelled ctx: the enrollment
+	// must not outlive its connection.
+	defer c.cancelEnrollment(context.WithoutCancel(ctx))
 	c.serve(ctx)
 }
 
@@ -287,7 +289,7 @@ type reply struct {
 func ok(vals ...any) (*reply, error) { return &reply{vals: vals}, nil }
 
 func (c *conn) run(ctx context.Context, req *wire.Request) (*reply, error) {
-	if err := c.checkGeneration(req.Cmd); err != nil {
+	if err := c.checkGeneration(ctx, req.Cmd); err != nil {
 		return nil, err
 	}
 	cmd, found := commands[req.Cmd]

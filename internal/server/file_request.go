@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"github.com/vserv/vserv/internal/auth"
 	"github.com/vserv/vserv/internal/files"
 	"github.com/vserv/vserv/internal/wire"
@@ -24,7 +25,7 @@ type fileRequest struct {
 // admin role is read from the store on every request, like requireAdmin.
 // transfer allows the "force" and "backup" keys (fput and file); any other
 // key, or a key of the wrong type, is ERR proto rather than silently ignored.
-func (c *conn) fileRequest(req *wire.Request, minPos, maxPos int, transfer bool) (*fileRequest, error) {
+func (c *conn) fileRequest(ctx context.Context, req *wire.Request, minPos, maxPos int, transfer bool) (*fileRequest, error) {
 	args := req.Args
 	var opts map[string]wire.RawMessage
 	if n := len(args); n > 0 && len(args[n-1]) > 0 && args[n-1][0]>>5 == 5 {
@@ -57,10 +58,10 @@ func (c *conn) fileRequest(req *wire.Request, minPos, maxPos int, transfer bool)
 	}
 	name := auth.HomeName(c.account)
 	if _, given := opts["as"]; given {
-		if _, err := c.requireAdmin(); err != nil {
+		if _, err := c.requireAdmin(ctx); err != nil {
 			return nil, wire.Errorf(wire.CodePerm, "acting in another account's home (as) needs the admin role")
 		}
-		acct, err := c.srv.accounts.Get(as)
+		acct, err := c.srv.accounts.Get(ctx, as)
 		if err != nil {
 			return nil, err
 		}

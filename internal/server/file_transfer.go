@@ -20,8 +20,8 @@ import (
 // chunkQueue+2 messages in memory, a download one chunk.
 
 // beginUpload decodes the arguments fput and file share and starts the upload.
-func (c *conn) beginUpload(req *wire.Request) (*files.Upload, int64, error) {
-	fr, err := c.fileRequest(req, 3, 3, true)
+func (c *conn) beginUpload(ctx context.Context, req *wire.Request) (*files.Upload, int64, error) {
+	fr, err := c.fileRequest(ctx, req, 3, 3, true)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -98,8 +98,8 @@ func (c *conn) writeData(offset uint64, data []byte) (next int64, err error) {
 	return next, nil
 }
 
-func cmdFile(_ context.Context, c *conn, req *wire.Request) (*reply, error) {
-	u, start, err := c.beginUpload(req)
+func cmdFile(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
+	u, start, err := c.beginUpload(ctx, req)
 	if err != nil {
 		return nil, err
 	}
@@ -107,7 +107,7 @@ func cmdFile(_ context.Context, c *conn, req *wire.Request) (*reply, error) {
 	return ok(uint64(start))
 }
 
-func cmdData(_ context.Context, c *conn, req *wire.Request) (*reply, error) {
+func cmdData(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
 	offset, err := req.Uint(0, "offset")
 	if err != nil {
 		return nil, err
@@ -123,8 +123,8 @@ func cmdData(_ context.Context, c *conn, req *wire.Request) (*reply, error) {
 	return ok(uint64(next))
 }
 
-func cmdFput(_ context.Context, c *conn, req *wire.Request) (*reply, error) {
-	u, start, err := c.beginUpload(req)
+func cmdFput(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
+	u, start, err := c.beginUpload(ctx, req)
 	if err != nil {
 		return nil, err
 	}
@@ -314,8 +314,8 @@ func (w *chunkWriter) stop() error {
 	return w.err
 }
 
-func cmdFget(_ context.Context, c *conn, req *wire.Request) (*reply, error) {
-	fr, err := c.fileRequest(req, 1, 2, false)
+func cmdFget(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
+	fr, err := c.fileRequest(ctx, req, 1, 2, false)
 	if err != nil {
 		return nil, err
 	}

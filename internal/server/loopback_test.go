@@ -81,7 +81,7 @@ func TestUiniChecksTheAddressBeforeAnythingElse(t *testing.T) {
 	if err := uini(netip.Addr{}, "admin"); !errors.Is(err, wire.ErrPerm) {
 		t.Errorf("uini from an unknown address: err = %v, want ERR perm", err)
 	}
-	if n, err := s.accounts.Count(); err != nil || n != 0 {
+	if n, err := s.accounts.Count(t.Context()); err != nil || n != 0 {
 		t.Fatalf("accounts after refused uini: %d, %v; want none", n, err)
 	}
 	// From loopback addresses the request gets past the address check: a
@@ -94,7 +94,7 @@ func TestUiniChecksTheAddressBeforeAnythingElse(t *testing.T) {
 	if err := uini(netip.MustParseAddr("127.0.0.1"), "admin"); err != nil {
 		t.Fatalf("uini from 127.0.0.1: %v", err)
 	}
-	if n, err := s.accounts.Count(); err != nil || n != 1 {
+	if n, err := s.accounts.Count(t.Context()); err != nil || n != 1 {
 		t.Fatalf("accounts after uini: %d, %v; want 1", n, err)
 	}
 }

@@ -33,7 +33,6 @@ func newTestServer(t *testing.T, dataroot string, cfg Config) *Server {
 		t.Fatal(err)
 	}
 	st := openTestStore(t, dir.Root())
-	db := st.DB()
 	pool, err := secure.OpenPool(dir.Root(), id, 8, 24*time.Hour, cfg.Now)
 	if err != nil {
 		t.Fatal(err)
@@ -42,7 +41,7 @@ func newTestServer(t *testing.T, dataroot string, cfg Config) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	accounts, err := auth.New(db, auth.Options{
+	accounts, err := auth.New(st, auth.Options{
 		Argon: auth.TestArgon2, Production: cfg.Production, SecretKey: secret,
 		ServerID: id.ServerID, Now: cfg.Now, Logger: cfg.Logger,
 	})

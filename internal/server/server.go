@@ -280,8 +280,11 @@ func (s *Server) unregister(c *conn) {
 	s.mu.Unlock()
 }
 
-// endSessions closes every connection logged in as name except keep: what a
-// password change, a disable, a deletion or a 2FA reset must do.
+// endSessions closes every connection of this server logged in as name
+// except keep, after a password change, a disable, a deletion or a 2FA
+// reset, and returns how many. It only saves them a round trip: what ends
+// the account's sessions, here and on any other front end on the store, is
+// the generation check before every command (checkGeneration).
 func (s *Server) endSessions(name string, keep *conn) int {
 	home := auth.HomeName(name)
 	n := 0

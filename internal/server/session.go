@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"errors"
 
 	"github.com/vserv/vserv/internal/auth"
@@ -23,24 +24,26 @@ func (c *conn) beginLoginStep(name string) (*auth.Attempt, error) {
 }
 
 // checkGeneration runs before every command of a logged-in connection
-// (states user and verified): it reads the account's generation, one bbolt
-// read, and when the account was changed since this login (password,
-// disable, deletion, 2FA reset, a write grant that makes it owe a second
-// factor in production mode) it logs the connection out and refuses the
-// command with the fixed ERR auth. endSessions closes such connections too,
-// but a login whose hash was still being computed, or a command that
-// started before the change, would otherwise carry on with the old state.
-// quit and logout end the login anyway and always run.
-func (c *conn) checkGeneration(cmd string) error {
+// (states user and verified): it reads the account's generation from the
+// store (through auth's cache), and when the account was changed since this
+// login (password, disable, deletion, 2FA reset, a write grant that makes it
+// owe a second factor in production mode) it logs the connection out and
+// refuses the command with the fixed ERR auth. This check alone is what
+// ends a changed account's sessions: it holds for a change made through any
+// front end on the same store, and for a login whose hash was still being
+// computed when the change committed. endSessions, which closes this
+// server's own connections of the account at once, only saves them their
+// next round trip. quit and logout end the login anyway and always run.
+func (c *conn) checkGeneration(ctx context.Context, cmd string) error {
 	if c.state < stateUser || cmd == "quit" || cmd == "exit" || cmd == "logout" {
 		return nil
 	}
-	gen, err := c.srv.accounts.Generation(c.account)
+	gen, err := c.srv.accounts.Generation(ctx, c.account)
 	if err == nil && gen == c.gen {
 		return nil
 	}
 	c.log.Info("login ended: the account changed", "account", c.account)
-	c.forgetLogin()
+	c.forgetLogin(ctx)
 	if err != nil && !errors.Is(err, wire.ErrNotFound) {
 		return err // a storage fault: logged as internal, and logged out
 	}
@@ -48,11 +51,7 @@ func (c *conn) checkGeneration(cmd string) error {
 }
 
 // adoptGeneration keeps this connection logged in after a change it made to
-// its own account (chpass, u2fa reset of itself). A change made by another
-// connection at the same moment is no risk: that one ends this connection
-// through endSessions.
-func (c *conn) adoptGeneration() {
-	if gen, err := c.srv.accounts.Generation(c.account); err == nil {
-		c.gen = gen
-	}
-}
+// its own account (chpass, u2fa reset of itself): gen is the generation that
+// change wrote, not one read afterwards, so that a change made elsewhere at
+// the same moment still ends this session at its next command.
+func (c *conn) adoptGeneration(gen uint64) { c.gen = gen }

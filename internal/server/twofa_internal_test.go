@@ -72,7 +72,7 @@ func newClockedServer(t *testing.T) (*Server, *testClock, *lockedBuffer) {
 func loggedInConn(s *Server, name string, st state) *conn {
 	c := &conn{srv: s, addr: netip.MustParseAddr("192.0.2.7"), log: s.log, id: "test"}
 	c.setLoggedIn(name, st)
-	c.gen, _ = s.accounts.Generation(name) // as pass records it
+	c.gen, _ = s.accounts.Generation(context.Background(), name) // as pass records it
 	return c
 }
 
@@ -92,7 +92,7 @@ func request(t *testing.T, cmd string, args ...any) *wire.Request {
 // enrolled creates an account with a confirmed factor and returns its secret.
 func enrolled(t *testing.T, s *Server, clock *testClock, name string) string {
 	t.Helper()
-	if _, err := s.accounts.Add(name, name+"-password", auth.RoleUser); err != nil {
+	if _, err := s.accounts.Add(t.Context(), name, name+"-password", auth.RoleUser); err != nil {
 		t.Fatal(err)
 	}
 	c := loggedInConn(s, name, stateVerified)
