@@ -15,6 +15,7 @@ import (
 	"github.com/vserv/vserv/internal/auth"
 	"github.com/vserv/vserv/internal/files"
 	"github.com/vserv/vserv/internal/server"
+	"github.com/vserv/vserv/internal/server/cmdtable"
 	"github.com/vserv/vserv/internal/version"
 	"github.com/vserv/vserv/internal/wire"
 )
@@ -164,7 +165,8 @@ func serve(cmd *cobra.Command, o *serveOptions) error {
 		Version: version.String(), MaxConns: o.maxConns, MaxConnsIP: o.maxConnsIP,
 		RateIP: o.rateIP, MaxMsg: o.maxMsg, IdleTimeout: time.Duration(o.idle) * time.Second,
 		Logger: logger, ReadBudget: o.readBudget, ReplyBudget: o.replyBudget,
-		Quotas: files.Quotas{UserBytes: o.quotaBytes, UserFiles: o.quotaFiles, TotalBytes: o.quotaTotal},
+		Quotas:   files.Quotas{UserBytes: o.quotaBytes, UserFiles: o.quotaFiles, TotalBytes: o.quotaTotal},
+		Commands: cmdtable.Default(),
 	}
 	if o.testKDF {
 		cfg.Argon = auth.TestArgon2

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"github.com/vserv/vserv/internal/server/cmdspec"
 
 	"github.com/vserv/vserv/internal/files"
 	"github.com/vserv/vserv/internal/wire"
@@ -10,23 +11,23 @@ import (
 // File commands of DESIGN.md §3.3. Path rules, quotas and durability belong
 // to package files; this file only maps requests onto it. Each command takes
 // an optional options map as its last argument (see fileRequest).
-func fileCommands() map[string]*command {
+func fileCommands() map[string]*Command {
 	v := stateVerified
-	return map[string]*command{
-		"fput":  {min: v, minArgs: 3, maxArgs: 4, usage: "fput path size sha256 [{force, backup, as}] — upload: answers OK offset, then reads [\"data\", offset, bytes] messages up to size and answers the last one", run: cmdFput},
-		"fget":  {min: v, minArgs: 1, maxArgs: 3, usage: "fget path [offset] [{as}] — download: answers OK size sha256, then sends [\"data\", offset, bytes] messages up to size", run: cmdFget},
-		"file":  {min: v, minArgs: 3, maxArgs: 4, usage: "file path size sha256 [{force, backup, as}] — start an upload whose data messages are answered one by one: answers OK offset", run: cmdFile},
-		"data":  {min: v, minArgs: 2, maxArgs: 2, usage: "data offset bytes — the next chunk of the upload `file` started: answers OK next-offset", run: cmdData},
-		"del":   {min: v, minArgs: 1, maxArgs: 2, usage: "del path [{as}] — delete a file", run: cmdDel},
-		"ls":    {min: v, maxArgs: 2, usage: "ls [path] [{as}] — list a directory (default: the working directory): OK [{name, size, mtime, dir}...]", run: cmdLs},
-		"lsd":   {min: v, maxArgs: 2, usage: "lsd [path] [{as}] — list the subdirectories of a directory", run: cmdLsd},
-		"cd":    {min: v, minArgs: 1, maxArgs: 2, usage: "cd path [{as}] — change the working directory: OK new-cwd", run: cmdCd},
-		"pwd":   {min: v, maxArgs: 1, usage: "pwd [{as}] — the working directory, relative to the home (\"\" at its top)", run: cmdPwd},
-		"stat":  {min: v, minArgs: 1, maxArgs: 2, usage: "stat path [{as}] — describe a file or directory: OK {name, size, mtime, dir}", run: cmdStat},
-		"mkdir": {min: v, minArgs: 1, maxArgs: 2, usage: "mkdir path [{as}] — create a directory", run: cmdMkdir},
-		"rmdir": {min: v, minArgs: 1, maxArgs: 2, usage: "rmdir path [{as}] — remove an empty directory", run: cmdRmdir},
-		"fpart": {min: v, minArgs: 1, maxArgs: 3, usage: "fpart ls|rm [path] [{as}] — partial uploads: ls answers OK [{name, size, have, sha256, mtime}...]; rm path discards those of path", run: cmdFpart},
-		"buff":  {min: v, maxArgs: 2, usage: "buff [bytes] [{as}] — get or set the chunk size of the data messages fget sends (1 to 61440)", run: cmdBuff},
+	return map[string]*Command{
+		"fput":  {Spec: cmdspec.Spec{Min: v, MinArgs: 3, MaxArgs: 4, Usage: "fput path size sha256 [{force, backup, as}] — upload: answers OK offset, then reads [\"data\", offset, bytes] messages up to size and answers the last one"}, run: cmdFput},
+		"fget":  {Spec: cmdspec.Spec{Min: v, MinArgs: 1, MaxArgs: 3, Usage: "fget path [offset] [{as}] — download: answers OK size sha256, then sends [\"data\", offset, bytes] messages up to size"}, run: cmdFget},
+		"file":  {Spec: cmdspec.Spec{Min: v, MinArgs: 3, MaxArgs: 4, Usage: "file path size sha256 [{force, backup, as}] — start an upload whose data messages are answered one by one: answers OK offset"}, run: cmdFile},
+		"data":  {Spec: cmdspec.Spec{Min: v, MinArgs: 2, MaxArgs: 2, Usage: "data offset bytes — the next chunk of the upload `file` started: answers OK next-offset"}, run: cmdData},
+		"del":   {Spec: cmdspec.Spec{Min: v, MinArgs: 1, MaxArgs: 2, Usage: "del path [{as}] — delete a file"}, run: cmdDel},
+		"ls":    {Spec: cmdspec.Spec{Min: v, MaxArgs: 2, Usage: "ls [path] [{as}] — list a directory (default: the working directory): OK [{name, size, mtime, dir}...]"}, run: cmdLs},
+		"lsd":   {Spec: cmdspec.Spec{Min: v, MaxArgs: 2, Usage: "lsd [path] [{as}] — list the subdirectories of a directory"}, run: cmdLsd},
+		"cd":    {Spec: cmdspec.Spec{Min: v, MinArgs: 1, MaxArgs: 2, Usage: "cd path [{as}] — change the working directory: OK new-cwd"}, run: cmdCd},
+		"pwd":   {Spec: cmdspec.Spec{Min: v, MaxArgs: 1, Usage: "pwd [{as}] — the working directory, relative to the home (\"\" at its top)"}, run: cmdPwd},
+		"stat":  {Spec: cmdspec.Spec{Min: v, MinArgs: 1, MaxArgs: 2, Usage: "stat path [{as}] — describe a file or directory: OK {name, size, mtime, dir}"}, run: cmdStat},
+		"mkdir": {Spec: cmdspec.Spec{Min: v, MinArgs: 1, MaxArgs: 2, Usage: "mkdir path [{as}] — create a directory"}, run: cmdMkdir},
+		"rmdir": {Spec: cmdspec.Spec{Min: v, MinArgs: 1, MaxArgs: 2, Usage: "rmdir path [{as}] — remove an empty directory"}, run: cmdRmdir},
+		"fpart": {Spec: cmdspec.Spec{Min: v, MinArgs: 1, MaxArgs: 3, Usage: "fpart ls|rm [path] [{as}] — partial uploads: ls answers OK [{name, size, have, sha256, mtime}...]; rm path discards those of path"}, run: cmdFpart},
+		"buff":  {Spec: cmdspec.Spec{Min: v, MaxArgs: 2, Usage: "buff [bytes] [{as}] — get or set the chunk size of the data messages fget sends (1 to 61440)"}, run: cmdBuff},
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"github.com/vserv/vserv/internal/server/cmdspec"
 	"math"
 	"math/bits"
 
@@ -23,24 +24,24 @@ const (
 	maxListLimit    = 100000
 )
 
-func ledgerCommands() map[string]*command {
-	return map[string]*command{
-		"rput":    {min: stateSession, minArgs: 2, maxArgs: 3, usage: "rput chain record|[records] [{receipt: bool}] — append records (write right)", run: cmdRput},
-		"rget":    {min: stateSession, minArgs: 2, maxArgs: 2, usage: "rget chain id|[ids] — entries by record id", run: cmdRget},
-		"rabs":    {min: stateSession, minArgs: 2, maxArgs: 2, usage: "rabs chain seq|[seqs] — entries by position (negative: from the end)", run: cmdRabs},
-		"rhave":   {min: stateSession, minArgs: 2, maxArgs: 2, usage: "rhave chain id|[ids] — whether records exist", run: cmdRhave},
-		"rsize":   {min: stateSession, minArgs: 1, maxArgs: 1, usage: "rsize chain — number of entries", run: cmdRsize},
-		"rlist":   {min: stateSession, minArgs: 3, maxArgs: 5, usage: "rlist chain from to [limit [cursor]] — record ids accepted in [from, to) server ms", run: cmdRlist},
-		"rcount":  {min: stateSession, minArgs: 3, maxArgs: 3, usage: "rcount chain from to — how many records were accepted in [from, to)", run: cmdRcount},
-		"rproof":  {min: stateSession, minArgs: 2, maxArgs: 3, usage: "rproof chain id|seq [tree size] — a receipt (C2SP tlog-proof)", run: cmdRproof},
-		"rcons":   {min: stateSession, minArgs: 2, maxArgs: 3, usage: "rcons chain old-size [new-size] — consistency proof and checkpoint", run: cmdRcons},
-		"rhead":   {min: stateSession, minArgs: 1, maxArgs: 1, usage: "rhead chain — the newest signed checkpoint", run: cmdRhead},
-		"rcheck":  {min: stateVerified, minArgs: 1, maxArgs: 2, usage: "rcheck chain [sum|link|pow|sig|tree|all] — check a chain (admin)", run: cmdRcheck},
-		"chains":  {min: stateSession, usage: "chains — the chains this connection may read", run: cmdChains},
-		"mkchain": {min: stateVerified, minArgs: 2, maxArgs: 2, usage: "mkchain name {public, pow_bits, schema, authority} — create a chain (admin)", run: cmdMkchain},
-		"grant":   {min: stateVerified, minArgs: 3, maxArgs: 3, usage: "grant name chain read|write|manage|replicate — give a per-chain right (admin)", run: cmdGrant},
-		"revoke":  {min: stateVerified, minArgs: 3, maxArgs: 3, usage: "revoke name chain read|write|manage|replicate — take a per-chain right away (admin)", run: cmdRevoke},
-		"view":    {min: stateSession, minArgs: 2, maxArgs: 3, usage: "view chain name [{args}] — a view of a chain with a schema (§6)", run: cmdView},
+func ledgerCommands() map[string]*Command {
+	return map[string]*Command{
+		"rput":    {Spec: cmdspec.Spec{Min: stateSession, MinArgs: 2, MaxArgs: 3, Usage: "rput chain record|[records] [{receipt: bool}] — append records (write right)"}, run: cmdRput},
+		"rget":    {Spec: cmdspec.Spec{Min: stateSession, MinArgs: 2, MaxArgs: 2, Usage: "rget chain id|[ids] — entries by record id"}, run: cmdRget},
+		"rabs":    {Spec: cmdspec.Spec{Min: stateSession, MinArgs: 2, MaxArgs: 2, Usage: "rabs chain seq|[seqs] — entries by position (negative: from the end)"}, run: cmdRabs},
+		"rhave":   {Spec: cmdspec.Spec{Min: stateSession, MinArgs: 2, MaxArgs: 2, Usage: "rhave chain id|[ids] — whether records exist"}, run: cmdRhave},
+		"rsize":   {Spec: cmdspec.Spec{Min: stateSession, MinArgs: 1, MaxArgs: 1, Usage: "rsize chain — number of entries"}, run: cmdRsize},
+		"rlist":   {Spec: cmdspec.Spec{Min: stateSession, MinArgs: 3, MaxArgs: 5, Usage: "rlist chain from to [limit [cursor]] — record ids accepted in [from, to) server ms"}, run: cmdRlist},
+		"rcount":  {Spec: cmdspec.Spec{Min: stateSession, MinArgs: 3, MaxArgs: 3, Usage: "rcount chain from to — how many records were accepted in [from, to)"}, run: cmdRcount},
+		"rproof":  {Spec: cmdspec.Spec{Min: stateSession, MinArgs: 2, MaxArgs: 3, Usage: "rproof chain id|seq [tree size] — a receipt (C2SP tlog-proof)"}, run: cmdRproof},
+		"rcons":   {Spec: cmdspec.Spec{Min: stateSession, MinArgs: 2, MaxArgs: 3, Usage: "rcons chain old-size [new-size] — consistency proof and checkpoint"}, run: cmdRcons},
+		"rhead":   {Spec: cmdspec.Spec{Min: stateSession, MinArgs: 1, MaxArgs: 1, Usage: "rhead chain — the newest signed checkpoint"}, run: cmdRhead},
+		"rcheck":  {Spec: cmdspec.Spec{Min: stateVerified, MinArgs: 1, MaxArgs: 2, Usage: "rcheck chain [sum|link|pow|sig|tree|all] — check a chain (admin)"}, run: cmdRcheck},
+		"chains":  {Spec: cmdspec.Spec{Min: stateSession, Usage: "chains — the chains this connection may read"}, run: cmdChains},
+		"mkchain": {Spec: cmdspec.Spec{Min: stateVerified, MinArgs: 2, MaxArgs: 2, Usage: "mkchain name {public, pow_bits, schema, authority} — create a chain (admin)"}, run: cmdMkchain},
+		"grant":   {Spec: cmdspec.Spec{Min: stateVerified, MinArgs: 3, MaxArgs: 3, Usage: "grant name chain read|write|manage|replicate — give a per-chain right (admin)"}, run: cmdGrant},
+		"revoke":  {Spec: cmdspec.Spec{Min: stateVerified, MinArgs: 3, MaxArgs: 3, Usage: "revoke name chain read|write|manage|replicate — take a per-chain right away (admin)"}, run: cmdRevoke},
+		"view":    {Spec: cmdspec.Spec{Min: stateSession, MinArgs: 2, MaxArgs: 3, Usage: "view chain name [{args}] — a view of a chain with a schema (§6)"}, run: cmdView},
 	}
 }
 

@@ -23,14 +23,6 @@ import (
 // commands; it does not take hello or quit away.
 var userStateCommands = map[string]bool{"twofa": true, "logout": true, "qr": true, "pauth": true}
 
-func twofaCommands() map[string]*command {
-	return map[string]*command{
-		"twofa": {min: stateUser, minArgs: 1, maxArgs: 1, allowed: twofaAllowed, usage: "twofa code — the second factor: a 6-digit TOTP code or a recovery code", run: cmdTwofa},
-		"qr":    {min: stateUser, maxArgs: 1, usage: "qr [enrollment-code] — enroll an authenticator app: otpauth URI, PNG QR code and 10 recovery codes; the first twofa confirms", run: cmdQr},
-		"u2fa":  {min: stateVerified, minArgs: 2, maxArgs: 2, usage: "u2fa name reset — remove an account's second factor and end its sessions (admin)", run: cmdU2fa},
-	}
-}
-
 // twofaAllowed: twofa is the step from user to verified; in verified it only
 // confirms an enrollment this connection began (a session logged in without
 // a factor that enrolls one).

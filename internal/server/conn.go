@@ -54,6 +54,9 @@ type conn struct {
 
 	otherCwds map[string]files.Cwd // working directories in other accounts' homes (admin `as`)
 	pending   []byte               // a request a data stream read that the loop must answer next
+
+	api    Session     // what handlers outside the core see of this connection (session)
+	values map[any]any // session values of other packages (Session.Value)
 }
 
 // pendingAkey remembers an answered akey for the sess that must follow it.
@@ -146,6 +149,7 @@ func (c *conn) serve(ctx context.Context) {
 		return
 	}
 	c.transcript.Add(signon)
+	defer c.endValues()
 	defer c.endUpload()
 	for {
 		if c.srv.isClosing() || c.killed.Load() {
@@ -275,8 +279,9 @@ func (c *conn) write(msg []byte) error {
 	return c.wc.WriteMessage(msg, time.Now().Add(30*time.Second))
 }
 
-// reply is what a handler returns on success.
-type reply struct {
+// Reply is what a handler returns on success: OK, HeldReply or StreamReply
+// make one.
+type Reply struct {
 	vals    []any
 	after   func()                          // runs right after the reply is written (key switches)
 	close   bool                            // close the connection after the reply
@@ -284,32 +289,40 @@ type reply struct {
 	release func()                          // runs once the reply is sent or abandoned: gives back its reply budget
 }
 
+// reply is the name the core's handlers use for Reply.
+type reply = Reply
+
 func ok(vals ...any) (*reply, error) { return &reply{vals: vals}, nil }
 
 func (c *conn) run(ctx context.Context, req *wire.Request) (*reply, error) {
 	if err := c.checkGeneration(req.Cmd); err != nil {
 		return nil, err
 	}
-	cmd, found := commands[req.Cmd]
+	cmd, found := c.srv.cmds.cmds[req.Cmd]
 	if !found {
 		return nil, wire.Errorf(wire.CodeProto, "unknown command %q; `help` lists them", truncate(req.Cmd, 64))
 	}
-	if c.state < cmd.min {
-		return nil, wire.Errorf(wire.CodeState, "%s needs state %s (this connection is in state %s)", req.Cmd, cmd.min, c.state)
+	if c.state < cmd.Min {
+		return nil, wire.Errorf(wire.CodeState, "%s needs state %s (this connection is in state %s)", req.Cmd, cmd.Min, c.state)
 	}
 	// State user runs the session's commands plus only userStateCommands
 	// (§2.5; our reading is in cmd_twofa.go), whatever a table entry says.
-	if c.state == stateUser && cmd.min == stateUser && !userStateCommands[req.Cmd] {
+	if c.state == stateUser && cmd.Min == stateUser && !userStateCommands[req.Cmd] {
 		return nil, wire.Errorf(wire.CodeState, "%s needs state verified: send twofa first", req.Cmd)
 	}
 	if cmd.allowed != nil && !cmd.allowed(c) {
 		return nil, wire.Errorf(wire.CodeState, "%s is not allowed in state %s", req.Cmd, c.state)
 	}
-	if err := req.Arity(cmd.minArgs, cmd.maxArgs); err != nil {
+	if err := req.Arity(cmd.MinArgs, cmd.MaxArgs); err != nil {
 		return nil, err
 	}
 	c.refused = ""
-	r, err := c.guard(req.Cmd, func() (*reply, error) { return cmd.run(ctx, c, req) })
+	r, err := c.guard(req.Cmd, func() (*reply, error) {
+		if cmd.run != nil {
+			return cmd.run(ctx, c, req)
+		}
+		return cmd.Run(ctx, c.apiSession(), req)
+	})
 	c.auditRefusal(ctx, req)
 	return r, err
 }
@@ -374,6 +387,7 @@ func (c *conn) setLoggedIn(account string, st state) {
 		c.endUpload()
 		c.cwd = ""
 		c.otherCwds = nil
+		c.releaseValues()
 	}
 	c.mu.Lock()
 	if account == "" {

@@ -45,6 +45,9 @@ type Config struct {
 	ReplyBudget int64         // bytes held in big replies being built or sent, server-wide (DefaultReplyBudget)
 	Logger      *slog.Logger
 	Now         func() time.Time
+	// Commands is the command table (cmdtable.Default: every command); nil
+	// is NewTable, the core's commands alone. New freezes it.
+	Commands *Table
 }
 
 func (c *Config) setDefaults() {
@@ -93,6 +96,9 @@ func (c *Config) setDefaults() {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	if c.Commands == nil {
+		c.Commands = NewTable()
+	}
 	if c.Site == "" {
 		c.Site, _ = os.Hostname()
 	}
@@ -108,6 +114,7 @@ type Server struct {
 	accounts *auth.Store
 	files    *files.Service
 	ledger   *ledger.Ledger
+	cmds     *Table
 	// keyRotations are the receipts `id` appends, loaded at start.
 	keyRotations []string
 	backoff      *auth.Backoff
@@ -125,7 +132,8 @@ type Server struct {
 // New opens (creating on first start) the data directory and everything in it.
 func New(cfg Config) (*Server, error) {
 	cfg.setDefaults()
-	s := &Server{cfg: cfg, log: cfg.Logger, conns: map[*conn]struct{}{}}
+	s := &Server{cfg: cfg, log: cfg.Logger, cmds: cfg.Commands, conns: map[*conn]struct{}{}}
+	s.cmds.frozen = true
 	s.budgets = newBudgets(cfg.ReadBudget, cfg.ReplyBudget)
 	s.throttle.Store(true)
 
