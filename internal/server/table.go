@@ -46,7 +46,7 @@ func NewTable() *Table {
 		}
 		t.add(name, &Command{Spec: spec, allowed: h.allowed, run: h.run})
 	}
-	for _, group := range []map[string]*Command{ledgerCommands(), fileCommands()} {
+	for _, group := range []map[string]*Command{fileCommands()} {
 		for name, cmd := range group {
 			t.add(name, cmd)
 		}

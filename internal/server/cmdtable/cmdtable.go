@@ -4,9 +4,14 @@
 // internal/server, so the table cannot be built there.
 package cmdtable
 
-import "github.com/vserv/vserv/internal/server"
+import (
+	"github.com/vserv/vserv/internal/server"
+	"github.com/vserv/vserv/internal/server/ledgercmd"
+)
 
 // Default returns a new table holding every command vserv serves.
 func Default() *server.Table {
-	return server.NewTable()
+	t := server.NewTable()
+	ledgercmd.Register(t)
+	return t
 }
