@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/vserv/vserv/internal/auth"
-	"github.com/vserv/vserv/internal/files"
 	"github.com/vserv/vserv/internal/secure"
 	"github.com/vserv/vserv/internal/wire"
 )
@@ -48,14 +47,9 @@ type conn struct {
 
 	lastReq, lastResp []byte // the request being answered and its answer, for akey
 
-	cwd    files.Cwd     // file commands' working directory, relative to the home
-	upload *files.Upload // the explicit-offset upload (`file` + `data`) in progress
-	chunk  int           // `buff`: the data chunk size
+	pending []byte // a request a data stream read that the loop must answer next (Session.Unread)
 
-	otherCwds map[string]files.Cwd // working directories in other accounts' homes (admin `as`)
-	pending   []byte               // a request a data stream read that the loop must answer next
-
-	api    Session     // what handlers outside the core see of this connection (session)
+	api    Session     // what handlers outside the core see of this connection
 	values map[any]any // session values of other packages (Session.Value)
 }
 
@@ -150,7 +144,6 @@ func (c *conn) serve(ctx context.Context) {
 	}
 	c.transcript.Add(signon)
 	defer c.endValues()
-	defer c.endUpload()
 	for {
 		if c.srv.isClosing() || c.killed.Load() {
 			return
@@ -381,12 +374,8 @@ func (c *conn) loggedInAs() string {
 
 func (c *conn) setLoggedIn(account string, st state) {
 	if account != c.account {
-		// File state belongs to the login that made it: an upload begun by
-		// one account must not finish under the next one's login (into the
-		// first one's home), and the next login starts at its home's top.
-		c.endUpload()
-		c.cwd = ""
-		c.otherCwds = nil
+		// Session values belong to the login that made them (an upload
+		// begun by one account must not finish under the next one's login).
 		c.releaseValues()
 	}
 	c.mu.Lock()

@@ -46,11 +46,6 @@ func NewTable() *Table {
 		}
 		t.add(name, &Command{Spec: spec, allowed: h.allowed, run: h.run})
 	}
-	for _, group := range []map[string]*Command{fileCommands()} {
-		for name, cmd := range group {
-			t.add(name, cmd)
-		}
-	}
 	for alias, name := range cmdspec.CoreAliases() {
 		t.Alias(alias, name)
 	}

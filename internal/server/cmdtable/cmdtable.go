@@ -6,6 +6,7 @@ package cmdtable
 
 import (
 	"github.com/vserv/vserv/internal/server"
+	"github.com/vserv/vserv/internal/server/filecmd"
 	"github.com/vserv/vserv/internal/server/ledgercmd"
 )
 
@@ -13,5 +14,6 @@ import (
 func Default() *server.Table {
 	t := server.NewTable()
 	ledgercmd.Register(t)
+	filecmd.Register(t)
 	return t
 }
