@@ -14,6 +14,7 @@ import (
 
 	"github.com/vserv/vserv/internal/auth"
 	"github.com/vserv/vserv/internal/secure"
+	"github.com/vserv/vserv/internal/server/cmdspec"
 	"github.com/vserv/vserv/internal/wire"
 )
 
@@ -298,9 +299,9 @@ func (c *conn) run(ctx context.Context, req *wire.Request) (*reply, error) {
 	if c.state < cmd.Min {
 		return nil, wire.Errorf(wire.CodeState, "%s needs state %s (this connection is in state %s)", req.Cmd, cmd.Min, c.state)
 	}
-	// State user runs the session's commands plus only userStateCommands
-	// (§2.5; our reading is in cmd_twofa.go), whatever a table entry says.
-	if c.state == stateUser && cmd.Min == stateUser && !userStateCommands[req.Cmd] {
+	// State user runs the session's commands plus only those flagged
+	// UserState (§2.5; our reading is at cmdspec.Core).
+	if c.state == stateUser && cmd.Min == stateUser && cmd.Flags&cmdspec.UserState == 0 {
 		return nil, wire.Errorf(wire.CodeState, "%s needs state verified: send twofa first", req.Cmd)
 	}
 	if cmd.allowed != nil && !cmd.allowed(c) {

@@ -35,10 +35,36 @@ func (s State) String() string {
 	return "unknown"
 }
 
+// Flags are the properties of a command that code outside its handler
+// acts on.
+type Flags uint8
+
+const (
+	// Secret: the arguments carry credentials (passwords, codes, tokens).
+	// They are never logged, and clients keep such lines out of their
+	// history.
+	Secret Flags = 1 << iota
+	// UserState: the command runs in state user, where a password was
+	// accepted and a second factor is owed (DESIGN.md §2.5). A command
+	// whose minimum is User runs there only with this flag; one whose
+	// minimum is Initial or Session runs there as in an anonymous session.
+	UserState
+)
+
 // Spec is the client-visible description of one command; the table holds
 // it under the command's name.
 type Spec struct {
 	Min              State // the lowest state it runs in
 	MinArgs, MaxArgs int
 	Usage            string // what `help name` shows, before "(needs state …)"
+	Flags            Flags
+}
+
+// IsSecret reports whether the core command (or alias) name is Secret: the
+// secret commands are all in Core.
+func IsSecret(name string) bool {
+	if n, found := CoreAliases()[name]; found {
+		name = n
+	}
+	return Core()[name].Flags&Secret != 0
 }
