@@ -13,10 +13,10 @@ package filecmd
 
 import (
 	"context"
-	"github.com/vserv/vserv/internal/server"
-	"github.com/vserv/vserv/internal/server/cmdspec"
 
 	"github.com/vserv/vserv/internal/files"
+	"github.com/vserv/vserv/internal/server"
+	"github.com/vserv/vserv/internal/server/cmdspec"
 	"github.com/vserv/vserv/internal/wire"
 )
 

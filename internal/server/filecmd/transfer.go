@@ -3,13 +3,13 @@ package filecmd
 import (
 	"context"
 	"errors"
-	"github.com/vserv/vserv/internal/server"
 	"io"
 	"math"
 	"sync"
 	"sync/atomic"
 
 	"github.com/vserv/vserv/internal/files"
+	"github.com/vserv/vserv/internal/server"
 	"github.com/vserv/vserv/internal/wire"
 )
 

@@ -10,18 +10,17 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
-	"github.com/vserv/vserv/internal/server"
-	"github.com/vserv/vserv/internal/server/cmdspec"
 	"math"
 	"math/bits"
 
 	"github.com/vserv/vserv/apps"
+	"github.com/vserv/vserv/canon"
 	"github.com/vserv/vserv/internal/auth"
 	"github.com/vserv/vserv/internal/ledger"
+	"github.com/vserv/vserv/internal/server"
+	"github.com/vserv/vserv/internal/server/cmdspec"
 	"github.com/vserv/vserv/internal/wire"
 	"github.com/vserv/vserv/verify"
-
-	"github.com/vserv/vserv/canon"
 )
 
 // Limits of DESIGN.md §2.1 on batched ledger commands.
@@ -33,22 +32,23 @@ const (
 
 // Register adds the ledger commands to t.
 func Register(t *server.Table) {
-	t.Handle("rput", server.Command{Spec: cmdspec.Spec{Min: cmdspec.Session, MinArgs: 2, MaxArgs: 3, Usage: "rput chain record|[records] [{receipt: bool}] — append records (write right)"}, Run: cmdRput})
-	t.Handle("rget", server.Command{Spec: cmdspec.Spec{Min: cmdspec.Session, MinArgs: 2, MaxArgs: 2, Usage: "rget chain id|[ids] — entries by record id"}, Run: cmdRget})
-	t.Handle("rabs", server.Command{Spec: cmdspec.Spec{Min: cmdspec.Session, MinArgs: 2, MaxArgs: 2, Usage: "rabs chain seq|[seqs] — entries by position (negative: from the end)"}, Run: cmdRabs})
-	t.Handle("rhave", server.Command{Spec: cmdspec.Spec{Min: cmdspec.Session, MinArgs: 2, MaxArgs: 2, Usage: "rhave chain id|[ids] — whether records exist"}, Run: cmdRhave})
-	t.Handle("rsize", server.Command{Spec: cmdspec.Spec{Min: cmdspec.Session, MinArgs: 1, MaxArgs: 1, Usage: "rsize chain — number of entries"}, Run: cmdRsize})
-	t.Handle("rlist", server.Command{Spec: cmdspec.Spec{Min: cmdspec.Session, MinArgs: 3, MaxArgs: 5, Usage: "rlist chain from to [limit [cursor]] — record ids accepted in [from, to) server ms"}, Run: cmdRlist})
-	t.Handle("rcount", server.Command{Spec: cmdspec.Spec{Min: cmdspec.Session, MinArgs: 3, MaxArgs: 3, Usage: "rcount chain from to — how many records were accepted in [from, to)"}, Run: cmdRcount})
-	t.Handle("rproof", server.Command{Spec: cmdspec.Spec{Min: cmdspec.Session, MinArgs: 2, MaxArgs: 3, Usage: "rproof chain id|seq [tree size] — a receipt (C2SP tlog-proof)"}, Run: cmdRproof})
-	t.Handle("rcons", server.Command{Spec: cmdspec.Spec{Min: cmdspec.Session, MinArgs: 2, MaxArgs: 3, Usage: "rcons chain old-size [new-size] — consistency proof and checkpoint"}, Run: cmdRcons})
-	t.Handle("rhead", server.Command{Spec: cmdspec.Spec{Min: cmdspec.Session, MinArgs: 1, MaxArgs: 1, Usage: "rhead chain — the newest signed checkpoint"}, Run: cmdRhead})
-	t.Handle("rcheck", server.Command{Spec: cmdspec.Spec{Min: cmdspec.Verified, MinArgs: 1, MaxArgs: 2, Usage: "rcheck chain [sum|link|pow|sig|tree|all] — check a chain (admin)"}, Run: cmdRcheck})
-	t.Handle("chains", server.Command{Spec: cmdspec.Spec{Min: cmdspec.Session, Usage: "chains — the chains this connection may read"}, Run: cmdChains})
-	t.Handle("mkchain", server.Command{Spec: cmdspec.Spec{Min: cmdspec.Verified, MinArgs: 2, MaxArgs: 2, Usage: "mkchain name {public, pow_bits, schema, authority} — create a chain (admin)"}, Run: cmdMkchain})
-	t.Handle("grant", server.Command{Spec: cmdspec.Spec{Min: cmdspec.Verified, MinArgs: 3, MaxArgs: 3, Usage: "grant name chain read|write|manage|replicate — give a per-chain right (admin)"}, Run: cmdGrant})
-	t.Handle("revoke", server.Command{Spec: cmdspec.Spec{Min: cmdspec.Verified, MinArgs: 3, MaxArgs: 3, Usage: "revoke name chain read|write|manage|replicate — take a per-chain right away (admin)"}, Run: cmdRevoke})
-	t.Handle("view", server.Command{Spec: cmdspec.Spec{Min: cmdspec.Session, MinArgs: 2, MaxArgs: 3, Usage: "view chain name [{args}] — a view of a chain with a schema (§6)"}, Run: cmdView})
+	s, v := cmdspec.Session, cmdspec.Verified
+	t.Handle("rput", server.Command{Spec: cmdspec.Spec{Min: s, MinArgs: 2, MaxArgs: 3, Usage: "rput chain record|[records] [{receipt: bool}] — append records (write right)"}, Run: cmdRput})
+	t.Handle("rget", server.Command{Spec: cmdspec.Spec{Min: s, MinArgs: 2, MaxArgs: 2, Usage: "rget chain id|[ids] — entries by record id"}, Run: cmdRget})
+	t.Handle("rabs", server.Command{Spec: cmdspec.Spec{Min: s, MinArgs: 2, MaxArgs: 2, Usage: "rabs chain seq|[seqs] — entries by position (negative: from the end)"}, Run: cmdRabs})
+	t.Handle("rhave", server.Command{Spec: cmdspec.Spec{Min: s, MinArgs: 2, MaxArgs: 2, Usage: "rhave chain id|[ids] — whether records exist"}, Run: cmdRhave})
+	t.Handle("rsize", server.Command{Spec: cmdspec.Spec{Min: s, MinArgs: 1, MaxArgs: 1, Usage: "rsize chain — number of entries"}, Run: cmdRsize})
+	t.Handle("rlist", server.Command{Spec: cmdspec.Spec{Min: s, MinArgs: 3, MaxArgs: 5, Usage: "rlist chain from to [limit [cursor]] — record ids accepted in [from, to) server ms"}, Run: cmdRlist})
+	t.Handle("rcount", server.Command{Spec: cmdspec.Spec{Min: s, MinArgs: 3, MaxArgs: 3, Usage: "rcount chain from to — how many records were accepted in [from, to)"}, Run: cmdRcount})
+	t.Handle("rproof", server.Command{Spec: cmdspec.Spec{Min: s, MinArgs: 2, MaxArgs: 3, Usage: "rproof chain id|seq [tree size] — a receipt (C2SP tlog-proof)"}, Run: cmdRproof})
+	t.Handle("rcons", server.Command{Spec: cmdspec.Spec{Min: s, MinArgs: 2, MaxArgs: 3, Usage: "rcons chain old-size [new-size] — consistency proof and checkpoint"}, Run: cmdRcons})
+	t.Handle("rhead", server.Command{Spec: cmdspec.Spec{Min: s, MinArgs: 1, MaxArgs: 1, Usage: "rhead chain — the newest signed checkpoint"}, Run: cmdRhead})
+	t.Handle("rcheck", server.Command{Spec: cmdspec.Spec{Min: v, MinArgs: 1, MaxArgs: 2, Usage: "rcheck chain [sum|link|pow|sig|tree|all] — check a chain (admin)"}, Run: cmdRcheck})
+	t.Handle("chains", server.Command{Spec: cmdspec.Spec{Min: s, Usage: "chains — the chains this connection may read"}, Run: cmdChains})
+	t.Handle("mkchain", server.Command{Spec: cmdspec.Spec{Min: v, MinArgs: 2, MaxArgs: 2, Usage: "mkchain name {public, pow_bits, schema, authority} — create a chain (admin)"}, Run: cmdMkchain})
+	t.Handle("grant", server.Command{Spec: cmdspec.Spec{Min: v, MinArgs: 3, MaxArgs: 3, Usage: "grant name chain read|write|manage|replicate — give a per-chain right (admin)"}, Run: cmdGrant})
+	t.Handle("revoke", server.Command{Spec: cmdspec.Spec{Min: v, MinArgs: 3, MaxArgs: 3, Usage: "revoke name chain read|write|manage|replicate — take a per-chain right away (admin)"}, Run: cmdRevoke})
+	t.Handle("view", server.Command{Spec: cmdspec.Spec{Min: s, MinArgs: 2, MaxArgs: 3, Usage: "view chain name [{args}] — a view of a chain with a schema (§6)"}, Run: cmdView})
 }
 
 // errNoChain is what a connection that may not read a chain sees: to it, the
