@@ -18,7 +18,8 @@ type Command struct {
 	// StreamReply) or an error: a *wire.Error is sent as it is; any other
 	// error is a server fault, logged with a correlation id and answered
 	// ERR internal. A panic is answered ERR internal and closes this
-	// connection alone.
+	// connection alone. It is nil in the core's own commands, whose
+	// handlers reach the connection itself.
 	Run func(ctx context.Context, s *Session, req *wire.Request) (*Reply, error)
 
 	allowed func(*conn) bool                                            // a core command's state rule beyond Min, nil = none
