@@ -18,6 +18,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/vserv/vserv/client"
+	"github.com/vserv/vserv/internal/server/cmdspec"
 	"github.com/vserv/vserv/internal/wire"
 )
 
@@ -382,11 +383,16 @@ func openHistory() *history {
 	return h
 }
 
-var secretCommands = map[string]bool{"pass": true, "chpass": true, "uini": true, "uadd": true, "aadd": true, "twofa": true, "qr": true, "u2fa": true, "ihost": true}
+// secretLine reports whether a shell line whose first word is first carries
+// a secret: a server command the protocol declares Secret (cmdspec), or the
+// shell's own ihost.
+func secretLine(first string) bool {
+	return first == "ihost" || cmdspec.IsSecret(first)
+}
 
 func (h *history) Add(entry string) {
 	first, _, _ := strings.Cut(strings.TrimSpace(entry), " ")
-	if entry == "" || secretCommands[first] {
+	if entry == "" || secretLine(first) {
 		return
 	}
 	h.lines = append(h.lines, entry)

@@ -27,6 +27,7 @@ import (
 	"github.com/vserv/vserv/internal/ledger"
 	"github.com/vserv/vserv/internal/secure"
 	"github.com/vserv/vserv/internal/server"
+	"github.com/vserv/vserv/internal/server/cmdtable"
 	"github.com/vserv/vserv/internal/store/bolt"
 )
 
@@ -161,7 +162,7 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 	}
 	n.parts = server.Parts{
 		Identity: id, Pool: pool, Accounts: accounts, Files: fs, Ledger: l,
-		SetupToken: setup, KeyRotations: rotations,
+		SetupToken: setup, KeyRotations: rotations, Commands: cmdtable.Default(),
 	}
 	if n.tcp, err = server.New(cfg.TCP, n.parts); err != nil {
 		return nil, err

@@ -9,23 +9,6 @@ import (
 	"github.com/vserv/vserv/internal/wire"
 )
 
-func accountCommands() map[string]*command {
-	sessionOnly := func(c *conn) bool { return c.state == stateSession }
-	return map[string]*command{
-		"uini":   {min: stateSession, minArgs: 3, maxArgs: 3, allowed: sessionOnly, usage: "uini name password setup-token — create the first admin (loopback only, while no account exists)", run: cmdUini},
-		"user":   {min: stateSession, minArgs: 1, maxArgs: 1, allowed: sessionOnly, usage: "user name — first step of login", run: cmdUser},
-		"pass":   {min: stateSession, minArgs: 1, maxArgs: 1, allowed: sessionOnly, usage: "pass password — second step of login", run: cmdPass},
-		"logout": {min: stateUser, usage: "logout — back to an anonymous session", run: cmdLogout},
-		"chpass": {min: stateVerified, minArgs: 2, maxArgs: 3, usage: "chpass old new | chpass name null new (admin) — change a password", run: cmdChpass},
-		"uadd":   {min: stateVerified, minArgs: 2, maxArgs: 2, usage: "uadd name password — add a user (admin)", run: cmdUadd},
-		"aadd":   {min: stateVerified, minArgs: 2, maxArgs: 2, usage: "aadd name password — add an admin (admin)", run: cmdAadd},
-		"udel":   {min: stateVerified, minArgs: 1, maxArgs: 1, usage: "udel name — delete an account (admin)", run: cmdUdel},
-		"uena":   {min: stateVerified, minArgs: 2, maxArgs: 2, usage: "uena name enable|disable — enable or disable an account (admin)", run: cmdUena},
-		"ulist":  {min: stateVerified, maxArgs: 1, usage: "ulist [user|admin|disabled|all] — list accounts (admin)", run: cmdUlist},
-		"throt":  {min: stateVerified, maxArgs: 1, usage: "throt [on|off] — show or switch per-IP throttling (admin to switch)", run: cmdThrot},
-	}
-}
-
 // requireAdmin checks the admin role from the store on every call: rights are
 // never cached at login, so a demotion or a disable takes effect at once.
 // A refusal is written to the audit chain (auditRefusal).

@@ -18,21 +18,6 @@ const (
 	maxTimeout = 3600
 )
 
-func connectionCommands() map[string]*command {
-	return map[string]*command{
-		"hello": {min: stateInitial, usage: "hello — answers hello, the server-id and this connection's id", run: cmdHello},
-		"ver":   {min: stateInitial, usage: "ver — the server version and protocol version", run: cmdVer},
-		"id":    {min: stateInitial, usage: "id — server-id, site name, key fingerprint, public key and rotation receipts", run: cmdID},
-		"help":  {min: stateInitial, maxArgs: 1, usage: "help [command] — the command names, or one command's usage", run: cmdHelp},
-		"dmode": {min: stateInitial, usage: "dmode — 1 in developer mode, 0 in production mode", run: cmdDmode},
-		"akey":  {min: stateInitial, usage: "akey — a signed session key from the pool (start of the handshake)", run: cmdAkey},
-		"sess":  {min: stateInitial, minArgs: 3, maxArgs: 3, usage: "sess kid ct msg1 — complete the Noise handshake with the key from akey", run: cmdSess},
-		"rekey": {min: stateSession, usage: "rekey — ratchet both session keys forward", run: cmdRekey},
-		"tout":  {min: stateSession, maxArgs: 1, usage: "tout [seconds] — get or set the idle timeout (5 to 3600)", run: cmdTout},
-		"quit":  {min: stateInitial, usage: "quit — say goodbye and close the connection", run: cmdQuit},
-	}
-}
-
 func cmdHello(_ context.Context, c *conn, _ *wire.Request) (*reply, error) {
 	return ok("hello", c.srv.id.ServerID, c.id)
 }
@@ -50,19 +35,19 @@ func cmdID(_ context.Context, c *conn, _ *wire.Request) (*reply, error) {
 	return ok(vals...)
 }
 
-func cmdHelp(_ context.Context, _ *conn, req *wire.Request) (*reply, error) {
+func cmdHelp(_ context.Context, c *conn, req *wire.Request) (*reply, error) {
 	if req.NArgs() == 0 {
-		return ok(commandNames())
+		return ok(c.srv.cmds.Names())
 	}
 	name, err := req.Text(0, "command name")
 	if err != nil {
 		return nil, err
 	}
-	cmd, found := commands[name]
+	cmd, found := c.srv.cmds.Lookup(name)
 	if !found {
 		return nil, wire.Errorf(wire.CodeNotFound, "no command %q", truncate(name, 64))
 	}
-	return ok(cmd.usage + " (needs state " + cmd.min.String() + ")")
+	return ok(cmd.Usage + " (needs state " + cmd.Min.String() + ")")
 }
 
 func cmdDmode(_ context.Context, c *conn, _ *wire.Request) (*reply, error) {

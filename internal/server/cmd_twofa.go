@@ -10,27 +10,6 @@ import (
 	"github.com/vserv/vserv/internal/wire"
 )
 
-// userStateCommands are the commands that state user adds (DESIGN.md §2.5).
-//
-// Our reading of §2.5: the states are cumulative — "session adds …", "user
-// adds only …" — so a connection in state user may run what an anonymous
-// session runs (hello, rekey, tout, reads of public chains …) plus exactly
-// these. `user`, `pass` and `uini` are refused there by their own rule, and
-// everything with min verified by its minimum. Handlers of session commands
-// must therefore treat a connection in state user as anonymous: the password
-// alone grants nothing the account's rights would add. The production-mode
-// sentence "only qr + twofa (to enroll) and logout run" names the account
-// commands; it does not take hello or quit away.
-var userStateCommands = map[string]bool{"twofa": true, "logout": true, "qr": true, "pauth": true}
-
-func twofaCommands() map[string]*command {
-	return map[string]*command{
-		"twofa": {min: stateUser, minArgs: 1, maxArgs: 1, allowed: twofaAllowed, usage: "twofa code — the second factor: a 6-digit TOTP code or a recovery code", run: cmdTwofa},
-		"qr":    {min: stateUser, maxArgs: 1, usage: "qr [enrollment-code] — enroll an authenticator app: otpauth URI, PNG QR code and 10 recovery codes; the first twofa confirms", run: cmdQr},
-		"u2fa":  {min: stateVerified, minArgs: 2, maxArgs: 2, usage: "u2fa name reset — remove an account's second factor and end its sessions (admin)", run: cmdU2fa},
-	}
-}
-
 // twofaAllowed: twofa is the step from user to verified; in verified it only
 // confirms an enrollment this connection began (a session logged in without
 // a factor that enrolls one).

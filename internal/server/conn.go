@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/vserv/vserv/internal/auth"
-	"github.com/vserv/vserv/internal/files"
 	"github.com/vserv/vserv/internal/secure"
+	"github.com/vserv/vserv/internal/server/cmdspec"
 	"github.com/vserv/vserv/internal/wire"
 )
 
@@ -48,12 +48,10 @@ type conn struct {
 
 	lastReq, lastResp []byte // the request being answered and its answer, for akey
 
-	cwd    files.Cwd     // file commands' working directory, relative to the home
-	upload *files.Upload // the explicit-offset upload (`file` + `data`) in progress
-	chunk  int           // `buff`: the data chunk size
+	pending []byte // a request a data stream read that the loop must answer next (Session.Unread)
 
-	otherCwds map[string]files.Cwd // working directories in other accounts' homes (admin `as`)
-	pending   []byte               // a request a data stream read that the loop must answer next
+	api    Session     // what handlers outside the core see of this connection
+	values map[any]any // session values of other packages (Session.Value)
 }
 
 // pendingAkey remembers an answered akey for the sess that must follow it.
@@ -148,7 +146,7 @@ func (c *conn) serve(ctx context.Context) {
 		return
 	}
 	c.transcript.Add(signon)
-	defer c.endUpload()
+	defer c.endValues()
 	for {
 		if c.srv.isClosing() || c.killed.Load() {
 			return
@@ -277,8 +275,9 @@ func (c *conn) write(msg []byte) error {
 	return c.wc.WriteMessage(msg, time.Now().Add(30*time.Second))
 }
 
-// reply is what a handler returns on success.
-type reply struct {
+// Reply is what a handler returns on success: OK, HeldReply or StreamReply
+// make one.
+type Reply struct {
 	vals    []any
 	after   func()                          // runs right after the reply is written (key switches)
 	close   bool                            // close the connection after the reply
@@ -286,32 +285,40 @@ type reply struct {
 	release func()                          // runs once the reply is sent or abandoned: gives back its reply budget
 }
 
+// reply is the name the core's handlers use for Reply.
+type reply = Reply
+
 func ok(vals ...any) (*reply, error) { return &reply{vals: vals}, nil }
 
 func (c *conn) run(ctx context.Context, req *wire.Request) (*reply, error) {
 	if err := c.checkGeneration(ctx, req.Cmd); err != nil {
 		return nil, err
 	}
-	cmd, found := commands[req.Cmd]
+	cmd, found := c.srv.cmds.cmds[req.Cmd]
 	if !found {
 		return nil, wire.Errorf(wire.CodeProto, "unknown command %q; `help` lists them", truncate(req.Cmd, 64))
 	}
-	if c.state < cmd.min {
-		return nil, wire.Errorf(wire.CodeState, "%s needs state %s (this connection is in state %s)", req.Cmd, cmd.min, c.state)
+	if c.state < cmd.Min {
+		return nil, wire.Errorf(wire.CodeState, "%s needs state %s (this connection is in state %s)", req.Cmd, cmd.Min, c.state)
 	}
-	// State user runs the session's commands plus only userStateCommands
-	// (§2.5; our reading is in cmd_twofa.go), whatever a table entry says.
-	if c.state == stateUser && cmd.min == stateUser && !userStateCommands[req.Cmd] {
+	// State user runs the session's commands plus only those flagged
+	// UserState (§2.5; our reading is at cmdspec.Core).
+	if c.state == stateUser && cmd.Min == stateUser && cmd.Flags&cmdspec.UserState == 0 {
 		return nil, wire.Errorf(wire.CodeState, "%s needs state verified: send twofa first", req.Cmd)
 	}
 	if cmd.allowed != nil && !cmd.allowed(c) {
 		return nil, wire.Errorf(wire.CodeState, "%s is not allowed in state %s", req.Cmd, c.state)
 	}
-	if err := req.Arity(cmd.minArgs, cmd.maxArgs); err != nil {
+	if err := req.Arity(cmd.MinArgs, cmd.MaxArgs); err != nil {
 		return nil, err
 	}
 	c.refused = ""
-	r, err := c.guard(req.Cmd, func() (*reply, error) { return cmd.run(ctx, c, req) })
+	r, err := c.guard(req.Cmd, func() (*reply, error) {
+		if cmd.run != nil {
+			return cmd.run(ctx, c, req)
+		}
+		return cmd.Run(ctx, c.apiSession(), req)
+	})
 	c.auditRefusal(ctx, req)
 	return r, err
 }
@@ -370,12 +377,9 @@ func (c *conn) loggedInAs() string {
 
 func (c *conn) setLoggedIn(account string, st state) {
 	if account != c.account {
-		// File state belongs to the login that made it: an upload begun by
-		// one account must not finish under the next one's login (into the
-		// first one's home), and the next login starts at its home's top.
-		c.endUpload()
-		c.cwd = ""
-		c.otherCwds = nil
+		// Session values belong to the login that made them (an upload
+		// begun by one account must not finish under the next one's login).
+		c.releaseValues()
 	}
 	c.mu.Lock()
 	if account == "" {

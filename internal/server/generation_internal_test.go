@@ -30,7 +30,7 @@ func frontEnds(t *testing.T) (a, b *Server, addrA, addrB string, clock *testCloc
 	a = newTestServer(t, t.TempDir(), Config{Now: clock.Now, RateIP: 10000, Logger: slog.New(slog.DiscardHandler)})
 	b, err := New(a.cfg, Parts{
 		Identity: a.id, Pool: a.pool, Accounts: a.accounts, Files: a.files, Ledger: a.ledger,
-		SetupToken: a.setup, KeyRotations: a.keyRotations,
+		SetupToken: a.setup, KeyRotations: a.keyRotations, Commands: NewTable(),
 	})
 	if err != nil {
 		t.Fatalf("second front end: %v", err)
@@ -180,7 +180,7 @@ func TestEveryCommandOfASessionWhoseAccountChangedElsewhereIsERRAuth(t *testing.
 		conns[s.name] = c
 	}
 	passwords := map[string]string{"bob": "bob-password", "carol": "carol-password"}
-	for i, cmd := range commandNames() {
+	for i, cmd := range a.cmds.Names() {
 		if cmd == "quit" || cmd == "exit" || cmd == "logout" {
 			continue
 		}

@@ -71,6 +71,7 @@ func newTestServer(t *testing.T, dataroot string, cfg Config) *Server {
 	s, err := New(cfg, Parts{
 		Identity: id, Pool: pool, Accounts: accounts, Files: fs, Ledger: l,
 		SetupToken: setup, KeyRotations: RotationReceipts(context.Background(), l, cfg.Logger),
+		Commands: NewTable(),
 	})
 	if err != nil {
 		t.Fatal(err)

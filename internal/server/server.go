@@ -90,6 +90,9 @@ type Parts struct {
 	SetupToken *datadir.SetupToken
 	// KeyRotations are the receipts `id` appends (RotationReceipts).
 	KeyRotations []string
+	// Commands is the command table (cmdtable.Default: every command;
+	// NewTable: the core's alone). New freezes it.
+	Commands *Table
 }
 
 // Server is the TCP server of one vserv node (DESIGN.md §2, §3).
@@ -102,6 +105,7 @@ type Server struct {
 	files    *files.Service
 	ledger   *ledger.Ledger
 	setup    *datadir.SetupToken
+	cmds     *Table
 	// keyRotations are the receipts `id` appends, loaded at start.
 	keyRotations []string
 	backoff      *auth.Backoff
@@ -116,15 +120,16 @@ type Server struct {
 
 // New returns a server on parts, every one of which must be set.
 func New(cfg Config, p Parts) (*Server, error) {
-	if p.Identity == nil || p.Pool == nil || p.Accounts == nil || p.Files == nil || p.Ledger == nil || p.SetupToken == nil {
+	if p.Identity == nil || p.Pool == nil || p.Accounts == nil || p.Files == nil || p.Ledger == nil || p.SetupToken == nil || p.Commands == nil {
 		return nil, errors.New("server: a part is missing")
 	}
 	cfg.setDefaults()
 	s := &Server{
 		cfg: cfg, log: cfg.Logger, conns: map[*conn]struct{}{},
 		id: p.Identity, pool: p.Pool, accounts: p.Accounts, files: p.Files, ledger: p.Ledger,
-		setup: p.SetupToken, keyRotations: p.KeyRotations,
+		setup: p.SetupToken, keyRotations: p.KeyRotations, cmds: p.Commands,
 	}
+	s.cmds.frozen = true
 	s.budgets = newBudgets(cfg.ReadBudget, cfg.ReplyBudget)
 	s.throttle.Store(true)
 	s.backoff = auth.NewBackoff(cfg.Now)

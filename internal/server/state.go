@@ -1,26 +1,14 @@
 package server
 
-// state is a connection's place in DESIGN.md §2.5. The order matters: a
-// command runs when the connection's state is at least the command's minimum.
-type state int
+import "github.com/vserv/vserv/internal/server/cmdspec"
+
+// state is a connection's place in DESIGN.md §2.5 (cmdspec.State, under the
+// short names the core uses).
+type state = cmdspec.State
 
 const (
-	stateInitial  state = iota // connected, clear text
-	stateSession               // encrypted session, not logged in
-	stateUser                  // password accepted, a second factor still owed
-	stateVerified              // logged in
+	stateInitial  = cmdspec.Initial
+	stateSession  = cmdspec.Session
+	stateUser     = cmdspec.User
+	stateVerified = cmdspec.Verified
 )
-
-func (s state) String() string {
-	switch s {
-	case stateInitial:
-		return "initial"
-	case stateSession:
-		return "session"
-	case stateUser:
-		return "user"
-	case stateVerified:
-		return "verified"
-	}
-	return "unknown"
-}

@@ -16,6 +16,7 @@ import (
 	"github.com/pquerna/otp/totp"
 
 	"github.com/vserv/vserv/internal/auth"
+	"github.com/vserv/vserv/internal/server/cmdspec"
 	"github.com/vserv/vserv/internal/wire"
 )
 
@@ -197,16 +198,16 @@ func TestStateUserRunsTheSessionCommandsAndOnlyTheFactorCommands(t *testing.T) {
 	enrolled(t, s, clock, "kim")
 	// Every command whose minimum is user must be one §2.5 lets state user
 	// add; a new one would otherwise be refused there (see conn.run).
-	for name, cmd := range commands {
-		if cmd.min == stateUser && !userStateCommands[name] {
-			t.Errorf("command %s has min user but is not in userStateCommands", name)
+	for name, cmd := range s.cmds.cmds {
+		if cmd.Min == stateUser && cmd.Flags&cmdspec.UserState == 0 {
+			t.Errorf("command %s has min user but not the flag UserState", name)
 		}
 	}
-	// The table is only read elsewhere in this binary (the integration
-	// tests talk to vserv processes), so adding an entry here is safe.
+	// The table belongs to this test's server alone, so adding an entry
+	// here is safe.
 	const probe = "zz-probe"
-	commands[probe] = &command{min: stateUser, run: func(context.Context, *conn, *wire.Request) (*reply, error) { return ok() }}
-	defer delete(commands, probe)
+	s.cmds.cmds[probe] = &Command{Spec: cmdspec.Spec{Min: stateUser, Usage: "probe"},
+		run: func(context.Context, *conn, *wire.Request) (*reply, error) { return ok() }}
 
 	cases := []struct {
 		cmd  string

@@ -1,4 +1,4 @@
-package server
+package filecmd
 
 import (
 	"context"
@@ -7,9 +7,9 @@ import (
 	"math"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/vserv/vserv/internal/files"
+	"github.com/vserv/vserv/internal/server"
 	"github.com/vserv/vserv/internal/wire"
 )
 
@@ -20,8 +20,8 @@ import (
 // chunkQueue+2 messages in memory, a download one chunk.
 
 // beginUpload decodes the arguments fput and file share and starts the upload.
-func (c *conn) beginUpload(ctx context.Context, req *wire.Request) (*files.Upload, int64, error) {
-	fr, err := c.fileRequest(ctx, req, 3, 3, true)
+func beginUpload(ctx context.Context, s *server.Session, req *wire.Request) (*files.Upload, int64, error) {
+	fr, err := parseFileRequest(ctx, s, req, 3, 3, true)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -42,21 +42,21 @@ func (c *conn) beginUpload(ctx context.Context, req *wire.Request) (*files.Uploa
 	}
 	// A new upload replaces one still open on this connection; the old one
 	// keeps its temporary file, so it can still be resumed.
-	c.endUpload()
+	stateOf(s).endUpload()
 	return fr.home.BeginUpload(fr.cwd, p, int64(size), sum, fr.force, fr.backup)
 }
 
 // endUpload ends the upload in progress, keeping what it received so that the
-// same upload can resume. The connection loop calls it when the connection
-// ends, whatever the reason.
-func (c *conn) endUpload() {
-	if c.upload == nil {
+// same upload can resume. Release calls it when the login or the
+// connection ends, whatever the reason.
+func (st *connState) endUpload() {
+	if st.upload == nil {
 		return
 	}
-	if err := c.upload.Abort(); err != nil {
-		c.log.Error("keep interrupted upload", "err", err)
+	if err := st.upload.Abort(); err != nil {
+		st.log.Error("keep interrupted upload", "err", err)
 	}
-	c.upload = nil
+	st.upload = nil
 }
 
 // checkChunk refuses what no upload accepts, before the upload sees it.
@@ -74,8 +74,8 @@ func checkChunk(offset uint64, data []byte) error {
 // completes the declared size, puts the file in place. A wrong offset or
 // length leaves the upload open (the client may resend); any other failure
 // ends it.
-func (c *conn) writeData(offset uint64, data []byte) (next int64, err error) {
-	u := c.upload
+func (st *connState) writeData(offset uint64, data []byte) (next int64, err error) {
+	u := st.upload
 	if u == nil {
 		return 0, wire.Errorf(wire.CodeState, "no upload in progress: start one with file or fput")
 	}
@@ -85,12 +85,12 @@ func (c *conn) writeData(offset uint64, data []byte) (next int64, err error) {
 	next, err = u.Write(int64(offset), data)
 	if err != nil {
 		if !errors.Is(err, wire.ErrInvalid) {
-			c.endUpload()
+			st.endUpload()
 		}
 		return next, err
 	}
 	if next == u.Size() {
-		c.upload = nil // Finish ends the upload whatever it answers
+		st.upload = nil // Finish ends the upload whatever it answers
 		if err := u.Finish(); err != nil {
 			return next, err
 		}
@@ -98,16 +98,16 @@ func (c *conn) writeData(offset uint64, data []byte) (next int64, err error) {
 	return next, nil
 }
 
-func cmdFile(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
-	u, start, err := c.beginUpload(ctx, req)
+func cmdFile(ctx context.Context, s *server.Session, req *wire.Request) (*server.Reply, error) {
+	u, start, err := beginUpload(ctx, s, req)
 	if err != nil {
 		return nil, err
 	}
-	c.upload = u
-	return ok(uint64(start))
+	stateOf(s).upload = u
+	return server.OK(uint64(start))
 }
 
-func cmdData(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
+func cmdData(ctx context.Context, s *server.Session, req *wire.Request) (*server.Reply, error) {
 	offset, err := req.Uint(0, "offset")
 	if err != nil {
 		return nil, err
@@ -116,20 +116,20 @@ func cmdData(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
 	if err != nil {
 		return nil, err
 	}
-	next, err := c.writeData(offset, data)
+	next, err := stateOf(s).writeData(offset, data)
 	if err != nil {
 		return nil, err
 	}
-	return ok(uint64(next))
+	return server.OK(uint64(next))
 }
 
-func cmdFput(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
-	u, start, err := c.beginUpload(ctx, req)
+func cmdFput(ctx context.Context, s *server.Session, req *wire.Request) (*server.Reply, error) {
+	u, start, err := beginUpload(ctx, s, req)
 	if err != nil {
 		return nil, err
 	}
-	c.upload = u
-	return &reply{stream: func(context.Context) error { return c.receiveStream(start) }}, nil
+	stateOf(s).upload = u
+	return server.StreamReply(func(context.Context) error { return receiveStream(s, start) }), nil
 }
 
 // dataRequest is one message read during an fput stream.
@@ -164,13 +164,14 @@ func parseDataRequest(msg []byte) dataRequest {
 	return d
 }
 
-// receiveStream runs the data stream of an fput whose upload c.upload holds:
+// receiveStream runs the data stream of an fput whose upload the session's
+// connState holds:
 // it answers the fput with the offset to start from, then reads data messages
 // until the one that reaches the size, and answers that one with OK once the
 // file is in place, or the first error it met. After an error it discards
 // data messages until that last one. A request other than data ends the
 // stream early: the upload keeps what it has (resumable) and the request is
-// left in c.pending to be answered normally. Every read counts for the idle
+// handed back to the connection loop (Session.Unread) to be answered normally. Every read counts for the idle
 // timeout. Only a broken connection is returned as an error; the connection
 // loop then ends and keeps the upload's temporary file for a resume.
 //
@@ -179,11 +180,12 @@ func parseDataRequest(msg []byte) dataRequest {
 // message are answered at once; an I/O error the writer meets is answered at
 // the next message, which is soon enough: a client reads the one answer of
 // the stream after its last message.
-func (c *conn) receiveStream(start int64) error {
-	u := c.upload
+func receiveStream(s *server.Session, start int64) error {
+	st := stateOf(s)
+	u := st.upload
 	size := u.Size()
 	first, _ := wire.EncodeOK(uint64(start))
-	if err := c.write(first); err != nil {
+	if err := s.WriteMessage(first); err != nil {
 		return err
 	}
 	w := startChunkWriter(u)
@@ -192,21 +194,20 @@ func (c *conn) receiveStream(start int64) error {
 	failed := false
 	answerError := func(err error) error {
 		w.stop()
-		c.endUpload()
+		st.endUpload()
 		failed = true
-		return c.write(wire.EncodeError(c.wireError(&wire.Request{Cmd: "fput"}, err)))
+		return s.WriteError("fput", err)
 	}
 	for {
-		msg, err := c.wc.ReadMessage(time.Now().Add(c.timeout))
+		msg, err := s.ReadMessage()
 		if err != nil {
-			c.logReadError(err)
 			return err
 		}
 		d := parseDataRequest(msg)
 		if !d.isData {
 			w.stop()
-			c.endUpload()
-			c.pending = msg
+			st.endUpload()
+			s.Unread(msg)
 			return nil
 		}
 		final := d.final(size)
@@ -237,12 +238,12 @@ func (c *conn) receiveStream(start int64) error {
 			continue
 		}
 		if final {
-			c.upload = nil // Finish ends the upload whatever it answers
+			st.upload = nil // Finish ends the upload whatever it answers
 			if err := u.Finish(); err != nil {
-				return c.write(wire.EncodeError(c.wireError(&wire.Request{Cmd: "fput"}, err)))
+				return s.WriteError("fput", err)
 			}
 			done, _ := wire.EncodeOK()
-			return c.write(done)
+			return s.WriteMessage(done)
 		}
 	}
 }
@@ -314,8 +315,8 @@ func (w *chunkWriter) stop() error {
 	return w.err
 }
 
-func cmdFget(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
-	fr, err := c.fileRequest(ctx, req, 1, 2, false)
+func cmdFget(ctx context.Context, s *server.Session, req *wire.Request) (*server.Reply, error) {
+	fr, err := parseFileRequest(ctx, s, req, 1, 2, false)
 	if err != nil {
 		return nil, err
 	}
@@ -336,10 +337,10 @@ func cmdFget(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &reply{stream: func(context.Context) error {
+	return server.StreamReply(func(context.Context) error {
 		defer d.Close()
-		return c.sendStream(d)
-	}}, nil
+		return sendStream(s, d)
+	}), nil
 }
 
 // sendStream answers fget with the size and hash, then sends the file from
@@ -349,21 +350,21 @@ func cmdFget(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
 // read to its end, an ERR message takes the place of the next data message
 // and ends the stream. Each chunk is read straight into the buffer the
 // message is built in.
-func (c *conn) sendStream(d *files.Download) error {
+func sendStream(s *server.Session, d *files.Download) error {
 	first, err := wire.EncodeOK(uint64(d.Size()), d.SHA256())
 	if err != nil {
 		return err
 	}
-	if err := c.write(first); err != nil {
+	if err := s.WriteMessage(first); err != nil {
 		return err
 	}
-	buf := make([]byte, wire.DataHeaderRoom+c.chunkSize())
+	buf := make([]byte, wire.DataHeaderRoom+stateOf(s).chunkSize())
 	for {
 		off, n, err := d.ReadChunk(buf[wire.DataHeaderRoom:])
 		if err != nil && !errors.Is(err, io.EOF) {
-			return c.write(wire.EncodeError(c.wireError(&wire.Request{Cmd: "fget"}, err)))
+			return s.WriteError("fget", err)
 		}
-		if err := c.write(wire.DataMessage(buf, uint64(off), n)); err != nil {
+		if err := s.WriteMessage(wire.DataMessage(buf, uint64(off), n)); err != nil {
 			return err
 		}
 		if off+int64(n) == d.Size() {

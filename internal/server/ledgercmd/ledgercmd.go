@@ -1,4 +1,10 @@
-package server
+// Package ledgercmd holds the ledger commands of DESIGN.md §3.4
+// (docs/protocol.md §9): appends, reads, proofs, chains, rights and views.
+// Register adds them to a server.Table. Record rules, the committer and
+// proofs belong to internal/ledger; rights to internal/auth, which the
+// handlers ask on every command through the server.Session. The commands
+// keep no per-connection state.
+package ledgercmd
 
 import (
 	"context"
@@ -8,12 +14,13 @@ import (
 	"math/bits"
 
 	"github.com/vserv/vserv/apps"
+	"github.com/vserv/vserv/canon"
 	"github.com/vserv/vserv/internal/auth"
 	"github.com/vserv/vserv/internal/ledger"
+	"github.com/vserv/vserv/internal/server"
+	"github.com/vserv/vserv/internal/server/cmdspec"
 	"github.com/vserv/vserv/internal/wire"
 	"github.com/vserv/vserv/verify"
-
-	"github.com/vserv/vserv/canon"
 )
 
 // Limits of DESIGN.md §2.1 on batched ledger commands.
@@ -23,25 +30,25 @@ const (
 	maxListLimit    = 100000
 )
 
-func ledgerCommands() map[string]*command {
-	return map[string]*command{
-		"rput":    {min: stateSession, minArgs: 2, maxArgs: 3, usage: "rput chain record|[records] [{receipt: bool}] — append records (write right)", run: cmdRput},
-		"rget":    {min: stateSession, minArgs: 2, maxArgs: 2, usage: "rget chain id|[ids] — entries by record id", run: cmdRget},
-		"rabs":    {min: stateSession, minArgs: 2, maxArgs: 2, usage: "rabs chain seq|[seqs] — entries by position (negative: from the end)", run: cmdRabs},
-		"rhave":   {min: stateSession, minArgs: 2, maxArgs: 2, usage: "rhave chain id|[ids] — whether records exist", run: cmdRhave},
-		"rsize":   {min: stateSession, minArgs: 1, maxArgs: 1, usage: "rsize chain — number of entries", run: cmdRsize},
-		"rlist":   {min: stateSession, minArgs: 3, maxArgs: 5, usage: "rlist chain from to [limit [cursor]] — record ids accepted in [from, to) server ms", run: cmdRlist},
-		"rcount":  {min: stateSession, minArgs: 3, maxArgs: 3, usage: "rcount chain from to — how many records were accepted in [from, to)", run: cmdRcount},
-		"rproof":  {min: stateSession, minArgs: 2, maxArgs: 3, usage: "rproof chain id|seq [tree size] — a receipt (C2SP tlog-proof)", run: cmdRproof},
-		"rcons":   {min: stateSession, minArgs: 2, maxArgs: 3, usage: "rcons chain old-size [new-size] — consistency proof and checkpoint", run: cmdRcons},
-		"rhead":   {min: stateSession, minArgs: 1, maxArgs: 1, usage: "rhead chain — the newest signed checkpoint", run: cmdRhead},
-		"rcheck":  {min: stateVerified, minArgs: 1, maxArgs: 2, usage: "rcheck chain [sum|link|pow|sig|tree|all] — check a chain (admin)", run: cmdRcheck},
-		"chains":  {min: stateSession, usage: "chains — the chains this connection may read", run: cmdChains},
-		"mkchain": {min: stateVerified, minArgs: 2, maxArgs: 2, usage: "mkchain name {public, pow_bits, schema, authority} — create a chain (admin)", run: cmdMkchain},
-		"grant":   {min: stateVerified, minArgs: 3, maxArgs: 3, usage: "grant name chain read|write|manage|replicate — give a per-chain right (admin)", run: cmdGrant},
-		"revoke":  {min: stateVerified, minArgs: 3, maxArgs: 3, usage: "revoke name chain read|write|manage|replicate — take a per-chain right away (admin)", run: cmdRevoke},
-		"view":    {min: stateSession, minArgs: 2, maxArgs: 3, usage: "view chain name [{args}] — a view of a chain with a schema (§6)", run: cmdView},
-	}
+// Register adds the ledger commands to t.
+func Register(t *server.Table) {
+	s, v := cmdspec.Session, cmdspec.Verified
+	t.Handle("rput", server.Command{Spec: cmdspec.Spec{Min: s, MinArgs: 2, MaxArgs: 3, Usage: "rput chain record|[records] [{receipt: bool}] — append records (write right)"}, Run: cmdRput})
+	t.Handle("rget", server.Command{Spec: cmdspec.Spec{Min: s, MinArgs: 2, MaxArgs: 2, Usage: "rget chain id|[ids] — entries by record id"}, Run: cmdRget})
+	t.Handle("rabs", server.Command{Spec: cmdspec.Spec{Min: s, MinArgs: 2, MaxArgs: 2, Usage: "rabs chain seq|[seqs] — entries by position (negative: from the end)"}, Run: cmdRabs})
+	t.Handle("rhave", server.Command{Spec: cmdspec.Spec{Min: s, MinArgs: 2, MaxArgs: 2, Usage: "rhave chain id|[ids] — whether records exist"}, Run: cmdRhave})
+	t.Handle("rsize", server.Command{Spec: cmdspec.Spec{Min: s, MinArgs: 1, MaxArgs: 1, Usage: "rsize chain — number of entries"}, Run: cmdRsize})
+	t.Handle("rlist", server.Command{Spec: cmdspec.Spec{Min: s, MinArgs: 3, MaxArgs: 5, Usage: "rlist chain from to [limit [cursor]] — record ids accepted in [from, to) server ms"}, Run: cmdRlist})
+	t.Handle("rcount", server.Command{Spec: cmdspec.Spec{Min: s, MinArgs: 3, MaxArgs: 3, Usage: "rcount chain from to — how many records were accepted in [from, to)"}, Run: cmdRcount})
+	t.Handle("rproof", server.Command{Spec: cmdspec.Spec{Min: s, MinArgs: 2, MaxArgs: 3, Usage: "rproof chain id|seq [tree size] — a receipt (C2SP tlog-proof)"}, Run: cmdRproof})
+	t.Handle("rcons", server.Command{Spec: cmdspec.Spec{Min: s, MinArgs: 2, MaxArgs: 3, Usage: "rcons chain old-size [new-size] — consistency proof and checkpoint"}, Run: cmdRcons})
+	t.Handle("rhead", server.Command{Spec: cmdspec.Spec{Min: s, MinArgs: 1, MaxArgs: 1, Usage: "rhead chain — the newest signed checkpoint"}, Run: cmdRhead})
+	t.Handle("rcheck", server.Command{Spec: cmdspec.Spec{Min: v, MinArgs: 1, MaxArgs: 2, Usage: "rcheck chain [sum|link|pow|sig|tree|all] — check a chain (admin)"}, Run: cmdRcheck})
+	t.Handle("chains", server.Command{Spec: cmdspec.Spec{Min: s, Usage: "chains — the chains this connection may read"}, Run: cmdChains})
+	t.Handle("mkchain", server.Command{Spec: cmdspec.Spec{Min: v, MinArgs: 2, MaxArgs: 2, Usage: "mkchain name {public, pow_bits, schema, authority} — create a chain (admin)"}, Run: cmdMkchain})
+	t.Handle("grant", server.Command{Spec: cmdspec.Spec{Min: v, MinArgs: 3, MaxArgs: 3, Usage: "grant name chain read|write|manage|replicate — give a per-chain right (admin)"}, Run: cmdGrant})
+	t.Handle("revoke", server.Command{Spec: cmdspec.Spec{Min: v, MinArgs: 3, MaxArgs: 3, Usage: "revoke name chain read|write|manage|replicate — take a per-chain right away (admin)"}, Run: cmdRevoke})
+	t.Handle("view", server.Command{Spec: cmdspec.Spec{Min: s, MinArgs: 2, MaxArgs: 3, Usage: "view chain name [{args}] — a view of a chain with a schema (§6)"}, Run: cmdView})
 }
 
 // errNoChain is what a connection that may not read a chain sees: to it, the
@@ -50,23 +57,14 @@ func ledgerCommands() map[string]*command {
 // is the ledger's own, byte for byte.
 func errNoChain(arg string) error { return ledger.NoChain(arg) }
 
-// hasRight checks a right of the logged-in account (admins hold them all).
-// Rights are read from the store on every command, never cached.
-func (c *conn) hasRight(ctx context.Context, chain string, r auth.Right) (bool, error) {
-	if c.state != stateVerified {
-		return false, nil
-	}
-	return c.srv.accounts.HasRight(ctx, c.account, chain, r)
-}
-
 // visible reports whether the chain exists for this connection: a private
 // chain exists only for a verified account with some right on it.
-func (c *conn) visible(ctx context.Context, info ledger.ChainInfo) (bool, error) {
+func visible(ctx context.Context, s *server.Session, info ledger.ChainInfo) (bool, error) {
 	if info.Public {
 		return true, nil
 	}
 	for _, r := range []auth.Right{auth.RightRead, auth.RightWrite, auth.RightReplicate, auth.RightManage} {
-		ok, err := c.hasRight(ctx, info.Name, r)
+		ok, err := s.HasRight(ctx, info.Name, r)
 		if err != nil || ok {
 			return ok, err
 		}
@@ -77,12 +75,12 @@ func (c *conn) visible(ctx context.Context, info ledger.ChainInfo) (bool, error)
 // chainFor resolves the chain argument and checks that this connection may
 // use it with the right; an invisible chain is ERR notfound, a visible one
 // without the right ERR perm.
-func (c *conn) chainFor(ctx context.Context, arg string, r auth.Right) (ledger.ChainInfo, error) {
-	info, err := c.srv.ledger.Chain(arg)
+func chainFor(ctx context.Context, s *server.Session, arg string, r auth.Right) (ledger.ChainInfo, error) {
+	info, err := s.Ledger().Chain(arg)
 	if err != nil {
 		return ledger.ChainInfo{}, err
 	}
-	if ok, err := c.visible(ctx, info); err != nil {
+	if ok, err := visible(ctx, s, info); err != nil {
 		return ledger.ChainInfo{}, err
 	} else if !ok {
 		return ledger.ChainInfo{}, errNoChain(arg)
@@ -90,7 +88,7 @@ func (c *conn) chainFor(ctx context.Context, arg string, r auth.Right) (ledger.C
 	if r == auth.RightRead && info.Public {
 		return info, nil
 	}
-	if ok, err := c.hasRight(ctx, info.Name, r); err != nil {
+	if ok, err := s.HasRight(ctx, info.Name, r); err != nil {
 		return ledger.ChainInfo{}, err
 	} else if !ok {
 		return ledger.ChainInfo{}, wire.Errorf(wire.CodePerm, "no %s right on chain %s", r, info.Name)
@@ -99,12 +97,12 @@ func (c *conn) chainFor(ctx context.Context, arg string, r auth.Right) (ledger.C
 }
 
 // readableChain resolves the chain argument and checks read access.
-func (c *conn) readableChain(ctx context.Context, req *wire.Request) (ledger.ChainInfo, error) {
+func readableChain(ctx context.Context, s *server.Session, req *wire.Request) (ledger.ChainInfo, error) {
 	arg, err := req.Text(0, "chain")
 	if err != nil {
 		return ledger.ChainInfo{}, err
 	}
-	return c.chainFor(ctx, arg, auth.RightRead)
+	return chainFor(ctx, s, arg, auth.RightRead)
 }
 
 // oneOrMany decodes argument i as either one T or an array of them (at most
@@ -134,7 +132,7 @@ func oneOrMany[T any](req *wire.Request, i int, what string, max int) (vals []T,
 	return []T{v}, true, nil
 }
 
-func cmdRput(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
+func cmdRput(ctx context.Context, s *server.Session, req *wire.Request) (*server.Reply, error) {
 	arg, err := req.Text(0, "chain")
 	if err != nil {
 		return nil, err
@@ -172,11 +170,11 @@ func cmdRput(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
 		}
 		opts.Receipt = o.Receipt != nil && *o.Receipt
 	}
-	info, err := c.srv.ledger.Chain(arg)
+	info, err := s.Ledger().Chain(arg)
 	if err != nil {
 		return nil, err
 	}
-	if ok, err := c.visible(ctx, info); err != nil {
+	if ok, err := visible(ctx, s, info); err != nil {
 		return nil, err
 	} else if !ok {
 		return nil, errNoChain(arg)
@@ -184,32 +182,32 @@ func cmdRput(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
 	// rput needs state verified, but a private chain must stay invisible to
 	// a connection below it (DESIGN.md §3.4, footnote 1): visibility first,
 	// then the state.
-	if c.state != stateVerified {
-		return nil, wire.Errorf(wire.CodeState, "rput needs state verified (this connection is in state %s)", c.state)
+	if s.State() != cmdspec.Verified {
+		return nil, wire.Errorf(wire.CodeState, "rput needs state verified (this connection is in state %s)", s.State())
 	}
 	if info.ServerWritten {
 		return nil, wire.Errorf(wire.CodePerm, "chain %s is written only by the server", info.Name)
 	}
-	if info, err = c.chainFor(ctx, arg, auth.RightWrite); err != nil {
+	if info, err = chainFor(ctx, s, arg, auth.RightWrite); err != nil {
 		return nil, err
 	}
 	if opts.Receipt {
-		if err := c.rputFits(ctx, info, records); err != nil {
+		if err := rputFits(ctx, s, info, records); err != nil {
 			return nil, err
 		}
 	}
 	if info.Schema != "" {
 		// Resolved before the committer runs the rules, which ask for it
 		// per record (authority events).
-		if opts.Manage, err = c.hasRight(ctx, info.Name, auth.RightManage); err != nil {
+		if opts.Manage, err = s.HasRight(ctx, info.Name, auth.RightManage); err != nil {
 			return nil, err
 		}
 	}
-	results, err := c.srv.ledger.Append(ctx, info.Name, records, opts)
+	results, err := s.Ledger().Append(ctx, info.Name, records, opts)
 	if err != nil {
 		return nil, err
 	}
-	return ok(rputReply(results, opts.Receipt))
+	return server.OK(rputReply(results, opts.Receipt))
 }
 
 // rputFits refuses, before anything is committed, a batch whose reply with
@@ -218,8 +216,8 @@ func cmdRput(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
 // above: the entry as base64 (its fields at their largest), an inclusion
 // proof of log2 of the new size hashes, and the checkpoint (the current one
 // plus room for a longer size line).
-func (c *conn) rputFits(ctx context.Context, info ledger.ChainInfo, records [][]byte) error {
-	head, err := c.srv.ledger.Head(ctx, info.Name)
+func rputFits(ctx context.Context, s *server.Session, info ledger.ChainInfo, records [][]byte) error {
+	head, err := s.Ledger().Head(ctx, info.Name)
 	if err != nil {
 		return err
 	}
@@ -234,7 +232,7 @@ func (c *conn) rputFits(ctx context.Context, info ledger.ChainInfo, records [][]
 	size := replyHead
 	for i, rec := range records {
 		entry := verify.EntrySize(verify.Entry{V: verify.EntryVersion, Seq: math.MaxUint64, Time: math.MaxUint64,
-			Chain: info.Name, Origin: c.srv.id.ServerID, Record: rec})
+			Chain: info.Name, Origin: s.ServerID(), Record: rec})
 		receipt := receiptText + base64.StdEncoding.EncodedLen(entry) + indexLine + hashes*hashLine + 1 + len(head) + 32
 		size += resultMap + 9 + receipt
 		if size > wire.DefaultMaxMsg {
@@ -302,8 +300,8 @@ func entryList(entries [][]byte) []any {
 	return out
 }
 
-func cmdRget(ctx context.Context, c *conn, req *wire.Request) (r *reply, err error) {
-	info, err := c.readableChain(ctx, req)
+func cmdRget(ctx context.Context, s *server.Session, req *wire.Request) (r *server.Reply, err error) {
+	info, err := readableChain(ctx, s, req)
 	if err != nil {
 		return nil, err
 	}
@@ -313,18 +311,18 @@ func cmdRget(ctx context.Context, c *conn, req *wire.Request) (r *reply, err err
 	}
 	var release func()
 	defer releaseOnError(&release, &err)
-	entries, err := c.srv.ledger.GetMany(ctx, info.Name, ids, c.reserveReply(req.Cmd, len(ids), &release))
+	entries, err := s.Ledger().GetMany(ctx, info.Name, ids, s.ReserveReply(req.Cmd, len(ids), &release))
 	if err != nil {
 		return nil, err
 	}
 	if single && entries[0] == nil {
-		return nil, wire.Errorf(wire.CodeNotFound, "no record %q in chain %s", truncate(ids[0], 64), info.Name)
+		return nil, wire.Errorf(wire.CodeNotFound, "no record %q in chain %s", server.Truncate(ids[0], 64), info.Name)
 	}
-	return &reply{vals: []any{entryList(entries)}, release: release}, nil
+	return server.HeldReply(release, entryList(entries)), nil
 }
 
-func cmdRabs(ctx context.Context, c *conn, req *wire.Request) (r *reply, err error) {
-	info, err := c.readableChain(ctx, req)
+func cmdRabs(ctx context.Context, s *server.Session, req *wire.Request) (r *server.Reply, err error) {
+	info, err := readableChain(ctx, s, req)
 	if err != nil {
 		return nil, err
 	}
@@ -334,19 +332,19 @@ func cmdRabs(ctx context.Context, c *conn, req *wire.Request) (r *reply, err err
 	}
 	if single {
 		// One entry is at most a record (64 KiB) and a few fields.
-		e, _, err := c.srv.ledger.Abs(ctx, info.Name, seqs[0])
+		e, _, err := s.Ledger().Abs(ctx, info.Name, seqs[0])
 		if err != nil {
 			return nil, err
 		}
-		return ok(entryList([][]byte{e}))
+		return server.OK(entryList([][]byte{e}))
 	}
 	var release func()
 	defer releaseOnError(&release, &err)
-	entries, err := c.srv.ledger.AbsMany(ctx, info.Name, seqs, c.reserveReply(req.Cmd, len(seqs), &release))
+	entries, err := s.Ledger().AbsMany(ctx, info.Name, seqs, s.ReserveReply(req.Cmd, len(seqs), &release))
 	if err != nil {
 		return nil, err
 	}
-	return &reply{vals: []any{entryList(entries)}, release: release}, nil
+	return server.HeldReply(release, entryList(entries)), nil
 }
 
 // releaseOnError gives back a reply budget taken by a handler that then
@@ -357,8 +355,8 @@ func releaseOnError(release *func(), err *error) {
 	}
 }
 
-func cmdRhave(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
-	info, err := c.readableChain(ctx, req)
+func cmdRhave(ctx context.Context, s *server.Session, req *wire.Request) (*server.Reply, error) {
+	info, err := readableChain(ctx, s, req)
 	if err != nil {
 		return nil, err
 	}
@@ -366,23 +364,23 @@ func cmdRhave(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
 	if err != nil {
 		return nil, err
 	}
-	have, err := c.srv.ledger.Have(ctx, info.Name, ids)
+	have, err := s.Ledger().Have(ctx, info.Name, ids)
 	if err != nil {
 		return nil, err
 	}
-	return ok(have)
+	return server.OK(have)
 }
 
-func cmdRsize(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
-	info, err := c.readableChain(ctx, req)
+func cmdRsize(ctx context.Context, s *server.Session, req *wire.Request) (*server.Reply, error) {
+	info, err := readableChain(ctx, s, req)
 	if err != nil {
 		return nil, err
 	}
-	return ok(info.Size)
+	return server.OK(info.Size)
 }
 
-func cmdRlist(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
-	info, err := c.readableChain(ctx, req)
+func cmdRlist(ctx context.Context, s *server.Session, req *wire.Request) (*server.Reply, error) {
+	info, err := readableChain(ctx, s, req)
 	if err != nil {
 		return nil, err
 	}
@@ -409,7 +407,7 @@ func cmdRlist(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
 			return nil, err
 		}
 	}
-	ids, next, err := c.srv.ledger.List(ctx, info.Name, from, to, int(limit), cursor)
+	ids, next, err := s.Ledger().List(ctx, info.Name, from, to, int(limit), cursor)
 	if err != nil {
 		return nil, err
 	}
@@ -417,13 +415,13 @@ func cmdRlist(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
 		ids = []string{}
 	}
 	if next == nil {
-		return ok(ids, nil)
+		return server.OK(ids, nil)
 	}
-	return ok(ids, next)
+	return server.OK(ids, next)
 }
 
-func cmdRcount(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
-	info, err := c.readableChain(ctx, req)
+func cmdRcount(ctx context.Context, s *server.Session, req *wire.Request) (*server.Reply, error) {
+	info, err := readableChain(ctx, s, req)
 	if err != nil {
 		return nil, err
 	}
@@ -435,15 +433,15 @@ func cmdRcount(ctx context.Context, c *conn, req *wire.Request) (*reply, error) 
 	if err != nil {
 		return nil, err
 	}
-	n, err := c.srv.ledger.Count(ctx, info.Name, from, to)
+	n, err := s.Ledger().Count(ctx, info.Name, from, to)
 	if err != nil {
 		return nil, err
 	}
-	return ok(n)
+	return server.OK(n)
 }
 
-func cmdRproof(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
-	info, err := c.readableChain(ctx, req)
+func cmdRproof(ctx context.Context, s *server.Session, req *wire.Request) (*server.Reply, error) {
+	info, err := readableChain(ctx, s, req)
 	if err != nil {
 		return nil, err
 	}
@@ -452,7 +450,7 @@ func cmdRproof(ctx context.Context, c *conn, req *wire.Request) (*reply, error) 
 	switch {
 	case len(raw) > 0 && raw[0]>>5 == 3: // text: a record id
 		id, _ := req.Text(1, "id")
-		if _, seq, err = c.srv.ledger.Get(ctx, info.Name, id); err != nil {
+		if _, seq, err = s.Ledger().Get(ctx, info.Name, id); err != nil {
 			return nil, err
 		}
 	case len(raw) > 0 && raw[0]>>5 == 0:
@@ -469,15 +467,15 @@ func cmdRproof(ctx context.Context, c *conn, req *wire.Request) (*reply, error) 
 			return nil, wire.Errorf(wire.CodeInvalid, "rproof: tree size must be at least 1")
 		}
 	}
-	receipt, err := c.srv.ledger.Proof(ctx, info.Name, seq, size)
+	receipt, err := s.Ledger().Proof(ctx, info.Name, seq, size)
 	if err != nil {
 		return nil, err
 	}
-	return ok(string(receipt))
+	return server.OK(string(receipt))
 }
 
-func cmdRcons(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
-	info, err := c.readableChain(ctx, req)
+func cmdRcons(ctx context.Context, s *server.Session, req *wire.Request) (*server.Reply, error) {
+	info, err := readableChain(ctx, s, req)
 	if err != nil {
 		return nil, err
 	}
@@ -491,29 +489,29 @@ func cmdRcons(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
 			return nil, err
 		}
 	}
-	hashes, cp, err := c.srv.ledger.Consistency(ctx, info.Name, oldSize, newSize)
+	hashes, cp, err := s.Ledger().Consistency(ctx, info.Name, oldSize, newSize)
 	if err != nil {
 		return nil, err
 	}
 	if hashes == nil {
 		hashes = [][]byte{}
 	}
-	return ok(hashes, string(cp))
+	return server.OK(hashes, string(cp))
 }
 
-func cmdRhead(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
-	info, err := c.readableChain(ctx, req)
+func cmdRhead(ctx context.Context, s *server.Session, req *wire.Request) (*server.Reply, error) {
+	info, err := readableChain(ctx, s, req)
 	if err != nil {
 		return nil, err
 	}
-	cp, err := c.srv.ledger.Head(ctx, info.Name)
+	cp, err := s.Ledger().Head(ctx, info.Name)
 	if err != nil {
 		return nil, err
 	}
-	return ok(string(cp))
+	return server.OK(string(cp))
 }
 
-func cmdRcheck(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
+func cmdRcheck(ctx context.Context, s *server.Session, req *wire.Request) (*server.Reply, error) {
 	arg, err := req.Text(0, "chain")
 	if err != nil {
 		return nil, err
@@ -526,13 +524,13 @@ func cmdRcheck(ctx context.Context, c *conn, req *wire.Request) (*reply, error) 
 		switch what {
 		case "sum", "link", "pow", "sig", "tree", "all":
 		default:
-			return nil, wire.Errorf(wire.CodeInvalid, "rcheck: want sum, link, pow, sig, tree or all, not %q", truncate(what, 32))
+			return nil, wire.Errorf(wire.CodeInvalid, "rcheck: want sum, link, pow, sig, tree or all, not %q", server.Truncate(what, 32))
 		}
 	}
-	if _, err := c.requireAdmin(ctx); err != nil {
+	if _, err := s.RequireAdmin(ctx); err != nil {
 		return nil, err
 	}
-	checked, faults, err := c.srv.ledger.Check(ctx, arg, what)
+	checked, faults, err := s.Ledger().Check(ctx, arg, what)
 	if err != nil {
 		return nil, err
 	}
@@ -540,13 +538,13 @@ func cmdRcheck(ctx context.Context, c *conn, req *wire.Request) (*reply, error) 
 	for i, f := range faults {
 		errs[i] = map[string]any{"seq": f.Seq, "what": f.What}
 	}
-	return ok(map[string]any{"checked": checked, "errors": errs})
+	return server.OK(map[string]any{"checked": checked, "errors": errs})
 }
 
-func cmdChains(ctx context.Context, c *conn, _ *wire.Request) (*reply, error) {
+func cmdChains(ctx context.Context, s *server.Session, _ *wire.Request) (*server.Reply, error) {
 	var out []map[string]any
-	for _, info := range c.srv.ledger.Chains() {
-		ok, err := c.visible(ctx, info)
+	for _, info := range s.Ledger().Chains() {
+		ok, err := visible(ctx, s, info)
 		if err != nil {
 			return nil, err
 		}
@@ -567,10 +565,10 @@ func cmdChains(ctx context.Context, c *conn, _ *wire.Request) (*reply, error) {
 	if out == nil {
 		out = []map[string]any{}
 	}
-	return ok(out)
+	return server.OK(out)
 }
 
-func cmdMkchain(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
+func cmdMkchain(ctx context.Context, s *server.Session, req *wire.Request) (*server.Reply, error) {
 	name, err := req.Text(0, "name")
 	if err != nil {
 		return nil, err
@@ -591,7 +589,7 @@ func cmdMkchain(ctx context.Context, c *conn, req *wire.Request) (*reply, error)
 			return nil, wire.Errorf(wire.CodeInvalid, "mkchain: at most %d authority keys, got %d", apps.MaxAuthority, len(authority))
 		}
 	}
-	if _, err := c.requireAdmin(ctx); err != nil {
+	if _, err := s.RequireAdmin(ctx); err != nil {
 		return nil, err
 	}
 	public := o.Public != nil && *o.Public
@@ -606,22 +604,22 @@ func cmdMkchain(ctx context.Context, c *conn, req *wire.Request) (*reply, error)
 	if o.Schema != nil {
 		schema = *o.Schema
 	}
-	if err := c.srv.ledger.CreateChain(ctx, name, public, int(bits), schema, authority...); err != nil {
+	if err := s.Ledger().CreateChain(ctx, name, public, int(bits), schema, authority...); err != nil {
 		return nil, err
 	}
-	c.srv.audit(ctx, c, "mkchain", name, "ok")
-	return ok()
+	s.Audit(ctx, "mkchain", name, "ok")
+	return server.OK()
 }
 
-func cmdGrant(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
-	return c.changeRight(ctx, req, true)
+func cmdGrant(ctx context.Context, s *server.Session, req *wire.Request) (*server.Reply, error) {
+	return changeRight(ctx, s, req, true)
 }
 
-func cmdRevoke(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
-	return c.changeRight(ctx, req, false)
+func cmdRevoke(ctx context.Context, s *server.Session, req *wire.Request) (*server.Reply, error) {
+	return changeRight(ctx, s, req, false)
 }
 
-func (c *conn) changeRight(ctx context.Context, req *wire.Request, grant bool) (*reply, error) {
+func changeRight(ctx context.Context, s *server.Session, req *wire.Request, grant bool) (*server.Reply, error) {
 	name, err := req.Text(0, "name")
 	if err != nil {
 		return nil, err
@@ -634,37 +632,37 @@ func (c *conn) changeRight(ctx context.Context, req *wire.Request, grant bool) (
 	if err != nil {
 		return nil, err
 	}
-	if _, err := c.requireAdmin(ctx); err != nil {
+	if _, err := s.RequireAdmin(ctx); err != nil {
 		return nil, err
 	}
-	info, err := c.srv.ledger.Chain(chainArg)
+	info, err := s.Ledger().Chain(chainArg)
 	if err != nil {
 		return nil, err
 	}
 	if grant && info.ServerWritten && auth.Right(right) == auth.RightWrite {
 		return nil, wire.Errorf(wire.CodeInvalid, "chain %s is written only by the server; write cannot be granted", info.Name)
 	}
-	if _, err := c.srv.accounts.Get(ctx, name); err != nil {
+	if _, err := s.Accounts().Get(ctx, name); err != nil {
 		return nil, err
 	}
 	if grant {
-		err = c.srv.accounts.Grant(ctx, name, info.Name, auth.Right(right))
+		err = s.Accounts().Grant(ctx, name, info.Name, auth.Right(right))
 	} else {
-		err = c.srv.accounts.Revoke(ctx, name, info.Name, auth.Right(right))
+		err = s.Accounts().Revoke(ctx, name, info.Name, auth.Right(right))
 	}
 	if err != nil {
 		return nil, err
 	}
-	c.srv.audit(ctx, c, req.Cmd+" "+right+" "+info.Name, name, "ok")
-	return ok()
+	s.Audit(ctx, req.Cmd+" "+right+" "+info.Name, name, "ok")
+	return server.OK()
 }
 
 // maxViewArgs bounds the `view` arguments map: every view takes at most a
 // few small arguments (a name, an id, from, limit).
 const maxViewArgs = 1024
 
-func cmdView(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
-	info, err := c.readableChain(ctx, req)
+func cmdView(ctx context.Context, s *server.Session, req *wire.Request) (*server.Reply, error) {
+	info, err := readableChain(ctx, s, req)
 	if err != nil {
 		return nil, err
 	}
@@ -694,9 +692,9 @@ func cmdView(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
 		}
 		args = m
 	}
-	b, size, err := c.srv.ledger.View(ctx, info.Name, name, args)
+	b, size, err := s.Ledger().View(ctx, info.Name, name, args)
 	if err != nil {
 		return nil, err
 	}
-	return ok(wire.RawMessage(b), size)
+	return server.OK(wire.RawMessage(b), size)
 }

@@ -1,9 +1,10 @@
-package server
+package filecmd
 
 import (
 	"context"
 	"github.com/vserv/vserv/internal/auth"
 	"github.com/vserv/vserv/internal/files"
+	"github.com/vserv/vserv/internal/server"
 	"github.com/vserv/vserv/internal/wire"
 )
 
@@ -18,14 +19,14 @@ type fileRequest struct {
 	force, backup bool
 }
 
-// fileRequest splits off the optional last argument of DESIGN.md §3.3, a map
+// parseFileRequest splits off the optional last argument of DESIGN.md §3.3, a map
 // (a CBOR map is never a valid positional argument of these commands, so its
 // type tells it apart), checks the positional count, and picks the home:
 // the account's own, or with "as" another account's, for admins only. The
 // admin role is read from the store on every request, like requireAdmin.
 // transfer allows the "force" and "backup" keys (fput and file); any other
 // key, or a key of the wrong type, is ERR proto rather than silently ignored.
-func (c *conn) fileRequest(ctx context.Context, req *wire.Request, minPos, maxPos int, transfer bool) (*fileRequest, error) {
+func parseFileRequest(ctx context.Context, s *server.Session, req *wire.Request, minPos, maxPos int, transfer bool) (*fileRequest, error) {
 	args := req.Args
 	var opts map[string]wire.RawMessage
 	if n := len(args); n > 0 && len(args[n-1]) > 0 && args[n-1][0]>>5 == 5 {
@@ -50,40 +51,41 @@ func (c *conn) fileRequest(ctx context.Context, req *wire.Request, minPos, maxPo
 		case transfer && k == "backup":
 			err = wire.Unmarshal(v, &fr.backup)
 		default:
-			return nil, wire.Errorf(wire.CodeProto, "%s: unknown option %q", req.Cmd, truncate(k, 64))
+			return nil, wire.Errorf(wire.CodeProto, "%s: unknown option %q", req.Cmd, server.Truncate(k, 64))
 		}
 		if err != nil {
 			return nil, wire.Errorf(wire.CodeProto, "%s: option %q has the wrong type", req.Cmd, k)
 		}
 	}
-	name := auth.HomeName(c.account)
+	name := auth.HomeName(s.Account())
 	if _, given := opts["as"]; given {
-		if _, err := c.requireAdmin(ctx); err != nil {
+		if _, err := s.RequireAdmin(ctx); err != nil {
 			return nil, wire.Errorf(wire.CodePerm, "acting in another account's home (as) needs the admin role")
 		}
-		acct, err := c.srv.accounts.Get(ctx, as)
+		acct, err := s.Accounts().Get(ctx, as)
 		if err != nil {
 			return nil, err
 		}
 		name = auth.HomeName(acct.Name)
 	}
-	home, err := c.srv.files.Home(name)
+	home, err := s.Files().Home(name)
 	if err != nil {
 		return nil, err
 	}
 	fr.home = home
-	if name == auth.HomeName(c.account) {
-		fr.cwd = c.cwd
-		fr.setCwd = func(d files.Cwd) { c.cwd = d }
+	st := stateOf(s)
+	if name == auth.HomeName(s.Account()) {
+		fr.cwd = st.cwd
+		fr.setCwd = func(d files.Cwd) { st.cwd = d }
 	} else {
 		// Each home keeps its own working directory on this connection, so
 		// an admin's `cd x {as: bob}` never moves the admin's own one.
-		fr.cwd = c.otherCwds[name]
+		fr.cwd = st.otherCwds[name]
 		fr.setCwd = func(d files.Cwd) {
-			if c.otherCwds == nil {
-				c.otherCwds = map[string]files.Cwd{}
+			if st.otherCwds == nil {
+				st.otherCwds = map[string]files.Cwd{}
 			}
-			c.otherCwds[name] = d
+			st.otherCwds[name] = d
 		}
 	}
 	return fr, nil
