@@ -419,19 +419,6 @@ func readClearMessage(r io.Reader) (msg, raw []byte, err error) {
 	}
 }
 
-// waitLog waits until the server's stderr contains s: the log reaches the
-// test through a pipe, a little after the event.
-func waitLog(t testing.TB, srv *testenv.Server, s string) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(srv.Stderr(), s) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the server log does not show %q; stderr:\n%s", s, srv.Stderr())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // flushLog makes the server log an event now and waits for it, so that
 // everything logged before is in srv.Stderr(). It costs one failed login for
 // an account that does not exist.
@@ -443,5 +430,5 @@ func flushLog(t testing.TB, srv *testenv.Server) {
 	if _, err := c.Login(context.Background(), marker, "x"); err == nil {
 		t.Fatalf("login as %s succeeded", marker)
 	}
-	waitLog(t, srv, "account="+marker)
+	testenv.WaitLog(t, srv, "account="+marker)
 }
