@@ -14,6 +14,7 @@ import (
 	"github.com/pquerna/otp/hotp"
 	"go.etcd.io/bbolt"
 
+	"github.com/vserv/vserv/internal/testenv"
 	"github.com/vserv/vserv/internal/wire"
 )
 
@@ -310,7 +311,7 @@ func TestReset2FA(t *testing.T) {
 	env.clock.Advance(30 * time.Second)
 	check2FA(t, env, "TOTP after reset", "alice", codeAt(t, secret, env.clock.Now()), false)
 	check2FA(t, env, "recovery after reset", "alice", en.Recovery[1], false)
-	wantCode(t, "Reset2FA unknown", env.store.Reset2FA("nobody"), wire.CodeNotFound)
+	testenv.WantCode(t, env.store.Reset2FA("nobody"), wire.CodeNotFound, "Reset2FA unknown")
 }
 
 // A copy of the database must not reveal TOTP secrets or recovery codes.
@@ -366,8 +367,8 @@ func TestEnrollmentCodes(t *testing.T) {
 	if !regexp.MustCompile(`^[a-z2-7]{16}$`).MatchString(code) {
 		t.Fatalf("enrollment code %q malformed", code)
 	}
-	wantCode(t, "right code", env.store.CheckEnrollmentCode("ALICE", code), "")
-	wantCode(t, "checking does not use it up", env.store.CheckEnrollmentCode("alice", code), "")
+	testenv.WantCode(t, env.store.CheckEnrollmentCode("ALICE", code), "", "right code")
+	testenv.WantCode(t, env.store.CheckEnrollmentCode("alice", code), "", "checking does not use it up")
 	wantAuthFailed(t, "empty code", env.store.CheckEnrollmentCode("alice", ""))
 	wantAuthFailed(t, "another account", env.store.CheckEnrollmentCode("bob", code))
 	wantAuthFailed(t, "unknown account", env.store.CheckEnrollmentCode("nobody", code))
@@ -381,12 +382,12 @@ func TestEnrollmentCodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	env.clock.Advance(24*time.Hour - time.Second)
-	wantCode(t, "code just before 24 h", env.store.CheckEnrollmentCode("bob", bobCode), "")
+	testenv.WantCode(t, env.store.CheckEnrollmentCode("bob", bobCode), "", "code just before 24 h")
 	env.clock.Advance(time.Second)
 	wantAuthFailed(t, "code after 24 h", env.store.CheckEnrollmentCode("bob", bobCode))
 	newCode, _ := env.store.IssueEnrollmentCode("bob")
 	wantAuthFailed(t, "replaced code", env.store.CheckEnrollmentCode("bob", bobCode))
-	wantCode(t, "new code", env.store.CheckEnrollmentCode("bob", newCode), "")
+	testenv.WantCode(t, env.store.CheckEnrollmentCode("bob", newCode), "", "new code")
 }
 
 func TestDeleteRemovesSecondFactor(t *testing.T) {

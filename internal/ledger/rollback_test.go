@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/vserv/vserv/internal/testenv"
 	"github.com/vserv/vserv/internal/wire"
 	bolt "go.etcd.io/bbolt"
 )
@@ -72,7 +73,7 @@ func deleteTail(n uint64) func(tx *bolt.Tx) error {
 
 func wantRollbackRefusal(t *testing.T, err error, want ...string) {
 	t.Helper()
-	we := wantCode(t, err, wire.CodeConflict)
+	we := testenv.WantCode(t, err, wire.CodeConflict, "")
 	for _, w := range append(want, "looks like a restored or truncated database", "vserv resume") {
 		if !strings.Contains(we.Text, w) {
 			t.Errorf("refusal %q does not say %q", we.Text, w)

@@ -130,7 +130,7 @@ var batchPrefix = regexp.MustCompile(`^record [0-9]+: `)
 
 func wantRefusal(t testing.TB, err error, code wire.Code, index int, text, what string) {
 	t.Helper()
-	we := wantCode(t, err, code, what)
+	we := testenv.WantCode(t, err, code, what)
 	if !strings.Contains(we.Text, text) || batchPrefix.MatchString(we.Text) {
 		t.Fatalf("%s: ERR %s %q, want the rule's text containing %q", what, we.Code, we.Text, text)
 	}
@@ -172,7 +172,7 @@ func TestMkchainSchemaAndAuthority(t *testing.T) {
 		if c.code == wire.CodeExists {
 			name = "v"
 		}
-		wantCode(t, e.mkchain(name, c.opts), c.code, c.what)
+		testenv.WantCode(t, e.mkchain(name, c.opts), c.code, c.what)
 	}
 	vals, err := e.Admin.Call(e.Ctx, "chains")
 	if err != nil {
@@ -213,7 +213,7 @@ func TestMkchainSchemaAndAuthority(t *testing.T) {
 		t.Fatal(err)
 	}
 	testenv.Put(t, e.Admin, "late", false, testenv.NewRecord(t, 1))
-	wantCode(t, e.mkchain("late", map[string]any{"public": true, "schema": "vote"}), wire.CodeExists, "schema on a chain with records")
+	testenv.WantCode(t, e.mkchain("late", map[string]any{"public": true, "schema": "vote"}), wire.CodeExists, "schema on a chain with records")
 	if err := e.mkchain("early", map[string]any{"public": true}); err != nil {
 		t.Fatal(err)
 	}
@@ -322,7 +322,7 @@ func TestViewCommandBadInput(t *testing.T) {
 		{"private chain without a right", anon, []any{"secret", "funds"}, wire.CodeNotFound},
 	} {
 		_, err := c.c.Call(e.Ctx, "view", c.args...)
-		wantCode(t, err, c.code, c.what)
+		testenv.WantCode(t, err, c.code, c.what)
 	}
 	if _, _, err := view(e.Ctx, e.Admin, "secret", "funds", nil); err != nil {
 		t.Fatalf("admin view of a private chain: %v", err)

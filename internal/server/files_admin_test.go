@@ -84,9 +84,9 @@ func TestFileAdminActsInAnotherHome(t *testing.T) {
 	}
 
 	_, err := admin.Stat(ctx, "x", &client.FileOptions{As: "nobody"})
-	wantFileCode(t, err, wire.CodeNotFound, "as an account that does not exist")
+	testenv.WantCode(t, err, wire.CodeNotFound, "as an account that does not exist")
 	_, err = admin.Stat(ctx, "x", &client.FileOptions{As: "bad name!"})
-	wantFileCode(t, err, wire.CodeInvalid, "as a malformed name")
+	testenv.WantCode(t, err, wire.CodeInvalid, "as a malformed name")
 	if _, err := os.Stat(srv.Home("nobody")); err == nil {
 		t.Error("as nobody created a home for an account that does not exist")
 	}
@@ -112,7 +112,7 @@ func TestFileUserAsIsRefusedForEveryCommand(t *testing.T) {
 		}
 		for _, call := range calls {
 			_, err := bob.Call(ctx, call[0].(string), call[1:]...)
-			wantFileCode(t, err, wire.CodePerm, "bob: "+call[0].(string)+" as "+as)
+			testenv.WantCode(t, err, wire.CodePerm, "bob: "+call[0].(string)+" as "+as)
 		}
 	}
 	sameDisk(t, "the homes", before, diskSnapshot(t, filepath.Join(srv.DataRoot, "files")))

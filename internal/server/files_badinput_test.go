@@ -119,13 +119,13 @@ func TestFileCommandsBadInputGetOneERREach(t *testing.T) {
 	for _, tc := range cases {
 		what := fmt.Sprintf("%s %v", tc.cmd, tc.args)
 		_, err := c.Call(ctx, tc.cmd, tc.args...)
-		wantFileCode(t, err, tc.code, what)
+		testenv.WantCode(t, err, tc.code, what)
 		wantOneAnswer(t, c, what)
 	}
 	// Text that is not UTF-8 is refused by the CBOR layer: ERR proto.
 	raw := []byte{0x82, 0x64, 's', 't', 'a', 't', 0x62, 0xff, 0xfe}
 	_, err := c.CallRaw(ctx, raw)
-	wantFileCode(t, err, proto, "stat with a path that is not UTF-8")
+	testenv.WantCode(t, err, proto, "stat with a path that is not UTF-8")
 	wantOneAnswer(t, c, "stat with a path that is not UTF-8")
 	if cwd, err := c.Pwd(ctx, nil); err != nil || cwd != "" {
 		t.Errorf("after the bad inputs pwd = %q, %v", cwd, err)
@@ -161,9 +161,9 @@ func TestFileDataAnsweredOneByOne(t *testing.T) {
 		t.Fatalf("first chunk: next %d, %v", next, err)
 	}
 	_, err := call("wrong offset", uint64(0), data[:testenv.ChunkSize])
-	wantFileCode(t, err, wire.CodeInvalid, "data at an offset already written")
+	testenv.WantCode(t, err, wire.CodeInvalid, "data at an offset already written")
 	_, err = call("oversize chunk", uint64(testenv.ChunkSize), bytes.Repeat([]byte{1}, testenv.ChunkSize+1))
-	wantFileCode(t, err, wire.CodeLimit, "data of 61441 bytes")
+	testenv.WantCode(t, err, wire.CodeLimit, "data of 61441 bytes")
 	// The upload is still open after those refusals, and other commands may
 	// come in between.
 	if _, err := c.Stat(ctx, "x", nil); err == nil {
@@ -173,7 +173,7 @@ func TestFileDataAnsweredOneByOne(t *testing.T) {
 		t.Fatalf("second chunk: next %d, %v", next, err)
 	}
 	_, err = call("past the size", uint64(2*testenv.ChunkSize), append(bytes.Clone(data[2*testenv.ChunkSize:]), 0))
-	wantFileCode(t, err, wire.CodeInvalid, "data past the declared size")
+	testenv.WantCode(t, err, wire.CodeInvalid, "data past the declared size")
 	if next, err := call("last chunk", uint64(2*testenv.ChunkSize), data[2*testenv.ChunkSize:]); err != nil || next != uint64(len(data)) {
 		t.Fatalf("last chunk: next %d, %v", next, err)
 	}
@@ -181,7 +181,7 @@ func TestFileDataAnsweredOneByOne(t *testing.T) {
 		t.Fatal("file+data result differs")
 	}
 	_, err = call("after the end", uint64(len(data)), []byte{})
-	wantFileCode(t, err, wire.CodeState, "data after the upload ended")
+	testenv.WantCode(t, err, wire.CodeState, "data after the upload ended")
 	// A zero-byte file is one empty data message.
 	if _, err := c.Call(ctx, "file", "empty", uint64(0), testenv.Sum256(nil)); err != nil {
 		t.Fatal(err)
@@ -194,9 +194,9 @@ func TestFileDataAnsweredOneByOne(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = call("wrong hash", uint64(0), []byte("abc"))
-	wantFileCode(t, err, wire.CodeInvalid, "data completing an upload with the wrong hash")
+	testenv.WantCode(t, err, wire.CodeInvalid, "data completing an upload with the wrong hash")
 	_, err = call("after the failed end", uint64(3), []byte{})
-	wantFileCode(t, err, wire.CodeState, "data after a failed end")
+	testenv.WantCode(t, err, wire.CodeState, "data after a failed end")
 	if temps := uploadTemps(t, srv.Home("alice")); len(temps) != 0 {
 		t.Errorf("temporary files left: %v", temps)
 	}
@@ -267,7 +267,7 @@ func TestFputStreamMisbehaviour(t *testing.T) {
 					t.Fatal("content differs")
 				}
 			} else {
-				wantFileCode(t, err, tc.answer, "the stream's answer")
+				testenv.WantCode(t, err, tc.answer, "the stream's answer")
 				if _, err := c.Stat(ctx, name, nil); err == nil {
 					t.Error("a failed stream left the file")
 				}
@@ -282,7 +282,7 @@ func TestFputStreamMisbehaviour(t *testing.T) {
 		testenv.SendData(t, c, data, 0, testenv.ChunkSize)
 		wantOneAnswer(t, c, "hello inside the stream")
 		_, err := c.Call(ctx, "data", uint64(testenv.ChunkSize), data[testenv.ChunkSize:2*testenv.ChunkSize])
-		wantFileCode(t, err, wire.CodeState, "data after the stream ended")
+		testenv.WantCode(t, err, wire.CodeState, "data after the stream ended")
 		if resumed, err := c.Upload(ctx, bytes.NewReader(data), size, testenv.Sum256(data), "h", nil); err != nil || resumed != testenv.ChunkSize {
 			t.Fatalf("upload again resumed at %d (%v), want %d", resumed, err, testenv.ChunkSize)
 		}
@@ -298,7 +298,7 @@ func TestFputStreamMisbehaviour(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, err := readAnswer(t, c)
-		wantFileCode(t, err, wire.CodeProto, "garbage inside the stream")
+		testenv.WantCode(t, err, wire.CodeProto, "garbage inside the stream")
 		wantOneAnswer(t, c, "garbage inside the stream")
 	})
 	t.Run("after an error a request other than data ends the discarding", func(t *testing.T) {
@@ -306,7 +306,7 @@ func TestFputStreamMisbehaviour(t *testing.T) {
 		testenv.StartFput(t, c, "e", data)
 		testenv.SendData(t, c, data, testenv.ChunkSize, 2*testenv.ChunkSize) // wrong offset: error, then discard
 		_, err := readAnswer(t, c)
-		wantFileCode(t, err, wire.CodeInvalid, "the stream's answer")
+		testenv.WantCode(t, err, wire.CodeInvalid, "the stream's answer")
 		testenv.SendData(t, c, data, 0, testenv.ChunkSize) // discarded without an answer
 		wantOneAnswer(t, c, "hello after the failed stream")
 	})
@@ -337,7 +337,7 @@ func TestFileCommandsNeedALogin(t *testing.T) {
 		{"del", "a"}, {"ls"}, {"lsd"}, {"cd", "a"}, {"pwd"}, {"stat", "a"}, {"mkdir", "a"}, {"rmdir", "a"}, {"buff"},
 	} {
 		_, err := anon.Call(ctx, call[0].(string), call[1:]...)
-		wantFileCode(t, err, wire.CodeState, call[0].(string)+" without a login")
+		testenv.WantCode(t, err, wire.CodeState, call[0].(string)+" without a login")
 		wantOneAnswer(t, anon, call[0].(string)+" without a login")
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
-	"errors"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -15,7 +14,6 @@ import (
 
 	"github.com/vserv/vserv/client"
 	"github.com/vserv/vserv/internal/testenv"
-	"github.com/vserv/vserv/internal/wire"
 )
 
 // Helpers of the file tests (DESIGN.md §3.3): a server with a few accounts,
@@ -39,15 +37,6 @@ func mustDownload(t testing.TB, c *client.Client, remote string, o *client.Downl
 		t.Fatalf("download %q: size %d announced, %d received", remote, n, buf.Len())
 	}
 	return buf.Bytes()
-}
-
-// wantFileCode fails unless err is ERR code.
-func wantFileCode(t testing.TB, err error, code wire.Code, what string) {
-	t.Helper()
-	var we *wire.Error
-	if !errors.As(err, &we) || we.Code != code {
-		t.Fatalf("%s: err = %v, want ERR %s", what, err, code)
-	}
 }
 
 // diskSnapshot describes every entry under dir: type, size, mode and content

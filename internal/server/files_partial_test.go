@@ -48,8 +48,8 @@ func TestPartialUploadsAndDirectoriesCountAgainstTheFileQuota(t *testing.T) {
 	}
 	// The 11th upload ends the 10th, keeping it, and finds no file left.
 	err := leavePartial(t, alice, "p10", data)
-	wantFileCode(t, err, wire.CodeLimit, "an 11th partial upload with a 10-file quota")
-	wantFileCode(t, alice.Mkdir(ctx, "d", nil), wire.CodeLimit, "mkdir with 10 partial uploads and a 10-file quota")
+	testenv.WantCode(t, err, wire.CodeLimit, "an 11th partial upload with a 10-file quota")
+	testenv.WantCode(t, alice.Mkdir(ctx, "d", nil), wire.CodeLimit, "mkdir with 10 partial uploads and a 10-file quota")
 
 	parts, err := alice.ListPartials(ctx, nil)
 	if err != nil || len(parts) != 10 {
@@ -69,11 +69,11 @@ func TestPartialUploadsAndDirectoriesCountAgainstTheFileQuota(t *testing.T) {
 	if err := alice.DiscardPartial(ctx, "p0", nil); err != nil {
 		t.Fatalf("fpart rm p0: %v", err)
 	}
-	wantFileCode(t, alice.DiscardPartial(ctx, "p0", nil), wire.CodeNotFound, "fpart rm p0 again")
+	testenv.WantCode(t, alice.DiscardPartial(ctx, "p0", nil), wire.CodeNotFound, "fpart rm p0 again")
 	if err := alice.Mkdir(ctx, "d", nil); err != nil {
 		t.Fatalf("mkdir after fpart rm: %v", err)
 	}
-	wantFileCode(t, alice.Mkdir(ctx, "e", nil), wire.CodeLimit, "mkdir with 9 partial uploads, 1 directory and a 10-file quota")
+	testenv.WantCode(t, alice.Mkdir(ctx, "e", nil), wire.CodeLimit, "mkdir with 9 partial uploads, 1 directory and a 10-file quota")
 	alice.Close()
 
 	// The same after a restart: the scan counts directories and partial uploads.
@@ -82,9 +82,9 @@ func TestPartialUploadsAndDirectoriesCountAgainstTheFileQuota(t *testing.T) {
 	}
 	srv2 := testenv.Start(t, testenv.WithDataRoot(srv.DataRoot), testenv.WithArgs(args...))
 	alice = srv2.Login("alice", testenv.FilePass("alice"))
-	wantFileCode(t, alice.Mkdir(ctx, "e", nil), wire.CodeLimit, "mkdir after a restart")
+	testenv.WantCode(t, alice.Mkdir(ctx, "e", nil), wire.CodeLimit, "mkdir after a restart")
 	err = leavePartial(t, alice, "q", data)
-	wantFileCode(t, err, wire.CodeLimit, "a new upload after a restart")
+	testenv.WantCode(t, err, wire.CodeLimit, "a new upload after a restart")
 	if parts, err := alice.ListPartials(ctx, nil); err != nil || len(parts) != 9 || parts[0].Name != "p1" {
 		t.Fatalf("fpart ls after a restart = %+v, %v; want p1..p9", parts, err)
 	}
@@ -115,16 +115,16 @@ func TestDirectoryDepthIsCapped(t *testing.T) {
 		}
 		p += "/d"
 	}
-	wantFileCode(t, c.Mkdir(ctx, p, nil), wire.CodeLimit, "mkdir at depth 33")
+	testenv.WantCode(t, c.Mkdir(ctx, p, nil), wire.CodeLimit, "mkdir at depth 33")
 	_, err := c.Upload(ctx, bytes.NewReader([]byte("x")), 1, testenv.Sum256([]byte("x")), p, nil)
-	wantFileCode(t, err, wire.CodeLimit, "upload at depth 33")
+	testenv.WantCode(t, err, wire.CodeLimit, "upload at depth 33")
 	// Relative to a deep working directory, the depth is the same.
 	if _, err := c.Cd(ctx, strings.TrimSuffix(p, "/d"), nil); err != nil {
 		t.Fatal(err)
 	}
-	wantFileCode(t, c.Mkdir(ctx, "d", nil), wire.CodeLimit, "mkdir at depth 33 from a working directory")
+	testenv.WantCode(t, c.Mkdir(ctx, "d", nil), wire.CodeLimit, "mkdir at depth 33 from a working directory")
 	_, err = c.Upload(ctx, bytes.NewReader([]byte("x")), 1, testenv.Sum256([]byte("x")), "f", nil)
-	wantFileCode(t, err, wire.CodeLimit, "upload at depth 33 from a working directory")
+	testenv.WantCode(t, err, wire.CodeLimit, "upload at depth 33 from a working directory")
 	mustUpload(t, c, "../f", []byte("x"), nil) // a file at depth 32
 }
 
@@ -176,13 +176,13 @@ func TestFpartBadInputGetsOneERREach(t *testing.T) {
 	for _, tc := range cases {
 		what := fmt.Sprintf("fpart %v", tc.args)
 		_, err := alice.Call(ctx, "fpart", tc.args...)
-		wantFileCode(t, err, tc.code, what)
+		testenv.WantCode(t, err, tc.code, what)
 		wantOneAnswer(t, alice, what)
 	}
 	// Text that is not UTF-8 is refused by the CBOR layer: ERR proto.
 	raw := []byte{0x83, 0x65, 'f', 'p', 'a', 'r', 't', 0x62, 'r', 'm', 0x62, 0xff, 0xfe}
 	_, err := alice.CallRaw(ctx, raw)
-	wantFileCode(t, err, proto, "fpart rm with a path that is not UTF-8")
+	testenv.WantCode(t, err, proto, "fpart rm with a path that is not UTF-8")
 	wantOneAnswer(t, alice, "fpart rm with a path that is not UTF-8")
 
 	// Nothing of bob's moved; the admin may see and discard it.
@@ -207,7 +207,7 @@ func TestFpartRmOfAnUploadInProgressIsConflict(t *testing.T) {
 	if err := leavePartial(t, writer, "f", []byte("abc")); err != nil {
 		t.Fatal(err)
 	}
-	wantFileCode(t, other.DiscardPartial(ctx, "f", nil), wire.CodeConflict, "fpart rm while another connection writes it")
+	testenv.WantCode(t, other.DiscardPartial(ctx, "f", nil), wire.CodeConflict, "fpart rm while another connection writes it")
 	// The writer goes on undisturbed.
 	vals, err := writer.Call(ctx, "data", uint64(1), []byte("bc"))
 	if err != nil || len(vals) != 1 {

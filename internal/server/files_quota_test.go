@@ -19,9 +19,9 @@ func TestFileQuotasRefuseAndLeaveNothing(t *testing.T) {
 		t.Helper()
 		data := testenv.FileBytes(n, uint64(n))
 		_, err := c.Upload(ctx, bytes.NewReader(data), int64(n), testenv.Sum256(data), name, nil)
-		wantFileCode(t, err, wire.CodeLimit, why+" (fput)")
+		testenv.WantCode(t, err, wire.CodeLimit, why+" (fput)")
 		_, err = c.Call(ctx, "file", name, uint64(n), testenv.Sum256(data))
-		wantFileCode(t, err, wire.CodeLimit, why+" (file)")
+		testenv.WantCode(t, err, wire.CodeLimit, why+" (file)")
 		if _, err := c.Stat(ctx, name, nil); err == nil {
 			t.Errorf("%s: %s exists after ERR limit", why, name)
 		}

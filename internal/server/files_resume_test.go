@@ -59,7 +59,7 @@ func TestFileTransferCutMidwayThenResumedByteExact(t *testing.T) {
 			other := srv.LoginAs("alice")
 			// Nothing appears under the real name before the upload completes.
 			_, err := other.Stat(ctx, name, nil)
-			wantFileCode(t, err, wire.CodeNotFound, "stat of an interrupted upload")
+			testenv.WantCode(t, err, wire.CodeNotFound, "stat of an interrupted upload")
 			var resumedAt int64
 			err = testenv.RetryWhileBusy(t, func() (err error) {
 				if tc.resumeWith == "fput" {
@@ -152,7 +152,7 @@ func TestFileTwoUploadsToOneName(t *testing.T) {
 	}
 	testenv.SendData(t, c1, a, testenv.ChunkSize, int64(len(a)))
 	_, err := readAnswer(t, c1)
-	wantFileCode(t, err, wire.CodeExists, "the upload that finished second")
+	testenv.WantCode(t, err, wire.CodeExists, "the upload that finished second")
 	if got := mustDownload(t, c1, "same", nil); !bytes.Equal(got, b) {
 		t.Fatal("the file is not the upload that finished first")
 	}
@@ -162,7 +162,7 @@ func TestFileTwoUploadsToOneName(t *testing.T) {
 	testenv.StartFput(t, c1, "twin", a)
 	testenv.SendData(t, c1, a, 0, testenv.ChunkSize)
 	_, err = c2.Call(ctx, "fput", "twin", uint64(len(a)), testenv.Sum256(a))
-	wantFileCode(t, err, wire.CodeConflict, "the same upload while it runs")
+	testenv.WantCode(t, err, wire.CodeConflict, "the same upload while it runs")
 	testenv.SendData(t, c1, a, testenv.ChunkSize, int64(len(a)))
 	if _, err := readAnswer(t, c1); err != nil {
 		t.Fatal(err)

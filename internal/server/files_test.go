@@ -174,11 +174,11 @@ func TestCdThenEveryRelativeCommand(t *testing.T) {
 	}
 	// A failed cd leaves the working directory where it was.
 	_, err := c.Cd(ctx, "nowhere", nil)
-	wantFileCode(t, err, wire.CodeNotFound, "cd nowhere")
+	testenv.WantCode(t, err, wire.CodeNotFound, "cd nowhere")
 	_, err = c.Cd(ctx, "y", nil)
-	wantFileCode(t, err, wire.CodeInvalid, "cd to a file")
+	testenv.WantCode(t, err, wire.CodeInvalid, "cd to a file")
 	_, err = c.Cd(ctx, "../../..", nil)
-	wantFileCode(t, err, wire.CodePerm, "cd above the home")
+	testenv.WantCode(t, err, wire.CodePerm, "cd above the home")
 	if cwd, err := c.Pwd(ctx, nil); err != nil || cwd != "a/b" {
 		t.Fatalf("pwd after failed cds = %q, %v; want a/b", cwd, err)
 	}
@@ -200,7 +200,7 @@ func TestFileOverwriteNeedsForceAndBackupKeepsTheOldOne(t *testing.T) {
 	v1, v2, v3 := testenv.FileBytes(300, 1), testenv.FileBytes(400, 2), testenv.FileBytes(500, 3)
 	mustUpload(t, c, "doc", v1, nil)
 	_, err := c.Upload(ctx, bytes.NewReader(v2), 400, testenv.Sum256(v2), "doc", nil)
-	wantFileCode(t, err, wire.CodeExists, "fput onto an existing file without force")
+	testenv.WantCode(t, err, wire.CodeExists, "fput onto an existing file without force")
 	if got := mustDownload(t, c, "doc", nil); !bytes.Equal(got, v1) {
 		t.Fatal("a refused overwrite changed the file")
 	}
@@ -220,7 +220,7 @@ func TestFileOverwriteNeedsForceAndBackupKeepsTheOldOne(t *testing.T) {
 	}
 	// A wrong hash is refused at the end and leaves nothing.
 	_, err = c.Upload(ctx, bytes.NewReader(v1), 300, testenv.Sum256(v2), "other", nil)
-	wantFileCode(t, err, wire.CodeInvalid, "fput with a wrong sha256")
+	testenv.WantCode(t, err, wire.CodeInvalid, "fput with a wrong sha256")
 	if _, err := c.Stat(ctx, "other", nil); err == nil {
 		t.Error("an upload with a wrong hash appeared")
 	}
@@ -314,7 +314,7 @@ func TestFileDownloadChecksAndReportsFailures(t *testing.T) {
 			}
 		}
 	}})
-	wantFileCode(t, err, wire.CodeInternal, "download of a file cut short while it is sent")
+	testenv.WantCode(t, err, wire.CodeInternal, "download of a file cut short while it is sent")
 	wantOneAnswer(t, c, "after a download cut short")
 }
 
@@ -339,6 +339,6 @@ func TestFileDownloadResumesFromWhatTheClientHolds(t *testing.T) {
 		t.Fatalf("resume with a wrong prefix: err = %v, want ErrChecksum", err)
 	}
 	_, err = c.Download(ctx, "f", io.Discard, &client.DownloadOptions{Resume: bytes.NewReader(append(bytes.Clone(data), 0))})
-	wantFileCode(t, err, wire.CodeInvalid, "resume with more bytes than the file has")
+	testenv.WantCode(t, err, wire.CodeInvalid, "resume with more bytes than the file has")
 	wantOneAnswer(t, c, "after the resumed downloads")
 }

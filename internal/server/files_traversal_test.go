@@ -100,7 +100,7 @@ func TestFileTraversalMatrix(t *testing.T) {
 		for _, cmd := range fileCommandCalls {
 			for _, p := range paths {
 				_, err := alice.Call(ctx, commandOf(cmd.name), cmd.args(p)...)
-				wantFileCode(t, err, wire.CodePerm, where+": "+cmd.name+" "+p)
+				testenv.WantCode(t, err, wire.CodePerm, where+": "+cmd.name+" "+p)
 			}
 		}
 	}
@@ -113,9 +113,9 @@ func TestFileTraversalMatrix(t *testing.T) {
 	// A link loop is refused without hanging; a link inside the home that
 	// leads nowhere is simply not found.
 	_, err := alice.Stat(ctx, "loop1", nil)
-	wantFileCode(t, err, wire.CodePerm, "stat of a link loop")
+	testenv.WantCode(t, err, wire.CodePerm, "stat of a link loop")
 	_, err = alice.Stat(ctx, "../dangling", nil)
-	wantFileCode(t, err, wire.CodeNotFound, "stat of a dangling link")
+	testenv.WantCode(t, err, wire.CodeNotFound, "stat of a dangling link")
 	if cwd, err := alice.Pwd(ctx, nil); err != nil || cwd != "sub" {
 		t.Fatalf("pwd after the matrix = %q, %v; want sub", cwd, err)
 	}
@@ -153,7 +153,7 @@ func TestFileBobCannotReachBobby(t *testing.T) {
 	for _, p := range []string{"../bobby/x", "../bobby", "b2/x", "b2", "../bob/../bobby/x", "../bobbyx", "/../bobby/x"} {
 		for _, cmd := range fileCommandCalls {
 			_, err := bob.Call(ctx, commandOf(cmd.name), cmd.args(p)...)
-			wantFileCode(t, err, wire.CodePerm, "bob: "+cmd.name+" "+p)
+			testenv.WantCode(t, err, wire.CodePerm, "bob: "+cmd.name+" "+p)
 		}
 	}
 	sameDisk(t, "bobby's home", before, diskSnapshot(t, srv.Home("bobby")))
@@ -162,5 +162,5 @@ func TestFileBobCannotReachBobby(t *testing.T) {
 		t.Errorf("bob's ls = %q, %v; want only his own file", listNames(got), err)
 	}
 	_, err = bob.Download(ctx, "x", nil, &client.DownloadOptions{})
-	wantFileCode(t, err, wire.CodeNotFound, "bob fget x (bobby's name, in bob's home)")
+	testenv.WantCode(t, err, wire.CodeNotFound, "bob fget x (bobby's name, in bob's home)")
 }

@@ -22,19 +22,6 @@ import (
 // replies, hand-built CBOR and frames, raw connections and a TCP proxy that
 // can record, corrupt or rewrite what passes through it.
 
-// wantCode fails unless err is an ERR reply with the given code.
-func wantCode(t testing.TB, err error, code wire.Code, what string) *wire.Error {
-	t.Helper()
-	var we *wire.Error
-	if !errors.As(err, &we) {
-		t.Fatalf("%s: err = %v, want ERR %s", what, err, code)
-	}
-	if we.Code != code {
-		t.Fatalf("%s: ERR %s %q, want ERR %s", what, we.Code, we.Text, code)
-	}
-	return we
-}
-
 // wantConnError fails unless err is a transport failure: not nil and not an
 // ERR reply, which is what a caller sees when the server closed the
 // connection.

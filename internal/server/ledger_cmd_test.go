@@ -68,7 +68,7 @@ func TestLedgerReadCommandsAnswerWhatWasPut(t *testing.T) {
 			}
 		}
 		_, err = anon.GetRecord(ctx, "t", missing)
-		wantCode(t, err, wire.CodeNotFound, "rget of one missing id")
+		testenv.WantCode(t, err, wire.CodeNotFound, "rget of one missing id")
 	})
 
 	t.Run("rabs", func(t *testing.T) {
@@ -96,7 +96,7 @@ func TestLedgerReadCommandsAnswerWhatWasPut(t *testing.T) {
 		}
 		for _, s := range []int64{5, -6} {
 			_, err := anon.AbsRecord(ctx, "t", s)
-			wantCode(t, err, wire.CodeNotFound, "rabs of one missing seq")
+			testenv.WantCode(t, err, wire.CodeNotFound, "rabs of one missing seq")
 		}
 	})
 
@@ -185,7 +185,7 @@ func TestLedgerReadCommandsAnswerWhatWasPut(t *testing.T) {
 			t.Errorf("rproof proves seq %d of size %d, record %s; want seq 3 of size 5, record %s", v.Entry.Seq, v.Checkpoint.Size, v.Record.ID, ids[3])
 		}
 		_, err = anon.Proof(ctx, "t", client.BySeq(5), 0)
-		wantCode(t, err, wire.CodeNotFound, "rproof of a seq past the end")
+		testenv.WantCode(t, err, wire.CodeNotFound, "rproof of a seq past the end")
 
 		// The receipt rput gave for the first record is against size 1; the
 		// newest checkpoint must extend it.
@@ -353,7 +353,7 @@ func TestLedgerCommandsRefuseBadRequestsWithOneAnswer(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			connID := helloID(t, tc.c)
 			_, err := tc.c.Call(ctx, tc.cmd, tc.args...)
-			wantCode(t, err, tc.code, tc.cmd)
+			testenv.WantCode(t, err, tc.code, tc.cmd)
 			expectInSync(t, tc.c, connID, tc.name)
 		})
 	}
@@ -416,11 +416,11 @@ func TestPublicChainIsReadableWithoutLoginAndPrivateChainIsInvisible(t *testing.
 		}
 		for _, r := range reads {
 			_, err := c.Call(ctx, r.cmd, r.args...)
-			wantCode(t, err, wire.CodeNotFound, who+": "+r.cmd+" of the private chain")
+			testenv.WantCode(t, err, wire.CodeNotFound, who+": "+r.cmd+" of the private chain")
 		}
 		if alsoRput {
 			_, err := c.PutRecords(ctx, "priv", [][]byte{testenv.NewRecord(t, 1)}, false)
-			wantCode(t, err, wire.CodeNotFound, who+": rput to the private chain")
+			testenv.WantCode(t, err, wire.CodeNotFound, who+": rput to the private chain")
 		}
 	}
 	invisible("anonymous", anon, false)
@@ -438,7 +438,7 @@ func TestPublicChainIsReadableWithoutLoginAndPrivateChainIsInvisible(t *testing.
 		}
 	}
 	_, err := bob.PutRecords(ctx, "priv", [][]byte{testenv.NewRecord(t, 1)}, false)
-	wantCode(t, err, wire.CodePerm, "bob with read only: rput")
+	testenv.WantCode(t, err, wire.CodePerm, "bob with read only: rput")
 	invisible("anonymous after the grant", anon, false)
 
 	if err := e.Admin.Grant(ctx, "bob", "priv", "write"); err != nil {
@@ -496,7 +496,7 @@ func TestRputSameIDOtherContentIsConflict(t *testing.T) {
 	id := testenv.NewID()
 	testenv.Put(t, e.Admin, "t", false, testenv.RecordWithID(t, id, "yes"))
 	_, err := e.Admin.PutRecords(e.Ctx, "t", [][]byte{testenv.RecordWithID(t, id, "no")}, false)
-	wantCode(t, err, wire.CodeConflict, "same id, other payload")
+	testenv.WantCode(t, err, wire.CodeConflict, "same id, other payload")
 	b, err := e.Admin.GetRecord(e.Ctx, "t", id)
 	if err != nil {
 		t.Fatal(err)
@@ -538,7 +538,7 @@ func TestRputBatchIsAllOrNothingAndNamesTheBadRecord(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			batch := tc.batch()
 			_, err := e.Admin.PutRecords(e.Ctx, "t", batch, false)
-			wantCode(t, err, tc.code, "bad batch")
+			testenv.WantCode(t, err, tc.code, "bad batch")
 			if i, ok := client.BatchIndex(err); !ok || i != tc.index {
 				t.Errorf("batch error names record %d (%v), want %d: %v", i, ok, tc.index, err)
 			}
@@ -578,9 +578,9 @@ func TestServerWrittenChainsRefuseRecordsAndWriteGrants(t *testing.T) {
 	e.Srv.AddUser("bob", "bob-password", false)
 	for _, chain := range []string{"audit", "keys"} {
 		_, err := e.Admin.PutRecords(e.Ctx, chain, [][]byte{testenv.NewRecord(t, 1)}, false)
-		wantCode(t, err, wire.CodePerm, "admin rput to "+chain)
+		testenv.WantCode(t, err, wire.CodePerm, "admin rput to "+chain)
 		err = e.Admin.Grant(e.Ctx, "bob", chain, "write")
-		wantCode(t, err, wire.CodeInvalid, "grant write on "+chain)
+		testenv.WantCode(t, err, wire.CodeInvalid, "grant write on "+chain)
 	}
 	// Reading the audit chain can be granted.
 	if err := e.Admin.Grant(e.Ctx, "bob", "audit", "read"); err != nil {

@@ -168,7 +168,7 @@ func TestReadBudgetRefusesConnectionsWithoutLoginBeyondTheirShare(t *testing.T) 
 	extra.wantLimitThenClose(fmt.Sprintf("a partial message beyond %d held ones", share))
 	// A logged-in connection still has the rest of the budget.
 	_, err := admin.Call(ctx, "hello", make([]byte, 300<<10))
-	wantCode(t, err, wire.CodeProto, "a 300 KiB request while the share of connections without a login is spent")
+	testenv.WantCode(t, err, wire.CodeProto, "a 300 KiB request while the share of connections without a login is spent")
 	expectInSync(t, admin, adminID, "a 300 KiB request")
 	// A short request needs no budget at all, even now.
 	helloRaw := dialRaw(t, srv)
@@ -350,7 +350,7 @@ func TestBatchedReadsOverTheReplyLimitAreERRLimit(t *testing.T) {
 			connID := helloID(t, tc.c)
 			got, err := tc.read(tc.c)
 			if tc.want == 0 {
-				we := wantCode(t, err, wire.CodeLimit, tc.name)
+				we := testenv.WantCode(t, err, wire.CodeLimit, tc.name)
 				if we.Text == "" {
 					t.Fatal("ERR limit without a text")
 				}
@@ -447,7 +447,7 @@ func TestRputWhoseReceiptsWouldOverflowTheReplyIsERRLimitAndCommitsNothing(t *te
 	testenv.Put(t, e.Admin, "bulk", false, testenv.NewRecord(t, "first"))
 	connID := helloID(t, e.Admin)
 	_, err := e.Admin.PutRecords(e.Ctx, "bulk", recs, true)
-	we := wantCode(t, err, wire.CodeLimit, "rput of 250 records of 60 KB with receipts")
+	we := testenv.WantCode(t, err, wire.CodeLimit, "rput of 250 records of 60 KB with receipts")
 	idx, named := client.BatchIndex(err)
 	if !named || idx < 150 || idx >= len(recs) || we.Text == "" {
 		t.Fatalf("ERR limit %q names record %d (%v); want the first record that does not fit, between 150 and 249", we.Text, idx, named)

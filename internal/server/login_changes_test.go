@@ -250,7 +250,7 @@ func TestHashQueueFullIsLimit(t *testing.T) {
 	start := time.Now()
 	_, err := c.Call(context.Background(), "pass", "alice-password")
 	took := time.Since(start)
-	we := wantCode(t, err, wire.CodeLimit, "pass while eight logins are hashed or queued")
+	we := testenv.WantCode(t, err, wire.CodeLimit, "pass while eight logins are hashed or queued")
 	if we.Text == "" {
 		t.Fatal("ERR limit with an empty text")
 	}
@@ -324,7 +324,7 @@ func TestRevokeTakesEffectOnTheNextCommandOfAnOpenSession(t *testing.T) {
 		t.Fatalf("revoke write: %v", err)
 	}
 	_, err := bob.PutRecords(e.Ctx, "notes", [][]byte{testenv.NewRecord(t, 2)}, false)
-	wantCode(t, err, wire.CodePerm, "rput after revoke")
+	testenv.WantCode(t, err, wire.CodePerm, "rput after revoke")
 	if n := testenv.ChainSize(t, bob, "notes"); n != 1 {
 		t.Fatalf("notes has %d entries, want 1", n)
 	}
@@ -378,7 +378,7 @@ func TestAuditRecordsUiniAndRefusedAdministrativeCommands(t *testing.T) {
 	}
 	for _, r := range refused {
 		_, err := bob.Call(ctx, r[0].(string), r[1:]...)
-		wantCode(t, err, wire.CodePerm, "bob: "+r[0].(string))
+		testenv.WantCode(t, err, wire.CodePerm, "bob: "+r[0].(string))
 	}
 	got := lcAudit(t, admin)
 	type want struct{ actor, action, target, outcome string }

@@ -349,7 +349,9 @@ func TestClientRefusesAForgedOrForeignSessionKey(t *testing.T) {
 			opts: func(*testing.T, string) client.Options {
 				return client.Options{ServerKey: secure.PublicKeyText(realKey)}
 			},
-			want: func(t *testing.T, err error) { wantCode(t, err, wire.CodeInvalid, "sess after an altered akey") },
+			want: func(t *testing.T, err error) {
+				testenv.WantCode(t, err, wire.CodeInvalid, "sess after an altered akey")
+			},
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -485,7 +487,7 @@ func TestWrongPasswordsDoNotLockOutOtherAccountsOrAddresses(t *testing.T) {
 	guesser := srv.Dial()
 	for i := range 100 {
 		_, err := guesser.Login(ctx, "bob", fmt.Sprintf("guess-%d", i))
-		if e := wantCode(t, err, wire.CodeAuth, fmt.Sprintf("guess %d", i)); e.Text != wire.AuthFailedText {
+		if e := testenv.WantCode(t, err, wire.CodeAuth, fmt.Sprintf("guess %d", i)); e.Text != wire.AuthFailedText {
 			t.Fatalf("guess %d: ERR auth %q, want the one text %q", i, e.Text, wire.AuthFailedText)
 		}
 	}
@@ -516,7 +518,7 @@ func TestWrongPasswordsDoNotLockOutOtherAccountsOrAddresses(t *testing.T) {
 		if err == nil {
 			break
 		}
-		wantCode(t, err, wire.CodeAuth, "bob from 127.0.0.1 during the delay")
+		testenv.WantCode(t, err, wire.CodeAuth, "bob from 127.0.0.1 during the delay")
 		if in > pairMax+2*time.Second {
 			t.Fatalf("bob from 127.0.0.1 is still refused %v after the last wrong password; the delay is at most %v", in, pairMax)
 		}

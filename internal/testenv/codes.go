@@ -10,10 +10,14 @@ import (
 // WantCode fails the test unless err is an ERR reply (a *wire.Error, also
 // when wrapped) with the given code, and returns it so that the caller can
 // check its text or extra values. With code "" it wants err to be nil and
-// returns nil. what names the call in the failure message, which shows the
-// error and code actually received.
+// returns nil. what names the call in the failure message (the line is
+// there anyway when it is ""), which shows the error and code actually
+// received.
 func WantCode(t testing.TB, err error, code wire.Code, what string) *wire.Error {
 	t.Helper()
+	if what == "" {
+		what = "the call"
+	}
 	var we *wire.Error
 	switch {
 	case code == "" && err != nil:
