@@ -3,6 +3,12 @@
 // directory, reads the port from the first stderr line, and hands out clients
 // that talk to it over real TCP. Every integration test starts servers this
 // one way.
+//
+// It also holds, written once, the test helpers that more than one test
+// package needs (internal/server, internal/e2e, and the packages' unit
+// tests): WantCode for ERR replies (codes.go), the ledger, file and
+// second-factor environments (ledger.go, files.go, twofa.go), and the
+// helpers that edit a stopped server's ledger.db (ledgerdb.go).
 package testenv
 
 import (
