@@ -14,8 +14,9 @@ import (
 	"github.com/vserv/vserv/verify"
 )
 
-// Helpers of the ledger tests, in internal/server and internal/e2e: a server with an admin session and a public
-// chain without proof of work, and records built the way clients build them.
+// Helpers of the ledger tests, in internal/server and internal/e2e: a
+// server with an admin session and a public chain without proof of work,
+// and records built the way clients build them.
 
 // LedgerEnv is a running server with its first admin logged in.
 type LedgerEnv struct {
