@@ -32,7 +32,7 @@ was accepted, 1 when it does not (one line per chain) or on errors, 2 for
 usage errors.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			st, err := openStore(cmd.Context(), dataroot, false)
+			st, err := openStore(cmd.Context(), dataroot)
 			if err != nil {
 				return &exitError{code: 1, err: err}
 			}

@@ -75,11 +75,14 @@ included).`,
 				return err
 			}
 			// Read-only: a verifier never writes, not even to migrate.
-			st, err := openStore(cmd.Context(), dataroot, true)
+			st, release, note, err := openStoreReadOnly(cmd.Context(), dataroot)
 			if err != nil {
 				return &exitError{code: 1, err: err}
 			}
-			defer st.Close()
+			defer release()
+			if note != "" {
+				fmt.Fprintln(cmd.ErrOrStderr(), "vserv verify: "+note)
+			}
 			if serverKey != "" {
 				if err := checkServerKey(cmd.Context(), st, pub); err != nil {
 					return err

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/vserv/vserv/internal/testenv"
 	"github.com/vserv/vserv/internal/wire"
 )
 
@@ -20,7 +21,7 @@ func TestCreateInitialOnlyWhileEmpty(t *testing.T) {
 		t.Fatalf("CreateInitial = %+v", a)
 	}
 	_, err = env.store.CreateInitial(t.Context(), "other", "other password")
-	wantCode(t, "second CreateInitial", err, wire.CodeState)
+	testenv.WantCode(t, err, wire.CodeState, "second CreateInitial")
 	if n, err := env.store.Count(t.Context()); n != 1 || err != nil {
 		t.Fatalf("Count = %d, %v; want 1", n, err)
 	}
@@ -41,7 +42,7 @@ func TestCreateInitialConcurrentOnlyOneWins(t *testing.T) {
 		if err == nil {
 			ok++
 		} else {
-			wantCode(t, "losing CreateInitial", err, wire.CodeState)
+			testenv.WantCode(t, err, wire.CodeState, "losing CreateInitial")
 		}
 	}
 	if n, _ := env.store.Count(t.Context()); ok != 1 || n != 1 {
@@ -53,7 +54,7 @@ func TestCreateInitialAfterAddIsState(t *testing.T) {
 	env := newTestEnv(t, false)
 	env.mustAdd(t, "alice", "alice password", RoleUser)
 	_, err := env.store.CreateInitial(t.Context(), "root", "root password")
-	wantCode(t, "CreateInitial with an account present", err, wire.CodeState)
+	testenv.WantCode(t, err, wire.CodeState, "CreateInitial with an account present")
 }
 
 func TestAddRules(t *testing.T) {
@@ -74,7 +75,7 @@ func TestAddRules(t *testing.T) {
 	}
 	for _, tt := range tests {
 		_, err := env.store.Add(t.Context(), tt.name, tt.pass, tt.role)
-		wantCode(t, "Add("+tt.name+")", err, tt.want)
+		testenv.WantCode(t, err, tt.want, "Add("+tt.name+")")
 	}
 	a, err := env.store.Get(t.Context(), "aLiCe")
 	if err != nil || a.Name != "Alice" {
@@ -109,7 +110,7 @@ func TestDeleteGuards(t *testing.T) {
 		{"bad/name", wire.CodeInvalid},
 	}
 	for _, st := range steps {
-		wantCode(t, "Delete("+st.name+")", env.store.Delete(t.Context(), st.name), st.want)
+		testenv.WantCode(t, env.store.Delete(t.Context(), st.name), st.want, "Delete("+st.name+")")
 	}
 	if n, _ := env.store.Count(t.Context()); n != 1 {
 		t.Fatalf("Count = %d, want 1", n)
@@ -123,9 +124,9 @@ func TestDeleteLastAdmin(t *testing.T) {
 	env := newTestEnv(t, false)
 	env.mustAdd(t, "boss", "boss password", RoleAdmin)
 	env.mustAdd(t, "alice", "alice password", RoleUser)
-	wantCode(t, "Delete(last admin)", env.store.Delete(t.Context(), "boss"), wire.CodePerm)
+	testenv.WantCode(t, env.store.Delete(t.Context(), "boss"), wire.CodePerm, "Delete(last admin)")
 	env.mustAdd(t, "boss2", "boss2 password", RoleAdmin)
-	wantCode(t, "Delete(admin with another left)", env.store.Delete(t.Context(), "boss"), "")
+	testenv.WantCode(t, env.store.Delete(t.Context(), "boss"), "", "Delete(admin with another left)")
 }
 
 // A disabled admin does not count: deleting the last enabled admin would
@@ -134,9 +135,9 @@ func TestDeleteLastEnabledAdminWithDisabledAdminsLeft(t *testing.T) {
 	env := newTestEnv(t, false)
 	env.mustAdd(t, "boss", "boss password", RoleAdmin)
 	env.mustAdd(t, "sleeper", "sleeper password", RoleAdmin)
-	wantCode(t, "disable sleeper", env.store.SetEnabled(t.Context(), "sleeper", false), "")
-	wantCode(t, "Delete(last enabled admin)", env.store.Delete(t.Context(), "boss"), wire.CodePerm)
-	wantCode(t, "Delete(a disabled admin while an enabled one stays)", env.store.Delete(t.Context(), "sleeper"), "")
+	testenv.WantCode(t, env.store.SetEnabled(t.Context(), "sleeper", false), "", "disable sleeper")
+	testenv.WantCode(t, env.store.Delete(t.Context(), "boss"), wire.CodePerm, "Delete(last enabled admin)")
+	testenv.WantCode(t, env.store.Delete(t.Context(), "sleeper"), "", "Delete(a disabled admin while an enabled one stays)")
 }
 
 func TestSetEnabledLastEnabledAdmin(t *testing.T) {
@@ -145,12 +146,12 @@ func TestSetEnabledLastEnabledAdmin(t *testing.T) {
 		t.Fatal(err)
 	}
 	env.mustAdd(t, "admin2", "admin2 password", RoleAdmin)
-	wantCode(t, "disable admin2", env.store.SetEnabled(t.Context(), "admin2", false), "")
-	wantCode(t, "disable root, the last enabled admin", env.store.SetEnabled(t.Context(), "root", false), wire.CodePerm)
-	wantCode(t, "enable admin2", env.store.SetEnabled(t.Context(), "admin2", true), "")
-	wantCode(t, "disable root with admin2 enabled", env.store.SetEnabled(t.Context(), "root", false), "")
-	wantCode(t, "disable admin2 now last", env.store.SetEnabled(t.Context(), "ADMIN2", false), wire.CodePerm)
-	wantCode(t, "unknown", env.store.SetEnabled(t.Context(), "nobody", false), wire.CodeNotFound)
+	testenv.WantCode(t, env.store.SetEnabled(t.Context(), "admin2", false), "", "disable admin2")
+	testenv.WantCode(t, env.store.SetEnabled(t.Context(), "root", false), wire.CodePerm, "disable root, the last enabled admin")
+	testenv.WantCode(t, env.store.SetEnabled(t.Context(), "admin2", true), "", "enable admin2")
+	testenv.WantCode(t, env.store.SetEnabled(t.Context(), "root", false), "", "disable root with admin2 enabled")
+	testenv.WantCode(t, env.store.SetEnabled(t.Context(), "ADMIN2", false), wire.CodePerm, "disable admin2 now last")
+	testenv.WantCode(t, env.store.SetEnabled(t.Context(), "nobody", false), wire.CodeNotFound, "unknown")
 }
 
 // pyvserv told unknown users from wrong passwords; every failure must be the
@@ -221,7 +222,7 @@ func TestListFilters(t *testing.T) {
 		}
 	}
 	_, err := env.store.List(t.Context(), "peers")
-	wantCode(t, "List(peers)", err, wire.CodeInvalid)
+	testenv.WantCode(t, err, wire.CodeInvalid, "List(peers)")
 }
 
 // The generation changes on every event that must end sessions, and never
@@ -266,7 +267,7 @@ func TestGenerationChanges(t *testing.T) {
 	check("2fa reset", true)
 	must(env.store.Delete(t.Context(), "alice"))
 	_, err := env.store.Generation(t.Context(), "alice")
-	wantCode(t, "Generation after delete", err, wire.CodeNotFound)
+	testenv.WantCode(t, err, wire.CodeNotFound, "Generation after delete")
 	env.mustAdd(t, "Alice", "alice password", RoleUser)
 	check("re-created", true)
 	a, err := env.store.CheckPassword(context.Background(), "alice", "alice password")
@@ -282,9 +283,9 @@ func TestSetPassword(t *testing.T) {
 		_, err := env.store.SetPassword(t.Context(), name, pass)
 		return err
 	}
-	wantCode(t, "weak in production", setPassword("alice", "1234"), wire.CodeInvalid)
-	wantCode(t, "unknown", setPassword("bob", "bob long password"), wire.CodeNotFound)
-	wantCode(t, "change", setPassword("alice", "alice new password"), "")
+	testenv.WantCode(t, setPassword("alice", "1234"), wire.CodeInvalid, "weak in production")
+	testenv.WantCode(t, setPassword("bob", "bob long password"), wire.CodeNotFound, "unknown")
+	testenv.WantCode(t, setPassword("alice", "alice new password"), "", "change")
 	_, err := env.store.CheckPassword(context.Background(), "alice", "alice long password")
 	wantAuthFailed(t, "old password", err)
 	if _, err := env.store.CheckPassword(context.Background(), "alice", "alice new password"); err != nil {
@@ -301,10 +302,10 @@ func TestPeerKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = env.store.PeerKey(t.Context(), "mirror1")
-	wantCode(t, "PeerKey before set", err, wire.CodeNotFound)
-	wantCode(t, "short key", env.store.SetPeerKey(t.Context(), "mirror1", pub[:31]), wire.CodeInvalid)
-	wantCode(t, "admin peer", env.store.SetPeerKey(t.Context(), "boss", pub), wire.CodeInvalid)
-	wantCode(t, "set", env.store.SetPeerKey(t.Context(), "mirror1", pub), "")
+	testenv.WantCode(t, err, wire.CodeNotFound, "PeerKey before set")
+	testenv.WantCode(t, env.store.SetPeerKey(t.Context(), "mirror1", pub[:31]), wire.CodeInvalid, "short key")
+	testenv.WantCode(t, env.store.SetPeerKey(t.Context(), "boss", pub), wire.CodeInvalid, "admin peer")
+	testenv.WantCode(t, env.store.SetPeerKey(t.Context(), "mirror1", pub), "", "set")
 	got, err := env.store.PeerKey(t.Context(), "MIRROR1")
 	if err != nil || !got.Equal(pub) {
 		t.Fatalf("PeerKey = %x, %v; want %x", got, err, pub)
@@ -314,10 +315,10 @@ func TestPeerKey(t *testing.T) {
 		t.Fatal("Account.Peer is false after SetPeerKey")
 	}
 	_, err = env.store.BeginEnroll(t.Context(), "mirror1")
-	wantCode(t, "BeginEnroll for a peer", err, wire.CodePerm)
-	wantCode(t, "clear", env.store.SetPeerKey(t.Context(), "mirror1", nil), "")
+	testenv.WantCode(t, err, wire.CodePerm, "BeginEnroll for a peer")
+	testenv.WantCode(t, env.store.SetPeerKey(t.Context(), "mirror1", nil), "", "clear")
 	_, err = env.store.PeerKey(t.Context(), "mirror1")
-	wantCode(t, "PeerKey after clear", err, wire.CodeNotFound)
+	testenv.WantCode(t, err, wire.CodeNotFound, "PeerKey after clear")
 }
 
 // A session that changes its own account adopts exactly the generation its

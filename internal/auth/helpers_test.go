@@ -77,22 +77,6 @@ func (e *testEnv) mustAdd(t *testing.T, name, pass string, role Role) *Account {
 	return a
 }
 
-// wantCode fails the test unless err carries the wire code want (or is nil
-// when want is "").
-func wantCode(t *testing.T, what string, err error, want wire.Code) {
-	t.Helper()
-	if want == "" {
-		if err != nil {
-			t.Fatalf("%s: got error %v, want success", what, err)
-		}
-		return
-	}
-	var we *wire.Error
-	if !errors.As(err, &we) || we.Code != want {
-		t.Fatalf("%s: got error %v, want ERR %s", what, err, want)
-	}
-}
-
 // wantAuthFailed fails the test unless err is exactly the fixed login
 // failure.
 func wantAuthFailed(t *testing.T, what string, err error) {

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/vserv/vserv/internal/testenv"
 	"github.com/vserv/vserv/internal/wire"
 )
 
@@ -37,9 +38,9 @@ func TestValidName(t *testing.T) {
 	for _, tt := range tests {
 		err := ValidName(tt.name)
 		if tt.ok {
-			wantCode(t, "ValidName("+tt.name+")", err, "")
+			testenv.WantCode(t, err, "", "ValidName("+tt.name+")")
 		} else {
-			wantCode(t, "ValidName("+tt.name+")", err, wire.CodeInvalid)
+			testenv.WantCode(t, err, wire.CodeInvalid, "ValidName("+tt.name+")")
 		}
 	}
 }
@@ -76,7 +77,7 @@ func TestCheckPassword(t *testing.T) {
 	}
 	for _, tt := range tests {
 		weak, err := checkPassword(tt.pass, tt.production)
-		wantCode(t, "checkPassword", err, tt.code)
+		testenv.WantCode(t, err, tt.code, "checkPassword")
 		if weak != tt.weak {
 			t.Errorf("checkPassword(%.20q, production=%v) weak = %v, want %v", tt.pass, tt.production, weak, tt.weak)
 		}

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/vserv/vserv/internal/testenv"
 	"github.com/vserv/vserv/internal/wire"
 )
 
@@ -31,7 +32,7 @@ func TestGrantRevokeHasRight(t *testing.T) {
 		{"revoke not held", s.Revoke(t.Context(), "alice", "votes", RightWrite), ""},
 	}
 	for _, st := range steps {
-		wantCode(t, st.what, st.err, st.want)
+		testenv.WantCode(t, st.err, st.want, st.what)
 	}
 	got, err := s.Rights(t.Context(), "alice")
 	want := map[string][]Right{"votes": {RightRead}, "zakat-2030": {RightReplicate}}

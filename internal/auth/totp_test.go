@@ -14,6 +14,7 @@ import (
 	"github.com/pquerna/otp/hotp"
 
 	"github.com/vserv/vserv/internal/store"
+	"github.com/vserv/vserv/internal/testenv"
 	"github.com/vserv/vserv/internal/wire"
 )
 
@@ -311,7 +312,7 @@ func TestReset2FA(t *testing.T) {
 	check2FA(t, env, "TOTP after reset", "alice", codeAt(t, secret, env.clock.Now()), false)
 	check2FA(t, env, "recovery after reset", "alice", en.Recovery[1], false)
 	_, err := env.store.Reset2FA(t.Context(), "nobody")
-	wantCode(t, "Reset2FA unknown", err, wire.CodeNotFound)
+	testenv.WantCode(t, err, wire.CodeNotFound, "Reset2FA unknown")
 }
 
 // A copy of the database must not reveal TOTP secrets or recovery codes.
@@ -367,8 +368,8 @@ func TestEnrollmentCodes(t *testing.T) {
 	if !regexp.MustCompile(`^[a-z2-7]{16}$`).MatchString(code) {
 		t.Fatalf("enrollment code %q malformed", code)
 	}
-	wantCode(t, "right code", env.store.CheckEnrollmentCode(t.Context(), "ALICE", code), "")
-	wantCode(t, "checking does not use it up", env.store.CheckEnrollmentCode(t.Context(), "alice", code), "")
+	testenv.WantCode(t, env.store.CheckEnrollmentCode(t.Context(), "ALICE", code), "", "right code")
+	testenv.WantCode(t, env.store.CheckEnrollmentCode(t.Context(), "alice", code), "", "checking does not use it up")
 	wantAuthFailed(t, "empty code", env.store.CheckEnrollmentCode(t.Context(), "alice", ""))
 	wantAuthFailed(t, "another account", env.store.CheckEnrollmentCode(t.Context(), "bob", code))
 	wantAuthFailed(t, "unknown account", env.store.CheckEnrollmentCode(t.Context(), "nobody", code))
@@ -382,12 +383,12 @@ func TestEnrollmentCodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	env.clock.Advance(24*time.Hour - time.Second)
-	wantCode(t, "code just before 24 h", env.store.CheckEnrollmentCode(t.Context(), "bob", bobCode), "")
+	testenv.WantCode(t, env.store.CheckEnrollmentCode(t.Context(), "bob", bobCode), "", "code just before 24 h")
 	env.clock.Advance(time.Second)
 	wantAuthFailed(t, "code after 24 h", env.store.CheckEnrollmentCode(t.Context(), "bob", bobCode))
 	newCode, _ := env.store.IssueEnrollmentCode(t.Context(), "bob")
 	wantAuthFailed(t, "replaced code", env.store.CheckEnrollmentCode(t.Context(), "bob", bobCode))
-	wantCode(t, "new code", env.store.CheckEnrollmentCode(t.Context(), "bob", newCode), "")
+	testenv.WantCode(t, env.store.CheckEnrollmentCode(t.Context(), "bob", newCode), "", "new code")
 }
 
 func TestDeleteRemovesSecondFactor(t *testing.T) {

@@ -1,4 +1,4 @@
-package e2e
+package e2e_test
 
 import (
 	"os"
@@ -7,5 +7,5 @@ import (
 	"github.com/vserv/vserv/internal/testenv"
 )
 
-// TestMain removes the vserv and vcli binaries testenv built for this run.
+// TestMain removes the binaries testenv built for this run.
 func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }

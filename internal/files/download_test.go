@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/vserv/vserv/internal/testenv"
 	"github.com/vserv/vserv/internal/wire"
 )
 
@@ -62,7 +63,7 @@ func TestDownloadFromOffset(t *testing.T) {
 		{"nope", 0, wire.CodeNotFound},
 	} {
 		_, err := h.OpenDownload("", c.p, c.off)
-		wantCode(t, fmt.Sprintf("fget %s at %d", c.p, c.off), err, c.code)
+		testenv.WantCode(t, err, c.code, fmt.Sprintf("fget %s at %d", c.p, c.off))
 	}
 }
 

@@ -2,7 +2,6 @@ package files
 
 import (
 	"crypto/sha256"
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -11,8 +10,6 @@ import (
 	"sort"
 	"strings"
 	"testing"
-
-	"github.com/vserv/vserv/internal/wire"
 )
 
 // chunk is the protocol's default data chunk (DESIGN.md §3.3, `buff`).
@@ -86,23 +83,6 @@ func get(t *testing.T, h *Home, cwd Cwd, p string) []byte {
 		t.Fatalf("download %q: %d bytes, size %d, hash match %v", p, len(data), d.Size(), string(sum(data)) == string(d.SHA256()))
 	}
 	return data
-}
-
-// wantCode fails unless err is a *wire.Error with code want ("" = no error).
-func wantCode(t *testing.T, what string, err error, want wire.Code) {
-	t.Helper()
-	var we *wire.Error
-	switch {
-	case want == "" && err != nil:
-		t.Errorf("%s: got %v, want success", what, err)
-	case want == "":
-	case err == nil:
-		t.Errorf("%s: succeeded, want ERR %s", what, want)
-	case !errors.As(err, &we):
-		t.Errorf("%s: got non-wire error %v, want ERR %s", what, err, want)
-	case we.Code != want:
-		t.Errorf("%s: got %v, want ERR %s", what, err, want)
-	}
 }
 
 // snapshot records everything about the tree under dir that an operation

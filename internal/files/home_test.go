@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vserv/vserv/internal/testenv"
 	"github.com/vserv/vserv/internal/wire"
 )
 
@@ -71,7 +72,7 @@ func TestCdThenRelativeOps(t *testing.T) {
 	}
 	for _, st := range steps {
 		got, err := h.Cd(st.from, st.p)
-		wantCode(t, "cd "+st.p+" from "+string(st.from), err, st.code)
+		testenv.WantCode(t, err, st.code, "cd "+st.p+" from "+string(st.from))
 		if got != st.want {
 			t.Errorf("cd %q from %q = %q, want %q", st.p, st.from, got, st.want)
 		}
@@ -80,7 +81,7 @@ func TestCdThenRelativeOps(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = h.Cd("", "file")
-	wantCode(t, "cd to a file", err, wire.CodeInvalid)
+	testenv.WantCode(t, err, wire.CodeInvalid, "cd to a file")
 }
 
 func TestDirectoryCommands(t *testing.T) {
@@ -110,7 +111,7 @@ func TestDirectoryCommands(t *testing.T) {
 		{"rmdir d again", func() error { return h.Rmdir("", "d") }, wire.CodeNotFound},
 	}
 	for _, st := range steps {
-		wantCode(t, st.what, st.do(), st.want)
+		testenv.WantCode(t, st.do(), st.want, st.what)
 	}
 	if used, files := s.Usage("alice"); used != 0 || files != 0 {
 		t.Errorf("usage after all removed = %d bytes %d files, want 0 0", used, files)
@@ -138,14 +139,14 @@ func TestRmdirRemovesKeptTempsButNotActiveOnes(t *testing.T) {
 	if l, err := h.List("", "d", false); err != nil || len(l) != 0 {
 		t.Errorf("ls d during an upload = %+v, %v; want empty (temporary hidden)", l, err)
 	}
-	wantCode(t, "rmdir with an upload in progress", h.Rmdir("", "d"), wire.CodeExists)
+	testenv.WantCode(t, h.Rmdir("", "d"), wire.CodeExists, "rmdir with an upload in progress")
 	if err := u.Abort(); err != nil {
 		t.Fatal(err)
 	}
 	if used, files := s.Usage("alice"); used != dirCharge+block || files != 2 {
 		t.Errorf("usage with a directory and a kept 5-byte temporary = %d %d, want %d 2", used, files, dirCharge+block)
 	}
-	wantCode(t, "rmdir with only a kept temporary", h.Rmdir("", "d"), "")
+	testenv.WantCode(t, h.Rmdir("", "d"), "", "rmdir with only a kept temporary")
 	if used, files := s.Usage("alice"); used != 0 || files != 0 {
 		t.Errorf("usage after rmdir = %d %d, want 0 0", used, files)
 	}
@@ -230,5 +231,5 @@ func TestStatAndListInfo(t *testing.T) {
 		t.Errorf("ls with a fifo = %+v, want only f", l)
 	}
 	_, err := h.OpenDownload("", "fifo", 0)
-	wantCode(t, "fget fifo", err, wire.CodeInvalid)
+	testenv.WantCode(t, err, wire.CodeInvalid, "fget fifo")
 }

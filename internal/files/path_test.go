@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/vserv/vserv/internal/testenv"
 	"github.com/vserv/vserv/internal/wire"
 )
 
@@ -48,7 +49,7 @@ func TestResolve(t *testing.T) {
 	}
 	for _, tt := range tests {
 		got, err := resolve(tt.cwd, tt.p)
-		wantCode(t, "resolve("+string(tt.cwd)+", "+tt.p+")", err, tt.code)
+		testenv.WantCode(t, err, tt.code, "resolve("+string(tt.cwd)+", "+tt.p+")")
 		if err == nil && got != tt.want {
 			t.Errorf("resolve(%q, %q) = %q, want %q", tt.cwd, tt.p, got, tt.want)
 		}
@@ -64,9 +65,9 @@ func TestHomeNames(t *testing.T) {
 	} {
 		_, err := s.Home(name)
 		if ok {
-			wantCode(t, "Home("+name+")", err, "")
+			testenv.WantCode(t, err, "", "Home("+name+")")
 		} else {
-			wantCode(t, "Home("+name+")", err, wire.CodeInvalid)
+			testenv.WantCode(t, err, wire.CodeInvalid, "Home("+name+")")
 		}
 	}
 }

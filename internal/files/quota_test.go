@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/vserv/vserv/internal/testenv"
 	"github.com/vserv/vserv/internal/wire"
 )
 
@@ -60,7 +61,7 @@ func TestQuotas(t *testing.T) {
 				h := newHome(t, s, st.user)
 				before := contents(t, dir)
 				err := put(h, "", st.name, randomBytes(st.size, uint64(i)), st.force, false)
-				wantCode(t, fmt.Sprintf("step %d: %s puts %s (%d bytes)", i, st.user, st.name, st.size), err, st.code)
+				testenv.WantCode(t, err, st.code, fmt.Sprintf("step %d: %s puts %s (%d bytes)", i, st.user, st.name, st.size))
 				if err != nil && contents(t, dir) != before {
 					t.Errorf("step %d: a refused upload changed the tree", i)
 				}
@@ -85,16 +86,16 @@ func TestQuotaReservedByUploadsInProgress(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, _, err = alice.BeginUpload("", "b", 6000, sum(make([]byte, 6000)), false, false)
-	wantCode(t, "second upload over the user quota", err, wire.CodeLimit)
+	testenv.WantCode(t, err, wire.CodeLimit, "second upload over the user quota")
 	_, _, err = bob.BeginUpload("", "b", 9001, sum(make([]byte, 9001)), false, false)
-	wantCode(t, "bob's upload over the total", err, wire.CodeLimit)
+	testenv.WantCode(t, err, wire.CodeLimit, "bob's upload over the total")
 	u1.Write(0, make([]byte, 3000))
 	u1.Abort() // keeps 3000 bytes on disk, which count as one file of one block
 	if b, f := s.Usage("alice"); b != block || f != 1 {
 		t.Errorf("usage after abort = %d %d, want %d 1", b, f, block)
 	}
 	_, _, err = alice.BeginUpload("", "b", 10000-block+1, sum(make([]byte, 10000-block+1)), false, false)
-	wantCode(t, "upload over what the kept temporary leaves", err, wire.CodeLimit)
+	testenv.WantCode(t, err, wire.CodeLimit, "upload over what the kept temporary leaves")
 	// Resuming needs only what the finished file adds to the kept block.
 	u1, off, err := alice.BeginUpload("", "a", 6000, sum(make([]byte, 6000)), false, false)
 	if err != nil || off != 3000 {
@@ -171,9 +172,9 @@ func TestDirectoriesAndPartialUploadsCountAgainstTheQuota(t *testing.T) {
 	if b, f := s.Usage("alice"); b != 3*block || f != 3 {
 		t.Errorf("usage = %d %d, want %d 3", b, f, 3*block)
 	}
-	wantCode(t, "mkdir past the file quota", h.Mkdir("", "d3"), wire.CodeLimit)
+	testenv.WantCode(t, h.Mkdir("", "d3"), wire.CodeLimit, "mkdir past the file quota")
 	_, _, err = h.BeginUpload("", "q", 1, sum([]byte{1}), false, false)
-	wantCode(t, "upload past the file quota", err, wire.CodeLimit)
+	testenv.WantCode(t, err, wire.CodeLimit, "upload past the file quota")
 	if err := h.Rmdir("", "d2"); err != nil {
 		t.Fatal(err)
 	}
@@ -200,9 +201,9 @@ func TestDirectoriesAndPartialUploadsCountAgainstTheQuota(t *testing.T) {
 	if err := deep.Mkdir("", p); err != nil {
 		t.Fatalf("mkdir at depth %d: %v", maxDepth, err)
 	}
-	wantCode(t, "mkdir past the depth cap", deep.Mkdir("", p+"/d"), wire.CodeLimit)
+	testenv.WantCode(t, deep.Mkdir("", p+"/d"), wire.CodeLimit, "mkdir past the depth cap")
 	_, _, err = deep.BeginUpload("", p+"/f", 1, sum([]byte{1}), false, false)
-	wantCode(t, "upload past the depth cap", err, wire.CodeLimit)
+	testenv.WantCode(t, err, wire.CodeLimit, "upload past the depth cap")
 }
 
 // The global total counts homes written before a restart.
@@ -211,8 +212,8 @@ func TestTotalQuotaCountsExistingHomes(t *testing.T) {
 	mustWrite(t, filepath.Join(dir, "alice", "old"), string(make([]byte, 80)))
 	s := newService(t, dir, Quotas{TotalBytes: 100})
 	bob := newHome(t, s, "bob")
-	wantCode(t, "bob over the total", put(bob, "", "f", make([]byte, 21), false, false), wire.CodeLimit)
-	wantCode(t, "bob within the total", put(bob, "", "f", make([]byte, 20), false, false), "")
+	testenv.WantCode(t, put(bob, "", "f", make([]byte, 21), false, false), wire.CodeLimit, "bob over the total")
+	testenv.WantCode(t, put(bob, "", "f", make([]byte, 20), false, false), "", "bob within the total")
 	if b, f := s.Usage("alice"); b != 80 || f != 1 {
 		t.Errorf("alice usage = %d %d, want 80 1", b, f)
 	}

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/vserv/vserv/internal/testenv"
 	"github.com/vserv/vserv/internal/wire"
 )
 
@@ -114,7 +115,7 @@ func TestTraversalMatrix(t *testing.T) {
 	for _, a := range attempts {
 		for _, op := range ops {
 			err := op.do(a.cwd, a.p)
-			wantCode(t, op.name+" cwd="+string(a.cwd)+" path="+quote(a.p), err, a.want)
+			testenv.WantCode(t, err, a.want, op.name+" cwd="+string(a.cwd)+" path="+quote(a.p))
 			if after := snapshot(t, root); after != before {
 				t.Fatalf("%s cwd=%q path=%q changed the tree:\nbefore:\n%s\nafter:\n%s", op.name, a.cwd, quote(a.p), before, after)
 			}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vserv/vserv/internal/testenv"
 	"github.com/vserv/vserv/internal/wire"
 )
 
@@ -102,11 +103,11 @@ func TestUploadHashMismatchLeavesNothing(t *testing.T) {
 		if err := writeFrom(u, data, 0); err != nil {
 			t.Fatal(err)
 		}
-		wantCode(t, "Finish with a wrong hash to "+target, u.Finish(), wire.CodeInvalid)
+		testenv.WantCode(t, u.Finish(), wire.CodeInvalid, "Finish with a wrong hash to "+target)
 		if after := contents(t, dir); after != before {
 			t.Errorf("hash mismatch on %s changed the tree:\n%s\nwant\n%s", target, after, before)
 		}
-		wantCode(t, "Write after the end", func() error { _, err := u.Write(int64(len(data)), nil); return err }(), wire.CodeState)
+		testenv.WantCode(t, func() error { _, err := u.Write(int64(len(data)), nil); return err }(), wire.CodeState, "Write after the end")
 	}
 	if used, files := s.Usage("alice"); used != 3 || files != 1 {
 		t.Errorf("usage = %d %d, want 3 1", used, files)
@@ -138,7 +139,7 @@ func TestUploadWriteRules(t *testing.T) {
 	}
 	for _, st := range steps {
 		next, err := u.Write(st.off, []byte(st.data))
-		wantCode(t, fmt.Sprintf("Write(%d, %q)", st.off, st.data), err, st.code)
+		testenv.WantCode(t, err, st.code, fmt.Sprintf("Write(%d, %q)", st.off, st.data))
 		if next != st.wantNext {
 			t.Errorf("Write(%d, %q) next = %d, want %d", st.off, st.data, next, st.wantNext)
 		}
@@ -155,7 +156,7 @@ func TestUploadWriteRules(t *testing.T) {
 		t.Fatal(err)
 	}
 	u.Write(0, data[:3])
-	wantCode(t, "Finish before size", u.Finish(), wire.CodeInvalid)
+	testenv.WantCode(t, u.Finish(), wire.CodeInvalid, "Finish before size")
 	u.Discard()
 
 	bad := []struct {
@@ -170,15 +171,15 @@ func TestUploadWriteRules(t *testing.T) {
 	}
 	for _, b := range bad {
 		_, _, err := h.BeginUpload("", "h", b.size, b.sum, false, false)
-		wantCode(t, b.what, err, b.code)
+		testenv.WantCode(t, err, b.code, b.what)
 	}
 	_, _, err = h.BeginUpload("", ".", 1, sum(nil), true, false)
-	wantCode(t, "upload onto the top", err, wire.CodeInvalid)
+	testenv.WantCode(t, err, wire.CodeInvalid, "upload onto the top")
 	h.Mkdir("", "d")
 	_, _, err = h.BeginUpload("", "d", 1, sum(nil), true, false)
-	wantCode(t, "upload onto a directory", err, wire.CodeInvalid)
+	testenv.WantCode(t, err, wire.CodeInvalid, "upload onto a directory")
 	_, _, err = h.BeginUpload("", string(bytes.Repeat([]byte("n"), 255)), 1, sum(nil), false, true)
-	wantCode(t, "backup name over 255 bytes", err, wire.CodeInvalid)
+	testenv.WantCode(t, err, wire.CodeInvalid, "backup name over 255 bytes")
 }
 
 func TestUploadResume(t *testing.T) {
@@ -196,7 +197,7 @@ func TestUploadResume(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, _, err = h.BeginUpload("", "f", int64(len(data)), sum(data), false, false)
-	wantCode(t, "the same upload twice at once", err, wire.CodeConflict)
+	testenv.WantCode(t, err, wire.CodeConflict, "the same upload twice at once")
 	if err := u.Abort(); err != nil { // the connection dropped
 		t.Fatal(err)
 	}
@@ -292,7 +293,7 @@ func TestForceAndBackup(t *testing.T) {
 	}
 	for i, st := range steps {
 		err := put(h, "", "f", []byte(st.data), st.force, st.backup)
-		wantCode(t, fmt.Sprintf("step %d put %q force=%v backup=%v", i, st.data, st.force, st.backup), err, st.code)
+		testenv.WantCode(t, err, st.code, fmt.Sprintf("step %d put %q force=%v backup=%v", i, st.data, st.force, st.backup))
 		if got := read("f"); got != st.file {
 			t.Errorf("step %d: f = %q, want %q", i, got, st.file)
 		}
@@ -372,7 +373,7 @@ func TestConcurrentUploadsWithoutForce(t *testing.T) {
 		if err == nil {
 			ok++
 		} else {
-			wantCode(t, fmt.Sprintf("writer %d", i), err, wire.CodeExists)
+			testenv.WantCode(t, err, wire.CodeExists, fmt.Sprintf("writer %d", i))
 		}
 	}
 	if ok != 1 {

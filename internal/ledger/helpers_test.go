@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -140,15 +139,6 @@ func (e *env) appendN(chain string, from, n int) []Result {
 		e.t.Fatal(err)
 	}
 	return res
-}
-
-func wantCode(t testing.TB, err error, code wire.Code) *wire.Error {
-	t.Helper()
-	var we *wire.Error
-	if !errors.As(err, &we) || we.Code != code {
-		t.Fatalf("got %v, want ERR %s", err, code)
-	}
-	return we
 }
 
 func sleepMs(n int) { time.Sleep(time.Duration(n) * time.Millisecond) }

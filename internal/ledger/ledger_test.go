@@ -11,7 +11,9 @@ import (
 
 	"github.com/transparency-dev/merkle/rfc6962"
 	"github.com/transparency-dev/merkle/testonly"
+
 	"github.com/vserv/vserv/internal/store"
+	"github.com/vserv/vserv/internal/testenv"
 	"github.com/vserv/vserv/internal/wire"
 	"github.com/vserv/vserv/verify"
 )
@@ -81,16 +83,16 @@ func TestReads(t *testing.T) {
 	}
 	for _, s := range []int64{10, -11} {
 		_, _, err := e.l.Abs(ctx, "t", s)
-		wantCode(t, err, wire.CodeNotFound)
+		testenv.WantCode(t, err, wire.CodeNotFound, "")
 	}
 	_, _, err = e.l.Get(ctx, "t", recID(99))
-	wantCode(t, err, wire.CodeNotFound)
+	testenv.WantCode(t, err, wire.CodeNotFound, "")
 	_, _, err = e.l.Get(ctx, "t", "not-a-uuid")
-	wantCode(t, err, wire.CodeInvalid)
+	testenv.WantCode(t, err, wire.CodeInvalid, "")
 	_, _, err = e.l.Get(ctx, "nochain", recID(1))
-	wantCode(t, err, wire.CodeNotFound)
+	testenv.WantCode(t, err, wire.CodeNotFound, "")
 	_, _, err = e.l.Get(ctx, "vserv/"+string(bytes.Repeat([]byte("0"), 32))+"/t", recID(1))
-	wantCode(t, err, wire.CodeNotFound)
+	testenv.WantCode(t, err, wire.CodeNotFound, "")
 
 	have, err := e.l.Have(ctx, "t", []string{recID(3), recID(42)})
 	if err != nil || !slices.Equal(have, []bool{true, false}) {
@@ -141,7 +143,7 @@ func TestReads(t *testing.T) {
 		t.Fatalf("list second batch: %v", ids)
 	}
 	_, _, err = e.l.List(ctx, "t", 0, 1, MaxListLimit+1, nil)
-	wantCode(t, err, wire.CodeLimit)
+	testenv.WantCode(t, err, wire.CodeLimit, "")
 }
 
 func TestGroupCommitEightWriters(t *testing.T) {
@@ -244,7 +246,7 @@ func TestBatchIsAllOrNothing(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := e.l.Append(ctx, "t", tt.records, AppendOptions{})
-			we := wantCode(t, err, tt.code)
+			we := testenv.WantCode(t, err, tt.code, "")
 			if len(we.Extra) != 1 || we.Extra[0] != tt.index {
 				t.Fatalf("extra %v, want [%d]", we.Extra, tt.index)
 			}
@@ -291,7 +293,7 @@ func TestBadBatchDoesNotFailItsGroup(t *testing.T) {
 	if g.err != nil || g2.err != nil || g.res[1].Seq != 2 || g2.res[0].Seq != 3 {
 		t.Fatalf("good batches: %+v %v / %+v %v", g.res, g.err, g2.res, g2.err)
 	}
-	we := wantCode(t, b.err, wire.CodeConflict)
+	we := testenv.WantCode(t, b.err, wire.CodeConflict, "")
 	if we.Extra[0] != 1 {
 		t.Fatalf("bad batch index %v", we.Extra)
 	}
@@ -320,7 +322,7 @@ func TestPoWAndSignatureRules(t *testing.T) {
 	origin := verify.OriginLine(testServerID, "p")
 	plain := rec(t, 1, "x")
 	_, err := e.l.Append(ctx, "p", [][]byte{plain}, AppendOptions{})
-	wantCode(t, err, wire.CodeInvalid)
+	testenv.WantCode(t, err, wire.CodeInvalid, "")
 
 	withPoW := func(r []byte) []byte {
 		var m map[string]any
@@ -336,7 +338,7 @@ func TestPoWAndSignatureRules(t *testing.T) {
 	author := testPriv
 	signedOther, _ := verify.SignRecord(verify.OriginLine(testServerID, "t"), rec(t, 2, "y"), author)
 	_, err = e.l.Append(ctx, "p", [][]byte{withPoW(signedOther)}, AppendOptions{})
-	wantCode(t, err, wire.CodeInvalid)
+	testenv.WantCode(t, err, wire.CodeInvalid, "")
 	signed, _ := verify.SignRecord(origin, rec(t, 2, "y"), author)
 	if _, err := e.l.Append(ctx, "p", [][]byte{withPoW(signed)}, AppendOptions{}); err != nil {
 		t.Fatal(err)
@@ -368,7 +370,7 @@ func TestChains(t *testing.T) {
 		code wire.Code
 	}{{"Bad", 0, wire.CodeInvalid}, {"-x", 0, wire.CodeInvalid}, {string(bytes.Repeat([]byte("a"), 65)), 0, wire.CodeInvalid},
 		{"ok", 33, wire.CodeInvalid}, {"ok", -1, wire.CodeInvalid}, {"vote", 16, wire.CodeExists}} {
-		wantCode(t, e.l.CreateChain(ctx, c.name, true, c.pow, ""), c.code)
+		testenv.WantCode(t, e.l.CreateChain(ctx, c.name, true, c.pow, ""), c.code, "")
 	}
 	if c, _ := e.l.Chain("vote"); c.Schema != "vote" {
 		t.Fatalf("default chain vote has schema %q, want vote", c.Schema)
@@ -379,18 +381,18 @@ func TestChains(t *testing.T) {
 	if err := e.l.CreateChain(ctx, "s", true, 0, "vote"); err != nil {
 		t.Fatalf("schema on an empty chain: %v", err)
 	}
-	wantCode(t, e.l.CreateChain(ctx, "s", true, 0, "donation"), wire.CodeExists)
-	wantCode(t, e.l.CreateChain(ctx, "u", true, 0, "other"), wire.CodeInvalid)
-	wantCode(t, e.l.CreateChain(ctx, "u", true, 0, "", "some-key"), wire.CodeInvalid)
-	wantCode(t, e.l.CreateChain(ctx, "u", true, 0, "vote", "not-a-key"), wire.CodeInvalid)
+	testenv.WantCode(t, e.l.CreateChain(ctx, "s", true, 0, "donation"), wire.CodeExists, "")
+	testenv.WantCode(t, e.l.CreateChain(ctx, "u", true, 0, "other"), wire.CodeInvalid, "")
+	testenv.WantCode(t, e.l.CreateChain(ctx, "u", true, 0, "", "some-key"), wire.CodeInvalid, "")
+	testenv.WantCode(t, e.l.CreateChain(ctx, "u", true, 0, "vote", "not-a-key"), wire.CodeInvalid, "")
 	e.appendN("t", 0, 1)
-	wantCode(t, e.l.CreateChain(ctx, "t", true, 0, "vote"), wire.CodeExists)
+	testenv.WantCode(t, e.l.CreateChain(ctx, "t", true, 0, "vote"), wire.CodeExists, "")
 	head, _ := e.l.Head(ctx, "audit")
 	if c, err := verify.OpenCheckpoint(head, verify.OriginLine(testServerID, "audit"), testPub()); err != nil || c.Size != 0 || c.Root != verify.EmptyRoot {
 		t.Fatalf("audit head: %v", err)
 	}
 	_, err := e.l.Append(ctx, "audit", [][]byte{rec(t, 1, 1)}, AppendOptions{})
-	wantCode(t, err, wire.CodePerm)
+	testenv.WantCode(t, err, wire.CodePerm, "")
 	if r, err := e.l.AppendServer(ctx, "audit", rec(t, 1, 1)); err != nil || r.Seq != 0 {
 		t.Fatalf("server append: %v", err)
 	}
@@ -432,7 +434,7 @@ func TestCheckpointsKept(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = e.l.Proof(ctx, "t", 17, 1500)
-	wantCode(t, err, wire.CodeNotFound)
+	testenv.WantCode(t, err, wire.CodeNotFound, "")
 	hashes, note, err := e.l.Consistency(ctx, "t", 1000, 2000)
 	if err != nil {
 		t.Fatal(err)
@@ -496,7 +498,7 @@ func TestProofsMatchReference(t *testing.T) {
 		t.Fatalf("consistency from 0: %v", err)
 	}
 	_, _, err = e.l.Consistency(ctx, "t", 68, 0)
-	wantCode(t, err, wire.CodeInvalid)
+	testenv.WantCode(t, err, wire.CodeInvalid, "")
 }
 
 func TestCloseDrains(t *testing.T) {

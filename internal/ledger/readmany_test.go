@@ -5,6 +5,7 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/vserv/vserv/internal/testenv"
 	"github.com/vserv/vserv/internal/wire"
 )
 
@@ -53,5 +54,5 @@ func TestBatchedReadsReserveTheirSizeBeforeCopying(t *testing.T) {
 		})
 	}
 	_, err := e.l.AbsMany(ctx, "nochain", []int64{0}, nil)
-	wantCode(t, err, wire.CodeNotFound)
+	testenv.WantCode(t, err, wire.CodeNotFound, "")
 }

@@ -74,7 +74,7 @@ func deleteTail(n uint64) func(tx *bbolt.Tx) error {
 
 func wantRollbackRefusal(t *testing.T, err error, want ...string) {
 	t.Helper()
-	we := wantCode(t, err, wire.CodeConflict)
+	we := testenv.WantCode(t, err, wire.CodeConflict, "")
 	for _, w := range append(want, "looks like a restored or truncated database", "vserv resume") {
 		if !strings.Contains(we.Text, w) {
 			t.Errorf("refusal %q does not say %q", we.Text, w)

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/vserv/vserv/internal/testenv"
 	"github.com/vserv/vserv/internal/wire"
 	"github.com/vserv/vserv/verify"
 )
@@ -70,7 +71,7 @@ func TestRotatedLedgerKeepsWritingUnderTheNewKey(t *testing.T) {
 
 	// The retired key signs nothing more, not even in this process.
 	_, err = e.l.Append(ctx, "t", [][]byte{rec(t, 50, "late")}, AppendOptions{})
-	wantCode(t, err, wire.CodeConflict)
+	testenv.WantCode(t, err, wire.CodeConflict, "")
 
 	e.signer = k1Priv
 	e.reopen()
@@ -156,9 +157,9 @@ func TestRetiredKeyCannotWriteAfterRestart(t *testing.T) {
 		}
 	}
 	_, err := e.l.Append(context.Background(), "t", [][]byte{rec(t, 5, "x")}, AppendOptions{})
-	wantCode(t, err, wire.CodeConflict)
+	testenv.WantCode(t, err, wire.CodeConflict, "")
 	err = e.l.CreateChain(context.Background(), "new", true, 0, "")
-	wantCode(t, err, wire.CodeConflict)
+	testenv.WantCode(t, err, wire.CodeConflict, "")
 }
 
 func TestHandReplacedKeyMakesChainsReadOnly(t *testing.T) {
@@ -172,7 +173,7 @@ func TestHandReplacedKeyMakesChainsReadOnly(t *testing.T) {
 		}
 	}
 	_, err := e.l.Append(ctx, "t", [][]byte{rec(t, 5, "x")}, AppendOptions{})
-	wantCode(t, err, wire.CodeConflict)
+	testenv.WantCode(t, err, wire.CodeConflict, "")
 	faults, err := VerifyDB(ctx, e.st, pubKey(k1Priv), nil)
 	if err != nil || len(faults) == 0 {
 		t.Fatalf("VerifyDB with a hand-replaced key = %v %v, want faults", faultList(faults), err)
@@ -217,7 +218,7 @@ func TestAppendServerRefusesRotationsNotBySigner(t *testing.T) {
 	}
 	for name, r := range map[string][]byte{"authored by another key": byOther, "unsigned": unsigned} {
 		_, err := e.l.AppendServer(ctx, "keys", r)
-		wantCode(t, err, wire.CodeInvalid)
+		testenv.WantCode(t, err, wire.CodeInvalid, "")
 		if n, _ := e.l.Size(ctx, "keys"); n != 0 {
 			t.Fatalf("%s: keys chain has %d entries, want 0", name, n)
 		}

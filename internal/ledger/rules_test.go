@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/vserv/vserv/canon"
+	"github.com/vserv/vserv/internal/testenv"
 	"github.com/vserv/vserv/internal/wire"
 )
 
@@ -87,7 +88,7 @@ func TestRulesRefusalFailsOnlyItsBatchInTheGroup(t *testing.T) {
 			}
 			continue
 		}
-		we := wantCode(t, o.err, wantErr[i])
+		we := testenv.WantCode(t, o.err, wantErr[i], "")
 		if i == 0 && (len(we.Extra) != 1 || we.Extra[0] != 1) {
 			t.Errorf("refused batch: extra %v, want index 1", we.Extra)
 		}

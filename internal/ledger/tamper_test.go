@@ -230,7 +230,7 @@ func runTamperCase(t *testing.T, tc tamperCase) {
 	}
 	if tc.readOnly {
 		_, err := e.l.Append(ctx, "t", [][]byte{rec(t, 100, 1)}, AppendOptions{})
-		wantCode(t, err, wire.CodeConflict)
+		testenv.WantCode(t, err, wire.CodeConflict, "")
 	}
 
 	if err := stillProven(e.l, vb); err == nil {

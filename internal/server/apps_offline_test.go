@@ -42,23 +42,23 @@ func voteChainT(t *testing.T) (*appsEnv, string) {
 	if err := e.mkchain("t", map[string]any{"public": true, "schema": "vote"}); err != nil {
 		t.Fatal(err)
 	}
-	e.mustPut(e.admin, "t", e.event("t", "ballot.open", map[string]any{"ballot": "b1", "question": "?", "choices": []any{"yes", "no"}}, nil))
-	eid := e.mustPut(e.admin, "t", e.event("t", "vote.register", map[string]any{"voter_id": "alice"}, nil))[0].EID
-	e.mustPut(e.admin, "t", e.event("t", "vote.cast", map[string]any{"eid": eid, "ballot": "b1", "choice": "yes"}, nil))
+	e.mustPut(e.Admin, "t", e.event("t", "ballot.open", map[string]any{"ballot": "b1", "question": "?", "choices": []any{"yes", "no"}}, nil))
+	eid := e.mustPut(e.Admin, "t", e.event("t", "vote.register", map[string]any{"voter_id": "alice"}, nil))[0].EID
+	e.mustPut(e.Admin, "t", e.event("t", "vote.cast", map[string]any{"eid": eid, "ballot": "b1", "choice": "yes"}, nil))
 	return e, eid
 }
 
 func TestForbiddenEventWrittenBehindTheCommitterFailsVerify(t *testing.T) {
 	e, eid := voteChainT(t)
 	second := e.event("t", "vote.cast", map[string]any{"eid": eid, "ballot": "b1", "choice": "no"}, nil)
-	if err := e.srv.Stop(); err != nil {
+	if err := e.Srv.Stop(); err != nil {
 		t.Fatal(err)
 	}
 	// The second cast, appended as the committer would have: entry 3 linked
 	// to entry 2, then every leaf, node and id redone.
-	editDB(t, e.srv.DataRoot, func(tx *bolt.Tx) error {
-		entries := tamperChain(tx, "entries")
-		last, _, err := verify.ParseEntry(entries.Get(be64(2)))
+	editDB(t, e.Srv.DataRoot, func(tx *bolt.Tx) error {
+		entries := testenv.LedgerBucket(tx, "t", "entries")
+		last, _, err := verify.ParseEntry(entries.Get(testenv.BE64(2)))
 		if err != nil {
 			return err
 		}
@@ -67,13 +67,13 @@ func TestForbiddenEventWrittenBehindTheCommitterFailsVerify(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if err := entries.Put(be64(3), b); err != nil {
+		if err := entries.Put(testenv.BE64(3), b); err != nil {
 			return err
 		}
-		rehashAll(t, tx)
+		testenv.RehashAll(t, tx, "t")
 		return nil
 	})
-	out, errOut, code := runCmd(t, testenv.Bin(t, "vserv"), "verify", "-q", "-r", e.srv.DataRoot)
+	out, errOut, code := testenv.RunCmd(t, testenv.Bin(t, "vserv"), "verify", "-q", "-r", e.Srv.DataRoot)
 	if code != 1 {
 		t.Fatalf("vserv verify: exit %d, want 1\nstdout: %s\nstderr: %s", code, out, errOut)
 	}
@@ -85,10 +85,10 @@ func TestForbiddenEventWrittenBehindTheCommitterFailsVerify(t *testing.T) {
 
 func TestCleanSchemaChainsPassVerify(t *testing.T) {
 	e, _ := voteChainT(t)
-	if err := e.srv.Stop(); err != nil {
+	if err := e.Srv.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	out, errOut, code := runCmd(t, testenv.Bin(t, "vserv"), "verify", "-q", "-r", e.srv.DataRoot)
+	out, errOut, code := testenv.RunCmd(t, testenv.Bin(t, "vserv"), "verify", "-q", "-r", e.Srv.DataRoot)
 	if code != 0 {
 		t.Fatalf("vserv verify of an untouched data directory: exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
 	}
@@ -96,12 +96,12 @@ func TestCleanSchemaChainsPassVerify(t *testing.T) {
 
 func TestStoredViewAlteredFailsVerify(t *testing.T) {
 	e, _ := voteChainT(t)
-	if err := e.srv.Stop(); err != nil {
+	if err := e.Srv.Stop(); err != nil {
 		t.Fatal(err)
 	}
 	// Any change to a stored state value must show as a view that differs
 	// from the replay.
-	editDB(t, e.srv.DataRoot, func(tx *bolt.Tx) error {
+	editDB(t, e.Srv.DataRoot, func(tx *bolt.Tx) error {
 		st := testenv.ChainBucket(tx, "", "t").Bucket([]byte("state"))
 		var changed bool
 		c := st.Cursor()
@@ -139,7 +139,7 @@ func TestStoredViewAlteredFailsVerify(t *testing.T) {
 		}
 		return nil
 	})
-	out, errOut, code := runCmd(t, testenv.Bin(t, "vserv"), "verify", "-q", "-r", e.srv.DataRoot)
+	out, errOut, code := testenv.RunCmd(t, testenv.Bin(t, "vserv"), "verify", "-q", "-r", e.Srv.DataRoot)
 	if code != 1 || !strings.Contains(out, "rules: stored views differ from the replay") {
 		t.Fatalf("vserv verify after a stored view was altered: exit %d, want 1 naming the view; stdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
@@ -148,20 +148,20 @@ func TestStoredViewAlteredFailsVerify(t *testing.T) {
 func TestViewsRebuiltAtStartWhenStateIsMissing(t *testing.T) {
 	e, _ := voteChainT(t)
 	before, size := e.mustView("t", "tally", map[string]any{"ballot": "b1"})
-	if err := e.srv.Stop(); err != nil {
+	if err := e.Srv.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	editDB(t, e.srv.DataRoot, func(tx *bolt.Tx) error {
+	editDB(t, e.Srv.DataRoot, func(tx *bolt.Tx) error {
 		c := testenv.ChainBucket(tx, "", "t")
 		if err := c.DeleteBucket([]byte("state")); err != nil {
 			return err
 		}
 		return c.Delete([]byte("state-size"))
 	})
-	srv := testenv.Start(t, testenv.WithDataRoot(e.srv.DataRoot))
-	waitLog(t, srv, "rebuilding the views of a chain from its entries")
+	srv := testenv.Start(t, testenv.WithDataRoot(e.Srv.DataRoot))
+	testenv.WaitLog(t, srv, "rebuilding the views of a chain from its entries")
 	admin := srv.Login(testenv.AdminName, testenv.AdminPass)
-	after, at, err := view(e.ctx, admin, "t", "tally", map[string]any{"ballot": "b1"})
+	after, at, err := view(e.Ctx, admin, "t", "tally", map[string]any{"ballot": "b1"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,11 +182,11 @@ func TestOldDataDirGetsDefaultSchemas(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	put(t, e.admin, "donation", false, rec)
-	if err := e.srv.Stop(); err != nil {
+	testenv.Put(t, e.Admin, "donation", false, rec)
+	if err := e.Srv.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	editDB(t, e.srv.DataRoot, func(tx *bolt.Tx) error {
+	editDB(t, e.Srv.DataRoot, func(tx *bolt.Tx) error {
 		chains := storebolt.ChainsBucket(tx)
 		for _, name := range []string{"vote", "donation", "resource"} {
 			key := storebolt.ChainsKey(store.ChainKey{Origin: storebolt.ServerID(tx), Name: name})
@@ -214,10 +214,10 @@ func TestOldDataDirGetsDefaultSchemas(t *testing.T) {
 		}
 		return nil
 	})
-	srv := testenv.Start(t, testenv.WithDataRoot(e.srv.DataRoot))
-	waitLog(t, srv, "default chain keeps no schema")
+	srv := testenv.Start(t, testenv.WithDataRoot(e.Srv.DataRoot))
+	testenv.WaitLog(t, srv, "default chain keeps no schema")
 	admin := srv.Login(testenv.AdminName, testenv.AdminPass)
-	vals, err := admin.Call(e.ctx, "chains")
+	vals, err := admin.Call(e.Ctx, "chains")
 	if err != nil {
 		t.Fatal(err)
 	}

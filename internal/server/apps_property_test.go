@@ -229,10 +229,10 @@ func TestCommitterViewsAlwaysEqualAReplayOfTheChain(t *testing.T) {
 	e := newAppsEnv(t)
 	conns := make([]*client.Client, propConns)
 	for i := range conns {
-		conns[i] = e.srv.AdminClient()
+		conns[i] = e.Srv.AdminClient()
 		t.Cleanup(func() { conns[i].Close() })
 	}
-	origin := e.admin.ServerID()
+	origin := e.Admin.ServerID()
 	n := 0
 	for _, schema := range apps.Schemas {
 		t.Run(schema, func(t *testing.T) {
@@ -270,7 +270,7 @@ func TestCommitterViewsAlwaysEqualAReplayOfTheChain(t *testing.T) {
 						}
 						b.recs, b.types, b.pays, b.ids = append(b.recs, rec), append(b.types, ev.typ), append(b.pays, p), append(b.ids, r.ID)
 					}
-					b.res, b.err = rput(e.ctx, conns[b.conn], c.Name, b.recs...)
+					b.res, b.err = rput(e.Ctx, conns[b.conn], c.Name, b.recs...)
 					mu.Lock()
 					for _, r := range b.res {
 						if r.EID != "" {
@@ -319,7 +319,7 @@ func drawBatches(t *rapid.T, ps propSchema) []*propBatch {
 
 func checkCommitted(t *rapid.T, e *appsEnv, s apps.Schema, c apps.Chain, ps propSchema, batches []*propBatch, eids []string) {
 	// (c) accepted batches are in the chain, refused ones are not.
-	size, err := e.admin.ChainSize(e.ctx, c.Name)
+	size, err := e.Admin.ChainSize(e.Ctx, c.Name)
 	if err != nil {
 		t.Fatalf("rsize: %v", err)
 	}
@@ -329,7 +329,7 @@ func checkCommitted(t *rapid.T, e *appsEnv, s apps.Schema, c apps.Chain, ps prop
 	}
 	var entries [][]byte
 	if size > 0 {
-		if entries, err = e.admin.AbsRecords(e.ctx, c.Name, seqs); err != nil {
+		if entries, err = e.Admin.AbsRecords(e.Ctx, c.Name, seqs); err != nil {
 			t.Fatalf("rabs: %v", err)
 		}
 	}
@@ -385,7 +385,7 @@ func checkCommitted(t *rapid.T, e *appsEnv, s apps.Schema, c apps.Chain, ps prop
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, at, err := e.admin.ViewRaw(e.ctx, c.Name, q.Name, q.Args)
+		got, at, err := e.Admin.ViewRaw(e.Ctx, c.Name, q.Name, q.Args)
 		if want == nil {
 			var we *wire.Error
 			if !errors.As(err, &we) || we.Code != wire.CodeNotFound {
@@ -399,7 +399,7 @@ func checkCommitted(t *rapid.T, e *appsEnv, s apps.Schema, c apps.Chain, ps prop
 		if !bytes.Equal(got, want) || at != size {
 			t.Fatalf("view at size %d (chain size %d), server vs replay: %v", at, size, apps.Difference{Query: q, A: got, B: want})
 		}
-		if views[q.String()], _, err = e.admin.View(e.ctx, c.Name, q.Name, q.Args); err != nil {
+		if views[q.String()], _, err = e.Admin.View(e.Ctx, c.Name, q.Name, q.Args); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/vserv/vserv/apps"
 	"github.com/vserv/vserv/canon"
 	"github.com/vserv/vserv/client"
+	"github.com/vserv/vserv/internal/testenv"
 	"github.com/vserv/vserv/internal/wire"
 	"github.com/vserv/vserv/verify"
 )
@@ -20,19 +21,19 @@ import (
 // against the real vserv binary: rights, authority keys, eid, refusals, and
 // the committer's all-or-nothing batches. The full rule table is apps'.
 
-// appsEnv is a ledgerEnv with schema chains and helpers to send events.
+// appsEnv is a testenv.LedgerEnv with schema chains and helpers to send events.
 type appsEnv struct {
-	*ledgerEnv
+	*testenv.LedgerEnv
 	t testing.TB
 }
 
 func newAppsEnv(t testing.TB) *appsEnv {
-	return &appsEnv{ledgerEnv: newLedgerEnv(t, nil), t: t}
+	return &appsEnv{LedgerEnv: testenv.NewLedgerEnv(t, nil), t: t}
 }
 
 // mkchain calls mkchain with raw options and returns its error.
 func (e *appsEnv) mkchain(name string, opts map[string]any) error {
-	_, err := e.admin.Call(e.ctx, "mkchain", name, opts)
+	_, err := e.Admin.Call(e.Ctx, "mkchain", name, opts)
 	return err
 }
 
@@ -41,7 +42,7 @@ func (e *appsEnv) event(chain, typ string, payload map[string]any, key ed25519.P
 	e.t.Helper()
 	o := client.RecordOptions{}
 	if key != nil {
-		o.Author, o.Origin = key, verify.OriginLine(e.admin.ServerID(), chain)
+		o.Author, o.Origin = key, verify.OriginLine(e.Admin.ServerID(), chain)
 	}
 	rec, err := client.NewRecord(payload, typ, 0, o)
 	if err != nil {
@@ -77,7 +78,7 @@ func rput(ctx context.Context, c *client.Client, chain string, recs ...[]byte) (
 
 func (e *appsEnv) mustPut(c *client.Client, chain string, recs ...[]byte) []rputResult {
 	e.t.Helper()
-	res, err := rput(e.ctx, c, chain, recs...)
+	res, err := rput(e.Ctx, c, chain, recs...)
 	if err != nil {
 		e.t.Fatalf("rput %d records to %s: %v", len(recs), chain, err)
 	}
@@ -104,7 +105,7 @@ func view(ctx context.Context, c *client.Client, chain, name string, args map[st
 
 func (e *appsEnv) mustView(chain, name string, args map[string]any) (map[string]any, uint64) {
 	e.t.Helper()
-	m, size, err := view(e.ctx, e.admin, chain, name, args)
+	m, size, err := view(e.Ctx, e.Admin, chain, name, args)
 	if err != nil {
 		e.t.Fatalf("view %s %s %v: %v", chain, name, args, err)
 	}
@@ -114,13 +115,13 @@ func (e *appsEnv) mustView(chain, name string, args map[string]any) (map[string]
 // user adds an account with the rights on chain and logs it in.
 func (e *appsEnv) user(name, chain string, rights ...string) *client.Client {
 	e.t.Helper()
-	e.srv.AddUser(name, name+"-password", false)
+	e.Srv.AddUser(name, name+"-password", false)
 	for _, r := range rights {
-		if err := e.admin.Grant(e.ctx, name, chain, r); err != nil {
+		if err := e.Admin.Grant(e.Ctx, name, chain, r); err != nil {
 			e.t.Fatalf("grant %s %s %s: %v", name, chain, r, err)
 		}
 	}
-	return e.srv.Login(name, name+"-password")
+	return e.Srv.Login(name, name+"-password")
 }
 
 // batchPrefix is the "record N: " of other batch errors, which a rule's
@@ -129,7 +130,7 @@ var batchPrefix = regexp.MustCompile(`^record [0-9]+: `)
 
 func wantRefusal(t testing.TB, err error, code wire.Code, index int, text, what string) {
 	t.Helper()
-	we := wantCode(t, err, code, what)
+	we := testenv.WantCode(t, err, code, what)
 	if !strings.Contains(we.Text, text) || batchPrefix.MatchString(we.Text) {
 		t.Fatalf("%s: ERR %s %q, want the rule's text containing %q", what, we.Code, we.Text, text)
 	}
@@ -171,9 +172,9 @@ func TestMkchainSchemaAndAuthority(t *testing.T) {
 		if c.code == wire.CodeExists {
 			name = "v"
 		}
-		wantCode(t, e.mkchain(name, c.opts), c.code, c.what)
+		testenv.WantCode(t, e.mkchain(name, c.opts), c.code, c.what)
 	}
-	vals, err := e.admin.Call(e.ctx, "chains")
+	vals, err := e.Admin.Call(e.Ctx, "chains")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -211,8 +212,8 @@ func TestMkchainSchemaAndAuthority(t *testing.T) {
 	if err := e.mkchain("late", map[string]any{"public": true}); err != nil {
 		t.Fatal(err)
 	}
-	put(t, e.admin, "late", false, newRecord(t, 1))
-	wantCode(t, e.mkchain("late", map[string]any{"public": true, "schema": "vote"}), wire.CodeExists, "schema on a chain with records")
+	testenv.Put(t, e.Admin, "late", false, testenv.NewRecord(t, 1))
+	testenv.WantCode(t, e.mkchain("late", map[string]any{"public": true, "schema": "vote"}), wire.CodeExists, "schema on a chain with records")
 	if err := e.mkchain("early", map[string]any{"public": true}); err != nil {
 		t.Fatal(err)
 	}
@@ -232,17 +233,17 @@ func TestVoteRulesThroughTCP(t *testing.T) {
 	carol := e.user("carol", "v", "write", "manage")
 	open := e.event("v", "ballot.open", map[string]any{"ballot": "b1", "question": "Adopt?", "choices": []any{"yes", "no"}}, auth)
 
-	_, err := rput(e.ctx, bob, "v", open)
+	_, err := rput(e.Ctx, bob, "v", open)
 	wantRefusal(t, err, wire.CodePerm, 0, "ballot.open: needs the manage right on chain v", "ballot.open by an account without manage")
-	_, err = rput(e.ctx, carol, "v", e.event("v", "ballot.open", map[string]any{"ballot": "b1", "question": "Adopt?", "choices": []any{"yes", "no"}}, nil))
+	_, err = rput(e.Ctx, carol, "v", e.event("v", "ballot.open", map[string]any{"ballot": "b1", "question": "Adopt?", "choices": []any{"yes", "no"}}, nil))
 	wantRefusal(t, err, wire.CodeInvalid, 0, "ballot.open: this chain has authority keys", "unsigned ballot.open on a chain with authority keys")
-	_, err = rput(e.ctx, carol, "v", e.event("v", "ballot.open", map[string]any{"ballot": "b1", "question": "Adopt?", "choices": []any{"yes", "no"}}, newKey(t)))
+	_, err = rput(e.Ctx, carol, "v", e.event("v", "ballot.open", map[string]any{"ballot": "b1", "question": "Adopt?", "choices": []any{"yes", "no"}}, newKey(t)))
 	wantRefusal(t, err, wire.CodeInvalid, 0, "is not one of the chain's authority keys", "ballot.open signed by another key")
-	_, err = rput(e.ctx, carol, "v", newRecord(t, 1))
+	_, err = rput(e.Ctx, carol, "v", testenv.NewRecord(t, 1))
 	wantRefusal(t, err, wire.CodeInvalid, 0, "record type", "record without a type on a schema chain")
-	_, err = rput(e.ctx, carol, "v", e.event("v", "vote.bogus", map[string]any{}, nil))
+	_, err = rput(e.Ctx, carol, "v", e.event("v", "vote.bogus", map[string]any{}, nil))
 	wantRefusal(t, err, wire.CodeInvalid, 0, "vote.bogus", "unknown type")
-	if n := chainSize(t, e.admin, "v"); n != 0 {
+	if n := testenv.ChainSize(t, e.Admin, "v"); n != 0 {
 		t.Fatalf("refused records wrote %d entries", n)
 	}
 
@@ -265,14 +266,14 @@ func TestVoteRulesThroughTCP(t *testing.T) {
 	}
 	e.mustPut(bob, "v", cast("yes"))
 	// A batch whose second record breaks a rule writes nothing.
-	size := chainSize(t, e.admin, "v")
-	_, err = rput(e.ctx, bob, "v", e.event("v", "vote.uncast", map[string]any{"eid": reg.EID, "ballot": "b1"}, nil), cast("no"))
+	size := testenv.ChainSize(t, e.Admin, "v")
+	_, err = rput(e.Ctx, bob, "v", e.event("v", "vote.uncast", map[string]any{"eid": reg.EID, "ballot": "b1"}, nil), cast("no"))
 	if err != nil {
 		t.Fatalf("uncast then cast in one batch: %v", err)
 	}
-	_, err = rput(e.ctx, bob, "v", e.event("v", "vote.uncast", map[string]any{"eid": reg.EID, "ballot": "b1"}, nil), cast("yes"), cast("no"))
+	_, err = rput(e.Ctx, bob, "v", e.event("v", "vote.uncast", map[string]any{"eid": reg.EID, "ballot": "b1"}, nil), cast("yes"), cast("no"))
 	wantRefusal(t, err, wire.CodeInvalid, 2, "already has an active cast on ballot b1", "a second cast in the batch")
-	if n := chainSize(t, e.admin, "v"); n != size+2 {
+	if n := testenv.ChainSize(t, e.Admin, "v"); n != size+2 {
 		t.Fatalf("after a refused batch the chain has %d entries, want %d", n, size+2)
 	}
 	tally, at := e.mustView("v", "tally", map[string]any{"ballot": "b1"})
@@ -296,9 +297,9 @@ func TestViewCommandBadInput(t *testing.T) {
 	if err := e.mkchain("secret", map[string]any{"schema": "donation"}); err != nil {
 		t.Fatal(err)
 	}
-	e.mustPut(e.admin, "d", e.event("d", "fund.open", map[string]any{"fund": "f", "name": "Relief", "unit": "EUR-cent"}, nil))
-	anon := e.srv.Dial()
-	if _, _, err := view(e.ctx, anon, "d", "fund", map[string]any{"fund": "f"}); err != nil {
+	e.mustPut(e.Admin, "d", e.event("d", "fund.open", map[string]any{"fund": "f", "name": "Relief", "unit": "EUR-cent"}, nil))
+	anon := e.Srv.Dial()
+	if _, _, err := view(e.Ctx, anon, "d", "fund", map[string]any{"fund": "f"}); err != nil {
 		t.Fatalf("view of a public chain in a session: %v", err)
 	}
 	for _, c := range []struct {
@@ -307,23 +308,23 @@ func TestViewCommandBadInput(t *testing.T) {
 		args []any
 		code wire.Code
 	}{
-		{"unknown view", e.admin, []any{"d", "tally"}, wire.CodeInvalid},
-		{"missing item", e.admin, []any{"d", "fund", map[string]any{"fund": "nope"}}, wire.CodeNotFound},
-		{"bad argument type", e.admin, []any{"d", "fund", map[string]any{"fund": 7}}, wire.CodeInvalid},
-		{"arguments not a map", e.admin, []any{"d", "fund", []any{"f"}}, wire.CodeProto},
-		{"view name not text", e.admin, []any{"d", 3}, wire.CodeProto},
-		{"oversize view name", e.admin, []any{"d", strings.Repeat("v", 100_000)}, wire.CodeInvalid},
-		{"oversize arguments", e.admin, []any{"d", "fund", map[string]any{"fund": strings.Repeat("a", 2000)}}, wire.CodeLimit},
-		{"invalid UTF-8 name", e.admin, []any{"d", "\xff\xfe"}, wire.CodeProto},
-		{"too many arguments", e.admin, []any{"d", "fund", map[string]any{}, 1}, wire.CodeProto},
-		{"chain without schema", e.admin, []any{"free", "fund"}, wire.CodeInvalid},
-		{"missing chain", e.admin, []any{"nochain", "fund"}, wire.CodeNotFound},
+		{"unknown view", e.Admin, []any{"d", "tally"}, wire.CodeInvalid},
+		{"missing item", e.Admin, []any{"d", "fund", map[string]any{"fund": "nope"}}, wire.CodeNotFound},
+		{"bad argument type", e.Admin, []any{"d", "fund", map[string]any{"fund": 7}}, wire.CodeInvalid},
+		{"arguments not a map", e.Admin, []any{"d", "fund", []any{"f"}}, wire.CodeProto},
+		{"view name not text", e.Admin, []any{"d", 3}, wire.CodeProto},
+		{"oversize view name", e.Admin, []any{"d", strings.Repeat("v", 100_000)}, wire.CodeInvalid},
+		{"oversize arguments", e.Admin, []any{"d", "fund", map[string]any{"fund": strings.Repeat("a", 2000)}}, wire.CodeLimit},
+		{"invalid UTF-8 name", e.Admin, []any{"d", "\xff\xfe"}, wire.CodeProto},
+		{"too many arguments", e.Admin, []any{"d", "fund", map[string]any{}, 1}, wire.CodeProto},
+		{"chain without schema", e.Admin, []any{"free", "fund"}, wire.CodeInvalid},
+		{"missing chain", e.Admin, []any{"nochain", "fund"}, wire.CodeNotFound},
 		{"private chain without a right", anon, []any{"secret", "funds"}, wire.CodeNotFound},
 	} {
-		_, err := c.c.Call(e.ctx, "view", c.args...)
-		wantCode(t, err, c.code, c.what)
+		_, err := c.c.Call(e.Ctx, "view", c.args...)
+		testenv.WantCode(t, err, c.code, c.what)
 	}
-	if _, _, err := view(e.ctx, e.admin, "secret", "funds", nil); err != nil {
+	if _, _, err := view(e.Ctx, e.Admin, "secret", "funds", nil); err != nil {
 		t.Fatalf("admin view of a private chain: %v", err)
 	}
 }
@@ -336,22 +337,22 @@ func TestDonationBatchAllOrNothingAndNeighbours(t *testing.T) {
 	if err := e.mkchain("free", map[string]any{"public": true}); err != nil {
 		t.Fatal(err)
 	}
-	e.mustPut(e.admin, "d", e.event("d", "fund.open", map[string]any{"fund": "f", "name": "Relief", "unit": "EUR-cent"}, nil))
+	e.mustPut(e.Admin, "d", e.event("d", "fund.open", map[string]any{"fund": "f", "name": "Relief", "unit": "EUR-cent"}, nil))
 	in := func(n uint64) []byte {
 		return e.event("d", "donation.in", map[string]any{"fund": "f", "amount": n}, nil)
 	}
 	out := func(n uint64) []byte {
 		return e.event("d", "donation.out", map[string]any{"fund": "f", "amount": n, "purpose": "food"}, nil)
 	}
-	_, err := rput(e.ctx, e.admin, "d", in(10), out(11))
+	_, err := rput(e.Ctx, e.Admin, "d", in(10), out(11))
 	wantRefusal(t, err, wire.CodeInvalid, 1, "donation.out", "spending more than the batch brought in")
-	e.mustPut(e.admin, "d", in(10), out(10))
+	e.mustPut(e.Admin, "d", in(10), out(10))
 
 	// Refused and accepted batches in the same group commits: each refused
 	// batch fails alone.
 	conns := make([]*client.Client, 16)
 	for i := range conns {
-		conns[i] = e.srv.AdminClient()
+		conns[i] = e.Srv.AdminClient()
 	}
 	var wg sync.WaitGroup
 	errs := make([]error, len(conns))
@@ -359,11 +360,11 @@ func TestDonationBatchAllOrNothingAndNeighbours(t *testing.T) {
 		wg.Go(func() {
 			switch i % 3 {
 			case 0:
-				_, errs[i] = rput(e.ctx, c, "d", in(1), out(1_000_000))
+				_, errs[i] = rput(e.Ctx, c, "d", in(1), out(1_000_000))
 			case 1:
-				_, errs[i] = rput(e.ctx, c, "d", in(2))
+				_, errs[i] = rput(e.Ctx, c, "d", in(2))
 			default:
-				_, errs[i] = rput(e.ctx, c, "free", newRecord(t, i))
+				_, errs[i] = rput(e.Ctx, c, "free", testenv.NewRecord(t, i))
 			}
 		})
 	}
@@ -395,10 +396,10 @@ func TestConcurrentCastsOneAccepted(t *testing.T) {
 	if err := e.mkchain("v", map[string]any{"public": true, "schema": "vote"}); err != nil {
 		t.Fatal(err)
 	}
-	e.mustPut(e.admin, "v", e.event("v", "ballot.open", map[string]any{"ballot": "b", "question": "?", "choices": []any{"a", "b"}}, nil))
-	eid := e.mustPut(e.admin, "v", e.event("v", "vote.register", map[string]any{"voter_id": "v1"}, nil))[0].EID
+	e.mustPut(e.Admin, "v", e.event("v", "ballot.open", map[string]any{"ballot": "b", "question": "?", "choices": []any{"a", "b"}}, nil))
+	eid := e.mustPut(e.Admin, "v", e.event("v", "vote.register", map[string]any{"voter_id": "v1"}, nil))[0].EID
 	accepted := runConcurrently(t, e, 32, func(c *client.Client, i int) error {
-		_, err := rput(e.ctx, c, "v", e.event("v", "vote.cast", map[string]any{"eid": eid, "ballot": "b", "choice": []string{"a", "b"}[i%2]}, nil))
+		_, err := rput(e.Ctx, c, "v", e.event("v", "vote.cast", map[string]any{"eid": eid, "ballot": "b", "choice": []string{"a", "b"}[i%2]}, nil))
 		return err
 	})
 	if accepted != 1 {
@@ -418,11 +419,11 @@ func TestConcurrentSpendsNeverBelowZero(t *testing.T) {
 	if err := e.mkchain("r", map[string]any{"public": true, "schema": "resource"}); err != nil {
 		t.Fatal(err)
 	}
-	e.mustPut(e.admin, "r",
+	e.mustPut(e.Admin, "r",
 		e.event("r", "account.open", map[string]any{"account": "a", "unit": "cpu-s"}, nil),
 		e.event("r", "alloc", map[string]any{"account": "a", "amount": uint64(10)}, nil))
 	accepted := runConcurrently(t, e, 32, func(c *client.Client, i int) error {
-		_, err := rput(e.ctx, c, "r", e.event("r", "consume", map[string]any{"account": "a", "amount": uint64(1)}, nil))
+		_, err := rput(e.Ctx, c, "r", e.event("r", "consume", map[string]any{"account": "a", "amount": uint64(1)}, nil))
 		return err
 	})
 	acct, _ := e.mustView("r", "account", map[string]any{"account": "a"})
@@ -435,10 +436,10 @@ func TestConcurrentSpendsNeverBelowZero(t *testing.T) {
 // returns how many succeeded; every failure must be a rule's ERR invalid.
 func runConcurrently(t *testing.T, e *appsEnv, n int, fn func(c *client.Client, i int) error) int {
 	t.Helper()
-	e.srv.AddUser("w", "w-password", true)
+	e.Srv.AddUser("w", "w-password", true)
 	conns := make([]*client.Client, n)
 	for i := range conns {
-		conns[i] = e.srv.Login("w", "w-password")
+		conns[i] = e.Srv.Login("w", "w-password")
 	}
 	start := make(chan struct{})
 	errs := make([]error, n)

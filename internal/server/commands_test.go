@@ -185,7 +185,7 @@ func runSteps(t *testing.T, c *client.Client, connID string, steps []step) {
 				s.check(t, vals)
 			}
 		} else {
-			wantCode(t, err, s.want, s.String())
+			testenv.WantCode(t, err, s.want, s.String())
 		}
 		expectInSync(t, c, connID, s.String())
 	}
@@ -258,7 +258,7 @@ func rawProtoCases(t *testing.T, c *client.Client, connID string) {
 	slices.Sort(names)
 	for _, n := range names {
 		_, err := c.CallRaw(context.Background(), cases[n])
-		wantCode(t, err, wire.CodeProto, n)
+		testenv.WantCode(t, err, wire.CodeProto, n)
 		expectInSync(t, c, connID, n)
 	}
 }
@@ -664,9 +664,9 @@ func TestDisabledAccountLosesItsSessionAndCannotLogIn(t *testing.T) {
 	helloID(t, carol) // other accounts keep their sessions
 	helloID(t, anon)
 
-	disabled := wantCode(t, loginErr(t, srv, "bob", "bob-password"), wire.CodeAuth, "login to a disabled account")
-	wrong := wantCode(t, loginErr(t, srv, "carol", "not-carols-password"), wire.CodeAuth, "wrong password")
-	unknown := wantCode(t, loginErr(t, srv, "nobody", "bob-password"), wire.CodeAuth, "unknown account")
+	disabled := testenv.WantCode(t, loginErr(t, srv, "bob", "bob-password"), wire.CodeAuth, "login to a disabled account")
+	wrong := testenv.WantCode(t, loginErr(t, srv, "carol", "not-carols-password"), wire.CodeAuth, "wrong password")
+	unknown := testenv.WantCode(t, loginErr(t, srv, "nobody", "bob-password"), wire.CodeAuth, "unknown account")
 	if disabled.Text != wrong.Text || wrong.Text != unknown.Text || len(disabled.Extra)+len(wrong.Extra)+len(unknown.Extra) != 0 {
 		t.Errorf("login failures differ: disabled %q %v, wrong password %q %v, unknown %q %v; want one text",
 			disabled.Text, disabled.Extra, wrong.Text, wrong.Extra, unknown.Text, unknown.Extra)
@@ -706,7 +706,7 @@ func TestPasswordChangeEndsTheAccountsOtherSessions(t *testing.T) {
 		wantConnError(t, err, fmt.Sprintf("hello on bob's other session %d after chpass", i+2))
 	}
 	helloID(t, carol)
-	wantCode(t, loginErr(t, srv, "bob", "bob-password"), wire.CodeAuth, "login with the old password")
+	testenv.WantCode(t, loginErr(t, srv, "bob", "bob-password"), wire.CodeAuth, "login with the old password")
 
 	// An admin setting the password ends every session of the account.
 	b4 := srv.Login("bob", "bob-password-2")
@@ -736,7 +736,7 @@ func TestDeletedAccountLosesItsSessions(t *testing.T) {
 	}
 	_, err := bob.Hello(ctx)
 	wantConnError(t, err, "hello on the deleted account's session")
-	wantCode(t, loginErr(t, srv, "bob", "bob-password"), wire.CodeAuth, "login to a deleted account")
+	testenv.WantCode(t, loginErr(t, srv, "bob", "bob-password"), wire.CodeAuth, "login to a deleted account")
 	// A new account of the same name is a new account.
 	if _, err := admin.AddUser(ctx, "bob", "new-bob-password", false); err != nil {
 		t.Fatalf("uadd bob again: %v", err)

@@ -15,22 +15,22 @@ import (
 
 func TestFileAdminActsInAnotherHome(t *testing.T) {
 	t.Parallel()
-	srv := startFilesServer(t)
+	srv := testenv.StartFilesServer(t)
 	ctx := context.Background()
-	admin := srv.login(testenv.AdminName)
+	admin := srv.LoginAs(testenv.AdminName)
 	asBob := &client.FileOptions{As: "bob"}
-	data := fileBytes(3*chunkSize+11, 9)
+	data := testenv.FileBytes(3*testenv.ChunkSize+11, 9)
 
 	if err := admin.Mkdir(ctx, "in", asBob); err != nil {
 		t.Fatalf("mkdir as bob: %v", err)
 	}
-	if _, err := admin.Upload(ctx, bytes.NewReader(data), int64(len(data)), sum256(data), "in/report", &client.UploadOptions{As: "bob"}); err != nil {
+	if _, err := admin.Upload(ctx, bytes.NewReader(data), int64(len(data)), testenv.Sum256(data), "in/report", &client.UploadOptions{As: "bob"}); err != nil {
 		t.Fatalf("fput as bob: %v", err)
 	}
-	if b, err := os.ReadFile(filepath.Join(srv.home("bob"), "in", "report")); err != nil || !bytes.Equal(b, data) {
+	if b, err := os.ReadFile(filepath.Join(srv.Home("bob"), "in", "report")); err != nil || !bytes.Equal(b, data) {
 		t.Fatalf("the admin's upload as bob is not in bob's home: %v", err)
 	}
-	bob := srv.login("bob")
+	bob := srv.LoginAs("bob")
 	if got := mustDownload(t, bob, "in/report", nil); !bytes.Equal(got, data) {
 		t.Fatal("bob reads something else than the admin uploaded")
 	}
@@ -62,7 +62,7 @@ func TestFileAdminActsInAnotherHome(t *testing.T) {
 	if fi, err := admin.Stat(ctx, "report", asBob); err != nil || fi.Size != int64(len(data)) {
 		t.Errorf("stat as bob = %+v, %v", fi, err)
 	}
-	if _, err := admin.ResumeUpload(ctx, bytes.NewReader(data), int64(len(data)), sum256(data), "copy", &client.UploadOptions{As: "bob"}); err != nil {
+	if _, err := admin.ResumeUpload(ctx, bytes.NewReader(data), int64(len(data)), testenv.Sum256(data), "copy", &client.UploadOptions{As: "bob"}); err != nil {
 		t.Errorf("file+data as bob: %v", err)
 	}
 	if got, err := bob.ListFiles(ctx, "in", nil); err != nil || !slices.Equal(listNames(got), []string{"copy", "report"}) {
@@ -84,23 +84,23 @@ func TestFileAdminActsInAnotherHome(t *testing.T) {
 	}
 
 	_, err := admin.Stat(ctx, "x", &client.FileOptions{As: "nobody"})
-	wantFileCode(t, err, wire.CodeNotFound, "as an account that does not exist")
+	testenv.WantCode(t, err, wire.CodeNotFound, "as an account that does not exist")
 	_, err = admin.Stat(ctx, "x", &client.FileOptions{As: "bad name!"})
-	wantFileCode(t, err, wire.CodeInvalid, "as a malformed name")
-	if _, err := os.Stat(srv.home("nobody")); err == nil {
+	testenv.WantCode(t, err, wire.CodeInvalid, "as a malformed name")
+	if _, err := os.Stat(srv.Home("nobody")); err == nil {
 		t.Error("as nobody created a home for an account that does not exist")
 	}
 }
 
 func TestFileUserAsIsRefusedForEveryCommand(t *testing.T) {
 	t.Parallel()
-	srv := startFilesServer(t)
+	srv := testenv.StartFilesServer(t)
 	ctx := context.Background()
-	alice := srv.login("alice")
+	alice := srv.LoginAs("alice")
 	mustUpload(t, alice, "private", []byte("alice only"), nil)
 	before := diskSnapshot(t, filepath.Join(srv.DataRoot, "files"))
-	bob := srv.login("bob")
-	sum := sum256([]byte("abc"))
+	bob := srv.LoginAs("bob")
+	sum := testenv.Sum256([]byte("abc"))
 	for _, as := range []string{"alice", "bob", "admin", "nobody"} {
 		opt := map[string]any{"as": as}
 		calls := [][]any{
@@ -112,11 +112,11 @@ func TestFileUserAsIsRefusedForEveryCommand(t *testing.T) {
 		}
 		for _, call := range calls {
 			_, err := bob.Call(ctx, call[0].(string), call[1:]...)
-			wantFileCode(t, err, wire.CodePerm, "bob: "+call[0].(string)+" as "+as)
+			testenv.WantCode(t, err, wire.CodePerm, "bob: "+call[0].(string)+" as "+as)
 		}
 	}
 	sameDisk(t, "the homes", before, diskSnapshot(t, filepath.Join(srv.DataRoot, "files")))
-	if n, err := bob.ChunkSize(ctx); err != nil || n != chunkSize {
+	if n, err := bob.ChunkSize(ctx); err != nil || n != testenv.ChunkSize {
 		t.Errorf("a refused buff changed the chunk size to %d (%v)", n, err)
 	}
 }

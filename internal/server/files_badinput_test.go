@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/vserv/vserv/client"
+	"github.com/vserv/vserv/internal/testenv"
 	"github.com/vserv/vserv/internal/wire"
 )
 
@@ -24,14 +25,14 @@ func wantOneAnswer(t testing.TB, c *client.Client, what string) {
 
 func TestFileCommandsBadInputGetOneERREach(t *testing.T) {
 	t.Parallel()
-	srv := startFilesServer(t)
+	srv := testenv.StartFilesServer(t)
 	ctx := context.Background()
-	c := srv.login("alice")
+	c := srv.LoginAs("alice")
 	mustUpload(t, c, "f", []byte("0123456789"), nil)
 	if err := c.Mkdir(ctx, "d", nil); err != nil {
 		t.Fatal(err)
 	}
-	sum := sum256([]byte("abc"))
+	sum := testenv.Sum256([]byte("abc"))
 	long := strings.Repeat("x", 256)
 	type M = map[string]any
 	proto, invalid, perm, notfound, state, limit, exists := wire.CodeProto, wire.CodeInvalid, wire.CodePerm, wire.CodeNotFound, wire.CodeState, wire.CodeLimit, wire.CodeExists
@@ -118,13 +119,13 @@ func TestFileCommandsBadInputGetOneERREach(t *testing.T) {
 	for _, tc := range cases {
 		what := fmt.Sprintf("%s %v", tc.cmd, tc.args)
 		_, err := c.Call(ctx, tc.cmd, tc.args...)
-		wantFileCode(t, err, tc.code, what)
+		testenv.WantCode(t, err, tc.code, what)
 		wantOneAnswer(t, c, what)
 	}
 	// Text that is not UTF-8 is refused by the CBOR layer: ERR proto.
 	raw := []byte{0x82, 0x64, 's', 't', 'a', 't', 0x62, 0xff, 0xfe}
 	_, err := c.CallRaw(ctx, raw)
-	wantFileCode(t, err, proto, "stat with a path that is not UTF-8")
+	testenv.WantCode(t, err, proto, "stat with a path that is not UTF-8")
 	wantOneAnswer(t, c, "stat with a path that is not UTF-8")
 	if cwd, err := c.Pwd(ctx, nil); err != nil || cwd != "" {
 		t.Errorf("after the bad inputs pwd = %q, %v", cwd, err)
@@ -136,10 +137,10 @@ func TestFileCommandsBadInputGetOneERREach(t *testing.T) {
 
 func TestFileDataAnsweredOneByOne(t *testing.T) {
 	t.Parallel()
-	srv := startFilesServer(t)
+	srv := testenv.StartFilesServer(t)
 	ctx := context.Background()
-	c := srv.login("alice")
-	data := fileBytes(2*chunkSize+100, 5)
+	c := srv.LoginAs("alice")
+	data := testenv.FileBytes(2*testenv.ChunkSize+100, 5)
 	call := func(what string, args ...any) (uint64, error) {
 		t.Helper()
 		vals, err := c.Call(ctx, "data", args...)
@@ -153,50 +154,50 @@ func TestFileDataAnsweredOneByOne(t *testing.T) {
 		}
 		return next, nil
 	}
-	if _, err := c.Call(ctx, "file", "x", uint64(len(data)), sum256(data)); err != nil {
+	if _, err := c.Call(ctx, "file", "x", uint64(len(data)), testenv.Sum256(data)); err != nil {
 		t.Fatal(err)
 	}
-	if next, err := call("first chunk", uint64(0), data[:chunkSize]); err != nil || next != chunkSize {
+	if next, err := call("first chunk", uint64(0), data[:testenv.ChunkSize]); err != nil || next != testenv.ChunkSize {
 		t.Fatalf("first chunk: next %d, %v", next, err)
 	}
-	_, err := call("wrong offset", uint64(0), data[:chunkSize])
-	wantFileCode(t, err, wire.CodeInvalid, "data at an offset already written")
-	_, err = call("oversize chunk", uint64(chunkSize), bytes.Repeat([]byte{1}, chunkSize+1))
-	wantFileCode(t, err, wire.CodeLimit, "data of 61441 bytes")
+	_, err := call("wrong offset", uint64(0), data[:testenv.ChunkSize])
+	testenv.WantCode(t, err, wire.CodeInvalid, "data at an offset already written")
+	_, err = call("oversize chunk", uint64(testenv.ChunkSize), bytes.Repeat([]byte{1}, testenv.ChunkSize+1))
+	testenv.WantCode(t, err, wire.CodeLimit, "data of 61441 bytes")
 	// The upload is still open after those refusals, and other commands may
 	// come in between.
 	if _, err := c.Stat(ctx, "x", nil); err == nil {
 		t.Fatal("the file is visible before it is complete")
 	}
-	if next, err := call("second chunk", uint64(chunkSize), data[chunkSize:2*chunkSize]); err != nil || next != 2*chunkSize {
+	if next, err := call("second chunk", uint64(testenv.ChunkSize), data[testenv.ChunkSize:2*testenv.ChunkSize]); err != nil || next != 2*testenv.ChunkSize {
 		t.Fatalf("second chunk: next %d, %v", next, err)
 	}
-	_, err = call("past the size", uint64(2*chunkSize), append(bytes.Clone(data[2*chunkSize:]), 0))
-	wantFileCode(t, err, wire.CodeInvalid, "data past the declared size")
-	if next, err := call("last chunk", uint64(2*chunkSize), data[2*chunkSize:]); err != nil || next != uint64(len(data)) {
+	_, err = call("past the size", uint64(2*testenv.ChunkSize), append(bytes.Clone(data[2*testenv.ChunkSize:]), 0))
+	testenv.WantCode(t, err, wire.CodeInvalid, "data past the declared size")
+	if next, err := call("last chunk", uint64(2*testenv.ChunkSize), data[2*testenv.ChunkSize:]); err != nil || next != uint64(len(data)) {
 		t.Fatalf("last chunk: next %d, %v", next, err)
 	}
 	if got := mustDownload(t, c, "x", nil); !bytes.Equal(got, data) {
 		t.Fatal("file+data result differs")
 	}
 	_, err = call("after the end", uint64(len(data)), []byte{})
-	wantFileCode(t, err, wire.CodeState, "data after the upload ended")
+	testenv.WantCode(t, err, wire.CodeState, "data after the upload ended")
 	// A zero-byte file is one empty data message.
-	if _, err := c.Call(ctx, "file", "empty", uint64(0), sum256(nil)); err != nil {
+	if _, err := c.Call(ctx, "file", "empty", uint64(0), testenv.Sum256(nil)); err != nil {
 		t.Fatal(err)
 	}
 	if next, err := call("empty", uint64(0), []byte{}); err != nil || next != 0 {
 		t.Fatalf("empty file: next %d, %v", next, err)
 	}
 	// A wrong hash ends the upload with ERR invalid and leaves nothing.
-	if _, err := c.Call(ctx, "file", "bad", uint64(3), sum256([]byte("xyz"))); err != nil {
+	if _, err := c.Call(ctx, "file", "bad", uint64(3), testenv.Sum256([]byte("xyz"))); err != nil {
 		t.Fatal(err)
 	}
 	_, err = call("wrong hash", uint64(0), []byte("abc"))
-	wantFileCode(t, err, wire.CodeInvalid, "data completing an upload with the wrong hash")
+	testenv.WantCode(t, err, wire.CodeInvalid, "data completing an upload with the wrong hash")
 	_, err = call("after the failed end", uint64(3), []byte{})
-	wantFileCode(t, err, wire.CodeState, "data after a failed end")
-	if temps := uploadTemps(t, srv.home("alice")); len(temps) != 0 {
+	testenv.WantCode(t, err, wire.CodeState, "data after a failed end")
+	if temps := uploadTemps(t, srv.Home("alice")); len(temps) != 0 {
 		t.Errorf("temporary files left: %v", temps)
 	}
 }
@@ -206,9 +207,9 @@ func TestFileDataAnsweredOneByOne(t *testing.T) {
 // connection stays in step.
 func TestFputStreamMisbehaviour(t *testing.T) {
 	t.Parallel()
-	srv := startFilesServer(t)
+	srv := testenv.StartFilesServer(t)
 	ctx := context.Background()
-	data := fileBytes(3*chunkSize+17, 6)
+	data := testenv.FileBytes(3*testenv.ChunkSize+17, 6)
 	size := int64(len(data))
 	send := func(c *client.Client, v any) {
 		t.Helper()
@@ -225,35 +226,35 @@ func TestFputStreamMisbehaviour(t *testing.T) {
 		stream func(c *client.Client) // after fput answered OK 0
 		answer wire.Code              // "" = OK
 	}{
-		{"all data", func(c *client.Client) { sendData(t, c, data, 0, size) }, ""},
+		{"all data", func(c *client.Client) { testenv.SendData(t, c, data, 0, size) }, ""},
 		{"a wrong offset, then the rest", func(c *client.Client) {
-			sendData(t, c, data, 0, chunkSize)
-			sendData(t, c, data, 2*chunkSize, size) // skips a chunk
+			testenv.SendData(t, c, data, 0, testenv.ChunkSize)
+			testenv.SendData(t, c, data, 2*testenv.ChunkSize, size) // skips a chunk
 		}, wire.CodeInvalid},
 		{"an oversize chunk that reaches the end", func(c *client.Client) {
-			sendData(t, c, data, 0, 2*chunkSize)
-			send(c, []any{"data", uint64(2 * chunkSize), data[2*chunkSize:]}) // 61457 bytes
+			testenv.SendData(t, c, data, 0, 2*testenv.ChunkSize)
+			send(c, []any{"data", uint64(2 * testenv.ChunkSize), data[2*testenv.ChunkSize:]}) // 61457 bytes
 		}, wire.CodeLimit},
 		{"a malformed data message, then the rest", func(c *client.Client) {
-			send(c, []any{"data", "zero", data[:chunkSize]})
-			sendData(t, c, data, 0, size)
+			send(c, []any{"data", "zero", data[:testenv.ChunkSize]})
+			testenv.SendData(t, c, data, 0, size)
 		}, wire.CodeProto},
 		{"data past the size, then the right last one", func(c *client.Client) {
-			sendData(t, c, data, 0, 3*chunkSize)
-			send(c, []any{"data", uint64(3 * chunkSize), make([]byte, 18)})
-			sendData(t, c, data, 3*chunkSize, size)
+			testenv.SendData(t, c, data, 0, 3*testenv.ChunkSize)
+			send(c, []any{"data", uint64(3 * testenv.ChunkSize), make([]byte, 18)})
+			testenv.SendData(t, c, data, 3*testenv.ChunkSize, size)
 		}, wire.CodeInvalid},
 		{"a wrong hash", func(c *client.Client) {
 			bad := bytes.Clone(data)
 			bad[5] ^= 1
-			sendData(t, c, bad, 0, size)
+			testenv.SendData(t, c, bad, 0, size)
 		}, wire.CodeInvalid},
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			c := srv.login("alice")
+			c := srv.LoginAs("alice")
 			name := fmt.Sprintf("s%d", i)
-			if off := startFput(t, c, name, data); off != 0 {
+			if off := testenv.StartFput(t, c, name, data); off != 0 {
 				t.Fatalf("fput answered %d", off)
 			}
 			tc.stream(c)
@@ -266,7 +267,7 @@ func TestFputStreamMisbehaviour(t *testing.T) {
 					t.Fatal("content differs")
 				}
 			} else {
-				wantFileCode(t, err, tc.answer, "the stream's answer")
+				testenv.WantCode(t, err, tc.answer, "the stream's answer")
 				if _, err := c.Stat(ctx, name, nil); err == nil {
 					t.Error("a failed stream left the file")
 				}
@@ -276,42 +277,42 @@ func TestFputStreamMisbehaviour(t *testing.T) {
 	}
 
 	t.Run("another request ends the stream and is answered; the upload resumes", func(t *testing.T) {
-		c := srv.login("alice")
-		startFput(t, c, "h", data)
-		sendData(t, c, data, 0, chunkSize)
+		c := srv.LoginAs("alice")
+		testenv.StartFput(t, c, "h", data)
+		testenv.SendData(t, c, data, 0, testenv.ChunkSize)
 		wantOneAnswer(t, c, "hello inside the stream")
-		_, err := c.Call(ctx, "data", uint64(chunkSize), data[chunkSize:2*chunkSize])
-		wantFileCode(t, err, wire.CodeState, "data after the stream ended")
-		if resumed, err := c.Upload(ctx, bytes.NewReader(data), size, sum256(data), "h", nil); err != nil || resumed != chunkSize {
-			t.Fatalf("upload again resumed at %d (%v), want %d", resumed, err, chunkSize)
+		_, err := c.Call(ctx, "data", uint64(testenv.ChunkSize), data[testenv.ChunkSize:2*testenv.ChunkSize])
+		testenv.WantCode(t, err, wire.CodeState, "data after the stream ended")
+		if resumed, err := c.Upload(ctx, bytes.NewReader(data), size, testenv.Sum256(data), "h", nil); err != nil || resumed != testenv.ChunkSize {
+			t.Fatalf("upload again resumed at %d (%v), want %d", resumed, err, testenv.ChunkSize)
 		}
 		if got := mustDownload(t, c, "h", nil); !bytes.Equal(got, data) {
 			t.Fatal("content differs")
 		}
 	})
 	t.Run("a malformed message ends the stream and gets ERR proto", func(t *testing.T) {
-		c := srv.login("alice")
-		startFput(t, c, "g", data)
-		sendData(t, c, data, 0, chunkSize)
+		c := srv.LoginAs("alice")
+		testenv.StartFput(t, c, "g", data)
+		testenv.SendData(t, c, data, 0, testenv.ChunkSize)
 		if err := c.Conn().WriteMessage([]byte{0xff, 0x00}, time.Now().Add(10*time.Second)); err != nil {
 			t.Fatal(err)
 		}
 		_, err := readAnswer(t, c)
-		wantFileCode(t, err, wire.CodeProto, "garbage inside the stream")
+		testenv.WantCode(t, err, wire.CodeProto, "garbage inside the stream")
 		wantOneAnswer(t, c, "garbage inside the stream")
 	})
 	t.Run("after an error a request other than data ends the discarding", func(t *testing.T) {
-		c := srv.login("alice")
-		startFput(t, c, "e", data)
-		sendData(t, c, data, chunkSize, 2*chunkSize) // wrong offset: error, then discard
+		c := srv.LoginAs("alice")
+		testenv.StartFput(t, c, "e", data)
+		testenv.SendData(t, c, data, testenv.ChunkSize, 2*testenv.ChunkSize) // wrong offset: error, then discard
 		_, err := readAnswer(t, c)
-		wantFileCode(t, err, wire.CodeInvalid, "the stream's answer")
-		sendData(t, c, data, 0, chunkSize) // discarded without an answer
+		testenv.WantCode(t, err, wire.CodeInvalid, "the stream's answer")
+		testenv.SendData(t, c, data, 0, testenv.ChunkSize) // discarded without an answer
 		wantOneAnswer(t, c, "hello after the failed stream")
 	})
 	t.Run("size 0 is one empty data message", func(t *testing.T) {
-		c := srv.login("alice")
-		if off := startFput(t, c, "zero", nil); off != 0 {
+		c := srv.LoginAs("alice")
+		if off := testenv.StartFput(t, c, "zero", nil); off != 0 {
 			t.Fatalf("fput answered %d", off)
 		}
 		send(c, []any{"data", uint64(0), []byte{}})
@@ -327,16 +328,16 @@ func TestFputStreamMisbehaviour(t *testing.T) {
 
 func TestFileCommandsNeedALogin(t *testing.T) {
 	t.Parallel()
-	srv := startFilesServer(t)
+	srv := testenv.StartFilesServer(t)
 	ctx := context.Background()
 	anon := srv.Dial()
-	sum := sum256(nil)
+	sum := testenv.Sum256(nil)
 	for _, call := range [][]any{
 		{"fput", "a", uint64(0), sum}, {"fget", "a"}, {"file", "a", uint64(0), sum}, {"data", uint64(0), []byte{}},
 		{"del", "a"}, {"ls"}, {"lsd"}, {"cd", "a"}, {"pwd"}, {"stat", "a"}, {"mkdir", "a"}, {"rmdir", "a"}, {"buff"},
 	} {
 		_, err := anon.Call(ctx, call[0].(string), call[1:]...)
-		wantFileCode(t, err, wire.CodeState, call[0].(string)+" without a login")
+		testenv.WantCode(t, err, wire.CodeState, call[0].(string)+" without a login")
 		wantOneAnswer(t, anon, call[0].(string)+" without a login")
 	}
 }

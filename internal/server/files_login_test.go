@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/vserv/vserv/internal/testenv"
 	"github.com/vserv/vserv/internal/wire"
 )
 
@@ -14,11 +15,11 @@ import (
 // cannot be finished after a logout and a login as bob (it would land in
 // alice's home under bob's login), and bob starts at the top of his home.
 func TestLogoutEndsTheUploadAndTheWorkingDirectory(t *testing.T) {
-	srv := startFilesServer(t)
+	srv := testenv.StartFilesServer(t)
 	ctx := context.Background()
-	c := srv.login("alice")
+	c := srv.LoginAs("alice")
 	data := []byte("written after the login changed")
-	if _, err := c.Call(ctx, "file", "x.txt", uint64(len(data)), sum256(data)); err != nil {
+	if _, err := c.Call(ctx, "file", "x.txt", uint64(len(data)), testenv.Sum256(data)); err != nil {
 		t.Fatal(err)
 	}
 	for _, cmd := range [][]any{{"mkdir", "sub"}, {"cd", "sub"}} {
@@ -29,7 +30,7 @@ func TestLogoutEndsTheUploadAndTheWorkingDirectory(t *testing.T) {
 	if err := c.Logout(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Login(ctx, "bob", filePass("bob")); err != nil {
+	if _, err := c.Login(ctx, "bob", testenv.FilePass("bob")); err != nil {
 		t.Fatal(err)
 	}
 	vals, err := c.Call(ctx, "pwd")
@@ -41,7 +42,7 @@ func TestLogoutEndsTheUploadAndTheWorkingDirectory(t *testing.T) {
 		t.Errorf("data after the login changed: err = %v, want ERR state (no upload in progress)", err)
 	}
 	for _, who := range []string{"alice", "bob"} {
-		if _, err := os.Stat(filepath.Join(srv.home(who), "x.txt")); !errors.Is(err, os.ErrNotExist) {
+		if _, err := os.Stat(filepath.Join(srv.Home(who), "x.txt")); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("%s/x.txt exists (%v): the upload finished under another login", who, err)
 		}
 	}

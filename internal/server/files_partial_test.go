@@ -23,7 +23,7 @@ import (
 func leavePartial(t testing.TB, c *client.Client, name string, data []byte) error {
 	t.Helper()
 	ctx := context.Background()
-	if _, err := c.Call(ctx, "file", name, uint64(len(data)), sum256(data)); err != nil {
+	if _, err := c.Call(ctx, "file", name, uint64(len(data)), testenv.Sum256(data)); err != nil {
 		return err
 	}
 	vals, err := c.Call(ctx, "data", uint64(0), data[:1])
@@ -37,9 +37,9 @@ func leavePartial(t testing.TB, c *client.Client, name string, data []byte) erro
 func TestPartialUploadsAndDirectoriesCountAgainstTheFileQuota(t *testing.T) {
 	t.Parallel()
 	args := []string{"--quota-files", "10"}
-	srv := startFilesServer(t, args...)
+	srv := testenv.StartFilesServer(t, args...)
 	ctx := context.Background()
-	alice := srv.login("alice")
+	alice := srv.LoginAs("alice")
 	data := []byte("xy")
 	for i := range 10 {
 		if err := leavePartial(t, alice, fmt.Sprintf("p%d", i), data); err != nil {
@@ -48,15 +48,15 @@ func TestPartialUploadsAndDirectoriesCountAgainstTheFileQuota(t *testing.T) {
 	}
 	// The 11th upload ends the 10th, keeping it, and finds no file left.
 	err := leavePartial(t, alice, "p10", data)
-	wantFileCode(t, err, wire.CodeLimit, "an 11th partial upload with a 10-file quota")
-	wantFileCode(t, alice.Mkdir(ctx, "d", nil), wire.CodeLimit, "mkdir with 10 partial uploads and a 10-file quota")
+	testenv.WantCode(t, err, wire.CodeLimit, "an 11th partial upload with a 10-file quota")
+	testenv.WantCode(t, alice.Mkdir(ctx, "d", nil), wire.CodeLimit, "mkdir with 10 partial uploads and a 10-file quota")
 
 	parts, err := alice.ListPartials(ctx, nil)
 	if err != nil || len(parts) != 10 {
 		t.Fatalf("fpart ls = %d entries, %v; want 10", len(parts), err)
 	}
 	for i, p := range parts {
-		want := client.PartialUpload{Name: fmt.Sprintf("p%d", i), Size: 2, Have: 1, SHA256: sum256(data), MtimeMs: p.MtimeMs}
+		want := client.PartialUpload{Name: fmt.Sprintf("p%d", i), Size: 2, Have: 1, SHA256: testenv.Sum256(data), MtimeMs: p.MtimeMs}
 		if p.Name != want.Name || p.Size != 2 || p.Have != 1 || !bytes.Equal(p.SHA256, want.SHA256) || p.MtimeMs == 0 {
 			t.Errorf("fpart ls [%d] = %+v, want %+v", i, p, want)
 		}
@@ -69,11 +69,11 @@ func TestPartialUploadsAndDirectoriesCountAgainstTheFileQuota(t *testing.T) {
 	if err := alice.DiscardPartial(ctx, "p0", nil); err != nil {
 		t.Fatalf("fpart rm p0: %v", err)
 	}
-	wantFileCode(t, alice.DiscardPartial(ctx, "p0", nil), wire.CodeNotFound, "fpart rm p0 again")
+	testenv.WantCode(t, alice.DiscardPartial(ctx, "p0", nil), wire.CodeNotFound, "fpart rm p0 again")
 	if err := alice.Mkdir(ctx, "d", nil); err != nil {
 		t.Fatalf("mkdir after fpart rm: %v", err)
 	}
-	wantFileCode(t, alice.Mkdir(ctx, "e", nil), wire.CodeLimit, "mkdir with 9 partial uploads, 1 directory and a 10-file quota")
+	testenv.WantCode(t, alice.Mkdir(ctx, "e", nil), wire.CodeLimit, "mkdir with 9 partial uploads, 1 directory and a 10-file quota")
 	alice.Close()
 
 	// The same after a restart: the scan counts directories and partial uploads.
@@ -81,15 +81,15 @@ func TestPartialUploadsAndDirectoriesCountAgainstTheFileQuota(t *testing.T) {
 		t.Fatalf("stop: %v", err)
 	}
 	srv2 := testenv.Start(t, testenv.WithDataRoot(srv.DataRoot), testenv.WithArgs(args...))
-	alice = srv2.Login("alice", filePass("alice"))
-	wantFileCode(t, alice.Mkdir(ctx, "e", nil), wire.CodeLimit, "mkdir after a restart")
+	alice = srv2.Login("alice", testenv.FilePass("alice"))
+	testenv.WantCode(t, alice.Mkdir(ctx, "e", nil), wire.CodeLimit, "mkdir after a restart")
 	err = leavePartial(t, alice, "q", data)
-	wantFileCode(t, err, wire.CodeLimit, "a new upload after a restart")
+	testenv.WantCode(t, err, wire.CodeLimit, "a new upload after a restart")
 	if parts, err := alice.ListPartials(ctx, nil); err != nil || len(parts) != 9 || parts[0].Name != "p1" {
 		t.Fatalf("fpart ls after a restart = %+v, %v; want p1..p9", parts, err)
 	}
 	// A partial upload resumes where it stopped and then counts as the file.
-	if at, err := alice.Upload(ctx, bytes.NewReader(data), 2, sum256(data), "p1", nil); err != nil || at != 1 {
+	if at, err := alice.Upload(ctx, bytes.NewReader(data), 2, testenv.Sum256(data), "p1", nil); err != nil || at != 1 {
 		t.Fatalf("resume p1 = %d, %v; want resumed at 1", at, err)
 	}
 	if got := mustDownload(t, alice, "p1", nil); !bytes.Equal(got, data) {
@@ -105,9 +105,9 @@ func TestPartialUploadsAndDirectoriesCountAgainstTheFileQuota(t *testing.T) {
 
 func TestDirectoryDepthIsCapped(t *testing.T) {
 	t.Parallel()
-	srv := startFilesServer(t)
+	srv := testenv.StartFilesServer(t)
 	ctx := context.Background()
-	c := srv.login("alice")
+	c := srv.LoginAs("alice")
 	p := "d"
 	for depth := 1; depth <= 32; depth++ {
 		if err := c.Mkdir(ctx, p, nil); err != nil {
@@ -115,24 +115,24 @@ func TestDirectoryDepthIsCapped(t *testing.T) {
 		}
 		p += "/d"
 	}
-	wantFileCode(t, c.Mkdir(ctx, p, nil), wire.CodeLimit, "mkdir at depth 33")
-	_, err := c.Upload(ctx, bytes.NewReader([]byte("x")), 1, sum256([]byte("x")), p, nil)
-	wantFileCode(t, err, wire.CodeLimit, "upload at depth 33")
+	testenv.WantCode(t, c.Mkdir(ctx, p, nil), wire.CodeLimit, "mkdir at depth 33")
+	_, err := c.Upload(ctx, bytes.NewReader([]byte("x")), 1, testenv.Sum256([]byte("x")), p, nil)
+	testenv.WantCode(t, err, wire.CodeLimit, "upload at depth 33")
 	// Relative to a deep working directory, the depth is the same.
 	if _, err := c.Cd(ctx, strings.TrimSuffix(p, "/d"), nil); err != nil {
 		t.Fatal(err)
 	}
-	wantFileCode(t, c.Mkdir(ctx, "d", nil), wire.CodeLimit, "mkdir at depth 33 from a working directory")
-	_, err = c.Upload(ctx, bytes.NewReader([]byte("x")), 1, sum256([]byte("x")), "f", nil)
-	wantFileCode(t, err, wire.CodeLimit, "upload at depth 33 from a working directory")
+	testenv.WantCode(t, c.Mkdir(ctx, "d", nil), wire.CodeLimit, "mkdir at depth 33 from a working directory")
+	_, err = c.Upload(ctx, bytes.NewReader([]byte("x")), 1, testenv.Sum256([]byte("x")), "f", nil)
+	testenv.WantCode(t, err, wire.CodeLimit, "upload at depth 33 from a working directory")
 	mustUpload(t, c, "../f", []byte("x"), nil) // a file at depth 32
 }
 
 func TestFpartBadInputGetsOneERREach(t *testing.T) {
 	t.Parallel()
-	srv := startFilesServer(t)
+	srv := testenv.StartFilesServer(t)
 	ctx := context.Background()
-	alice, bob := srv.login("alice"), srv.login("bob")
+	alice, bob := srv.LoginAs("alice"), srv.LoginAs("bob")
 	if err := alice.Mkdir(ctx, "d", nil); err != nil {
 		t.Fatal(err)
 	}
@@ -176,17 +176,17 @@ func TestFpartBadInputGetsOneERREach(t *testing.T) {
 	for _, tc := range cases {
 		what := fmt.Sprintf("fpart %v", tc.args)
 		_, err := alice.Call(ctx, "fpart", tc.args...)
-		wantFileCode(t, err, tc.code, what)
+		testenv.WantCode(t, err, tc.code, what)
 		wantOneAnswer(t, alice, what)
 	}
 	// Text that is not UTF-8 is refused by the CBOR layer: ERR proto.
 	raw := []byte{0x83, 0x65, 'f', 'p', 'a', 'r', 't', 0x62, 'r', 'm', 0x62, 0xff, 0xfe}
 	_, err := alice.CallRaw(ctx, raw)
-	wantFileCode(t, err, proto, "fpart rm with a path that is not UTF-8")
+	testenv.WantCode(t, err, proto, "fpart rm with a path that is not UTF-8")
 	wantOneAnswer(t, alice, "fpart rm with a path that is not UTF-8")
 
 	// Nothing of bob's moved; the admin may see and discard it.
-	admin := srv.login(testenv.AdminName)
+	admin := srv.LoginAs(testenv.AdminName)
 	parts, err := admin.ListPartials(ctx, &client.FileOptions{As: "bob"})
 	if err != nil || len(parts) != 1 || parts[0].Name != "b" || parts[0].Have != 1 || parts[0].Size != 5 {
 		t.Fatalf("admin's fpart ls {as: bob} = %+v, %v; want b, 1 of 5 bytes", parts, err)
@@ -194,20 +194,20 @@ func TestFpartBadInputGetsOneERREach(t *testing.T) {
 	if err := admin.DiscardPartial(ctx, "b", &client.FileOptions{As: "bob"}); err != nil {
 		t.Fatalf("admin's fpart rm b {as: bob}: %v", err)
 	}
-	if temps := uploadTemps(t, srv.home("bob")); len(temps) != 0 {
+	if temps := uploadTemps(t, srv.Home("bob")); len(temps) != 0 {
 		t.Errorf("bob's home after fpart rm still holds %v", temps)
 	}
 }
 
 func TestFpartRmOfAnUploadInProgressIsConflict(t *testing.T) {
 	t.Parallel()
-	srv := startFilesServer(t)
+	srv := testenv.StartFilesServer(t)
 	ctx := context.Background()
-	writer, other := srv.login("alice"), srv.login("alice")
+	writer, other := srv.LoginAs("alice"), srv.LoginAs("alice")
 	if err := leavePartial(t, writer, "f", []byte("abc")); err != nil {
 		t.Fatal(err)
 	}
-	wantFileCode(t, other.DiscardPartial(ctx, "f", nil), wire.CodeConflict, "fpart rm while another connection writes it")
+	testenv.WantCode(t, other.DiscardPartial(ctx, "f", nil), wire.CodeConflict, "fpart rm while another connection writes it")
 	// The writer goes on undisturbed.
 	vals, err := writer.Call(ctx, "data", uint64(1), []byte("bc"))
 	if err != nil || len(vals) != 1 {
@@ -220,8 +220,8 @@ func TestFpartRmOfAnUploadInProgressIsConflict(t *testing.T) {
 
 func TestVcliFilePartialLsAndRm(t *testing.T) {
 	t.Parallel()
-	srv := startFilesServer(t)
-	c := srv.login("alice")
+	srv := testenv.StartFilesServer(t)
+	c := srv.LoginAs("alice")
 	data := []byte("0123456789")
 	if err := leavePartial(t, c, "half", data); err != nil {
 		t.Fatal(err)
@@ -230,8 +230,8 @@ func TestVcliFilePartialLsAndRm(t *testing.T) {
 	// The server keeps the upload once it has noticed the close.
 	var out, errOut string
 	var code int
-	err := retryWhileBusy(t, func() error {
-		out, errOut, code = srv.vcliAs("alice", "file", "partial", "ls")
+	err := testenv.RetryWhileBusy(t, func() error {
+		out, errOut, code = srv.VcliAs("alice", "file", "partial", "ls")
 		if code == 0 && !strings.Contains(out, "half") {
 			return client.ErrConflict // not kept yet
 		}
@@ -240,12 +240,12 @@ func TestVcliFilePartialLsAndRm(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantExit(t, "vcli file partial ls", code, 0, out, errOut)
+	testenv.WantExit(t, "vcli file partial ls", code, 0, out, errOut)
 	if f := strings.Fields(out); len(f) != 4 || f[0] != "1/10" || f[3] != "half" {
 		t.Errorf("vcli file partial ls = %q, want \"1/10  <date> <time>  half\"", out)
 	}
-	out, errOut, code = srv.vcliAs("alice", "--json", "file", "partial", "ls")
-	wantExit(t, "vcli --json file partial ls", code, 0, out, errOut)
+	out, errOut, code = srv.VcliAs("alice", "--json", "file", "partial", "ls")
+	testenv.WantExit(t, "vcli --json file partial ls", code, 0, out, errOut)
 	var doc struct {
 		OK       bool `json:"ok"`
 		Partials []struct {
@@ -257,22 +257,22 @@ func TestVcliFilePartialLsAndRm(t *testing.T) {
 	}
 	if err := json.Unmarshal([]byte(out), &doc); err != nil || !doc.OK || len(doc.Partials) != 1 ||
 		doc.Partials[0].Name != "half" || doc.Partials[0].Have != 1 || doc.Partials[0].Size != 10 ||
-		doc.Partials[0].SHA256 != hex.EncodeToString(sum256(data)) {
+		doc.Partials[0].SHA256 != hex.EncodeToString(testenv.Sum256(data)) {
 		t.Errorf("vcli --json file partial ls = %s (%v)", out, err)
 	}
-	out, errOut, code = srv.vcliAs("alice", "file", "partial", "rm", "half")
-	wantExit(t, "vcli file partial rm half", code, 0, out, errOut)
-	out, errOut, code = srv.vcliAs("alice", "file", "partial", "rm", "half")
-	wantExit(t, "vcli file partial rm half again", code, 1, out, errOut)
+	out, errOut, code = srv.VcliAs("alice", "file", "partial", "rm", "half")
+	testenv.WantExit(t, "vcli file partial rm half", code, 0, out, errOut)
+	out, errOut, code = srv.VcliAs("alice", "file", "partial", "rm", "half")
+	testenv.WantExit(t, "vcli file partial rm half again", code, 1, out, errOut)
 	if !strings.Contains(errOut, "notfound") {
 		t.Errorf("second rm: stderr %q, want the notfound code", errOut)
 	}
-	out, errOut, code = srv.vcliAs("alice", "file", "partial", "ls")
-	wantExit(t, "vcli file partial ls after rm", code, 0, out, errOut)
+	out, errOut, code = srv.VcliAs("alice", "file", "partial", "ls")
+	testenv.WantExit(t, "vcli file partial ls after rm", code, 0, out, errOut)
 	if out != "" {
 		t.Errorf("vcli file partial ls after rm = %q, want nothing", out)
 	}
-	if temps := uploadTemps(t, srv.home("alice")); len(temps) != 0 {
+	if temps := uploadTemps(t, srv.Home("alice")); len(temps) != 0 {
 		t.Errorf("alice's home after rm still holds %v", temps)
 	}
 }

@@ -3,7 +3,6 @@ package server_test
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,44 +11,9 @@ import (
 	"time"
 
 	"github.com/vserv/vserv/client"
+	"github.com/vserv/vserv/internal/testenv"
 	"github.com/vserv/vserv/internal/wire"
 )
-
-const chunkSize = 61440
-
-// startFput sends fput by hand and returns the offset the server answers,
-// leaving the data stream to the test.
-func startFput(t testing.TB, c *client.Client, name string, data []byte, opts ...any) int64 {
-	t.Helper()
-	args := append([]any{name, uint64(len(data)), sum256(data)}, opts...)
-	vals, err := c.Call(context.Background(), "fput", args...)
-	if err != nil {
-		t.Fatalf("fput %s: %v", name, err)
-	}
-	var off uint64
-	if len(vals) != 1 || wire.Unmarshal(vals[0], &off) != nil {
-		t.Fatalf("fput %s: reply %v, want OK <offset>", name, vals)
-	}
-	return int64(off)
-}
-
-// sendData writes the data messages for data[from:to] in chunks, without
-// reading anything back (the fput stream is not answered per message).
-func sendData(t testing.TB, c *client.Client, data []byte, from, to int64) {
-	t.Helper()
-	buf := make([]byte, wire.DataHeaderRoom+chunkSize)
-	for off := from; ; {
-		n := min(int64(chunkSize), to-off)
-		copy(buf[wire.DataHeaderRoom:], data[off:off+n])
-		if err := c.Conn().WriteMessage(wire.DataMessage(buf, uint64(off), int(n)), time.Now().Add(10*time.Second)); err != nil {
-			t.Fatalf("send data at %d: %v", off, err)
-		}
-		off += n
-		if off >= to {
-			return
-		}
-	}
-}
 
 // readAnswer reads one message and returns nil for OK or the ERR.
 func readAnswer(t testing.TB, c *client.Client) ([]wire.RawMessage, error) {
@@ -68,55 +32,40 @@ func readAnswer(t testing.TB, c *client.Client) ([]wire.RawMessage, error) {
 	return resp.Vals, nil
 }
 
-// retryWhileBusy repeats fn while the server still holds the interrupted
-// upload (ERR conflict until the old connection's goroutine has noticed the
-// close and kept the temporary file).
-func retryWhileBusy(t testing.TB, fn func() error) error {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		err := fn()
-		if !errors.Is(err, client.ErrConflict) || time.Now().After(deadline) {
-			return err
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func TestFileTransferCutMidwayThenResumedByteExact(t *testing.T) {
 	t.Parallel()
-	srv := startFilesServer(t)
+	srv := testenv.StartFilesServer(t)
 	ctx := context.Background()
-	data := fileBytes(20*chunkSize+1234, 7)
+	data := testenv.FileBytes(20*testenv.ChunkSize+1234, 7)
 	size := int64(len(data))
 	cases := []struct {
 		name       string
 		cut        func(t *testing.T, c *client.Client, name string) int64 // returns what the server holds
 		resumeWith string
 	}{
-		{"fput cut after 7 chunks, resumed with fput", cutFput(7), "fput"},
-		{"fput cut after 7 chunks, resumed with file+data", cutFput(7), "file"},
+		{"fput cut after 7 chunks, resumed with fput", testenv.CutFput(7), "fput"},
+		{"fput cut after 7 chunks, resumed with file+data", testenv.CutFput(7), "file"},
 		{"fput cut inside a frame, resumed with fput", cutFputInsideFrame(11), "fput"},
 		{"file+data cut after 5 chunks, resumed with file+data", cutFileData(5), "file"},
 		{"file+data cut after 5 chunks, resumed with fput", cutFileData(5), "fput"},
-		{"fput cut before any data, resumed with fput", cutFput(0), "fput"},
+		{"fput cut before any data, resumed with fput", testenv.CutFput(0), "fput"},
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			name := fmt.Sprintf("big-%d", i)
-			c := srv.login("alice")
+			c := srv.LoginAs("alice")
 			held := tc.cut(t, c, name)
 			c.Close()
-			other := srv.login("alice")
+			other := srv.LoginAs("alice")
 			// Nothing appears under the real name before the upload completes.
 			_, err := other.Stat(ctx, name, nil)
-			wantFileCode(t, err, wire.CodeNotFound, "stat of an interrupted upload")
+			testenv.WantCode(t, err, wire.CodeNotFound, "stat of an interrupted upload")
 			var resumedAt int64
-			err = retryWhileBusy(t, func() (err error) {
+			err = testenv.RetryWhileBusy(t, func() (err error) {
 				if tc.resumeWith == "fput" {
-					resumedAt, err = other.Upload(ctx, bytes.NewReader(data), size, sum256(data), name, nil)
+					resumedAt, err = other.Upload(ctx, bytes.NewReader(data), size, testenv.Sum256(data), name, nil)
 				} else {
-					resumedAt, err = other.ResumeUpload(ctx, bytes.NewReader(data), size, sum256(data), name, nil)
+					resumedAt, err = other.ResumeUpload(ctx, bytes.NewReader(data), size, testenv.Sum256(data), name, nil)
 				}
 				return err
 			})
@@ -129,40 +78,27 @@ func TestFileTransferCutMidwayThenResumedByteExact(t *testing.T) {
 			if got := mustDownload(t, other, name, nil); !bytes.Equal(got, data) {
 				t.Fatalf("resumed file differs from the original (%d bytes vs %d)", len(got), len(data))
 			}
-			if temps := uploadTemps(t, srv.home("alice")); len(temps) != 0 {
+			if temps := uploadTemps(t, srv.Home("alice")); len(temps) != 0 {
 				t.Errorf("temporary files left after the resumed upload: %v", temps)
 			}
 		})
 	}
 	// Another size or hash is another upload: it starts from 0.
-	c := srv.login("alice")
-	held := cutFput(3)(t, c, "changed")
+	c := srv.LoginAs("alice")
+	held := testenv.CutFput(3)(t, c, "changed")
 	c.Close()
-	if held != 3*chunkSize {
+	if held != 3*testenv.ChunkSize {
 		t.Fatalf("held %d", held)
 	}
-	other := srv.login("alice")
+	other := srv.LoginAs("alice")
 	changed := bytes.Clone(data)
 	changed[0] ^= 1
 	var resumedAt int64
-	if err := retryWhileBusy(t, func() (err error) {
-		resumedAt, err = other.Upload(ctx, bytes.NewReader(changed), size, sum256(changed), "changed", nil)
+	if err := testenv.RetryWhileBusy(t, func() (err error) {
+		resumedAt, err = other.Upload(ctx, bytes.NewReader(changed), size, testenv.Sum256(changed), "changed", nil)
 		return err
 	}); err != nil || resumedAt != 0 {
 		t.Fatalf("upload of other content to the same name resumed at %d (%v), want 0", resumedAt, err)
-	}
-}
-
-func cutFput(chunks int64) func(t *testing.T, c *client.Client, name string) int64 {
-	return func(t *testing.T, c *client.Client, name string) int64 {
-		data := fileBytes(20*chunkSize+1234, 7)
-		if off := startFput(t, c, name, data); off != 0 {
-			t.Fatalf("fresh fput answered offset %d", off)
-		}
-		if chunks > 0 {
-			sendData(t, c, data, 0, chunks*chunkSize)
-		}
-		return chunks * chunkSize
 	}
 }
 
@@ -170,7 +106,7 @@ func cutFput(chunks int64) func(t *testing.T, c *client.Client, name string) int
 // of its body: what the server keeps is the whole chunks.
 func cutFputInsideFrame(chunks int64) func(t *testing.T, c *client.Client, name string) int64 {
 	return func(t *testing.T, c *client.Client, name string) int64 {
-		held := cutFput(chunks)(t, c, name)
+		held := testenv.CutFput(chunks)(t, c, name)
 		if err := c.Conn().WriteRaw(append([]byte{0, 0, 0xff, 0xff}, make([]byte, 1000)...)); err != nil {
 			t.Fatal(err)
 		}
@@ -180,54 +116,54 @@ func cutFputInsideFrame(chunks int64) func(t *testing.T, c *client.Client, name 
 
 func cutFileData(chunks int64) func(t *testing.T, c *client.Client, name string) int64 {
 	return func(t *testing.T, c *client.Client, name string) int64 {
-		data := fileBytes(20*chunkSize+1234, 7)
+		data := testenv.FileBytes(20*testenv.ChunkSize+1234, 7)
 		ctx := context.Background()
-		if _, err := c.Call(ctx, "file", name, uint64(len(data)), sum256(data)); err != nil {
+		if _, err := c.Call(ctx, "file", name, uint64(len(data)), testenv.Sum256(data)); err != nil {
 			t.Fatal(err)
 		}
 		for i := range chunks {
-			off := i * chunkSize
-			vals, err := c.Call(ctx, "data", uint64(off), data[off:off+chunkSize])
+			off := i * testenv.ChunkSize
+			vals, err := c.Call(ctx, "data", uint64(off), data[off:off+testenv.ChunkSize])
 			var next uint64
-			if err != nil || wire.Unmarshal(vals[0], &next) != nil || next != uint64(off+chunkSize) {
+			if err != nil || wire.Unmarshal(vals[0], &next) != nil || next != uint64(off+testenv.ChunkSize) {
 				t.Fatalf("data at %d: %v %v", off, vals, err)
 			}
 		}
-		return chunks * chunkSize
+		return chunks * testenv.ChunkSize
 	}
 }
 
 func TestFileTwoUploadsToOneName(t *testing.T) {
 	t.Parallel()
-	srv := startFilesServer(t)
+	srv := testenv.StartFilesServer(t)
 	ctx := context.Background()
-	a, b := fileBytes(3*chunkSize+5, 1), fileBytes(2*chunkSize+9, 2)
+	a, b := testenv.FileBytes(3*testenv.ChunkSize+5, 1), testenv.FileBytes(2*testenv.ChunkSize+9, 2)
 
 	// Different contents, interleaved: both are accepted at the start; the
 	// first to finish wins, the other finds the name taken.
-	c1, c2 := srv.login("alice"), srv.login("alice")
-	startFput(t, c1, "same", a)
-	startFput(t, c2, "same", b)
-	sendData(t, c1, a, 0, chunkSize)
-	sendData(t, c2, b, 0, chunkSize)
-	sendData(t, c2, b, chunkSize, int64(len(b)))
+	c1, c2 := srv.LoginAs("alice"), srv.LoginAs("alice")
+	testenv.StartFput(t, c1, "same", a)
+	testenv.StartFput(t, c2, "same", b)
+	testenv.SendData(t, c1, a, 0, testenv.ChunkSize)
+	testenv.SendData(t, c2, b, 0, testenv.ChunkSize)
+	testenv.SendData(t, c2, b, testenv.ChunkSize, int64(len(b)))
 	if _, err := readAnswer(t, c2); err != nil {
 		t.Fatalf("second upload, finished first: %v", err)
 	}
-	sendData(t, c1, a, chunkSize, int64(len(a)))
+	testenv.SendData(t, c1, a, testenv.ChunkSize, int64(len(a)))
 	_, err := readAnswer(t, c1)
-	wantFileCode(t, err, wire.CodeExists, "the upload that finished second")
+	testenv.WantCode(t, err, wire.CodeExists, "the upload that finished second")
 	if got := mustDownload(t, c1, "same", nil); !bytes.Equal(got, b) {
 		t.Fatal("the file is not the upload that finished first")
 	}
 
 	// The same content twice at once: the second is ERR conflict while the
 	// first runs (they would share the temporary file).
-	startFput(t, c1, "twin", a)
-	sendData(t, c1, a, 0, chunkSize)
-	_, err = c2.Call(ctx, "fput", "twin", uint64(len(a)), sum256(a))
-	wantFileCode(t, err, wire.CodeConflict, "the same upload while it runs")
-	sendData(t, c1, a, chunkSize, int64(len(a)))
+	testenv.StartFput(t, c1, "twin", a)
+	testenv.SendData(t, c1, a, 0, testenv.ChunkSize)
+	_, err = c2.Call(ctx, "fput", "twin", uint64(len(a)), testenv.Sum256(a))
+	testenv.WantCode(t, err, wire.CodeConflict, "the same upload while it runs")
+	testenv.SendData(t, c1, a, testenv.ChunkSize, int64(len(a)))
 	if _, err := readAnswer(t, c1); err != nil {
 		t.Fatal(err)
 	}
@@ -239,10 +175,10 @@ func TestFileTwoUploadsToOneName(t *testing.T) {
 	var wg sync.WaitGroup
 	errs := make([]error, n)
 	for i := range n {
-		contents[i] = fileBytes(4*chunkSize+i, uint64(10+i))
-		c := srv.login("alice")
+		contents[i] = testenv.FileBytes(4*testenv.ChunkSize+i, uint64(10+i))
+		c := srv.LoginAs("alice")
 		wg.Go(func() {
-			_, errs[i] = c.Upload(ctx, bytes.NewReader(contents[i]), int64(len(contents[i])), sum256(contents[i]), "raced", &client.UploadOptions{Force: true})
+			_, errs[i] = c.Upload(ctx, bytes.NewReader(contents[i]), int64(len(contents[i])), testenv.Sum256(contents[i]), "raced", &client.UploadOptions{Force: true})
 		})
 	}
 	wg.Wait()
@@ -259,10 +195,10 @@ func TestFileTwoUploadsToOneName(t *testing.T) {
 	if !whole {
 		t.Errorf("after %d concurrent uploads the file (%d bytes) is none of them", n, len(got))
 	}
-	if temps := uploadTemps(t, srv.home("alice")); len(temps) != 0 {
+	if temps := uploadTemps(t, srv.Home("alice")); len(temps) != 0 {
 		t.Errorf("temporary files left: %v", temps)
 	}
-	if _, err := os.Stat(filepath.Join(srv.home("alice"), "raced~")); err == nil {
+	if _, err := os.Stat(filepath.Join(srv.Home("alice"), "raced~")); err == nil {
 		t.Error("a backup appeared without backup")
 	}
 }

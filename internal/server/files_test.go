@@ -12,18 +12,19 @@ import (
 	"time"
 
 	"github.com/vserv/vserv/client"
+	"github.com/vserv/vserv/internal/testenv"
 	"github.com/vserv/vserv/internal/wire"
 )
 
 func TestFileRoundTripAtChunkBoundaries(t *testing.T) {
 	t.Parallel()
-	srv := startFilesServer(t)
-	c := srv.login("alice")
+	srv := testenv.StartFilesServer(t)
+	c := srv.LoginAs("alice")
 	for _, n := range []int{0, 1, 61439, 61440, 61441, 2*61440 + 7, 1<<20 + 3} {
-		data := fileBytes(n, 1)
+		data := testenv.FileBytes(n, 1)
 		name := "f" + string(rune('a'+n%26)) + "-" + time.Duration(n).String()
 		mustUpload(t, c, name, data, nil)
-		onDisk, err := os.ReadFile(filepath.Join(srv.home("alice"), name))
+		onDisk, err := os.ReadFile(filepath.Join(srv.Home("alice"), name))
 		if err != nil || !bytes.Equal(onDisk, data) {
 			t.Fatalf("%d bytes: file on disk differs (%d bytes, err %v)", n, len(onDisk), err)
 		}
@@ -35,15 +36,15 @@ func TestFileRoundTripAtChunkBoundaries(t *testing.T) {
 			t.Fatalf("%d bytes: stat = %+v, %v", n, fi, err)
 		}
 	}
-	if temps := uploadTemps(t, srv.home("alice")); len(temps) != 0 {
+	if temps := uploadTemps(t, srv.Home("alice")); len(temps) != 0 {
 		t.Errorf("temporary files left: %v", temps)
 	}
 }
 
 func TestFileSmallChunksBothWays(t *testing.T) {
 	t.Parallel()
-	srv := startFilesServer(t)
-	c := srv.login("alice")
+	srv := testenv.StartFilesServer(t)
+	c := srv.LoginAs("alice")
 	ctx := context.Background()
 	if n, err := c.ChunkSize(ctx); err != nil || n != 61440 {
 		t.Fatalf("default buff = %d, %v; want 61440", n, err)
@@ -51,9 +52,9 @@ func TestFileSmallChunksBothWays(t *testing.T) {
 	if n, err := c.SetChunk(ctx, 1000); err != nil || n != 1000 {
 		t.Fatalf("buff 1000 = %d, %v", n, err)
 	}
-	data := fileBytes(10_500, 2)
+	data := testenv.FileBytes(10_500, 2)
 	var steps []int64
-	_, err := c.Upload(ctx, bytes.NewReader(data), int64(len(data)), sum256(data), "small", &client.UploadOptions{
+	_, err := c.Upload(ctx, bytes.NewReader(data), int64(len(data)), testenv.Sum256(data), "small", &client.UploadOptions{
 		Progress: func(done, total int64) { steps = append(steps, done) },
 	})
 	if err != nil {
@@ -74,8 +75,8 @@ func TestFileSmallChunksBothWays(t *testing.T) {
 
 func TestFileNonASCIINamesRoundTrip(t *testing.T) {
 	t.Parallel()
-	srv := startFilesServer(t)
-	c := srv.login("bob")
+	srv := testenv.StartFilesServer(t)
+	c := srv.LoginAs("bob")
 	ctx := context.Background()
 	dirs := []string{"Привет", "مرحبا", "日本語"}
 	files := []string{"José.txt", "Привет/файл.txt", "مرحبا/ملف.txt", "日本語/ファイル 1.txt", "emoji-😀.bin", "Zürich ßtraße"}
@@ -85,12 +86,12 @@ func TestFileNonASCIINamesRoundTrip(t *testing.T) {
 		}
 	}
 	for i, f := range files {
-		data := fileBytes(100+i, uint64(i))
+		data := testenv.FileBytes(100+i, uint64(i))
 		mustUpload(t, c, f, data, nil)
 		if got := mustDownload(t, c, f, nil); !bytes.Equal(got, data) {
 			t.Errorf("%q: downloaded content differs", f)
 		}
-		if _, err := os.Stat(filepath.Join(srv.home("bob"), f)); err != nil {
+		if _, err := os.Stat(filepath.Join(srv.Home("bob"), f)); err != nil {
 			t.Errorf("%q is not on disk under the same name: %v", f, err)
 		}
 	}
@@ -121,8 +122,8 @@ func TestFileNonASCIINamesRoundTrip(t *testing.T) {
 
 func TestCdThenEveryRelativeCommand(t *testing.T) {
 	t.Parallel()
-	srv := startFilesServer(t)
-	c := srv.login("alice")
+	srv := testenv.StartFilesServer(t)
+	c := srv.LoginAs("alice")
 	ctx := context.Background()
 	for _, d := range []string{"a", "a/b"} {
 		if err := c.Mkdir(ctx, d, nil); err != nil {
@@ -136,9 +137,9 @@ func TestCdThenEveryRelativeCommand(t *testing.T) {
 		t.Fatalf("cd b from a = %q, %v", cwd, err)
 	}
 	// pyvserv broke every relative command after one cd: run each of them.
-	data := fileBytes(5000, 3)
+	data := testenv.FileBytes(5000, 3)
 	mustUpload(t, c, "x", data, nil)
-	if _, err := os.Stat(filepath.Join(srv.home("alice"), "a", "b", "x")); err != nil {
+	if _, err := os.Stat(filepath.Join(srv.Home("alice"), "a", "b", "x")); err != nil {
 		t.Fatalf("fput after cd did not land in a/b: %v", err)
 	}
 	if got := mustDownload(t, c, "x", nil); !bytes.Equal(got, data) {
@@ -159,7 +160,7 @@ func TestCdThenEveryRelativeCommand(t *testing.T) {
 	if got, err := c.ListFiles(ctx, "../..", nil); err != nil || !slices.Equal(listNames(got), []string{"a/"}) {
 		t.Fatalf("ls ../.. from a/b = %q, %v", listNames(got), err)
 	}
-	if _, err := c.ResumeUpload(ctx, bytes.NewReader(data), 5000, sum256(data), "y", nil); err != nil {
+	if _, err := c.ResumeUpload(ctx, bytes.NewReader(data), 5000, testenv.Sum256(data), "y", nil); err != nil {
 		t.Fatalf("file+data after cd: %v", err)
 	}
 	if err := c.Rmdir(ctx, "c", nil); err != nil {
@@ -173,11 +174,11 @@ func TestCdThenEveryRelativeCommand(t *testing.T) {
 	}
 	// A failed cd leaves the working directory where it was.
 	_, err := c.Cd(ctx, "nowhere", nil)
-	wantFileCode(t, err, wire.CodeNotFound, "cd nowhere")
+	testenv.WantCode(t, err, wire.CodeNotFound, "cd nowhere")
 	_, err = c.Cd(ctx, "y", nil)
-	wantFileCode(t, err, wire.CodeInvalid, "cd to a file")
+	testenv.WantCode(t, err, wire.CodeInvalid, "cd to a file")
 	_, err = c.Cd(ctx, "../../..", nil)
-	wantFileCode(t, err, wire.CodePerm, "cd above the home")
+	testenv.WantCode(t, err, wire.CodePerm, "cd above the home")
 	if cwd, err := c.Pwd(ctx, nil); err != nil || cwd != "a/b" {
 		t.Fatalf("pwd after failed cds = %q, %v; want a/b", cwd, err)
 	}
@@ -185,7 +186,7 @@ func TestCdThenEveryRelativeCommand(t *testing.T) {
 		t.Fatalf("cd ../.. = %q, %v; want the top", cwd, err)
 	}
 	// The working directory belongs to the connection.
-	other := srv.login("alice")
+	other := srv.LoginAs("alice")
 	if cwd, err := other.Pwd(ctx, nil); err != nil || cwd != "" {
 		t.Errorf("a second connection's pwd = %q, %v; want the top", cwd, err)
 	}
@@ -193,13 +194,13 @@ func TestCdThenEveryRelativeCommand(t *testing.T) {
 
 func TestFileOverwriteNeedsForceAndBackupKeepsTheOldOne(t *testing.T) {
 	t.Parallel()
-	srv := startFilesServer(t)
-	c := srv.login("alice")
+	srv := testenv.StartFilesServer(t)
+	c := srv.LoginAs("alice")
 	ctx := context.Background()
-	v1, v2, v3 := fileBytes(300, 1), fileBytes(400, 2), fileBytes(500, 3)
+	v1, v2, v3 := testenv.FileBytes(300, 1), testenv.FileBytes(400, 2), testenv.FileBytes(500, 3)
 	mustUpload(t, c, "doc", v1, nil)
-	_, err := c.Upload(ctx, bytes.NewReader(v2), 400, sum256(v2), "doc", nil)
-	wantFileCode(t, err, wire.CodeExists, "fput onto an existing file without force")
+	_, err := c.Upload(ctx, bytes.NewReader(v2), 400, testenv.Sum256(v2), "doc", nil)
+	testenv.WantCode(t, err, wire.CodeExists, "fput onto an existing file without force")
 	if got := mustDownload(t, c, "doc", nil); !bytes.Equal(got, v1) {
 		t.Fatal("a refused overwrite changed the file")
 	}
@@ -218,25 +219,25 @@ func TestFileOverwriteNeedsForceAndBackupKeepsTheOldOne(t *testing.T) {
 		t.Fatal("backup doc~ does not hold the replaced version")
 	}
 	// A wrong hash is refused at the end and leaves nothing.
-	_, err = c.Upload(ctx, bytes.NewReader(v1), 300, sum256(v2), "other", nil)
-	wantFileCode(t, err, wire.CodeInvalid, "fput with a wrong sha256")
+	_, err = c.Upload(ctx, bytes.NewReader(v1), 300, testenv.Sum256(v2), "other", nil)
+	testenv.WantCode(t, err, wire.CodeInvalid, "fput with a wrong sha256")
 	if _, err := c.Stat(ctx, "other", nil); err == nil {
 		t.Error("an upload with a wrong hash appeared")
 	}
-	if temps := uploadTemps(t, srv.home("alice")); len(temps) != 0 {
+	if temps := uploadTemps(t, srv.Home("alice")); len(temps) != 0 {
 		t.Errorf("temporary files left: %v", temps)
 	}
 }
 
 func TestStatAndListReplyShapes(t *testing.T) {
 	t.Parallel()
-	srv := startFilesServer(t)
-	c := srv.login("alice")
+	srv := testenv.StartFilesServer(t)
+	c := srv.LoginAs("alice")
 	ctx := context.Background()
 	if err := c.Mkdir(ctx, "d", nil); err != nil {
 		t.Fatal(err)
 	}
-	mustUpload(t, c, "d/f", fileBytes(42, 4), nil)
+	mustUpload(t, c, "d/f", testenv.FileBytes(42, 4), nil)
 	before := uint64(time.Now().Add(-time.Minute).UnixMilli())
 	vals, err := c.Call(ctx, "stat", "d/f")
 	if err != nil {
@@ -276,19 +277,19 @@ func TestStatAndListReplyShapes(t *testing.T) {
 // stays usable after both.
 func TestFileDownloadChecksAndReportsFailures(t *testing.T) {
 	t.Parallel()
-	srv := startFilesServer(t)
+	srv := testenv.StartFilesServer(t)
 	ctx := context.Background()
-	c := srv.login("alice")
-	data := fileBytes(3*chunkSize, 11)
+	c := srv.LoginAs("alice")
+	data := testenv.FileBytes(3*testenv.ChunkSize, 11)
 	mustUpload(t, c, "f", data, nil)
 	// Changed behind the server's back with inode, size and mtime kept: the
 	// server announces the hash its upload checked, the bytes differ.
-	p := filepath.Join(srv.home("alice"), "f")
+	p := filepath.Join(srv.Home("alice"), "f")
 	fi, err := os.Stat(p)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(p, fileBytes(3*chunkSize, 12), 0o600); err != nil {
+	if err := os.WriteFile(p, testenv.FileBytes(3*testenv.ChunkSize, 12), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Chtimes(p, fi.ModTime(), fi.ModTime()); err != nil {
@@ -308,36 +309,36 @@ func TestFileDownloadChecksAndReportsFailures(t *testing.T) {
 	_, err = c.Download(ctx, "big", io.Discard, &client.DownloadOptions{Progress: func(done, total int64) {
 		if !cut {
 			cut = true
-			if err := os.Truncate(filepath.Join(srv.home("alice"), "big"), 1<<20); err != nil {
+			if err := os.Truncate(filepath.Join(srv.Home("alice"), "big"), 1<<20); err != nil {
 				t.Error(err)
 			}
 		}
 	}})
-	wantFileCode(t, err, wire.CodeInternal, "download of a file cut short while it is sent")
+	testenv.WantCode(t, err, wire.CodeInternal, "download of a file cut short while it is sent")
 	wantOneAnswer(t, c, "after a download cut short")
 }
 
 func TestFileDownloadResumesFromWhatTheClientHolds(t *testing.T) {
 	t.Parallel()
-	srv := startFilesServer(t)
+	srv := testenv.StartFilesServer(t)
 	ctx := context.Background()
-	c := srv.login("alice")
-	data := fileBytes(3*chunkSize+99, 13)
+	c := srv.LoginAs("alice")
+	data := testenv.FileBytes(3*testenv.ChunkSize+99, 13)
 	mustUpload(t, c, "f", data, nil)
-	for _, held := range []int{0, 1, chunkSize, 2*chunkSize + 5, len(data)} {
+	for _, held := range []int{0, 1, testenv.ChunkSize, 2*testenv.ChunkSize + 5, len(data)} {
 		var rest bytes.Buffer
 		n, err := c.Download(ctx, "f", &rest, &client.DownloadOptions{Resume: bytes.NewReader(data[:held])})
 		if err != nil || n != int64(len(data)) || !bytes.Equal(rest.Bytes(), data[held:]) {
 			t.Fatalf("resume from %d: size %d, %d bytes received, equal %v, err %v", held, n, rest.Len(), bytes.Equal(rest.Bytes(), data[held:]), err)
 		}
 	}
-	wrong := bytes.Clone(data[:chunkSize])
+	wrong := bytes.Clone(data[:testenv.ChunkSize])
 	wrong[0] ^= 1
 	_, err := c.Download(ctx, "f", io.Discard, &client.DownloadOptions{Resume: bytes.NewReader(wrong)})
 	if !errors.Is(err, client.ErrChecksum) {
 		t.Fatalf("resume with a wrong prefix: err = %v, want ErrChecksum", err)
 	}
 	_, err = c.Download(ctx, "f", io.Discard, &client.DownloadOptions{Resume: bytes.NewReader(append(bytes.Clone(data), 0))})
-	wantFileCode(t, err, wire.CodeInvalid, "resume with more bytes than the file has")
+	testenv.WantCode(t, err, wire.CodeInvalid, "resume with more bytes than the file has")
 	wantOneAnswer(t, c, "after the resumed downloads")
 }

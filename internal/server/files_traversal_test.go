@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/vserv/vserv/client"
+	"github.com/vserv/vserv/internal/testenv"
 	"github.com/vserv/vserv/internal/wire"
 )
 
@@ -17,8 +18,8 @@ var fileCommandCalls = []struct {
 	name string
 	args func(p string) []any
 }{
-	{"fput", func(p string) []any { return []any{p, uint64(3), sum256([]byte("abc"))} }},
-	{"file", func(p string) []any { return []any{p, uint64(3), sum256([]byte("abc"))} }},
+	{"fput", func(p string) []any { return []any{p, uint64(3), testenv.Sum256([]byte("abc"))} }},
+	{"file", func(p string) []any { return []any{p, uint64(3), testenv.Sum256([]byte("abc"))} }},
 	{"fget", func(p string) []any { return []any{p} }},
 	{"fget at an offset", func(p string) []any { return []any{p, uint64(1)} }},
 	{"del", func(p string) []any { return []any{p} }},
@@ -42,7 +43,7 @@ func commandOf(name string) string {
 // proves that each is ERR perm and that nothing anywhere changed on disk.
 func TestFileTraversalMatrix(t *testing.T) {
 	t.Parallel()
-	srv := startFilesServer(t)
+	srv := testenv.StartFilesServer(t)
 	ctx := context.Background()
 	outside := filepath.Join(t.TempDir(), "outside")
 	if err := os.MkdirAll(filepath.Join(outside, "dir"), 0o700); err != nil {
@@ -52,21 +53,21 @@ func TestFileTraversalMatrix(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, u := range []string{"bob", "bobby"} {
-		c := srv.login(u)
+		c := srv.LoginAs(u)
 		mustUpload(t, c, "secret.txt", []byte(u+"'s secret"), nil)
 		if err := c.Mkdir(ctx, "dir", nil); err != nil {
 			t.Fatal(err)
 		}
 		c.Close()
 	}
-	alice := srv.login("alice")
+	alice := srv.LoginAs("alice")
 	mustUpload(t, alice, "own.txt", []byte("alice's file"), nil)
 	if err := alice.Mkdir(ctx, "sub", nil); err != nil {
 		t.Fatal(err)
 	}
 	// Links planted on disk by someone with shell access, as pyvserv's
 	// tests did: out of the data directory, and into sibling homes.
-	aliceHome, bobHome := srv.home("alice"), srv.home("bob")
+	aliceHome, bobHome := srv.Home("alice"), srv.Home("bob")
 	links := map[string]string{
 		"out":       outside,
 		"outfile":   filepath.Join(outside, "passwd"),
@@ -99,7 +100,7 @@ func TestFileTraversalMatrix(t *testing.T) {
 		for _, cmd := range fileCommandCalls {
 			for _, p := range paths {
 				_, err := alice.Call(ctx, commandOf(cmd.name), cmd.args(p)...)
-				wantFileCode(t, err, wire.CodePerm, where+": "+cmd.name+" "+p)
+				testenv.WantCode(t, err, wire.CodePerm, where+": "+cmd.name+" "+p)
 			}
 		}
 	}
@@ -112,9 +113,9 @@ func TestFileTraversalMatrix(t *testing.T) {
 	// A link loop is refused without hanging; a link inside the home that
 	// leads nowhere is simply not found.
 	_, err := alice.Stat(ctx, "loop1", nil)
-	wantFileCode(t, err, wire.CodePerm, "stat of a link loop")
+	testenv.WantCode(t, err, wire.CodePerm, "stat of a link loop")
 	_, err = alice.Stat(ctx, "../dangling", nil)
-	wantFileCode(t, err, wire.CodeNotFound, "stat of a dangling link")
+	testenv.WantCode(t, err, wire.CodeNotFound, "stat of a dangling link")
 	if cwd, err := alice.Pwd(ctx, nil); err != nil || cwd != "sub" {
 		t.Fatalf("pwd after the matrix = %q, %v; want sub", cwd, err)
 	}
@@ -139,27 +140,27 @@ func TestFileTraversalMatrix(t *testing.T) {
 // prefix of "bobby", and user ab could read and delete abc's files.
 func TestFileBobCannotReachBobby(t *testing.T) {
 	t.Parallel()
-	srv := startFilesServer(t)
+	srv := testenv.StartFilesServer(t)
 	ctx := context.Background()
-	bobby := srv.login("bobby")
+	bobby := srv.LoginAs("bobby")
 	mustUpload(t, bobby, "x", []byte("bobby's"), nil)
-	bob := srv.login("bob")
+	bob := srv.LoginAs("bob")
 	mustUpload(t, bob, "mine", []byte("bob's"), nil)
-	if err := os.Symlink("../bobby", filepath.Join(srv.home("bob"), "b2")); err != nil {
+	if err := os.Symlink("../bobby", filepath.Join(srv.Home("bob"), "b2")); err != nil {
 		t.Fatal(err)
 	}
-	before := diskSnapshot(t, srv.home("bobby"))
+	before := diskSnapshot(t, srv.Home("bobby"))
 	for _, p := range []string{"../bobby/x", "../bobby", "b2/x", "b2", "../bob/../bobby/x", "../bobbyx", "/../bobby/x"} {
 		for _, cmd := range fileCommandCalls {
 			_, err := bob.Call(ctx, commandOf(cmd.name), cmd.args(p)...)
-			wantFileCode(t, err, wire.CodePerm, "bob: "+cmd.name+" "+p)
+			testenv.WantCode(t, err, wire.CodePerm, "bob: "+cmd.name+" "+p)
 		}
 	}
-	sameDisk(t, "bobby's home", before, diskSnapshot(t, srv.home("bobby")))
+	sameDisk(t, "bobby's home", before, diskSnapshot(t, srv.Home("bobby")))
 	got, err := bob.ListFiles(ctx, "", nil)
 	if err != nil || !slices.Equal(listNames(got), []string{"mine"}) {
 		t.Errorf("bob's ls = %q, %v; want only his own file", listNames(got), err)
 	}
 	_, err = bob.Download(ctx, "x", nil, &client.DownloadOptions{})
-	wantFileCode(t, err, wire.CodeNotFound, "bob fget x (bobby's name, in bob's home)")
+	testenv.WantCode(t, err, wire.CodeNotFound, "bob fget x (bobby's name, in bob's home)")
 }

@@ -7,17 +7,18 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/vserv/vserv/internal/testenv"
 	"github.com/vserv/vserv/internal/wire"
 )
 
 // A deleted account's files do not pass to a new account of the same name:
 // udel retires the home into <dataroot>/deleted-homes.
 func TestUdelRetiresTheHomeSoANewAccountOfTheSameNameStartsEmpty(t *testing.T) {
-	srv := startFilesServer(t)
+	srv := testenv.StartFilesServer(t)
 	ctx := context.Background()
-	bob := srv.login("bob")
+	bob := srv.LoginAs("bob")
 	secret := []byte("bob's private note")
-	if _, err := bob.Call(ctx, "file", "secret.txt", uint64(len(secret)), sum256(secret)); err != nil {
+	if _, err := bob.Call(ctx, "file", "secret.txt", uint64(len(secret)), testenv.Sum256(secret)); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := bob.Call(ctx, "data", uint64(0), secret); err != nil {

@@ -22,19 +22,6 @@ import (
 // replies, hand-built CBOR and frames, raw connections and a TCP proxy that
 // can record, corrupt or rewrite what passes through it.
 
-// wantCode fails unless err is an ERR reply with the given code.
-func wantCode(t testing.TB, err error, code wire.Code, what string) *wire.Error {
-	t.Helper()
-	var we *wire.Error
-	if !errors.As(err, &we) {
-		t.Fatalf("%s: err = %v, want ERR %s", what, err, code)
-	}
-	if we.Code != code {
-		t.Fatalf("%s: ERR %s %q, want ERR %s", what, we.Code, we.Text, code)
-	}
-	return we
-}
-
 // wantConnError fails unless err is a transport failure: not nil and not an
 // ERR reply, which is what a caller sees when the server closed the
 // connection.
@@ -419,19 +406,6 @@ func readClearMessage(r io.Reader) (msg, raw []byte, err error) {
 	}
 }
 
-// waitLog waits until the server's stderr contains s: the log reaches the
-// test through a pipe, a little after the event.
-func waitLog(t testing.TB, srv *testenv.Server, s string) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(srv.Stderr(), s) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the server log does not show %q; stderr:\n%s", s, srv.Stderr())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // flushLog makes the server log an event now and waits for it, so that
 // everything logged before is in srv.Stderr(). It costs one failed login for
 // an account that does not exist.
@@ -443,5 +417,5 @@ func flushLog(t testing.TB, srv *testenv.Server) {
 	if _, err := c.Login(context.Background(), marker, "x"); err == nil {
 		t.Fatalf("login as %s succeeded", marker)
 	}
-	waitLog(t, srv, "account="+marker)
+	testenv.WaitLog(t, srv, "account="+marker)
 }

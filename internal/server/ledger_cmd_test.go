@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/vserv/vserv/client"
+	"github.com/vserv/vserv/internal/testenv"
 	"github.com/vserv/vserv/internal/wire"
 	"github.com/vserv/vserv/verify"
 )
@@ -25,22 +26,22 @@ func entryRecord(t testing.TB, b []byte) (*verify.Entry, []byte) {
 }
 
 func TestLedgerReadCommandsAnswerWhatWasPut(t *testing.T) {
-	e := newLedgerEnv(t, []string{"t"})
-	ctx := e.ctx
-	recs := numbered(t, "r", 0, 5)
+	e := testenv.NewLedgerEnv(t, []string{"t"})
+	ctx := e.Ctx
+	recs := testenv.Numbered(t, "r", 0, 5)
 	ids := make([]string, len(recs))
 	for i, r := range recs {
-		ids[i] = recordID(t, r)
+		ids[i] = testenv.RecordID(t, r)
 	}
-	first := put(t, e.admin, "t", true, recs[0])
-	rest := put(t, e.admin, "t", true, recs[1:]...)
+	first := testenv.Put(t, e.Admin, "t", true, recs[0])
+	rest := testenv.Put(t, e.Admin, "t", true, recs[1:]...)
 	results := append(first, rest...)
 	for i, r := range results {
 		if r.ID != ids[i] || r.Seq != uint64(i) || len(r.Leaf) != 32 || r.Receipt == "" {
 			t.Fatalf("rput result %d = %+v, want id %s seq %d, a 32-byte leaf and a receipt", i, r, ids[i], i)
 		}
 	}
-	anon := e.srv.Dial() // a public chain needs no login
+	anon := e.Srv.Dial() // a public chain needs no login
 
 	t.Run("rget", func(t *testing.T) {
 		b, err := anon.GetRecord(ctx, "t", ids[2])
@@ -53,7 +54,7 @@ func TestLedgerReadCommandsAnswerWhatWasPut(t *testing.T) {
 			t.Errorf("rget %s: seq %d, record equal %v, leaf equal %v; want seq 2, the record as sent and the rput leaf",
 				ids[2], entry.Seq, bytes.Equal(rec, recs[2]), bytes.Equal(leaf[:], results[2].Leaf))
 		}
-		missing := newID()
+		missing := testenv.NewID()
 		es, err := anon.GetRecords(ctx, "t", []string{ids[4], missing, ids[0]})
 		if err != nil {
 			t.Fatal(err)
@@ -67,7 +68,7 @@ func TestLedgerReadCommandsAnswerWhatWasPut(t *testing.T) {
 			}
 		}
 		_, err = anon.GetRecord(ctx, "t", missing)
-		wantCode(t, err, wire.CodeNotFound, "rget of one missing id")
+		testenv.WantCode(t, err, wire.CodeNotFound, "rget of one missing id")
 	})
 
 	t.Run("rabs", func(t *testing.T) {
@@ -95,12 +96,12 @@ func TestLedgerReadCommandsAnswerWhatWasPut(t *testing.T) {
 		}
 		for _, s := range []int64{5, -6} {
 			_, err := anon.AbsRecord(ctx, "t", s)
-			wantCode(t, err, wire.CodeNotFound, "rabs of one missing seq")
+			testenv.WantCode(t, err, wire.CodeNotFound, "rabs of one missing seq")
 		}
 	})
 
 	t.Run("rhave rsize", func(t *testing.T) {
-		have, err := anon.HaveRecords(ctx, "t", []string{ids[0], newID(), ids[4]})
+		have, err := anon.HaveRecords(ctx, "t", []string{ids[0], testenv.NewID(), ids[4]})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -115,7 +116,7 @@ func TestLedgerReadCommandsAnswerWhatWasPut(t *testing.T) {
 		if err := wire.Unmarshal(one[0], &got); err != nil || !slices.Equal(got, []bool{true}) {
 			t.Errorf("rhave of one id = %v (%v), want [true]", got, err)
 		}
-		if n := chainSize(t, anon, "t"); n != 5 {
+		if n := testenv.ChainSize(t, anon, "t"); n != 5 {
 			t.Errorf("rsize = %d, want 5", n)
 		}
 	})
@@ -176,7 +177,7 @@ func TestLedgerReadCommandsAnswerWhatWasPut(t *testing.T) {
 		if byID != bySeq {
 			t.Errorf("rproof by id and by seq differ:\n%s\n%s", byID, bySeq)
 		}
-		v, err := verify.VerifyReceipt([]byte(byID), e.receiptOptions())
+		v, err := verify.VerifyReceipt([]byte(byID), e.ReceiptOptions())
 		if err != nil {
 			t.Fatalf("rproof receipt: %v", err)
 		}
@@ -184,11 +185,11 @@ func TestLedgerReadCommandsAnswerWhatWasPut(t *testing.T) {
 			t.Errorf("rproof proves seq %d of size %d, record %s; want seq 3 of size 5, record %s", v.Entry.Seq, v.Checkpoint.Size, v.Record.ID, ids[3])
 		}
 		_, err = anon.Proof(ctx, "t", client.BySeq(5), 0)
-		wantCode(t, err, wire.CodeNotFound, "rproof of a seq past the end")
+		testenv.WantCode(t, err, wire.CodeNotFound, "rproof of a seq past the end")
 
 		// The receipt rput gave for the first record is against size 1; the
 		// newest checkpoint must extend it.
-		old, err := verify.VerifyReceipt([]byte(results[0].Receipt), e.receiptOptions())
+		old, err := verify.VerifyReceipt([]byte(results[0].Receipt), e.ReceiptOptions())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -196,7 +197,7 @@ func TestLedgerReadCommandsAnswerWhatWasPut(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		newer, err := verify.OpenCheckpoint([]byte(note), old.Checkpoint.Origin, e.key)
+		newer, err := verify.OpenCheckpoint([]byte(note), old.Checkpoint.Origin, e.Key)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -207,7 +208,7 @@ func TestLedgerReadCommandsAnswerWhatWasPut(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		cp, err := verify.OpenCheckpoint([]byte(head), old.Checkpoint.Origin, e.key)
+		cp, err := verify.OpenCheckpoint([]byte(head), old.Checkpoint.Origin, e.Key)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -226,7 +227,7 @@ func TestLedgerReadCommandsAnswerWhatWasPut(t *testing.T) {
 			t.Errorf("chains = %+v, want t with size 5, public, pow_bits 0, no schema", chains)
 		}
 		for _, what := range []string{"", "sum", "link", "pow", "sig", "tree", "all"} {
-			r, err := e.admin.CheckChain(ctx, "t", what)
+			r, err := e.Admin.CheckChain(ctx, "t", what)
 			if err != nil {
 				t.Fatalf("rcheck %q: %v", what, err)
 			}
@@ -251,7 +252,7 @@ func mustAbs(t testing.TB, c *client.Client, chain string, seq int64) []byte {
 func nonCanonical(t testing.TB) wire.RawMessage {
 	b := cborHead(5, 2)
 	b = append(b, mustCBOR(t, "id")...)
-	b = append(b, mustCBOR(t, newID())...)
+	b = append(b, mustCBOR(t, testenv.NewID())...)
 	b = append(b, mustCBOR(t, "payload")...)
 	return append(b, 0x18, 0x01)
 }
@@ -259,10 +260,10 @@ func nonCanonical(t testing.TB) wire.RawMessage {
 // oversized is a well-formed record one byte over the 64 KiB limit (NewRecord
 // refuses to build one).
 func oversized(t testing.TB) []byte {
-	base := mustCBOR(t, map[string]any{"id": newID(), "payload": ""})
+	base := mustCBOR(t, map[string]any{"id": testenv.NewID(), "payload": ""})
 	pad := verify.MaxRecordSize + 1 - len(base)
 	for {
-		b := mustCBOR(t, map[string]any{"id": newID(), "payload": strings.Repeat("x", pad)})
+		b := mustCBOR(t, map[string]any{"id": testenv.NewID(), "payload": strings.Repeat("x", pad)})
 		if len(b) == verify.MaxRecordSize+1 {
 			return b
 		}
@@ -271,26 +272,26 @@ func oversized(t testing.TB) []byte {
 }
 
 func TestLedgerCommandsRefuseBadRequestsWithOneAnswer(t *testing.T) {
-	e := newLedgerEnv(t, []string{"t"})
-	ctx := e.ctx
-	put(t, e.admin, "t", false, numbered(t, "x", 0, 3)...)
-	e.srv.AddUser("bob", "bob-password", false)
-	bob := e.srv.Login("bob", "bob-password")
-	anon := e.srv.Dial()
+	e := testenv.NewLedgerEnv(t, []string{"t"})
+	ctx := e.Ctx
+	testenv.Put(t, e.Admin, "t", false, testenv.Numbered(t, "x", 0, 3)...)
+	e.Srv.AddUser("bob", "bob-password", false)
+	bob := e.Srv.Login("bob", "bob-password")
+	anon := e.Srv.Dial()
 	raw := func(rec []byte) wire.RawMessage { return wire.RawMessage(rec) }
 	_, other, _ := ed25519.GenerateKey(nil)
-	signedElsewhere, err := client.NewRecord(1, "", 0, client.RecordOptions{Author: other, Origin: verify.OriginLine(e.admin.ServerID(), "u")})
+	signedElsewhere, err := client.NewRecord(1, "", 0, client.RecordOptions{Author: other, Origin: verify.OriginLine(e.Admin.ServerID(), "u")})
 	if err != nil {
 		t.Fatal(err)
 	}
 	big := oversized(t)
 	many := make([]wire.RawMessage, client.MaxPutBatch+1)
 	for i := range many {
-		many[i] = raw(newRecord(t, i))
+		many[i] = raw(testenv.NewRecord(t, i))
 	}
 	manyIDs := make([]string, client.MaxGetBatch+1)
 	for i := range manyIDs {
-		manyIDs[i] = newID()
+		manyIDs[i] = testenv.NewID()
 	}
 	cases := []struct {
 		name string
@@ -299,24 +300,24 @@ func TestLedgerCommandsRefuseBadRequestsWithOneAnswer(t *testing.T) {
 		args []any
 		code wire.Code
 	}{
-		{"rput text instead of a record", e.admin, "rput", []any{"t", "record"}, wire.CodeProto},
-		{"rput empty batch", e.admin, "rput", []any{"t", []any{}}, wire.CodeInvalid},
-		{"rput non-canonical record", e.admin, "rput", []any{"t", nonCanonical(t)}, wire.CodeInvalid},
-		{"rput unknown key", e.admin, "rput", []any{"t", map[string]any{"id": newID(), "payload": 1, "colour": "red"}}, wire.CodeInvalid},
-		{"rput without id", e.admin, "rput", []any{"t", map[string]any{"payload": 1}}, wire.CodeInvalid},
-		{"rput upper-case id", e.admin, "rput", []any{"t", map[string]any{"id": strings.ToUpper(newID()), "payload": 1}}, wire.CodeInvalid},
-		{"rput record over 64 KiB", e.admin, "rput", []any{"t", raw(big)}, wire.CodeLimit},
-		{"rput without the chain's proof of work", e.admin, "rput", []any{"vote", raw(newRecord(t, 1))}, wire.CodeInvalid},
-		{"rput signed for another chain", e.admin, "rput", []any{"t", raw(signedElsewhere)}, wire.CodeInvalid},
-		{"rput over 1000 records", e.admin, "rput", []any{"t", many}, wire.CodeLimit},
-		{"rput unknown chain", e.admin, "rput", []any{"nochain", raw(newRecord(t, 1))}, wire.CodeNotFound},
-		{"rput options not a map", e.admin, "rput", []any{"t", raw(newRecord(t, 1)), true}, wire.CodeProto},
-		{"rput without login", anon, "rput", []any{"t", raw(newRecord(t, 1))}, wire.CodeState},
-		{"rput without the write right", bob, "rput", []any{"t", raw(newRecord(t, 1))}, wire.CodePerm},
+		{"rput text instead of a record", e.Admin, "rput", []any{"t", "record"}, wire.CodeProto},
+		{"rput empty batch", e.Admin, "rput", []any{"t", []any{}}, wire.CodeInvalid},
+		{"rput non-canonical record", e.Admin, "rput", []any{"t", nonCanonical(t)}, wire.CodeInvalid},
+		{"rput unknown key", e.Admin, "rput", []any{"t", map[string]any{"id": testenv.NewID(), "payload": 1, "colour": "red"}}, wire.CodeInvalid},
+		{"rput without id", e.Admin, "rput", []any{"t", map[string]any{"payload": 1}}, wire.CodeInvalid},
+		{"rput upper-case id", e.Admin, "rput", []any{"t", map[string]any{"id": strings.ToUpper(testenv.NewID()), "payload": 1}}, wire.CodeInvalid},
+		{"rput record over 64 KiB", e.Admin, "rput", []any{"t", raw(big)}, wire.CodeLimit},
+		{"rput without the chain's proof of work", e.Admin, "rput", []any{"vote", raw(testenv.NewRecord(t, 1))}, wire.CodeInvalid},
+		{"rput signed for another chain", e.Admin, "rput", []any{"t", raw(signedElsewhere)}, wire.CodeInvalid},
+		{"rput over 1000 records", e.Admin, "rput", []any{"t", many}, wire.CodeLimit},
+		{"rput unknown chain", e.Admin, "rput", []any{"nochain", raw(testenv.NewRecord(t, 1))}, wire.CodeNotFound},
+		{"rput options not a map", e.Admin, "rput", []any{"t", raw(testenv.NewRecord(t, 1)), true}, wire.CodeProto},
+		{"rput without login", anon, "rput", []any{"t", raw(testenv.NewRecord(t, 1))}, wire.CodeState},
+		{"rput without the write right", bob, "rput", []any{"t", raw(testenv.NewRecord(t, 1))}, wire.CodePerm},
 		{"rget integer id", anon, "rget", []any{"t", 42}, wire.CodeProto},
 		{"rget malformed id", anon, "rget", []any{"t", "not-a-uuid"}, wire.CodeInvalid},
 		{"rget over 1000 ids", anon, "rget", []any{"t", manyIDs}, wire.CodeLimit},
-		{"rget unknown chain", anon, "rget", []any{"nochain", newID()}, wire.CodeNotFound},
+		{"rget unknown chain", anon, "rget", []any{"nochain", testenv.NewID()}, wire.CodeNotFound},
 		{"rabs text seq", anon, "rabs", []any{"t", "0"}, wire.CodeProto},
 		{"rhave no ids", anon, "rhave", []any{"t"}, wire.CodeProto},
 		{"rsize unknown chain", anon, "rsize", []any{"nochain"}, wire.CodeNotFound},
@@ -326,25 +327,25 @@ func TestLedgerCommandsRefuseBadRequestsWithOneAnswer(t *testing.T) {
 		{"rlist text time", anon, "rlist", []any{"t", "yesterday", 1}, wire.CodeProto},
 		{"rcount missing to", anon, "rcount", []any{"t", 0}, wire.CodeProto},
 		{"rproof bytes", anon, "rproof", []any{"t", []byte{1}}, wire.CodeProto},
-		{"rproof missing id", anon, "rproof", []any{"t", newID()}, wire.CodeNotFound},
+		{"rproof missing id", anon, "rproof", []any{"t", testenv.NewID()}, wire.CodeNotFound},
 		{"rproof tree size 0", anon, "rproof", []any{"t", 0, 0}, wire.CodeInvalid},
 		{"rproof no kept checkpoint of that size", anon, "rproof", []any{"t", 0, 2}, wire.CodeNotFound},
 		{"rcons new size not kept", anon, "rcons", []any{"t", 1, 2}, wire.CodeNotFound},
 		{"rhead unknown chain", anon, "rhead", []any{"nochain"}, wire.CodeNotFound},
-		{"rcheck unknown check", e.admin, "rcheck", []any{"t", "everything"}, wire.CodeInvalid},
-		{"rcheck unknown chain", e.admin, "rcheck", []any{"nochain"}, wire.CodeNotFound},
+		{"rcheck unknown check", e.Admin, "rcheck", []any{"t", "everything"}, wire.CodeInvalid},
+		{"rcheck unknown chain", e.Admin, "rcheck", []any{"nochain"}, wire.CodeNotFound},
 		{"rcheck by a user", bob, "rcheck", []any{"t"}, wire.CodePerm},
 		{"rcheck without login", anon, "rcheck", []any{"t"}, wire.CodeState},
 		{"chains with an argument", anon, "chains", []any{"t"}, wire.CodeProto},
-		{"mkchain bad name", e.admin, "mkchain", []any{"Bad Name", map[string]any{}}, wire.CodeInvalid},
-		{"mkchain existing", e.admin, "mkchain", []any{"t", map[string]any{"public": true}}, wire.CodeExists},
-		{"mkchain pow_bits 33", e.admin, "mkchain", []any{"u", map[string]any{"pow_bits": 33}}, wire.CodeInvalid},
-		{"mkchain options not a map", e.admin, "mkchain", []any{"u", "public"}, wire.CodeProto},
+		{"mkchain bad name", e.Admin, "mkchain", []any{"Bad Name", map[string]any{}}, wire.CodeInvalid},
+		{"mkchain existing", e.Admin, "mkchain", []any{"t", map[string]any{"public": true}}, wire.CodeExists},
+		{"mkchain pow_bits 33", e.Admin, "mkchain", []any{"u", map[string]any{"pow_bits": 33}}, wire.CodeInvalid},
+		{"mkchain options not a map", e.Admin, "mkchain", []any{"u", "public"}, wire.CodeProto},
 		{"mkchain by a user", bob, "mkchain", []any{"u", map[string]any{}}, wire.CodePerm},
 		{"mkchain without login", anon, "mkchain", []any{"u", map[string]any{}}, wire.CodeState},
-		{"grant unknown right", e.admin, "grant", []any{"bob", "t", "fly"}, wire.CodeInvalid},
-		{"grant to an unknown account", e.admin, "grant", []any{"nobody", "t", "read"}, wire.CodeNotFound},
-		{"grant on an unknown chain", e.admin, "grant", []any{"bob", "nochain", "read"}, wire.CodeNotFound},
+		{"grant unknown right", e.Admin, "grant", []any{"bob", "t", "fly"}, wire.CodeInvalid},
+		{"grant to an unknown account", e.Admin, "grant", []any{"nobody", "t", "read"}, wire.CodeNotFound},
+		{"grant on an unknown chain", e.Admin, "grant", []any{"bob", "nochain", "read"}, wire.CodeNotFound},
 		{"grant by a user", bob, "grant", []any{"bob", "t", "write"}, wire.CodePerm},
 		{"revoke without login", anon, "revoke", []any{"bob", "t", "read"}, wire.CodeState},
 	}
@@ -352,30 +353,30 @@ func TestLedgerCommandsRefuseBadRequestsWithOneAnswer(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			connID := helloID(t, tc.c)
 			_, err := tc.c.Call(ctx, tc.cmd, tc.args...)
-			wantCode(t, err, tc.code, tc.cmd)
+			testenv.WantCode(t, err, tc.code, tc.cmd)
 			expectInSync(t, tc.c, connID, tc.name)
 		})
 	}
-	if n := chainSize(t, e.admin, "t"); n != 3 {
+	if n := testenv.ChainSize(t, e.Admin, "t"); n != 3 {
 		t.Errorf("after the refused requests rsize t = %d, want 3", n)
 	}
-	if n := chainSize(t, e.admin, "vote"); n != 0 {
+	if n := testenv.ChainSize(t, e.Admin, "vote"); n != 0 {
 		t.Errorf("after the refused requests rsize vote = %d, want 0", n)
 	}
 }
 
 func TestPublicChainIsReadableWithoutLoginAndPrivateChainIsInvisible(t *testing.T) {
-	e := newLedgerEnv(t, []string{"pub"})
-	ctx := e.ctx
-	if err := e.admin.MakeChain(ctx, "priv", client.ChainOptions{}); err != nil {
+	e := testenv.NewLedgerEnv(t, []string{"pub"})
+	ctx := e.Ctx
+	if err := e.Admin.MakeChain(ctx, "priv", client.ChainOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	res := put(t, e.admin, "priv", false, newRecord(t, "secret"))
-	put(t, e.admin, "pub", false, newRecord(t, "open"))
+	res := testenv.Put(t, e.Admin, "priv", false, testenv.NewRecord(t, "secret"))
+	testenv.Put(t, e.Admin, "pub", false, testenv.NewRecord(t, "open"))
 	id := res[0].ID
-	e.srv.AddUser("bob", "bob-password", false)
-	bob := e.srv.Login("bob", "bob-password")
-	anon := e.srv.Dial()
+	e.Srv.AddUser("bob", "bob-password", false)
+	bob := e.Srv.Login("bob", "bob-password")
+	anon := e.Srv.Dial()
 
 	names := func(c *client.Client) []string {
 		t.Helper()
@@ -403,7 +404,7 @@ func TestPublicChainIsReadableWithoutLoginAndPrivateChainIsInvisible(t *testing.
 		{"rproof", []any{"priv", 0}},
 		{"rcons", []any{"priv", 0}},
 		{"rhead", []any{"priv"}},
-		{"rhead", []any{verify.OriginLine(e.admin.ServerID(), "priv")}},
+		{"rhead", []any{verify.OriginLine(e.Admin.ServerID(), "priv")}},
 	}
 	invisible := func(who string, c *client.Client, alsoRput bool) {
 		t.Helper()
@@ -415,17 +416,17 @@ func TestPublicChainIsReadableWithoutLoginAndPrivateChainIsInvisible(t *testing.
 		}
 		for _, r := range reads {
 			_, err := c.Call(ctx, r.cmd, r.args...)
-			wantCode(t, err, wire.CodeNotFound, who+": "+r.cmd+" of the private chain")
+			testenv.WantCode(t, err, wire.CodeNotFound, who+": "+r.cmd+" of the private chain")
 		}
 		if alsoRput {
-			_, err := c.PutRecords(ctx, "priv", [][]byte{newRecord(t, 1)}, false)
-			wantCode(t, err, wire.CodeNotFound, who+": rput to the private chain")
+			_, err := c.PutRecords(ctx, "priv", [][]byte{testenv.NewRecord(t, 1)}, false)
+			testenv.WantCode(t, err, wire.CodeNotFound, who+": rput to the private chain")
 		}
 	}
 	invisible("anonymous", anon, false)
 	invisible("bob without rights", bob, true)
 
-	if err := e.admin.Grant(ctx, "bob", "priv", "read"); err != nil {
+	if err := e.Admin.Grant(ctx, "bob", "priv", "read"); err != nil {
 		t.Fatal(err)
 	}
 	if n := names(bob); !slices.Contains(n, "priv") {
@@ -436,23 +437,23 @@ func TestPublicChainIsReadableWithoutLoginAndPrivateChainIsInvisible(t *testing.
 			t.Errorf("bob with read: %s %v: %v", r.cmd, r.args, err)
 		}
 	}
-	_, err := bob.PutRecords(ctx, "priv", [][]byte{newRecord(t, 1)}, false)
-	wantCode(t, err, wire.CodePerm, "bob with read only: rput")
+	_, err := bob.PutRecords(ctx, "priv", [][]byte{testenv.NewRecord(t, 1)}, false)
+	testenv.WantCode(t, err, wire.CodePerm, "bob with read only: rput")
 	invisible("anonymous after the grant", anon, false)
 
-	if err := e.admin.Grant(ctx, "bob", "priv", "write"); err != nil {
+	if err := e.Admin.Grant(ctx, "bob", "priv", "write"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := bob.PutRecords(ctx, "priv", [][]byte{newRecord(t, 2)}, false); err != nil {
+	if _, err := bob.PutRecords(ctx, "priv", [][]byte{testenv.NewRecord(t, 2)}, false); err != nil {
 		t.Errorf("bob with write: rput: %v", err)
 	}
 	for _, r := range []string{"read", "write"} {
-		if err := e.admin.Revoke(ctx, "bob", "priv", r); err != nil {
+		if err := e.Admin.Revoke(ctx, "bob", "priv", r); err != nil {
 			t.Fatal(err)
 		}
 	}
 	invisible("bob after the revokes", bob, true)
-	if n := chainSize(t, e.admin, "priv"); n != 2 {
+	if n := testenv.ChainSize(t, e.Admin, "priv"); n != 2 {
 		t.Errorf("rsize priv = %d, want 2 (the admin's and bob's one allowed record)", n)
 	}
 }
@@ -462,58 +463,58 @@ func TestPublicChainIsReadableWithoutLoginAndPrivateChainIsInvisible(t *testing.
 // exist, so rput answers ERR notfound exactly as for no chain (a public
 // chain answers ERR state: rput needs a login).
 func TestRputWithoutLoginAnswersAPrivateChainAsAMissingOne(t *testing.T) {
-	e := newLedgerEnv(t, nil)
-	if err := e.admin.MakeChain(e.ctx, "priv", client.ChainOptions{}); err != nil {
+	e := testenv.NewLedgerEnv(t, nil)
+	if err := e.Admin.MakeChain(e.Ctx, "priv", client.ChainOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	anon := e.srv.Dial()
-	_, errPriv := anon.PutRecords(e.ctx, "priv", [][]byte{newRecord(t, 1)}, false)
-	_, errNone := anon.PutRecords(e.ctx, "nochain", [][]byte{newRecord(t, 1)}, false)
+	anon := e.Srv.Dial()
+	_, errPriv := anon.PutRecords(e.Ctx, "priv", [][]byte{testenv.NewRecord(t, 1)}, false)
+	_, errNone := anon.PutRecords(e.Ctx, "nochain", [][]byte{testenv.NewRecord(t, 1)}, false)
 	if wire.CodeOf(errPriv) != wire.CodeNotFound || wire.CodeOf(errNone) != wire.CodeNotFound {
 		t.Errorf("anonymous rput: private chain answers %v, a missing chain %v; want ERR notfound for both", errPriv, errNone)
 	}
 }
 
 func TestRputSameIDSameContentIsIdempotent(t *testing.T) {
-	e := newLedgerEnv(t, []string{"t"})
-	rec := newRecord(t, map[string]any{"vote": "yes"})
-	first := put(t, e.admin, "t", false, newRecord(t, 0), rec)
-	again := put(t, e.admin, "t", true, rec)
+	e := testenv.NewLedgerEnv(t, []string{"t"})
+	rec := testenv.NewRecord(t, map[string]any{"vote": "yes"})
+	first := testenv.Put(t, e.Admin, "t", false, testenv.NewRecord(t, 0), rec)
+	again := testenv.Put(t, e.Admin, "t", true, rec)
 	if again[0].Seq != first[1].Seq || !bytes.Equal(again[0].Leaf, first[1].Leaf) {
 		t.Errorf("resent record = seq %d leaf %x, want the first answer's seq %d leaf %x", again[0].Seq, again[0].Leaf, first[1].Seq, first[1].Leaf)
 	}
-	if v, err := verify.VerifyReceipt([]byte(again[0].Receipt), e.receiptOptions()); err != nil || v.Entry.Seq != first[1].Seq {
+	if v, err := verify.VerifyReceipt([]byte(again[0].Receipt), e.ReceiptOptions()); err != nil || v.Entry.Seq != first[1].Seq {
 		t.Errorf("receipt of the resent record: %v", err)
 	}
-	if n := chainSize(t, e.admin, "t"); n != 2 {
+	if n := testenv.ChainSize(t, e.Admin, "t"); n != 2 {
 		t.Errorf("rsize = %d, want 2: a resent record is stored once", n)
 	}
 }
 
 func TestRputSameIDOtherContentIsConflict(t *testing.T) {
-	e := newLedgerEnv(t, []string{"t"})
-	id := newID()
-	put(t, e.admin, "t", false, recordWithID(t, id, "yes"))
-	_, err := e.admin.PutRecords(e.ctx, "t", [][]byte{recordWithID(t, id, "no")}, false)
-	wantCode(t, err, wire.CodeConflict, "same id, other payload")
-	b, err := e.admin.GetRecord(e.ctx, "t", id)
+	e := testenv.NewLedgerEnv(t, []string{"t"})
+	id := testenv.NewID()
+	testenv.Put(t, e.Admin, "t", false, testenv.RecordWithID(t, id, "yes"))
+	_, err := e.Admin.PutRecords(e.Ctx, "t", [][]byte{testenv.RecordWithID(t, id, "no")}, false)
+	testenv.WantCode(t, err, wire.CodeConflict, "same id, other payload")
+	b, err := e.Admin.GetRecord(e.Ctx, "t", id)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, rec := entryRecord(t, b); !bytes.Contains(rec, []byte("yes")) {
 		t.Errorf("the stored record changed after a conflict")
 	}
-	if n := chainSize(t, e.admin, "t"); n != 1 {
+	if n := testenv.ChainSize(t, e.Admin, "t"); n != 1 {
 		t.Errorf("rsize = %d, want 1", n)
 	}
 }
 
 func TestRputBatchIsAllOrNothingAndNamesTheBadRecord(t *testing.T) {
-	e := newLedgerEnv(t, []string{"t"})
-	stored := newRecord(t, "stored")
-	put(t, e.admin, "t", false, stored)
-	storedID := recordID(t, stored)
-	dupID := newID()
+	e := testenv.NewLedgerEnv(t, []string{"t"})
+	stored := testenv.NewRecord(t, "stored")
+	testenv.Put(t, e.Admin, "t", false, stored)
+	storedID := testenv.RecordID(t, stored)
+	dupID := testenv.NewID()
 	cases := []struct {
 		name  string
 		batch func() [][]byte
@@ -521,27 +522,27 @@ func TestRputBatchIsAllOrNothingAndNamesTheBadRecord(t *testing.T) {
 		index int
 	}{
 		{"malformed record", func() [][]byte {
-			return [][]byte{newRecord(t, 1), newRecord(t, 2), nonCanonical(t), newRecord(t, 4)}
+			return [][]byte{testenv.NewRecord(t, 1), testenv.NewRecord(t, 2), nonCanonical(t), testenv.NewRecord(t, 4)}
 		}, wire.CodeInvalid, 2},
 		{"record over 64 KiB", func() [][]byte {
-			return [][]byte{newRecord(t, 1), oversized(t)}
+			return [][]byte{testenv.NewRecord(t, 1), oversized(t)}
 		}, wire.CodeLimit, 1},
 		{"repeated id with other content", func() [][]byte {
-			return [][]byte{newRecord(t, 1), recordWithID(t, dupID, "a"), newRecord(t, 3), recordWithID(t, dupID, "b")}
+			return [][]byte{testenv.NewRecord(t, 1), testenv.RecordWithID(t, dupID, "a"), testenv.NewRecord(t, 3), testenv.RecordWithID(t, dupID, "b")}
 		}, wire.CodeConflict, 3},
 		{"stored id with other content", func() [][]byte {
-			return [][]byte{newRecord(t, 1), recordWithID(t, storedID, "other")}
+			return [][]byte{testenv.NewRecord(t, 1), testenv.RecordWithID(t, storedID, "other")}
 		}, wire.CodeConflict, 1},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			batch := tc.batch()
-			_, err := e.admin.PutRecords(e.ctx, "t", batch, false)
-			wantCode(t, err, tc.code, "bad batch")
+			_, err := e.Admin.PutRecords(e.Ctx, "t", batch, false)
+			testenv.WantCode(t, err, tc.code, "bad batch")
 			if i, ok := client.BatchIndex(err); !ok || i != tc.index {
 				t.Errorf("batch error names record %d (%v), want %d: %v", i, ok, tc.index, err)
 			}
-			if n := chainSize(t, e.admin, "t"); n != 1 {
+			if n := testenv.ChainSize(t, e.Admin, "t"); n != 1 {
 				t.Errorf("rsize after a refused batch = %d, want 1", n)
 			}
 			var ids []string
@@ -550,7 +551,7 @@ func TestRputBatchIsAllOrNothingAndNamesTheBadRecord(t *testing.T) {
 					ids = append(ids, rr.ID)
 				}
 			}
-			have, err := e.admin.HaveRecords(e.ctx, "t", ids)
+			have, err := e.Admin.HaveRecords(e.Ctx, "t", ids)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -562,35 +563,35 @@ func TestRputBatchIsAllOrNothingAndNamesTheBadRecord(t *testing.T) {
 
 	// The same id with the same content twice in one batch is one entry, and
 	// both answers name it.
-	rec := newRecord(t, "twice")
-	res := put(t, e.admin, "t", false, rec, newRecord(t, "between"), rec)
+	rec := testenv.NewRecord(t, "twice")
+	res := testenv.Put(t, e.Admin, "t", false, rec, testenv.NewRecord(t, "between"), rec)
 	if res[0].Seq != 1 || res[1].Seq != 2 || res[2].Seq != 1 {
 		t.Errorf("batch [r, x, r] seqs = %d %d %d, want 1 2 1", res[0].Seq, res[1].Seq, res[2].Seq)
 	}
-	if n := chainSize(t, e.admin, "t"); n != 3 {
+	if n := testenv.ChainSize(t, e.Admin, "t"); n != 3 {
 		t.Errorf("rsize = %d, want 3", n)
 	}
 }
 
 func TestServerWrittenChainsRefuseRecordsAndWriteGrants(t *testing.T) {
-	e := newLedgerEnv(t, nil)
-	e.srv.AddUser("bob", "bob-password", false)
+	e := testenv.NewLedgerEnv(t, nil)
+	e.Srv.AddUser("bob", "bob-password", false)
 	for _, chain := range []string{"audit", "keys"} {
-		_, err := e.admin.PutRecords(e.ctx, chain, [][]byte{newRecord(t, 1)}, false)
-		wantCode(t, err, wire.CodePerm, "admin rput to "+chain)
-		err = e.admin.Grant(e.ctx, "bob", chain, "write")
-		wantCode(t, err, wire.CodeInvalid, "grant write on "+chain)
+		_, err := e.Admin.PutRecords(e.Ctx, chain, [][]byte{testenv.NewRecord(t, 1)}, false)
+		testenv.WantCode(t, err, wire.CodePerm, "admin rput to "+chain)
+		err = e.Admin.Grant(e.Ctx, "bob", chain, "write")
+		testenv.WantCode(t, err, wire.CodeInvalid, "grant write on "+chain)
 	}
 	// Reading the audit chain can be granted.
-	if err := e.admin.Grant(e.ctx, "bob", "audit", "read"); err != nil {
+	if err := e.Admin.Grant(e.Ctx, "bob", "audit", "read"); err != nil {
 		t.Fatalf("grant read on audit: %v", err)
 	}
-	bob := e.srv.Login("bob", "bob-password")
-	n := chainSize(t, bob, "audit")
+	bob := e.Srv.Login("bob", "bob-password")
+	n := testenv.ChainSize(t, bob, "audit")
 	if n == 0 {
 		t.Fatal("audit chain is empty after mkchain, uadd and grant")
 	}
-	last, err := bob.AbsRecord(e.ctx, "audit", -1)
+	last, err := bob.AbsRecord(e.Ctx, "audit", -1)
 	if err != nil {
 		t.Fatal(err)
 	}

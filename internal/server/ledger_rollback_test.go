@@ -21,17 +21,17 @@ import (
 // not see it, the private chain audit must be indistinguishable from a chain
 // that does not exist, in code and text, given by name or by origin.
 func TestPrivateChainAnswersExactlyLikeAMissingOne(t *testing.T) {
-	e := newLedgerEnv(t, nil)
-	e.srv.AddUser("bob", "bob-password-1", false)
-	id := e.admin.ServerID()
-	conns := map[string]*client.Client{"anonymous": e.srv.Dial(), "bob": e.srv.Login("bob", "bob-password-1")}
-	rec := newRecord(t, "x")
+	e := testenv.NewLedgerEnv(t, nil)
+	e.Srv.AddUser("bob", "bob-password-1", false)
+	id := e.Admin.ServerID()
+	conns := map[string]*client.Client{"anonymous": e.Srv.Dial(), "bob": e.Srv.Login("bob", "bob-password-1")}
+	rec := testenv.NewRecord(t, "x")
 	cmds := []struct {
 		cmd  string
 		args []any
 	}{
-		{"rsize", nil}, {"rhead", nil}, {"rget", []any{newID()}}, {"rabs", []any{0}},
-		{"rhave", []any{newID()}}, {"rlist", []any{0, 1}}, {"rcount", []any{0, 1}},
+		{"rsize", nil}, {"rhead", nil}, {"rget", []any{testenv.NewID()}}, {"rabs", []any{0}},
+		{"rhave", []any{testenv.NewID()}}, {"rlist", []any{0, 1}}, {"rcount", []any{0, 1}},
 		{"rproof", []any{0}}, {"rcons", []any{0}}, {"rput", []any{wire.RawMessage(rec)}},
 	}
 	for who, c := range conns {
@@ -42,7 +42,7 @@ func TestPrivateChainAnswersExactlyLikeAMissingOne(t *testing.T) {
 			for _, tc := range cmds {
 				answer := func(chain string) *client.Error {
 					t.Helper()
-					_, err := c.Call(e.ctx, tc.cmd, append([]any{chain}, tc.args...)...)
+					_, err := c.Call(e.Ctx, tc.cmd, append([]any{chain}, tc.args...)...)
 					var we *client.Error
 					if !errors.As(err, &we) {
 						t.Fatalf("%s: %s %s: got %v, want an ERR", who, tc.cmd, chain, err)
@@ -63,8 +63,8 @@ func TestPrivateChainAnswersExactlyLikeAMissingOne(t *testing.T) {
 }
 
 func TestVcliVerifyChainOfAMissingChainSaysWhy(t *testing.T) {
-	e := newLedgerEnv(t, nil)
-	_, errOut, code := e.srv.Vcli("", nil, "verify", "chain", "nochain")
+	e := testenv.NewLedgerEnv(t, nil)
+	_, errOut, code := e.Srv.Vcli("", nil, "verify", "chain", "nochain")
 	if code != 1 || !strings.Contains(errOut, `ERR notfound: no chain "nochain"`) {
 		t.Fatalf("vcli verify chain nochain: exit %d, stderr %q; want exit 1 and `ERR notfound: no chain \"nochain\"`", code, errOut)
 	}
@@ -74,23 +74,23 @@ func TestVcliVerifyChainOfAMissingChainSaysWhy(t *testing.T) {
 // them in a copy of ledger.db, and a vcli home whose checkpoint cache holds
 // t's checkpoint of size 30; the server is stopped.
 type rollbackEnv struct {
-	*ledgerEnv
+	*testenv.LedgerEnv
 	db10, receipt30, home string
 }
 
 func newRollbackEnv(t *testing.T) *rollbackEnv {
 	t.Helper()
-	e := &rollbackEnv{ledgerEnv: newLedgerEnv(t, []string{"t"}), home: t.TempDir()}
-	put(t, e.admin, "t", false, numbered(t, "n", 0, 10)...)
-	if err := e.srv.Stop(); err != nil {
+	e := &rollbackEnv{LedgerEnv: testenv.NewLedgerEnv(t, []string{"t"}), home: t.TempDir()}
+	testenv.Put(t, e.Admin, "t", false, testenv.Numbered(t, "n", 0, 10)...)
+	if err := e.Srv.Stop(); err != nil {
 		t.Fatal(err)
 	}
 	e.db10 = filepath.Join(t.TempDir(), "ledger.db.10")
-	copyTestFile(t, filepath.Join(e.srv.DataRoot, "ledger.db"), e.db10)
-	e.srv = testenv.Start(t, testenv.WithDataRoot(e.srv.DataRoot))
-	e.admin = e.srv.AdminClient()
-	put(t, e.admin, "t", false, numbered(t, "n", 10, 20)...)
-	receipt, err := e.admin.Proof(e.ctx, "t", client.BySeq(29), 0)
+	copyTestFile(t, filepath.Join(e.Srv.DataRoot, "ledger.db"), e.db10)
+	e.Srv = testenv.Start(t, testenv.WithDataRoot(e.Srv.DataRoot))
+	e.Admin = e.Srv.AdminClient()
+	testenv.Put(t, e.Admin, "t", false, testenv.Numbered(t, "n", 10, 20)...)
+	receipt, err := e.Admin.Proof(e.Ctx, "t", client.BySeq(29), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,10 +98,10 @@ func newRollbackEnv(t *testing.T) *rollbackEnv {
 	if err := os.WriteFile(e.receipt30, []byte(receipt), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if out, errOut, code := e.srv.Vcli("", e.env(), "rec", "head", "t"); code != 0 || !strings.Contains(out, "\n30\n") {
+	if out, errOut, code := e.Srv.Vcli("", e.env(), "rec", "head", "t"); code != 0 || !strings.Contains(out, "\n30\n") {
 		t.Fatalf("vcli rec head t before the rollback: exit %d\n%s%s", code, out, errOut)
 	}
-	if err := e.srv.Stop(); err != nil {
+	if err := e.Srv.Stop(); err != nil {
 		t.Fatal(err)
 	}
 	return e
@@ -141,16 +141,16 @@ func TestRolledBackLedgerIsRefusedByServerVerifierAndClient(t *testing.T) {
 		consistent bool
 	}{
 		{"older copy of ledger.db restored", func(t *testing.T, e *rollbackEnv) {
-			copyTestFile(t, e.db10, filepath.Join(e.srv.DataRoot, "ledger.db"))
+			copyTestFile(t, e.db10, filepath.Join(e.Srv.DataRoot, "ledger.db"))
 		}, true},
 		{"tail deleted with bbolt", func(t *testing.T, e *rollbackEnv) {
-			tamperLedger(t, e.srv.DataRoot, func(tx *bolt.Tx) error {
+			tamperLedger(t, e.Srv.DataRoot, func(tx *bolt.Tx) error {
 				for s := uint64(10); s < 30; s++ {
-					if err := tamperChain(tx, "entries").Delete(be64(s)); err != nil {
+					if err := testenv.LedgerBucket(tx, "t", "entries").Delete(testenv.BE64(s)); err != nil {
 						return err
 					}
 				}
-				return tamperChain(tx, "checkpoints").Delete(be64(30))
+				return testenv.LedgerBucket(tx, "t", "checkpoints").Delete(testenv.BE64(30))
 			})
 		}, false},
 	}
@@ -161,31 +161,31 @@ func TestRolledBackLedgerIsRefusedByServerVerifierAndClient(t *testing.T) {
 			tc.roll(t, e)
 
 			for _, args := range [][]string{
-				{"verify", "-q", "-r", e.srv.DataRoot},
-				{"verify", "-q", "-r", e.srv.DataRoot, "--expect", e.receipt30},
+				{"verify", "-q", "-r", e.Srv.DataRoot},
+				{"verify", "-q", "-r", e.Srv.DataRoot, "--expect", e.receipt30},
 			} {
-				out, errOut, code := runCmd(t, vserv, args...)
+				out, errOut, code := testenv.RunCmd(t, vserv, args...)
 				if code != 1 || !strings.Contains(out, "chain t seq 30: rollback: ") || !strings.Contains(out, "already signed size 30") {
 					t.Errorf("vserv %s: exit %d, want 1 and a rollback of chain t at size 30\nstdout: %s\nstderr: %s",
 						strings.Join(args, " "), code, out, errOut)
 				}
 			}
-			cache := filepath.Join(e.home, ".config", "vserv", "checkpoints", e.admin.ServerID(), "t")
-			out, errOut, code := runCmd(t, vserv, "verify", "-q", "-r", e.srv.DataRoot, "--expect", cache)
+			cache := filepath.Join(e.home, ".config", "vserv", "checkpoints", e.Admin.ServerID(), "t")
+			out, errOut, code := testenv.RunCmd(t, vserv, "verify", "-q", "-r", e.Srv.DataRoot, "--expect", cache)
 			if code != 1 || !strings.Contains(out, "rollback: "+cache) {
 				t.Errorf("vserv verify --expect <client cache>: exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
 			}
 
-			e.srv = testenv.Start(t, testenv.WithDataRoot(e.srv.DataRoot))
-			admin := e.srv.AdminClient()
-			_, err := admin.PutRecords(e.ctx, "t", [][]byte{newRecord(t, "after")}, false)
+			e.Srv = testenv.Start(t, testenv.WithDataRoot(e.Srv.DataRoot))
+			admin := e.Srv.AdminClient()
+			_, err := admin.PutRecords(e.Ctx, "t", [][]byte{testenv.NewRecord(t, "after")}, false)
 			var we *client.Error
 			if !errors.As(err, &we) || we.Code != wire.CodeConflict ||
 				!strings.Contains(we.Text, "looks like a restored or truncated database") || !strings.Contains(we.Text, "vserv resume") {
 				t.Fatalf("rput after the rollback: %v; want ERR conflict saying it looks like a restored or truncated database and naming vserv resume", err)
 			}
 
-			out, errOut, code = e.srv.Vcli("", e.env(), "rec", "head", "t")
+			out, errOut, code = e.Srv.Vcli("", e.env(), "rec", "head", "t")
 			if code != 1 || !strings.Contains(errOut, "ROLLBACK REFUSED") ||
 				!strings.Contains(errOut, "\n30\n") || strings.Count(errOut, "— vserv/") < 2 {
 				t.Fatalf("vcli rec head t after the rollback: exit %d, want 1 with both signed checkpoints\nstdout: %s\nstderr: %s", code, out, errOut)
@@ -195,31 +195,31 @@ func TestRolledBackLedgerIsRefusedByServerVerifierAndClient(t *testing.T) {
 			}
 
 			if !tc.consistent {
-				if err := e.srv.Stop(); err != nil {
+				if err := e.Srv.Stop(); err != nil {
 					t.Fatal(err)
 				}
-				out, errOut, code := runCmd(t, vserv, "resume", "-r", e.srv.DataRoot, "--accept-rollback")
+				out, errOut, code := testenv.RunCmd(t, vserv, "resume", "-r", e.Srv.DataRoot, "--accept-rollback")
 				if code != 1 || !strings.Contains(out, "chain t: heads file size 30") || !strings.Contains(out, "not re-anchored") {
 					t.Fatalf("vserv resume --accept-rollback of a chain with faults of its own: exit %d, want 1 and \"not re-anchored\"\nstdout: %s\nstderr: %s", code, out, errOut)
 				}
 				return
 			}
-			acceptRollback(t, e.srv, "chain t: heads file size 30 root ")
-			srv := testenv.Start(t, testenv.WithDataRoot(e.srv.DataRoot))
+			acceptRollback(t, e.Srv, "chain t: heads file size 30 root ")
+			srv := testenv.Start(t, testenv.WithDataRoot(e.Srv.DataRoot))
 			admin = srv.AdminClient()
-			put(t, admin, "t", false, newRecord(t, "after the decision"))
+			testenv.Put(t, admin, "t", false, testenv.NewRecord(t, "after the decision"))
 			wantAuditAccept(t, admin, "chain t: heads file size 30")
 		})
 	}
 }
 
 func TestDeletedChainIsCaughtByVerifyAndCannotBeRecreated(t *testing.T) {
-	e := newLedgerEnv(t, []string{"t"})
-	put(t, e.admin, "t", false, numbered(t, "n", 0, 3)...)
-	if err := e.srv.Stop(); err != nil {
+	e := testenv.NewLedgerEnv(t, []string{"t"})
+	testenv.Put(t, e.Admin, "t", false, testenv.Numbered(t, "n", 0, 3)...)
+	if err := e.Srv.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	tamperLedger(t, e.srv.DataRoot, func(tx *bolt.Tx) error {
+	tamperLedger(t, e.Srv.DataRoot, func(tx *bolt.Tx) error {
 		for _, ch := range []string{"t", "audit"} {
 			if err := testenv.DeleteChain(tx, "", ch); err != nil {
 				return err
@@ -227,16 +227,16 @@ func TestDeletedChainIsCaughtByVerifyAndCannotBeRecreated(t *testing.T) {
 		}
 		return nil
 	})
-	out, errOut, code := runCmd(t, testenv.Bin(t, "vserv"), "verify", "-q", "-r", e.srv.DataRoot)
+	out, errOut, code := testenv.RunCmd(t, testenv.Bin(t, "vserv"), "verify", "-q", "-r", e.Srv.DataRoot)
 	for _, ch := range []string{"t", "audit"} {
 		if code != 1 || !strings.Contains(out, "chain "+ch+" is missing from the database") {
 			t.Errorf("vserv verify after deleting chain %s: exit %d\nstdout: %s\nstderr: %s", ch, code, out, errOut)
 		}
 	}
-	srv := testenv.Start(t, testenv.WithDataRoot(e.srv.DataRoot))
+	srv := testenv.Start(t, testenv.WithDataRoot(e.Srv.DataRoot))
 	admin := srv.AdminClient()
 	for _, ch := range []string{"t", "audit"} {
-		err := admin.MakeChain(e.ctx, ch, client.ChainOptions{Public: true})
+		err := admin.MakeChain(e.Ctx, ch, client.ChainOptions{Public: true})
 		var we *client.Error
 		if !errors.As(err, &we) || we.Code != wire.CodeConflict || !strings.Contains(we.Text, "missing from the database") {
 			t.Errorf("mkchain %s after it was deleted: %v, want ERR conflict naming the lost chain", ch, err)
@@ -247,9 +247,9 @@ func TestDeletedChainIsCaughtByVerifyAndCannotBeRecreated(t *testing.T) {
 	}
 
 	acceptRollback(t, srv, "chain audit: heads file size ", "database missing")
-	srv = testenv.Start(t, testenv.WithDataRoot(e.srv.DataRoot))
+	srv = testenv.Start(t, testenv.WithDataRoot(e.Srv.DataRoot))
 	admin = srv.AdminClient()
-	if err := admin.MakeChain(e.ctx, "t", client.ChainOptions{Public: true}); err != nil {
+	if err := admin.MakeChain(e.Ctx, "t", client.ChainOptions{Public: true}); err != nil {
 		t.Fatalf("mkchain t after the accepted rollback: %v", err)
 	}
 	wantAuditAccept(t, admin, "chain t: heads file size 3")
@@ -263,17 +263,17 @@ func acceptRollback(t *testing.T, srv *testenv.Server, want ...string) {
 		t.Fatal(err)
 	}
 	vserv := testenv.Bin(t, "vserv")
-	out, errOut, code := runCmd(t, vserv, "resume", "-r", srv.DataRoot)
+	out, errOut, code := testenv.RunCmd(t, vserv, "resume", "-r", srv.DataRoot)
 	for _, w := range want {
 		if code != 1 || !strings.Contains(out, w) {
 			t.Errorf("vserv resume: exit %d, want 1 and %q\nstdout: %s\nstderr: %s", code, w, out, errOut)
 		}
 	}
-	out, errOut, code = runCmd(t, vserv, "resume", "-r", srv.DataRoot, "--accept-rollback")
+	out, errOut, code = testenv.RunCmd(t, vserv, "resume", "-r", srv.DataRoot, "--accept-rollback")
 	if code != 0 || !strings.Contains(out, "accepted:") {
 		t.Fatalf("vserv resume --accept-rollback: exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
 	}
-	if out, errOut, code = runCmd(t, vserv, "verify", "-q", "-r", srv.DataRoot); code != 0 {
+	if out, errOut, code = testenv.RunCmd(t, vserv, "verify", "-q", "-r", srv.DataRoot); code != 0 {
 		t.Fatalf("vserv verify after the accepted rollback: exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
 	}
 }
@@ -295,9 +295,9 @@ func wantAuditAccept(t *testing.T, admin *client.Client, want string) {
 }
 
 func TestVcliRecConsProvesANewerCheckpointExtendsAnOlderReceipt(t *testing.T) {
-	e := newLedgerEnv(t, []string{"t"})
-	put(t, e.admin, "t", false, numbered(t, "n", 0, 10)...)
-	receipt, err := e.admin.Proof(e.ctx, "t", client.BySeq(3), 0)
+	e := testenv.NewLedgerEnv(t, []string{"t"})
+	testenv.Put(t, e.Admin, "t", false, testenv.Numbered(t, "n", 0, 10)...)
+	receipt, err := e.Admin.Proof(e.Ctx, "t", client.BySeq(3), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -305,25 +305,25 @@ func TestVcliRecConsProvesANewerCheckpointExtendsAnOlderReceipt(t *testing.T) {
 	if err := os.WriteFile(file, []byte(receipt), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	put(t, e.admin, "t", false, numbered(t, "n", 10, 15)...)
+	testenv.Put(t, e.Admin, "t", false, testenv.Numbered(t, "n", 10, 15)...)
 
-	out, errOut, code := e.srv.Vcli("", nil, "rec", "cons", "t", "--old", file)
+	out, errOut, code := e.Srv.Vcli("", nil, "rec", "cons", "t", "--old", file)
 	if code != 0 || !strings.Contains(out, "consistent: size 25 extends size 10") || !strings.Contains(out, "\n25\n") {
 		t.Fatalf("vcli rec cons t --old receipt: exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
 	}
-	hashes, _, err := e.admin.Consistency(e.ctx, "t", 10, 0)
+	hashes, _, err := e.Admin.Consistency(e.Ctx, "t", 10, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, errOut, code = e.srv.Vcli("", nil, "rec", "cons", "t", "10")
+	out, errOut, code = e.Srv.Vcli("", nil, "rec", "cons", "t", "10")
 	lines := strings.Split(out, "\n")
 	if code != 0 || len(lines) < len(hashes) || lines[0] != base64.StdEncoding.EncodeToString(hashes[0]) {
 		t.Fatalf("vcli rec cons t 10: exit %d, want the %d proof hashes first\nstdout: %s\nstderr: %s", code, len(hashes), out, errOut)
 	}
-	if _, errOut, code = e.srv.Vcli("", nil, "rec", "cons", "t"); code != 2 || !strings.Contains(errOut, "OLD-SIZE or --old") {
+	if _, errOut, code = e.Srv.Vcli("", nil, "rec", "cons", "t"); code != 2 || !strings.Contains(errOut, "OLD-SIZE or --old") {
 		t.Fatalf("vcli rec cons t: exit %d, want 2 (usage)\nstderr: %s", code, errOut)
 	}
-	if _, errOut, code = e.srv.Vcli("", nil, "rec", "cons", "t", "26"); code != 1 || !strings.Contains(errOut, "ERR invalid: old size 26 is beyond the tree size 25") {
+	if _, errOut, code = e.Srv.Vcli("", nil, "rec", "cons", "t", "26"); code != 1 || !strings.Contains(errOut, "ERR invalid: old size 26 is beyond the tree size 25") {
 		t.Fatalf("vcli rec cons t 26: exit %d, want 1 with ERR invalid\nstderr: %s", code, errOut)
 	}
 }
@@ -333,18 +333,18 @@ func TestVcliRecConsProvesANewerCheckpointExtendsAnOlderReceipt(t *testing.T) {
 // cached the original checkpoint of that size.
 func TestClientRefusesAForkOfTheSameSize(t *testing.T) {
 	e := newRollbackEnv(t)
-	copyTestFile(t, e.db10, filepath.Join(e.srv.DataRoot, "ledger.db"))
-	if err := os.Rename(filepath.Join(e.srv.DataRoot, "heads"), filepath.Join(t.TempDir(), "heads")); err != nil {
+	copyTestFile(t, e.db10, filepath.Join(e.Srv.DataRoot, "ledger.db"))
+	if err := os.Rename(filepath.Join(e.Srv.DataRoot, "heads"), filepath.Join(t.TempDir(), "heads")); err != nil {
 		t.Fatal(err)
 	}
-	srv := testenv.Start(t, testenv.WithDataRoot(e.srv.DataRoot))
+	srv := testenv.Start(t, testenv.WithDataRoot(e.Srv.DataRoot))
 	admin := srv.AdminClient()
-	put(t, admin, "t", false, numbered(t, "fork", 10, 20)...)
+	testenv.Put(t, admin, "t", false, testenv.Numbered(t, "fork", 10, 20)...)
 	out, errOut, code := srv.Vcli("", e.env(), "rec", "head", "t")
 	if code != 1 || !strings.Contains(errOut, "ROLLBACK REFUSED") || !strings.Contains(errOut, "both have size 30 but different roots") {
 		t.Fatalf("vcli rec head t of a forked size 30: exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
 	}
-	put(t, admin, "t", false, numbered(t, "fork", 30, 5)...)
+	testenv.Put(t, admin, "t", false, testenv.Numbered(t, "fork", 30, 5)...)
 	out, errOut, code = srv.Vcli("", e.env(), "verify", "chain", "t")
 	if code != 1 || !strings.Contains(errOut, "ROLLBACK REFUSED") || !strings.Contains(errOut, "is not an extension of size 30") {
 		t.Fatalf("vcli verify chain t of a fork grown to 35: exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
@@ -354,39 +354,39 @@ func TestClientRefusesAForkOfTheSameSize(t *testing.T) {
 // TestEveryLedgerErrorCarriesAText: each ERR a ledger command answers names
 // its reason; an empty text after the code is useless to the person reading.
 func TestEveryLedgerErrorCarriesAText(t *testing.T) {
-	e := newLedgerEnv(t, []string{"t"})
-	put(t, e.admin, "t", false, newRecord(t, "x"))
-	anon := e.srv.Dial()
+	e := testenv.NewLedgerEnv(t, []string{"t"})
+	testenv.Put(t, e.Admin, "t", false, testenv.NewRecord(t, "x"))
+	anon := e.Srv.Dial()
 	cases := []struct {
 		c    *client.Client
 		cmd  string
 		args []any
 		code wire.Code
 	}{
-		{e.admin, "rput", []any{"t", wire.RawMessage([]byte{0xa0})}, wire.CodeInvalid},
-		{e.admin, "rput", []any{"t", []wire.RawMessage{}}, wire.CodeInvalid},
-		{e.admin, "rput", []any{"t", "not a record"}, wire.CodeProto},
-		{e.admin, "rput", []any{"audit", wire.RawMessage(newRecord(t, "x"))}, wire.CodePerm},
-		{anon, "rput", []any{"t", wire.RawMessage(newRecord(t, "x"))}, wire.CodeState},
-		{e.admin, "rget", []any{"t", newID()}, wire.CodeNotFound},
-		{e.admin, "rabs", []any{"t", 5}, wire.CodeNotFound},
-		{e.admin, "rproof", []any{"t", 0, 0}, wire.CodeInvalid},
-		{e.admin, "rproof", []any{"t", 0, 7}, wire.CodeNotFound},
-		{e.admin, "rproof", []any{"t", true}, wire.CodeProto},
-		{e.admin, "rcons", []any{"t", 9}, wire.CodeInvalid},
-		{e.admin, "rcons", []any{"t", 0, 7}, wire.CodeNotFound},
-		{e.admin, "rlist", []any{"t", 0, 1, 0}, wire.CodeLimit},
-		{e.admin, "rhead", []any{"nochain"}, wire.CodeNotFound},
-		{e.admin, "rhead", []any{"Bad Name"}, wire.CodeInvalid},
-		{e.admin, "rhead", []any{"vserv/zz/t"}, wire.CodeInvalid},
-		{e.admin, "rcheck", []any{"t", "nonsense"}, wire.CodeInvalid},
-		{e.admin, "mkchain", []any{"t", map[string]any{}}, wire.CodeExists},
-		{e.admin, "mkchain", []any{"u", map[string]any{"pow_bits": 33}}, wire.CodeInvalid},
-		{e.admin, "grant", []any{"nobody", "t", "read"}, wire.CodeNotFound},
-		{e.admin, "grant", []any{testenv.AdminName, "audit", "write"}, wire.CodeInvalid},
+		{e.Admin, "rput", []any{"t", wire.RawMessage([]byte{0xa0})}, wire.CodeInvalid},
+		{e.Admin, "rput", []any{"t", []wire.RawMessage{}}, wire.CodeInvalid},
+		{e.Admin, "rput", []any{"t", "not a record"}, wire.CodeProto},
+		{e.Admin, "rput", []any{"audit", wire.RawMessage(testenv.NewRecord(t, "x"))}, wire.CodePerm},
+		{anon, "rput", []any{"t", wire.RawMessage(testenv.NewRecord(t, "x"))}, wire.CodeState},
+		{e.Admin, "rget", []any{"t", testenv.NewID()}, wire.CodeNotFound},
+		{e.Admin, "rabs", []any{"t", 5}, wire.CodeNotFound},
+		{e.Admin, "rproof", []any{"t", 0, 0}, wire.CodeInvalid},
+		{e.Admin, "rproof", []any{"t", 0, 7}, wire.CodeNotFound},
+		{e.Admin, "rproof", []any{"t", true}, wire.CodeProto},
+		{e.Admin, "rcons", []any{"t", 9}, wire.CodeInvalid},
+		{e.Admin, "rcons", []any{"t", 0, 7}, wire.CodeNotFound},
+		{e.Admin, "rlist", []any{"t", 0, 1, 0}, wire.CodeLimit},
+		{e.Admin, "rhead", []any{"nochain"}, wire.CodeNotFound},
+		{e.Admin, "rhead", []any{"Bad Name"}, wire.CodeInvalid},
+		{e.Admin, "rhead", []any{"vserv/zz/t"}, wire.CodeInvalid},
+		{e.Admin, "rcheck", []any{"t", "nonsense"}, wire.CodeInvalid},
+		{e.Admin, "mkchain", []any{"t", map[string]any{}}, wire.CodeExists},
+		{e.Admin, "mkchain", []any{"u", map[string]any{"pow_bits": 33}}, wire.CodeInvalid},
+		{e.Admin, "grant", []any{"nobody", "t", "read"}, wire.CodeNotFound},
+		{e.Admin, "grant", []any{testenv.AdminName, "audit", "write"}, wire.CodeInvalid},
 	}
 	for _, tc := range cases {
-		_, err := tc.c.Call(e.ctx, tc.cmd, tc.args...)
+		_, err := tc.c.Call(e.Ctx, tc.cmd, tc.args...)
 		var we *client.Error
 		if !errors.As(err, &we) || we.Code != tc.code || strings.TrimSpace(we.Text) == "" {
 			t.Errorf("%s %v: got %v, want ERR %s with a text", tc.cmd, tc.args, err, tc.code)

@@ -168,7 +168,7 @@ func TestReadBudgetRefusesConnectionsWithoutLoginBeyondTheirShare(t *testing.T) 
 	extra.wantLimitThenClose(fmt.Sprintf("a partial message beyond %d held ones", share))
 	// A logged-in connection still has the rest of the budget.
 	_, err := admin.Call(ctx, "hello", make([]byte, 300<<10))
-	wantCode(t, err, wire.CodeProto, "a 300 KiB request while the share of connections without a login is spent")
+	testenv.WantCode(t, err, wire.CodeProto, "a 300 KiB request while the share of connections without a login is spent")
 	expectInSync(t, admin, adminID, "a 300 KiB request")
 	// A short request needs no budget at all, even now.
 	helloRaw := dialRaw(t, srv)
@@ -316,18 +316,18 @@ func parallel(t *testing.T, n, workers int, job func(i int) error) {
 }
 
 // bigEntryEnv is a public chain holding one record of about 64 KiB.
-func bigEntryEnv(t *testing.T) (*ledgerEnv, string) {
+func bigEntryEnv(t *testing.T) (*testenv.LedgerEnv, string) {
 	t.Helper()
-	e := newLedgerEnv(t, []string{"big"})
-	rec := newRecord(t, map[string]any{"blob": bytes.Repeat([]byte{'z'}, 64900)})
-	put(t, e.admin, "big", false, rec)
-	return e, recordID(t, rec)
+	e := testenv.NewLedgerEnv(t, []string{"big"})
+	rec := testenv.NewRecord(t, map[string]any{"blob": bytes.Repeat([]byte{'z'}, 64900)})
+	testenv.Put(t, e.Admin, "big", false, rec)
+	return e, testenv.RecordID(t, rec)
 }
 
 func TestBatchedReadsOverTheReplyLimitAreERRLimit(t *testing.T) {
 	e, id := bigEntryEnv(t)
-	anon := e.srv.Dial()
-	ctx := e.ctx
+	anon := e.Srv.Dial()
+	ctx := e.Ctx
 	ids := func(n int) []string { return slices.Repeat([]string{id}, n) }
 	seqs := func(n int) []int64 { return slices.Repeat([]int64{0}, n) }
 	for _, tc := range []struct {
@@ -338,19 +338,19 @@ func TestBatchedReadsOverTheReplyLimitAreERRLimit(t *testing.T) {
 	}{
 		{"rget of one 64 KiB entry × 1000 without login", anon, func(c *client.Client) ([][]byte, error) { return c.GetRecords(ctx, "big", ids(1000)) }, 0},
 		{"rabs of seq 0 × 1000 without login", anon, func(c *client.Client) ([][]byte, error) { return c.AbsRecords(ctx, "big", seqs(1000)) }, 0},
-		{"rget × 1000 logged in (64 MiB > 16 MiB)", e.admin, func(c *client.Client) ([][]byte, error) { return c.GetRecords(ctx, "big", ids(1000)) }, 0},
-		{"rabs × 1000 logged in", e.admin, func(c *client.Client) ([][]byte, error) { return c.AbsRecords(ctx, "big", seqs(1000)) }, 0},
+		{"rget × 1000 logged in (64 MiB > 16 MiB)", e.Admin, func(c *client.Client) ([][]byte, error) { return c.GetRecords(ctx, "big", ids(1000)) }, 0},
+		{"rabs × 1000 logged in", e.Admin, func(c *client.Client) ([][]byte, error) { return c.AbsRecords(ctx, "big", seqs(1000)) }, 0},
 		{"rget × 60 without login (under 4 MiB)", anon, func(c *client.Client) ([][]byte, error) { return c.GetRecords(ctx, "big", ids(60)) }, 60},
 		{"rget × 66 without login (over 4 MiB)", anon, func(c *client.Client) ([][]byte, error) { return c.GetRecords(ctx, "big", ids(66)) }, 0},
 		{"rabs × 66 without login", anon, func(c *client.Client) ([][]byte, error) { return c.AbsRecords(ctx, "big", seqs(66)) }, 0},
-		{"rget × 66 logged in", e.admin, func(c *client.Client) ([][]byte, error) { return c.GetRecords(ctx, "big", ids(66)) }, 66},
-		{"rabs × 240 logged in (under 16 MiB)", e.admin, func(c *client.Client) ([][]byte, error) { return c.AbsRecords(ctx, "big", seqs(240)) }, 240},
+		{"rget × 66 logged in", e.Admin, func(c *client.Client) ([][]byte, error) { return c.GetRecords(ctx, "big", ids(66)) }, 66},
+		{"rabs × 240 logged in (under 16 MiB)", e.Admin, func(c *client.Client) ([][]byte, error) { return c.AbsRecords(ctx, "big", seqs(240)) }, 240},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			connID := helloID(t, tc.c)
 			got, err := tc.read(tc.c)
 			if tc.want == 0 {
-				we := wantCode(t, err, wire.CodeLimit, tc.name)
+				we := testenv.WantCode(t, err, wire.CodeLimit, tc.name)
 				if we.Text == "" {
 					t.Fatal("ERR limit without a text")
 				}
@@ -364,11 +364,11 @@ func TestBatchedReadsOverTheReplyLimitAreERRLimit(t *testing.T) {
 
 func TestBigReadsDoNotSlowAnotherClientsRhead(t *testing.T) {
 	e, id := bigEntryEnv(t)
-	ctx := e.ctx
-	watcher := e.srv.Dial()
+	ctx := e.Ctx
+	watcher := e.Srv.Dial()
 	readers := make([]*client.Client, 12)
 	for i := range readers {
-		readers[i] = e.srv.Dial()
+		readers[i] = e.Srv.Dial()
 	}
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
@@ -415,7 +415,7 @@ func TestBigReadsDoNotSlowAnotherClientsRhead(t *testing.T) {
 	wg.Wait()
 	slices.Sort(lat)
 	median, worst := lat[len(lat)/2], lat[len(lat)-1]
-	peak := vmHWM(t, e.srv.Pid())
+	peak := vmHWM(t, e.Srv.Pid())
 	t.Logf("rhead ×%d: median %v, worst %v; readers: %d full replies, %d ERR limit; server peak RSS %d MB",
 		len(lat), median, worst, okReads, busy, peak>>20)
 	// The old server made rhead about 100× slower than idle (seconds);
@@ -437,28 +437,28 @@ func TestBigReadsDoNotSlowAnotherClientsRhead(t *testing.T) {
 }
 
 func TestRputWhoseReceiptsWouldOverflowTheReplyIsERRLimitAndCommitsNothing(t *testing.T) {
-	e := newLedgerEnv(t, []string{"bulk"})
+	e := testenv.NewLedgerEnv(t, []string{"bulk"})
 	// 250 records of about 60 KB: 15 MB of request, and receipts (the
 	// entry in base64, a proof, the checkpoint) of about 20 MB.
 	recs := make([][]byte, 250)
 	for i := range recs {
-		recs[i] = newRecord(t, map[string]any{"n": i, "blob": bytes.Repeat([]byte{'r'}, 60000)})
+		recs[i] = testenv.NewRecord(t, map[string]any{"n": i, "blob": bytes.Repeat([]byte{'r'}, 60000)})
 	}
-	put(t, e.admin, "bulk", false, newRecord(t, "first"))
-	connID := helloID(t, e.admin)
-	_, err := e.admin.PutRecords(e.ctx, "bulk", recs, true)
-	we := wantCode(t, err, wire.CodeLimit, "rput of 250 records of 60 KB with receipts")
+	testenv.Put(t, e.Admin, "bulk", false, testenv.NewRecord(t, "first"))
+	connID := helloID(t, e.Admin)
+	_, err := e.Admin.PutRecords(e.Ctx, "bulk", recs, true)
+	we := testenv.WantCode(t, err, wire.CodeLimit, "rput of 250 records of 60 KB with receipts")
 	idx, named := client.BatchIndex(err)
 	if !named || idx < 150 || idx >= len(recs) || we.Text == "" {
 		t.Fatalf("ERR limit %q names record %d (%v); want the first record that does not fit, between 150 and 249", we.Text, idx, named)
 	}
-	expectInSync(t, e.admin, connID, "the refused rput")
-	if n := chainSize(t, e.admin, "bulk"); n != 1 {
+	expectInSync(t, e.Admin, connID, "the refused rput")
+	if n := testenv.ChainSize(t, e.Admin, "bulk"); n != 1 {
 		t.Fatalf("rsize after the refused batch is %d, want 1: nothing committed", n)
 	}
 	// The batch just under: the records before the one named fit, and
 	// their reply arrives whole.
-	res, err := e.admin.PutRecords(e.ctx, "bulk", recs[:idx], true)
+	res, err := e.Admin.PutRecords(e.Ctx, "bulk", recs[:idx], true)
 	if err != nil {
 		t.Fatalf("rput of the %d records that fit, with receipts: %v", idx, err)
 	}
@@ -467,15 +467,15 @@ func TestRputWhoseReceiptsWouldOverflowTheReplyIsERRLimitAndCommitsNothing(t *te
 			t.Fatalf("result %d: seq %d, %d-byte receipt; want seq %d and a receipt", i, r.Seq, len(r.Receipt), 1+i)
 		}
 	}
-	if n := chainSize(t, e.admin, "bulk"); n != uint64(1+idx) {
+	if n := testenv.ChainSize(t, e.Admin, "bulk"); n != uint64(1+idx) {
 		t.Fatalf("rsize %d, want %d", n, 1+idx)
 	}
 	// Without receipts the same 250 records are a small reply.
 	more := make([][]byte, len(recs))
 	for i := range more {
-		more[i] = newRecord(t, map[string]any{"m": i, "blob": bytes.Repeat([]byte{'s'}, 60000)})
+		more[i] = testenv.NewRecord(t, map[string]any{"m": i, "blob": bytes.Repeat([]byte{'s'}, 60000)})
 	}
-	if res := put(t, e.admin, "bulk", false, more...); len(res) != len(more) {
+	if res := testenv.Put(t, e.Admin, "bulk", false, more...); len(res) != len(more) {
 		t.Fatalf("rput of 250 records without receipts: %d results", len(res))
 	}
 }

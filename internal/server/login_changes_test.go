@@ -205,7 +205,7 @@ func TestAccountChangeWinsOverLoginWaitingForHash(t *testing.T) {
 				if err != nil {
 					t.Fatalf("qr alice: %v", err)
 				}
-				code := tfOathCode(t, tfSecret(t, en.URI, "alice", alice.ServerID()), tfCurrentStep(time.Now()))
+				code := testenv.OathCode(t, testenv.OTPSecret(t, en.URI, "alice", alice.ServerID()), testenv.CurrentTOTPStep(time.Now()))
 				if err := alice.TwoFA(ctx, code); err != nil {
 					t.Fatalf("twofa alice: %v", err)
 				}
@@ -222,7 +222,7 @@ func TestAccountChangeWinsOverLoginWaitingForHash(t *testing.T) {
 			err := <-res
 			// Before the fix the login completed with the account as it was
 			// before the change.
-			tfWantAuth(t, err, "pass waiting for a hashing slot during "+tc.name)
+			testenv.WantAuthFailed(t, err, "pass waiting for a hashing slot during "+tc.name)
 			if _, err := c.Call(ctx, "mkdir", "x"); !errors.Is(err, client.ErrState) {
 				t.Fatalf("mkdir after the refused login: err = %v, want ERR state (not logged in)", err)
 			}
@@ -250,7 +250,7 @@ func TestHashQueueFullIsLimit(t *testing.T) {
 	start := time.Now()
 	_, err := c.Call(context.Background(), "pass", "alice-password")
 	took := time.Since(start)
-	we := wantCode(t, err, wire.CodeLimit, "pass while eight logins are hashed or queued")
+	we := testenv.WantCode(t, err, wire.CodeLimit, "pass while eight logins are hashed or queued")
 	if we.Text == "" {
 		t.Fatal("ERR limit with an empty text")
 	}
@@ -263,20 +263,20 @@ func TestHashQueueFullIsLimit(t *testing.T) {
 }
 
 func TestProductionWriteGrantEndsSessionWithoutSecondFactor(t *testing.T) {
-	srv := tfStart(t, testenv.WithRealKDF(), testenv.WithArgs("-P"))
+	srv := testenv.StartTwoFA(t, testenv.WithRealKDF(), testenv.WithArgs("-P"))
 	ctx := context.Background()
 	const name, pass = testenv.AdminName, testenv.AdminPass
 	code, err := srv.Dial().InitAdmin(ctx, name, pass, srv.SetupToken())
 	if err != nil {
 		t.Fatalf("uini: %v", err)
 	}
-	admin, _ := tfLogin(t, srv, name, pass)
+	admin, _ := testenv.LoginPassword(t, srv, name, pass)
 	en, err := admin.Enroll(ctx, code)
 	if err != nil {
 		t.Fatalf("qr: %v", err)
 	}
-	totp := &tfTOTP{t: t, secret: tfSecret(t, en.URI, name, admin.ServerID())}
-	if err := admin.TwoFA(ctx, totp.next()); err != nil {
+	totp := &testenv.TOTP{T: t, Secret: testenv.OTPSecret(t, en.URI, name, admin.ServerID())}
+	if err := admin.TwoFA(ctx, totp.Next()); err != nil {
 		t.Fatalf("twofa: %v", err)
 	}
 	if err := admin.MakeChain(ctx, "notes", client.ChainOptions{Public: true}); err != nil {
@@ -287,7 +287,7 @@ func TestProductionWriteGrantEndsSessionWithoutSecondFactor(t *testing.T) {
 	}
 	// Without a write right bob owes no factor and logs in with the
 	// password alone.
-	bob, owed := tfLogin(t, srv, "bob", "bob-password-1")
+	bob, owed := testenv.LoginPassword(t, srv, "bob", "bob-password-1")
 	if owed {
 		t.Fatal("needs2fa = true for a user without rights")
 	}
@@ -299,33 +299,33 @@ func TestProductionWriteGrantEndsSessionWithoutSecondFactor(t *testing.T) {
 		t.Fatalf("grant write: %v", err)
 	}
 	// Before the fix bob kept writing without a second factor.
-	_, err = bob.PutRecords(ctx, "notes", [][]byte{newRecord(t, "no factor")}, false)
-	tfWantAuth(t, err, "rput by a session that logged in without a factor, after a write grant")
-	if st := tfState(t, bob); st != "session" {
+	_, err = bob.PutRecords(ctx, "notes", [][]byte{testenv.NewRecord(t, "no factor")}, false)
+	testenv.WantAuthFailed(t, err, "rput by a session that logged in without a factor, after a write grant")
+	if st := testenv.SessionState(t, bob); st != "session" {
 		t.Fatalf("after the refused rput, state %s, want session (logged out)", st)
 	}
-	if n := chainSize(t, admin, "notes"); n != 0 {
+	if n := testenv.ChainSize(t, admin, "notes"); n != 0 {
 		t.Fatalf("notes has %d entries, want 0", n)
 	}
-	if _, owed := tfLogin(t, srv, "bob", "bob-password-1"); !owed {
+	if _, owed := testenv.LoginPassword(t, srv, "bob", "bob-password-1"); !owed {
 		t.Fatal("after the write grant, needs2fa = false, want true")
 	}
 }
 
 func TestRevokeTakesEffectOnTheNextCommandOfAnOpenSession(t *testing.T) {
-	e := newLedgerEnv(t, []string{"notes"})
-	e.srv.AddUser("bob", "bob-password", false)
-	if err := e.admin.Grant(e.ctx, "bob", "notes", "write"); err != nil {
+	e := testenv.NewLedgerEnv(t, []string{"notes"})
+	e.Srv.AddUser("bob", "bob-password", false)
+	if err := e.Admin.Grant(e.Ctx, "bob", "notes", "write"); err != nil {
 		t.Fatalf("grant write: %v", err)
 	}
-	bob := e.srv.Login("bob", "bob-password")
-	put(t, bob, "notes", false, newRecord(t, 1))
-	if err := e.admin.Revoke(e.ctx, "bob", "notes", "write"); err != nil {
+	bob := e.Srv.Login("bob", "bob-password")
+	testenv.Put(t, bob, "notes", false, testenv.NewRecord(t, 1))
+	if err := e.Admin.Revoke(e.Ctx, "bob", "notes", "write"); err != nil {
 		t.Fatalf("revoke write: %v", err)
 	}
-	_, err := bob.PutRecords(e.ctx, "notes", [][]byte{newRecord(t, 2)}, false)
-	wantCode(t, err, wire.CodePerm, "rput after revoke")
-	if n := chainSize(t, bob, "notes"); n != 1 {
+	_, err := bob.PutRecords(e.Ctx, "notes", [][]byte{testenv.NewRecord(t, 2)}, false)
+	testenv.WantCode(t, err, wire.CodePerm, "rput after revoke")
+	if n := testenv.ChainSize(t, bob, "notes"); n != 1 {
 		t.Fatalf("notes has %d entries, want 1", n)
 	}
 }
@@ -334,7 +334,7 @@ func TestRevokeTakesEffectOnTheNextCommandOfAnOpenSession(t *testing.T) {
 func lcAudit(t testing.TB, admin *client.Client) []map[string]any {
 	t.Helper()
 	ctx := context.Background()
-	n := chainSize(t, admin, "audit")
+	n := testenv.ChainSize(t, admin, "audit")
 	seqs := make([]int64, n)
 	for i := range seqs {
 		seqs[i] = int64(i)
@@ -378,7 +378,7 @@ func TestAuditRecordsUiniAndRefusedAdministrativeCommands(t *testing.T) {
 	}
 	for _, r := range refused {
 		_, err := bob.Call(ctx, r[0].(string), r[1:]...)
-		wantCode(t, err, wire.CodePerm, "bob: "+r[0].(string))
+		testenv.WantCode(t, err, wire.CodePerm, "bob: "+r[0].(string))
 	}
 	got := lcAudit(t, admin)
 	type want struct{ actor, action, target, outcome string }

@@ -16,7 +16,7 @@ import (
 // secret and recovery codes, its confirmation — at debug level, then
 // searches the log file and stderr for each secret.
 func TestLogsNeverCarrySecrets(t *testing.T) {
-	srv := tfStart(t, testenv.WithArgs("-l", "debug"))
+	srv := testenv.StartTwoFA(t, testenv.WithArgs("-l", "debug"))
 	ctx := context.Background()
 	token := srv.SetupToken()
 	const (
@@ -45,8 +45,8 @@ func TestLogsNeverCarrySecrets(t *testing.T) {
 	if err != nil {
 		t.Fatalf("qr: %v", err)
 	}
-	secret := tfSecret(t, enr.URI, "bob", bob.ServerID())
-	code := tfOathCode(t, secret, uint64(time.Now().Unix())/tfStep)
+	secret := testenv.OTPSecret(t, enr.URI, "bob", bob.ServerID())
+	code := testenv.OathCode(t, secret, uint64(time.Now().Unix())/testenv.TOTPStep)
 	if err := bob.TwoFA(ctx, code); err != nil {
 		t.Fatalf("twofa confirming the enrollment: %v", err)
 	}

@@ -294,7 +294,7 @@ func TestFramingLimits(t *testing.T) {
 		c := srv.AdminClient() // without a login a request is at most 64 KiB
 		id := helloID(t, c)
 		_, err := c.Call(ctx, "hello", make([]byte, 99000))
-		wantCode(t, err, wire.CodeProto, "hello with a 99000-byte argument")
+		testenv.WantCode(t, err, wire.CodeProto, "hello with a 99000-byte argument")
 		expectInSync(t, c, id, "a 99000-byte request in two encrypted fragments")
 		// Refused at the frame header that takes it over: ERR limit (or,
 		// if the close overtakes it, a reset), and the connection closes.
@@ -325,7 +325,7 @@ func TestLargeMessagesBothWays(t *testing.T) {
 	// takes no argument, so it is read whole and refused, and the
 	// connection stays in step.
 	_, err := admin.Call(ctx, "hello", make([]byte, 5<<20))
-	wantCode(t, err, wire.CodeProto, "hello with a 5 MiB argument")
+	testenv.WantCode(t, err, wire.CodeProto, "hello with a 5 MiB argument")
 	expectInSync(t, admin, id, "a 5 MiB request")
 
 	// Server → client: ulist of 700 accounts with 64-character names is
@@ -419,7 +419,7 @@ func TestMalformedMessagesGetERRProtoAndKeepTheConnection(t *testing.T) {
 				}
 				id := helloID(t, c)
 				_, err := c.CallRaw(context.Background(), tc.msg)
-				wantCode(t, err, wire.CodeProto, mode+" "+tc.name)
+				testenv.WantCode(t, err, wire.CodeProto, mode+" "+tc.name)
 				expectInSync(t, c, id, mode+" "+tc.name)
 				c.Close()
 			}

@@ -31,20 +31,6 @@ import (
 // man-in-the-middle key swaps, pinning, credentials outside a session,
 // uini from the network, and login backoff that punishes only the guesser.
 
-func dialThrough(t *testing.T, addr string, opts client.Options) (*client.Client, error) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if opts.Timeout == 0 {
-		opts.Timeout = 30 * time.Second
-	}
-	c, err := client.Dial(ctx, addr, opts)
-	if err == nil {
-		t.Cleanup(func() { c.Close() })
-	}
-	return c, err
-}
-
 func TestTamperedEncryptedFrameClosesTheConnection(t *testing.T) {
 	t.Parallel()
 	srv := testenv.Start(t, testenv.WithArgs("--rate-ip", "1000"))
@@ -63,7 +49,7 @@ func TestTamperedEncryptedFrameClosesTheConnection(t *testing.T) {
 		{"reply tag byte", false, 4 + 20},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := dialThrough(t, p.Addr(), client.Options{NoKnownHosts: true})
+			c, err := testenv.DialAddr(t, p.Addr(), client.Options{NoKnownHosts: true})
 			if err != nil {
 				t.Fatalf("dial through the proxy: %v", err)
 			}
@@ -92,7 +78,7 @@ func TestTamperedEncryptedFrameClosesTheConnection(t *testing.T) {
 	}
 
 	t.Run("replayed frame", func(t *testing.T) {
-		c, err := dialThrough(t, p.Addr(), client.Options{NoKnownHosts: true})
+		c, err := testenv.DialAddr(t, p.Addr(), client.Options{NoKnownHosts: true})
 		if err != nil {
 			t.Fatalf("dial through the proxy: %v", err)
 		}
@@ -126,7 +112,7 @@ func TestReplayedSessionDoesNotLogIn(t *testing.T) {
 	srv.AddUser("bob", "bob-password", false)
 	p := startProxy(t, srv.Addr, nil)
 
-	c, err := dialThrough(t, p.Addr(), client.Options{NoKnownHosts: true})
+	c, err := testenv.DialAddr(t, p.Addr(), client.Options{NoKnownHosts: true})
 	if err != nil {
 		t.Fatalf("dial through the proxy: %v", err)
 	}
@@ -363,12 +349,14 @@ func TestClientRefusesAForgedOrForeignSessionKey(t *testing.T) {
 			opts: func(*testing.T, string) client.Options {
 				return client.Options{ServerKey: secure.PublicKeyText(realKey)}
 			},
-			want: func(t *testing.T, err error) { wantCode(t, err, wire.CodeInvalid, "sess after an altered akey") },
+			want: func(t *testing.T, err error) {
+				testenv.WantCode(t, err, wire.CodeInvalid, "sess after an altered akey")
+			},
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := startProxy(t, srv.Addr, rewriteAkey(t, tc.change))
-			_, err := dialThrough(t, p.Addr(), tc.opts(t, p.Addr()))
+			_, err := testenv.DialAddr(t, p.Addr(), tc.opts(t, p.Addr()))
 			tc.want(t, err)
 		})
 	}
@@ -405,7 +393,7 @@ func TestChangedServerKeyIsRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	_, err := dialThrough(t, srv.Addr, client.Options{KnownHosts: path})
+	_, err := testenv.DialAddr(t, srv.Addr, client.Options{KnownHosts: path})
 	wantHostKeyChanged(t, err)
 
 	env := []string{"HOME=" + home, "XDG_CONFIG_HOME="}
@@ -435,7 +423,7 @@ func TestServerKeyPinning(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			home := t.TempDir()
-			c, err := dialThrough(t, srv.Addr, client.Options{ServerKey: tc.pin})
+			c, err := testenv.DialAddr(t, srv.Addr, client.Options{ServerKey: tc.pin})
 			if tc.ok {
 				if err != nil {
 					t.Fatalf("dial pinned to the right %s: %v", tc.name, err)
@@ -499,7 +487,7 @@ func TestWrongPasswordsDoNotLockOutOtherAccountsOrAddresses(t *testing.T) {
 	guesser := srv.Dial()
 	for i := range 100 {
 		_, err := guesser.Login(ctx, "bob", fmt.Sprintf("guess-%d", i))
-		if e := wantCode(t, err, wire.CodeAuth, fmt.Sprintf("guess %d", i)); e.Text != wire.AuthFailedText {
+		if e := testenv.WantCode(t, err, wire.CodeAuth, fmt.Sprintf("guess %d", i)); e.Text != wire.AuthFailedText {
 			t.Fatalf("guess %d: ERR auth %q, want the one text %q", i, e.Text, wire.AuthFailedText)
 		}
 	}
@@ -513,7 +501,7 @@ func TestWrongPasswordsDoNotLockOutOtherAccountsOrAddresses(t *testing.T) {
 	if _, err := fromOther.Login(ctx, "bob", "bob-password"); err != nil {
 		t.Fatalf("bob from 127.0.0.2 after 100 wrong passwords from 127.0.0.1: %v", err)
 	}
-	waitLog(t, srv, "remote=127.0.0.2") // the server saw the other address
+	testenv.WaitLog(t, srv, "remote=127.0.0.2") // the server saw the other address
 	// Another account from the same address: at once (the per-address rule
 	// allows 20 failures before it slows an address down, and the
 	// per-account delay let fewer than that through).
@@ -530,7 +518,7 @@ func TestWrongPasswordsDoNotLockOutOtherAccountsOrAddresses(t *testing.T) {
 		if err == nil {
 			break
 		}
-		wantCode(t, err, wire.CodeAuth, "bob from 127.0.0.1 during the delay")
+		testenv.WantCode(t, err, wire.CodeAuth, "bob from 127.0.0.1 during the delay")
 		if in > pairMax+2*time.Second {
 			t.Fatalf("bob from 127.0.0.1 is still refused %v after the last wrong password; the delay is at most %v", in, pairMax)
 		}
@@ -666,7 +654,7 @@ func TestUiniFromANonLoopbackAddressIsRefused(t *testing.T) {
 	if code != 1 || json.Unmarshal([]byte(out), &doc) != nil || doc.OK || doc.Code != "perm" {
 		t.Fatalf("vcli uini from %s: exit %d, stdout %q, stderr %q; want exit 1 and ERR perm", ns.clientIP, code, out, errOut)
 	}
-	waitLog(t, srv, "remote="+ns.clientIP) // the server saw the veth address
+	testenv.WaitLog(t, srv, "remote="+ns.clientIP) // the server saw the veth address
 	if got := srv.SetupToken(); got != token {
 		t.Fatalf("the setup token changed after a refused uini")
 	}
@@ -674,7 +662,7 @@ func TestUiniFromANonLoopbackAddressIsRefused(t *testing.T) {
 	// namespace, creates the admin.
 	inNetns(t, ns.server, func() {
 		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)}}
-		c, err := dialThrough(t, srv.Addr, client.Options{NoKnownHosts: true, Dialer: d.DialContext})
+		c, err := testenv.DialAddr(t, srv.Addr, client.Options{NoKnownHosts: true, Dialer: d.DialContext})
 		if err != nil {
 			t.Fatalf("dial from 127.0.0.1 inside the server's namespace: %v", err)
 		}
@@ -682,5 +670,5 @@ func TestUiniFromANonLoopbackAddressIsRefused(t *testing.T) {
 			t.Fatalf("uini from 127.0.0.1: %v", err)
 		}
 	})
-	waitLog(t, srv, `msg="initial admin created"`)
+	testenv.WaitLog(t, srv, `msg="initial admin created"`)
 }

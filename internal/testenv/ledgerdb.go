@@ -1,12 +1,19 @@
 package testenv
 
 import (
+	"bytes"
+	"encoding/binary"
 	"fmt"
+	"testing"
+
+	"github.com/google/uuid"
+	"github.com/transparency-dev/merkle/compact"
 
 	bbolt "go.etcd.io/bbolt"
 
 	"github.com/vserv/vserv/internal/store"
 	"github.com/vserv/vserv/internal/store/bolt"
+	"github.com/vserv/vserv/verify"
 )
 
 // Tests that tamper with ledger.db do it the way an operator with bbolt
@@ -37,4 +44,52 @@ func DeleteChain(tx *bbolt.Tx, serverID, chain string) error {
 		return fmt.Errorf("delete chain %s: %w", chain, err)
 	}
 	return bolt.ChainsBucket(tx).Delete(bolt.ChainsKey(store.ChainKey{Origin: serverID, Name: chain}))
+}
+
+// LedgerBucket is the sub-bucket sub ("entries", "nodes", "ids",
+// "checkpoints", ...) of a chain homed at the file's own server-id.
+func LedgerBucket(tx *bbolt.Tx, chain, sub string) *bbolt.Bucket {
+	return ChainBucket(tx, "", chain).Bucket([]byte(sub))
+}
+
+// BE64 is v in big-endian, the form of ledger.db's sequence keys.
+func BE64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
+
+// RehashAll redoes, on chain's buckets, everything an attacker can redo
+// without the signing key: every prev link, every leaf and Merkle node, and
+// the id index.
+func RehashAll(t testing.TB, tx *bbolt.Tx, chain string) {
+	t.Helper()
+	entries, nodes, ids := LedgerBucket(tx, chain, "entries"), LedgerBucket(tx, chain, "nodes"), LedgerBucket(tx, chain, "ids")
+	rng := (&compact.RangeFactory{Hash: verify.NodeHash}).NewEmptyRange(0)
+	var prev [32]byte
+	c := entries.Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		e, rec, err := verify.ParseEntry(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.Prev = prev
+		b, err := verify.EncodeEntry(*e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := entries.Put(bytes.Clone(k), b); err != nil {
+			t.Fatal(err)
+		}
+		id := uuid.MustParse(rec.ID)
+		if err := ids.Put(id[:], append(BE64(e.Seq), rec.Hash[:]...)); err != nil {
+			t.Fatal(err)
+		}
+		prev = verify.LeafHash(b)
+		leaf := prev
+		err = rng.Append(leaf[:], func(id compact.NodeID, h []byte) {
+			if err := nodes.Put(bolt.NodeKey(id), bytes.Clone(h)); err != nil {
+				t.Fatal(err)
+			}
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
 }

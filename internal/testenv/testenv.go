@@ -3,6 +3,12 @@
 // directory, reads the port from the first stderr line, and hands out clients
 // that talk to it over real TCP. Every integration test starts servers this
 // one way.
+//
+// It also holds, written once, the test helpers that more than one test
+// package needs (internal/server, internal/e2e, and the packages' unit
+// tests): WantCode for ERR replies (codes.go), the ledger, file and
+// second-factor environments (ledger.go, files.go, twofa.go), and the
+// helpers that edit a stopped server's ledger.db (ledgerdb.go).
 package testenv
 
 import (
@@ -79,10 +85,11 @@ func Bin(t testing.TB, name string) string {
 // depend on it.
 func Race() bool { return raceEnabled }
 
-// noRaceExitSleep stops -race binaries from sleeping a second at exit
-// (GORACE's atexit_sleep_ms defaults to 1000), which every server stop and
-// vcli run would otherwise pay.
-const noRaceExitSleep = "GORACE=atexit_sleep_ms=0"
+// NoRaceExitSleep is the environment entry that stops -race binaries from
+// sleeping a second at exit (GORACE's atexit_sleep_ms defaults to 1000),
+// which every server stop and vcli run would otherwise pay. Start and
+// RunVcli set it; tests that run binaries otherwise add it.
+const NoRaceExitSleep = "GORACE=atexit_sleep_ms=0"
 
 // Server is a running vserv process.
 type Server struct {
@@ -138,7 +145,7 @@ func Start(t testing.TB, opts ...Option) *Server {
 	args = append(args, cfg.args...)
 	s := &Server{t: t, DataRoot: cfg.dataRoot, Args: args, stderr: &syncBuffer{}, done: make(chan struct{})}
 	s.cmd = exec.Command(Bin(t, "vserv"), args...)
-	s.cmd.Env = append(os.Environ(), "HOME="+t.TempDir(), noRaceExitSleep)
+	s.cmd.Env = append(os.Environ(), "HOME="+t.TempDir(), NoRaceExitSleep)
 	pipe, err := s.cmd.StderrPipe()
 	if err != nil {
 		t.Fatalf("stderr pipe: %v", err)
@@ -264,6 +271,36 @@ func (s *Server) Dial(opts ...func(*client.Options)) *client.Client {
 	return c
 }
 
+// DialAddr opens an encrypted session to addr (a server or a proxy in front
+// of one) with opts, a 30 s timeout unless opts sets one, and closes it when
+// the test ends. Unlike Dial it returns the error, for tests of refusals.
+func DialAddr(t testing.TB, addr string, opts client.Options) (*client.Client, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if opts.Timeout == 0 {
+		opts.Timeout = 30 * time.Second
+	}
+	c, err := client.Dial(ctx, addr, opts)
+	if err == nil {
+		t.Cleanup(func() { c.Close() })
+	}
+	return c, err
+}
+
+// WaitLog waits up to 10 s until the server's stderr contains s: the log
+// reaches the test through a pipe, a little after the event.
+func WaitLog(t testing.TB, srv *Server, s string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(srv.Stderr(), s) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the server log does not show %q; stderr:\n%s", s, srv.Stderr())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // DialClear connects without starting the encrypted session.
 func (s *Server) DialClear() *client.Client {
 	return s.Dial(func(o *client.Options) { o.NoSession = true })
@@ -331,7 +368,7 @@ func (s *Server) Vcli(stdin string, env []string, args ...string) (stdout, stder
 func RunVcli(t testing.TB, stdin string, env []string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
 	cmd := exec.Command(Bin(t, "vcli"), args...)
-	cmd.Env = append(append(os.Environ(), "HOME="+t.TempDir(), "VSERV_PASSWORD=", "VSERV_OTP=", noRaceExitSleep), env...)
+	cmd.Env = append(append(os.Environ(), "HOME="+t.TempDir(), "VSERV_PASSWORD=", "VSERV_OTP=", NoRaceExitSleep), env...)
 	cmd.Stdin = strings.NewReader(stdin)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
@@ -345,6 +382,33 @@ func RunVcli(t testing.TB, stdin string, env []string, args ...string) (stdout, 
 		code = ee.ExitCode()
 	}
 	return out.String(), errb.String(), code
+}
+
+// RunCmd runs a binary (see Bin) with args and returns stdout, stderr and
+// the exit status.
+func RunCmd(t testing.TB, bin string, args ...string) (string, string, int) {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), NoRaceExitSleep)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	if err != nil {
+		ee, ok := err.(*exec.ExitError)
+		if !ok {
+			t.Fatalf("run %s: %v", bin, err)
+		}
+		return out.String(), errb.String(), ee.ExitCode()
+	}
+	return out.String(), errb.String(), 0
+}
+
+// WantExit fails unless a binary exited with want, showing its output.
+func WantExit(t testing.TB, what string, code, want int, stdout, stderr string) {
+	t.Helper()
+	if code != want {
+		t.Fatalf("%s: exit %d, want %d\nstdout: %s\nstderr: %s", what, code, want, stdout, stderr)
+	}
 }
 
 type syncBuffer struct {

@@ -2,6 +2,7 @@ package bolt
 
 import (
 	"context"
+	"errors"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -18,6 +19,10 @@ import (
 // BackupSuffix is appended to the database's path for the copy Open makes
 // before it migrates a file of layout 1: ledger.db.layout1-backup.
 const BackupSuffix = ".layout1-backup"
+
+// ErrOldLayout is returned, wrapped, by a ReadOnly Open of a file that
+// would have to be migrated first.
+var ErrOldLayout = errors.New("start vserv once to migrate it (it keeps a backup), or use the release that wrote it")
 
 // layoutOf reads the layout a file is in: 0 for a new file (nothing
 // stored), 1 for one written before layouts were numbered.
@@ -56,7 +61,7 @@ func (s *Store) upgrade(ctx context.Context) error {
 	case s.readOnly && layout == 0:
 		return nil // nothing stored: every read finds nothing
 	case s.readOnly:
-		return fmt.Errorf("open store: %s is in layout %d, older than this release's %d, and is opened read-only: start vserv once to migrate it (it keeps a backup), or use the release that wrote it", s.db.Path(), layout, Layout)
+		return fmt.Errorf("open store: %s is in layout %d, older than this release's %d, and is opened read-only: %w", s.db.Path(), layout, Layout, ErrOldLayout)
 	case layout == 1:
 		start := time.Now()
 		backup, err := s.backup()

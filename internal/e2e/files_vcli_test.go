@@ -1,4 +1,4 @@
-package server_test
+package e2e_test
 
 import (
 	"bytes"
@@ -10,25 +10,8 @@ import (
 	"testing"
 
 	"github.com/vserv/vserv/client"
+	"github.com/vserv/vserv/internal/testenv"
 )
-
-// vcliAs runs vcli logged in as one of the file test accounts.
-func (s *filesServer) vcliAs(user string, args ...string) (stdout, stderr string, code int) {
-	s.t.Helper()
-	pass := filePass(user)
-	if user == "admin" {
-		pass = "admin-password-1"
-	}
-	return s.Vcli("", []string{"VSERV_PASSWORD=" + pass}, append([]string{"-q", "-u", user}, args...)...)
-}
-
-// wantExit fails unless vcli exited with code.
-func wantExit(t testing.TB, what string, code, want int, stdout, stderr string) {
-	t.Helper()
-	if code != want {
-		t.Fatalf("%s: exit %d, want %d\nstdout: %s\nstderr: %s", what, code, want, stdout, stderr)
-	}
-}
 
 func writeTree(t testing.TB, root string, files map[string][]byte) {
 	t.Helper()
@@ -45,12 +28,12 @@ func writeTree(t testing.TB, root string, files map[string][]byte) {
 
 func TestVcliFilePutLsGet(t *testing.T) {
 	t.Parallel()
-	srv := startFilesServer(t)
+	srv := testenv.StartFilesServer(t)
 	dir := t.TempDir()
 	tree := filepath.Join(dir, "tree")
 	files := map[string][]byte{
 		"a.txt":            []byte("hello\n"),
-		"sub/b.bin":        fileBytes(200_000, 8),
+		"sub/b.bin":        testenv.FileBytes(200_000, 8),
 		"sub/deeper/empty": {},
 		"sub/ünï ćödé.txt": []byte("non-ASCII\n"),
 	}
@@ -59,25 +42,25 @@ func TestVcliFilePutLsGet(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	out, errOut, code := srv.vcliAs("alice", "file", "put", "-R", tree, "docs")
-	wantExit(t, "put -R", code, 0, out, errOut)
+	out, errOut, code := srv.VcliAs("alice", "file", "put", "-R", tree, "docs")
+	testenv.WantExit(t, "put -R", code, 0, out, errOut)
 	for name := range files {
 		if !strings.Contains(out, "-> docs/"+name+" (") {
 			t.Errorf("put -R output does not name docs/%s:\n%s", name, out)
 		}
 	}
-	if _, err := os.Lstat(filepath.Join(srv.home("alice"), "docs", "link")); err == nil {
+	if _, err := os.Lstat(filepath.Join(srv.Home("alice"), "docs", "link")); err == nil {
 		t.Error("put -R uploaded a symbolic link")
 	}
 
-	out, errOut, code = srv.vcliAs("alice", "file", "ls", "docs")
-	wantExit(t, "ls docs", code, 0, out, errOut)
+	out, errOut, code = srv.VcliAs("alice", "file", "ls", "docs")
+	testenv.WantExit(t, "ls docs", code, 0, out, errOut)
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	if len(lines) != 2 || !strings.HasSuffix(lines[0], "  a.txt") || !strings.HasSuffix(lines[1], "  sub/") || !strings.HasPrefix(lines[0], "6  ") {
 		t.Errorf("ls docs =\n%s\nwant a.txt (6 bytes) then sub/", out)
 	}
-	out, errOut, code = srv.vcliAs("alice", "--json", "file", "ls", "docs/sub")
-	wantExit(t, "ls --json", code, 0, out, errOut)
+	out, errOut, code = srv.VcliAs("alice", "--json", "file", "ls", "docs/sub")
+	testenv.WantExit(t, "ls --json", code, 0, out, errOut)
 	var listing struct {
 		OK      bool `json:"ok"`
 		Entries []struct {
@@ -92,15 +75,15 @@ func TestVcliFilePutLsGet(t *testing.T) {
 	if e := listing.Entries[0]; e.Name != "b.bin" || e.Size != 200_000 || e.Dir {
 		t.Errorf("first entry %+v, want b.bin of 200000 bytes", e)
 	}
-	out, errOut, code = srv.vcliAs("alice", "file", "lsd", "docs/sub")
-	wantExit(t, "lsd", code, 0, out, errOut)
+	out, errOut, code = srv.VcliAs("alice", "file", "lsd", "docs/sub")
+	testenv.WantExit(t, "lsd", code, 0, out, errOut)
 	if strings.TrimSpace(out) == "" || strings.Count(out, "\n") != 1 || !strings.HasSuffix(strings.TrimSpace(out), "deeper/") {
 		t.Errorf("lsd docs/sub =\n%s\nwant only deeper/", out)
 	}
 
 	got := filepath.Join(dir, "got")
-	out, errOut, code = srv.vcliAs("alice", "file", "get", "-R", "docs", got)
-	wantExit(t, "get -R", code, 0, out, errOut)
+	out, errOut, code = srv.VcliAs("alice", "file", "get", "-R", "docs", got)
+	testenv.WantExit(t, "get -R", code, 0, out, errOut)
 	for name, want := range files {
 		b, err := os.ReadFile(filepath.Join(got, filepath.FromSlash(name)))
 		if err != nil || !bytes.Equal(b, want) {
@@ -109,38 +92,38 @@ func TestVcliFilePutLsGet(t *testing.T) {
 	}
 
 	one := filepath.Join(dir, "one.txt")
-	out, errOut, code = srv.vcliAs("alice", "file", "get", "docs/a.txt", one)
-	wantExit(t, "get", code, 0, out, errOut)
+	out, errOut, code = srv.VcliAs("alice", "file", "get", "docs/a.txt", one)
+	testenv.WantExit(t, "get", code, 0, out, errOut)
 	if b, _ := os.ReadFile(one); string(b) != "hello\n" {
 		t.Errorf("get docs/a.txt wrote %q", b)
 	}
-	out, errOut, code = srv.vcliAs("alice", "file", "get", "docs/a.txt", "-")
-	wantExit(t, "get to stdout", code, 0, out, errOut)
+	out, errOut, code = srv.VcliAs("alice", "file", "get", "docs/a.txt", "-")
+	testenv.WantExit(t, "get to stdout", code, 0, out, errOut)
 	if out != "hello\n" {
 		t.Errorf("get docs/a.txt - printed %q", out)
 	}
 
 	// Exit statuses: ERR is 1, a usage mistake 2.
-	out, errOut, code = srv.vcliAs("alice", "file", "put", filepath.Join(tree, "a.txt"), "docs/a.txt")
-	wantExit(t, "put onto an existing file", code, 1, out, errOut)
+	out, errOut, code = srv.VcliAs("alice", "file", "put", filepath.Join(tree, "a.txt"), "docs/a.txt")
+	testenv.WantExit(t, "put onto an existing file", code, 1, out, errOut)
 	if !strings.Contains(errOut, "ERR exists") {
 		t.Errorf("stderr %q does not say ERR exists", errOut)
 	}
 	writeTree(t, dir, map[string][]byte{"new.txt": []byte("new\n")})
-	out, errOut, code = srv.vcliAs("alice", "file", "put", "--force", "--backup", filepath.Join(dir, "new.txt"), "docs/a.txt")
-	wantExit(t, "put --force --backup", code, 0, out, errOut)
-	if b, _ := os.ReadFile(filepath.Join(srv.home("alice"), "docs", "a.txt~")); string(b) != "hello\n" {
+	out, errOut, code = srv.VcliAs("alice", "file", "put", "--force", "--backup", filepath.Join(dir, "new.txt"), "docs/a.txt")
+	testenv.WantExit(t, "put --force --backup", code, 0, out, errOut)
+	if b, _ := os.ReadFile(filepath.Join(srv.Home("alice"), "docs", "a.txt~")); string(b) != "hello\n" {
 		t.Errorf("backup holds %q, want the old content", b)
 	}
-	out, errOut, code = srv.vcliAs("alice", "file", "put", filepath.Join(dir, "new.txt"), "docs/")
-	wantExit(t, "put into a directory", code, 0, out, errOut)
+	out, errOut, code = srv.VcliAs("alice", "file", "put", filepath.Join(dir, "new.txt"), "docs/")
+	testenv.WantExit(t, "put into a directory", code, 0, out, errOut)
 	if !strings.Contains(out, "-> docs/new.txt") {
 		t.Errorf("put into docs/ went to: %s", out)
 	}
-	out, errOut, code = srv.vcliAs("alice", "file", "get", "docs/a.txt", one)
-	wantExit(t, "get onto an existing local file", code, 2, out, errOut)
-	out, errOut, code = srv.vcliAs("alice", "--json", "file", "get", "nope", filepath.Join(dir, "nope"))
-	wantExit(t, "get of a missing file", code, 1, out, errOut)
+	out, errOut, code = srv.VcliAs("alice", "file", "get", "docs/a.txt", one)
+	testenv.WantExit(t, "get onto an existing local file", code, 2, out, errOut)
+	out, errOut, code = srv.VcliAs("alice", "--json", "file", "get", "nope", filepath.Join(dir, "nope"))
+	testenv.WantExit(t, "get of a missing file", code, 1, out, errOut)
 	var failure struct {
 		OK   bool   `json:"ok"`
 		Code string `json:"code"`
@@ -148,46 +131,46 @@ func TestVcliFilePutLsGet(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &failure); err != nil || failure.OK || failure.Code != "notfound" {
 		t.Errorf("--json get nope = %s, want ok false, code notfound", out)
 	}
-	out, errOut, code = srv.vcliAs("alice", "file", "put", filepath.Join(dir, "missing"))
-	wantExit(t, "put of a missing local file", code, 2, out, errOut)
-	out, errOut, code = srv.vcliAs("alice", "file", "put", tree)
-	wantExit(t, "put of a directory without -R", code, 2, out, errOut)
-	out, errOut, code = srv.vcliAs("alice", "file", "put")
-	wantExit(t, "put without arguments", code, 2, out, errOut)
-	out, errOut, code = srv.vcliAs("alice", "file", "get", "../bob/x", filepath.Join(dir, "x"))
-	wantExit(t, "get outside the home", code, 1, out, errOut)
+	out, errOut, code = srv.VcliAs("alice", "file", "put", filepath.Join(dir, "missing"))
+	testenv.WantExit(t, "put of a missing local file", code, 2, out, errOut)
+	out, errOut, code = srv.VcliAs("alice", "file", "put", tree)
+	testenv.WantExit(t, "put of a directory without -R", code, 2, out, errOut)
+	out, errOut, code = srv.VcliAs("alice", "file", "put")
+	testenv.WantExit(t, "put without arguments", code, 2, out, errOut)
+	out, errOut, code = srv.VcliAs("alice", "file", "get", "../bob/x", filepath.Join(dir, "x"))
+	testenv.WantExit(t, "get outside the home", code, 1, out, errOut)
 
 	// cd, pwd, stat, mkdir, rmdir, del.
-	out, errOut, code = srv.vcliAs("alice", "file", "cd", "docs/sub")
-	wantExit(t, "cd", code, 0, out, errOut)
+	out, errOut, code = srv.VcliAs("alice", "file", "cd", "docs/sub")
+	testenv.WantExit(t, "cd", code, 0, out, errOut)
 	if out != "/docs/sub\n" {
 		t.Errorf("cd docs/sub printed %q", out)
 	}
-	out, errOut, code = srv.vcliAs("alice", "--json", "file", "pwd")
-	wantExit(t, "pwd", code, 0, out, errOut)
+	out, errOut, code = srv.VcliAs("alice", "--json", "file", "pwd")
+	testenv.WantExit(t, "pwd", code, 0, out, errOut)
 	if !strings.Contains(out, `"cwd": ""`) {
 		t.Errorf("pwd in a new connection = %s, want the top", out)
 	}
-	out, errOut, code = srv.vcliAs("alice", "file", "stat", "docs/sub/b.bin")
-	wantExit(t, "stat", code, 0, out, errOut)
+	out, errOut, code = srv.VcliAs("alice", "file", "stat", "docs/sub/b.bin")
+	testenv.WantExit(t, "stat", code, 0, out, errOut)
 	if !strings.HasPrefix(out, "b.bin: file, 200000 bytes, modified ") {
 		t.Errorf("stat printed %q", out)
 	}
 	for _, step := range [][]string{{"mkdir", "docs/new"}, {"rmdir", "docs/new"}, {"del", "docs/new.txt"}} {
-		out, errOut, code = srv.vcliAs("alice", append([]string{"file"}, step...)...)
-		wantExit(t, step[0], code, 0, out, errOut)
+		out, errOut, code = srv.VcliAs("alice", append([]string{"file"}, step...)...)
+		testenv.WantExit(t, step[0], code, 0, out, errOut)
 	}
-	out, errOut, code = srv.vcliAs("alice", "file", "rmdir", "docs")
-	wantExit(t, "rmdir of a full directory", code, 1, out, errOut)
+	out, errOut, code = srv.VcliAs("alice", "file", "rmdir", "docs")
+	testenv.WantExit(t, "rmdir of a full directory", code, 1, out, errOut)
 
 	// --as: the admin may, a user may not.
-	out, errOut, code = srv.vcliAs("admin", "file", "put", "--as", "bob", filepath.Join(dir, "new.txt"), "from-admin.txt")
-	wantExit(t, "admin put --as bob", code, 0, out, errOut)
-	if b, _ := os.ReadFile(filepath.Join(srv.home("bob"), "from-admin.txt")); string(b) != "new\n" {
+	out, errOut, code = srv.VcliAs("admin", "file", "put", "--as", "bob", filepath.Join(dir, "new.txt"), "from-admin.txt")
+	testenv.WantExit(t, "admin put --as bob", code, 0, out, errOut)
+	if b, _ := os.ReadFile(filepath.Join(srv.Home("bob"), "from-admin.txt")); string(b) != "new\n" {
 		t.Errorf("bob's home holds %q", b)
 	}
-	out, errOut, code = srv.vcliAs("alice", "file", "ls", "--as", "bob")
-	wantExit(t, "user ls --as bob", code, 1, out, errOut)
+	out, errOut, code = srv.VcliAs("alice", "file", "ls", "--as", "bob")
+	testenv.WantExit(t, "user ls --as bob", code, 1, out, errOut)
 	if !strings.Contains(errOut, "ERR perm") {
 		t.Errorf("stderr %q does not say ERR perm", errOut)
 	}
@@ -195,9 +178,9 @@ func TestVcliFilePutLsGet(t *testing.T) {
 
 func TestVcliFilePutResumesACutUpload(t *testing.T) {
 	t.Parallel()
-	srv := startFilesServer(t)
+	srv := testenv.StartFilesServer(t)
 	dir := t.TempDir()
-	data := fileBytes(20*chunkSize+1234, 7) // what cutFput sends
+	data := testenv.FileBytes(20*testenv.ChunkSize+1234, 7) // what testenv.CutFput sends
 	local := filepath.Join(dir, "big.bin")
 	writeTree(t, dir, map[string][]byte{"big.bin": data})
 	for _, tc := range []struct {
@@ -206,23 +189,23 @@ func TestVcliFilePutResumesACutUpload(t *testing.T) {
 	}{{"put --resume", []string{"--resume"}}, {"put", nil}} {
 		t.Run(tc.name, func(t *testing.T) {
 			remote := "big-" + strings.TrimPrefix(strings.Join(tc.flags, ""), "--")
-			c := srv.login("alice")
-			held := cutFput(9)(t, c, remote)
+			c := srv.LoginAs("alice")
+			held := testenv.CutFput(9)(t, c, remote)
 			c.Close()
 			var out, errOut string
 			var code int
-			retryWhileBusy(t, func() error {
-				out, errOut, code = srv.vcliAs("alice", append(append([]string{"file", "put"}, tc.flags...), local, remote)...)
+			testenv.RetryWhileBusy(t, func() error {
+				out, errOut, code = srv.VcliAs("alice", append(append([]string{"file", "put"}, tc.flags...), local, remote)...)
 				if code == 1 && strings.Contains(errOut, "ERR conflict") {
 					return client.ErrConflict
 				}
 				return nil
 			})
-			wantExit(t, tc.name, code, 0, out, errOut)
+			testenv.WantExit(t, tc.name, code, 0, out, errOut)
 			if want := "resumed at " + strconv.FormatInt(held, 10); !strings.Contains(out, want) {
 				t.Errorf("%s printed %q, want it to say %q", tc.name, out, want)
 			}
-			b, err := os.ReadFile(filepath.Join(srv.home("alice"), remote))
+			b, err := os.ReadFile(filepath.Join(srv.Home("alice"), remote))
 			if err != nil || !bytes.Equal(b, data) {
 				t.Fatalf("resumed upload differs (%d bytes, %v)", len(b), err)
 			}
@@ -232,7 +215,7 @@ func TestVcliFilePutResumesACutUpload(t *testing.T) {
 
 func TestVcliShellKeepsTheWorkingDirectoryForPutAndGet(t *testing.T) {
 	t.Parallel()
-	srv := startFilesServer(t)
+	srv := testenv.StartFilesServer(t)
 	dir := t.TempDir()
 	writeTree(t, dir, map[string][]byte{"new.txt": []byte("shell\n")})
 	back := filepath.Join(dir, "back.txt")
@@ -246,8 +229,8 @@ func TestVcliShellKeepsTheWorkingDirectoryForPutAndGet(t *testing.T) {
 		"pwd",
 		"hello",
 	}, "\n") + "\n"
-	out, errOut, code := srv.Vcli(script, []string{"VSERV_PASSWORD=" + filePass("alice")}, "-q", "-u", "alice", "shell")
-	wantExit(t, "shell", code, 0, out, errOut)
+	out, errOut, code := srv.Vcli(script, []string{"VSERV_PASSWORD=" + testenv.FilePass("alice")}, "-q", "-u", "alice", "shell")
+	testenv.WantExit(t, "shell", code, 0, out, errOut)
 	lines := strings.Split(strings.TrimRight(out, "\r\n"), "\r\n")
 	if len(lines) != 8 {
 		t.Fatalf("shell printed %d lines, want 8:\n%s", len(lines), out)
@@ -258,7 +241,7 @@ func TestVcliShellKeepsTheWorkingDirectoryForPutAndGet(t *testing.T) {
 			t.Errorf("line %d = %q, want it to start with %q", i+1, lines[i], w)
 		}
 	}
-	if b, err := os.ReadFile(filepath.Join(srv.home("alice"), "docs", "new.txt")); err != nil || string(b) != "shell\n" {
+	if b, err := os.ReadFile(filepath.Join(srv.Home("alice"), "docs", "new.txt")); err != nil || string(b) != "shell\n" {
 		t.Errorf("put in the shell did not follow cd: %v", err)
 	}
 	if b, err := os.ReadFile(back); err != nil || string(b) != "shell\n" {
@@ -269,7 +252,7 @@ func TestVcliShellKeepsTheWorkingDirectoryForPutAndGet(t *testing.T) {
 // TestVcliReadmeFilesTour runs the README's files tour as written.
 func TestVcliReadmeFilesTour(t *testing.T) {
 	t.Parallel()
-	srv := startFilesServer(t)
+	srv := testenv.StartFilesServer(t)
 	dir := t.TempDir()
 	writeTree(t, dir, map[string][]byte{"note.txt": []byte("hello from bob\n")})
 	note, cp := filepath.Join(dir, "note.txt"), filepath.Join(dir, "copy.txt")
@@ -279,8 +262,8 @@ func TestVcliReadmeFilesTour(t *testing.T) {
 		{"file", "ls", "notes"},
 		{"file", "get", "notes/first.txt", cp},
 	} {
-		out, errOut, code := srv.vcliAs("bob", step...)
-		wantExit(t, strings.Join(step, " "), code, 0, out, errOut)
+		out, errOut, code := srv.VcliAs("bob", step...)
+		testenv.WantExit(t, strings.Join(step, " "), code, 0, out, errOut)
 		if step[1] == "ls" && !strings.HasSuffix(strings.TrimSpace(out), "  first.txt") {
 			t.Errorf("file ls notes printed %q", out)
 		}

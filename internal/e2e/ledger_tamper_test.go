@@ -1,8 +1,7 @@
-package server_test
+package e2e_test
 
 import (
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -10,12 +9,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/google/uuid"
-	"github.com/transparency-dev/merkle/compact"
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/vserv/vserv/client"
-	storebolt "github.com/vserv/vserv/internal/store/bolt"
 	"github.com/vserv/vserv/internal/testenv"
 	"github.com/vserv/vserv/verify"
 )
@@ -28,59 +24,15 @@ import (
 // The bucket layout is internal/store/bolt's (docs/formats.md): the test
 // reaches into it on purpose, as an attacker would.
 
-// tamperChain is a sub-bucket of the home's chain t.
-func tamperChain(tx *bolt.Tx, sub string) *bolt.Bucket {
-	return testenv.ChainBucket(tx, "", "t").Bucket([]byte(sub))
-}
-
-func be64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
-
 func editEntry(t *testing.T, tx *bolt.Tx, seq uint64, old, new string) {
-	b := tamperChain(tx, "entries")
-	e := bytes.Clone(b.Get(be64(seq)))
+	b := testenv.LedgerBucket(tx, "t", "entries")
+	e := bytes.Clone(b.Get(testenv.BE64(seq)))
 	changed := bytes.Replace(e, []byte(old), []byte(new), 1)
 	if bytes.Equal(e, changed) {
 		t.Fatalf("entry %d has no %q", seq, old)
 	}
-	if err := b.Put(be64(seq), changed); err != nil {
+	if err := b.Put(testenv.BE64(seq), changed); err != nil {
 		t.Fatal(err)
-	}
-}
-
-// rehashAll redoes everything an attacker can redo without the signing key:
-// every prev link, every leaf and Merkle node, and the id index.
-func rehashAll(t *testing.T, tx *bolt.Tx) {
-	entries, nodes, ids := tamperChain(tx, "entries"), tamperChain(tx, "nodes"), tamperChain(tx, "ids")
-	rng := (&compact.RangeFactory{Hash: verify.NodeHash}).NewEmptyRange(0)
-	var prev [32]byte
-	c := entries.Cursor()
-	for k, v := c.First(); k != nil; k, v = c.Next() {
-		e, rec, err := verify.ParseEntry(v)
-		if err != nil {
-			t.Fatal(err)
-		}
-		e.Prev = prev
-		b, err := verify.EncodeEntry(*e)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := entries.Put(bytes.Clone(k), b); err != nil {
-			t.Fatal(err)
-		}
-		id := uuid.MustParse(rec.ID)
-		if err := ids.Put(id[:], append(be64(e.Seq), rec.Hash[:]...)); err != nil {
-			t.Fatal(err)
-		}
-		prev = verify.LeafHash(b)
-		leaf := prev
-		err = rng.Append(leaf[:], func(id compact.NodeID, h []byte) {
-			if err := nodes.Put(storebolt.NodeKey(id), bytes.Clone(h)); err != nil {
-				t.Fatal(err)
-			}
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
 	}
 }
 
@@ -112,7 +64,7 @@ func TestTamperedLedgerIsCaughtOfflineByRcheckAndByOldReceipts(t *testing.T) {
 			name: "change an entry and re-hash it",
 			tamper: func(t *testing.T, tx *bolt.Tx, _ []byte) {
 				editEntry(t, tx, 12, "n-12", "m-12")
-				rehashAll(t, tx)
+				testenv.RehashAll(t, tx, "t")
 			},
 			seq:    12,
 			faults: []tamperFault{{30, "tree: root at size 30 differs from the signed checkpoint"}},
@@ -120,7 +72,7 @@ func TestTamperedLedgerIsCaughtOfflineByRcheckAndByOldReceipts(t *testing.T) {
 		{
 			name: "delete an entry",
 			tamper: func(t *testing.T, tx *bolt.Tx, _ []byte) {
-				if err := tamperChain(tx, "entries").Delete(be64(12)); err != nil {
+				if err := testenv.LedgerBucket(tx, "t", "entries").Delete(testenv.BE64(12)); err != nil {
 					t.Fatal(err)
 				}
 			},
@@ -133,10 +85,10 @@ func TestTamperedLedgerIsCaughtOfflineByRcheckAndByOldReceipts(t *testing.T) {
 		{
 			name: "reorder two entries",
 			tamper: func(t *testing.T, tx *bolt.Tx, _ []byte) {
-				b := tamperChain(tx, "entries")
-				x, y := bytes.Clone(b.Get(be64(12))), bytes.Clone(b.Get(be64(13)))
-				b.Put(be64(12), y)
-				b.Put(be64(13), x)
+				b := testenv.LedgerBucket(tx, "t", "entries")
+				x, y := bytes.Clone(b.Get(testenv.BE64(12))), bytes.Clone(b.Get(testenv.BE64(13)))
+				b.Put(testenv.BE64(12), y)
+				b.Put(testenv.BE64(13), x)
 			},
 			seq: 12,
 			faults: []tamperFault{
@@ -148,7 +100,7 @@ func TestTamperedLedgerIsCaughtOfflineByRcheckAndByOldReceipts(t *testing.T) {
 			name: "truncate the tail",
 			tamper: func(t *testing.T, tx *bolt.Tx, _ []byte) {
 				for s := uint64(25); s < 30; s++ {
-					if err := tamperChain(tx, "entries").Delete(be64(s)); err != nil {
+					if err := testenv.LedgerBucket(tx, "t", "entries").Delete(testenv.BE64(s)); err != nil {
 						t.Fatal(err)
 					}
 				}
@@ -160,7 +112,7 @@ func TestTamperedLedgerIsCaughtOfflineByRcheckAndByOldReceipts(t *testing.T) {
 			name: "present an older checkpoint as newer",
 			tamper: func(t *testing.T, tx *bolt.Tx, cp10 []byte) {
 				// A stored checkpoint is one byte of keep flags, then the note.
-				if err := tamperChain(tx, "checkpoints").Put(be64(30), append([]byte{0}, cp10...)); err != nil {
+				if err := testenv.LedgerBucket(tx, "t", "checkpoints").Put(testenv.BE64(30), append([]byte{0}, cp10...)); err != nil {
 					t.Fatal(err)
 				}
 			},
@@ -171,27 +123,27 @@ func TestTamperedLedgerIsCaughtOfflineByRcheckAndByOldReceipts(t *testing.T) {
 	vserv := testenv.Bin(t, "vserv")
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			e := newLedgerEnv(t, []string{"t"})
-			put(t, e.admin, "t", false, numbered(t, "n", 0, 10)...)
-			cp10, err := e.admin.Head(e.ctx, "t")
+			e := testenv.NewLedgerEnv(t, []string{"t"})
+			testenv.Put(t, e.Admin, "t", false, testenv.Numbered(t, "n", 0, 10)...)
+			cp10, err := e.Admin.Head(e.Ctx, "t")
 			if err != nil {
 				t.Fatal(err)
 			}
-			put(t, e.admin, "t", false, numbered(t, "n", 10, 10)...)
-			put(t, e.admin, "t", false, numbered(t, "n", 20, 10)...)
-			r, err := e.admin.Proof(e.ctx, "t", client.BySeq(tc.seq), 0)
+			testenv.Put(t, e.Admin, "t", false, testenv.Numbered(t, "n", 10, 10)...)
+			testenv.Put(t, e.Admin, "t", false, testenv.Numbered(t, "n", 20, 10)...)
+			r, err := e.Admin.Proof(e.Ctx, "t", client.BySeq(tc.seq), 0)
 			if err != nil {
 				t.Fatal(err)
 			}
-			before, err := verify.VerifyReceipt([]byte(r), e.receiptOptions())
+			before, err := verify.VerifyReceipt([]byte(r), e.ReceiptOptions())
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := e.srv.Stop(); err != nil {
+			if err := e.Srv.Stop(); err != nil {
 				t.Fatalf("stop: %v", err)
 			}
 
-			db, err := bolt.Open(filepath.Join(e.srv.DataRoot, "ledger.db"), 0o600, nil)
+			db, err := bolt.Open(filepath.Join(e.Srv.DataRoot, "ledger.db"), 0o600, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -201,7 +153,7 @@ func TestTamperedLedgerIsCaughtOfflineByRcheckAndByOldReceipts(t *testing.T) {
 				t.Fatal(err)
 			}
 
-			out, errOut, code := runCmd(t, vserv, "verify", "-q", "-r", e.srv.DataRoot)
+			out, errOut, code := testenv.RunCmd(t, vserv, "verify", "-q", "-r", e.Srv.DataRoot)
 			if code != 1 {
 				t.Fatalf("vserv verify: exit %d, want 1\nstdout: %s\nstderr: %s", code, out, errOut)
 			}
@@ -212,9 +164,9 @@ func TestTamperedLedgerIsCaughtOfflineByRcheckAndByOldReceipts(t *testing.T) {
 				}
 			}
 
-			srv := testenv.Start(t, testenv.WithDataRoot(e.srv.DataRoot))
+			srv := testenv.Start(t, testenv.WithDataRoot(e.Srv.DataRoot))
 			admin := srv.Login(testenv.AdminName, testenv.AdminPass)
-			res, err := admin.CheckChain(e.ctx, "t", "all")
+			res, err := admin.CheckChain(e.Ctx, "t", "all")
 			if err != nil {
 				t.Fatalf("rcheck after restart: %v", err)
 			}
@@ -236,19 +188,19 @@ func TestTamperedLedgerIsCaughtOfflineByRcheckAndByOldReceipts(t *testing.T) {
 // stillProven is what a client that kept a receipt checks against a server's
 // current state: the same entry is proven under the current checkpoint, and
 // that checkpoint is consistent with the receipt's.
-func stillProven(c *client.Client, e *ledgerEnv, before *verify.VerifiedReceipt) error {
-	r, err := c.Proof(e.ctx, "t", client.BySeq(before.Entry.Seq), 0)
+func stillProven(c *client.Client, e *testenv.LedgerEnv, before *verify.VerifiedReceipt) error {
+	r, err := c.Proof(e.Ctx, "t", client.BySeq(before.Entry.Seq), 0)
 	if err != nil {
 		return fmt.Errorf("rproof: %w", err)
 	}
-	after, err := verify.VerifyReceipt([]byte(r), e.receiptOptions())
+	after, err := verify.VerifyReceipt([]byte(r), e.ReceiptOptions())
 	if err != nil {
 		return fmt.Errorf("receipt now: %w", err)
 	}
 	if !bytes.Equal(after.EntryBytes, before.EntryBytes) {
 		return errors.New("the entry changed")
 	}
-	hashes, _, err := c.Consistency(e.ctx, "t", before.Checkpoint.Size, after.Checkpoint.Size)
+	hashes, _, err := c.Consistency(e.Ctx, "t", before.Checkpoint.Size, after.Checkpoint.Size)
 	if err != nil {
 		return fmt.Errorf("rcons: %w", err)
 	}

@@ -1,4 +1,4 @@
-package server_test
+package e2e_test
 
 import (
 	"bytes"
@@ -43,11 +43,11 @@ func crashOnce(t *testing.T, seed uint64) {
 	t.Logf("seed %d", seed)
 	rng := rand.New(rand.NewPCG(seed, 0))
 	const writers = 8
-	e := newLedgerEnv(t, []string{"c"})
+	e := testenv.NewLedgerEnv(t, []string{"c"})
 	ctx := context.Background()
 	clients := make([]*client.Client, writers)
 	for i := range clients {
-		clients[i] = e.srv.Login(testenv.AdminName, testenv.AdminPass)
+		clients[i] = e.Srv.Login(testenv.AdminName, testenv.AdminPass)
 	}
 
 	var mu sync.Mutex
@@ -80,13 +80,13 @@ func crashOnce(t *testing.T, seed uint64) {
 		})
 	}
 	time.Sleep(time.Duration(200+rng.IntN(1300)) * time.Millisecond)
-	e.srv.Kill()
+	e.Srv.Kill()
 	wg.Wait()
 	if len(got) == 0 {
 		t.Fatal("no record was acknowledged before the kill: the test exercised nothing")
 	}
 
-	srv := testenv.Start(t, testenv.WithDataRoot(e.srv.DataRoot))
+	srv := testenv.Start(t, testenv.WithDataRoot(e.Srv.DataRoot))
 	c := srv.Login(testenv.AdminName, testenv.AdminPass)
 	ids := make([]string, 0, len(got))
 	for id := range got {
@@ -117,7 +117,7 @@ func crashOnce(t *testing.T, seed uint64) {
 		t.Errorf("%d of %d acknowledged records are missing after SIGKILL", lost, len(got))
 	}
 
-	size := chainSize(t, c, "c")
+	size := testenv.ChainSize(t, c, "c")
 	if size < uint64(len(got)) {
 		t.Errorf("rsize %d after restart, but %d records were acknowledged", size, len(got))
 	}
@@ -144,14 +144,14 @@ func crashOnce(t *testing.T, seed uint64) {
 		t.Errorf("rcheck after restart = %+v (%v), want %d checked and no errors", r, err, size)
 	}
 	// Writes go on where they stopped.
-	if _, err := c.PutRecords(ctx, "c", [][]byte{newRecord(t, "after")}, false); err != nil {
+	if _, err := c.PutRecords(ctx, "c", [][]byte{testenv.NewRecord(t, "after")}, false); err != nil {
 		t.Errorf("rput after restart: %v", err)
 	}
 
 	if err := srv.Stop(); err != nil && !errors.Is(err, context.Canceled) {
 		t.Fatalf("stop: %v", err)
 	}
-	out, errOut, code := runCmd(t, testenv.Bin(t, "vserv"), "verify", "-q", "-r", srv.DataRoot)
+	out, errOut, code := testenv.RunCmd(t, testenv.Bin(t, "vserv"), "verify", "-q", "-r", srv.DataRoot)
 	if code != 0 {
 		t.Errorf("vserv verify after the crash: exit %d\n%s%s", code, out, errOut)
 	}

@@ -1,11 +1,10 @@
-package server_test
+package e2e_test
 
 import (
 	"bytes"
 	"crypto/ed25519"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -15,21 +14,6 @@ import (
 	"github.com/vserv/vserv/internal/testenv"
 	"github.com/vserv/vserv/verify"
 )
-
-// vcliRun runs vcli against the env's server and checks the exit status.
-func (e *ledgerEnv) vcli(t *testing.T, wantCode int, env []string, args ...string) (string, string) {
-	t.Helper()
-	out, errOut, code := e.srv.Vcli("", append(env, noRaceExitSleep), args...)
-	if code != wantCode {
-		t.Fatalf("vcli %s: exit %d, want %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), code, wantCode, out, errOut)
-	}
-	return out, errOut
-}
-
-// noRaceExitSleep stops a -race binary from sleeping a second at exit
-// (GORACE's atexit_sleep_ms defaults to 1000), which in tests that run
-// vcli dozens of times is most of their time.
-const noRaceExitSleep = "GORACE=atexit_sleep_ms=0"
 
 // asAdmin is the environment that logs vcli in as the test admin with -u.
 var asAdmin = []string{"VSERV_PASSWORD=" + testenv.AdminPass}
@@ -44,7 +28,7 @@ func jsonDoc(t *testing.T, s string) map[string]any {
 }
 
 func TestVcliRecordsInManyScriptsRoundTripAndVerifyOffline(t *testing.T) {
-	e := newLedgerEnv(t, []string{"t"})
+	e := testenv.NewLedgerEnv(t, []string{"t"})
 	dir := t.TempDir()
 	payloads := []struct{ name, json string }{
 		{"arabic", `{"name": "مرحبا بالعالم", "choice": "نعم"}`},
@@ -59,26 +43,26 @@ func TestVcliRecordsInManyScriptsRoundTripAndVerifyOffline(t *testing.T) {
 	for _, p := range payloads {
 		t.Run(p.name, func(t *testing.T) {
 			receipt := filepath.Join(dir, p.name+".receipt")
-			out, _ := e.vcli(t, 0, asAdmin, "-u", "admin", "--json", "rec", "put", "t", "--type", "greet", "--payload", p.json, "--receipt-out", receipt)
+			out, _ := e.Vcli(t, 0, asAdmin, "-u", "admin", "--json", "rec", "put", "t", "--type", "greet", "--payload", p.json, "--receipt-out", receipt)
 			id := jsonDoc(t, out)["id"].(string)
 			ids[p.name] = id
 			var want any
 			json.Unmarshal([]byte(p.json), &want)
 
-			out, _ = e.vcli(t, 0, nil, "--json", "verify", "receipt", receipt, "--server-key", e.keyText())
+			out, _ = e.Vcli(t, 0, nil, "--json", "verify", "receipt", receipt, "--server-key", e.KeyText())
 			doc := jsonDoc(t, out)
 			if doc["id"] != id || doc["type"] != "greet" || !reflect.DeepEqual(doc["payload"], want) {
 				t.Errorf("verify receipt = %v, want id %s, type greet, payload %v", doc, id, want)
 			}
 
-			out, _ = e.vcli(t, 0, nil, "--json", "rec", "get", "t", id)
+			out, _ = e.Vcli(t, 0, nil, "--json", "rec", "get", "t", id)
 			rec := jsonDoc(t, out)["entries"].([]any)[0].(map[string]any)["record"].(map[string]any)
 			if !reflect.DeepEqual(rec["payload"], want) {
 				t.Errorf("rec get payload = %v, want %v", rec["payload"], want)
 			}
 
 			// The bytes the server stored are the UTF-8 bytes sent.
-			b, err := e.admin.GetRecord(e.ctx, "t", id)
+			b, err := e.Admin.GetRecord(e.Ctx, "t", id)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -110,19 +94,19 @@ func jsonRoundTrip(t *testing.T, v any) any {
 }
 
 func TestVcliRecordCommands(t *testing.T) {
-	e := newLedgerEnv(t, nil)
+	e := testenv.NewLedgerEnv(t, nil)
 	dir := t.TempDir()
 	admin := func(args ...string) []string { return append([]string{"-u", "admin"}, args...) }
 
 	// chain create / list
-	out, _ := e.vcli(t, 0, asAdmin, admin("chain", "create", "t", "--public")...)
+	out, _ := e.Vcli(t, 0, asAdmin, admin("chain", "create", "t", "--public")...)
 	if !strings.Contains(out, "created public chain t (pow_bits 0)") {
 		t.Errorf("chain create says %q", out)
 	}
-	e.vcli(t, 0, asAdmin, admin("chain", "create", "hard", "--public", "--pow-bits", "8")...)
-	e.vcli(t, 1, asAdmin, admin("chain", "create", "t")...) // ERR exists
-	e.vcli(t, 2, asAdmin, admin("chain", "create", "x", "--pow-bits", "40")...)
-	out, _ = e.vcli(t, 0, nil, "--json", "chain", "list")
+	e.Vcli(t, 0, asAdmin, admin("chain", "create", "hard", "--public", "--pow-bits", "8")...)
+	e.Vcli(t, 1, asAdmin, admin("chain", "create", "t")...) // ERR exists
+	e.Vcli(t, 2, asAdmin, admin("chain", "create", "x", "--pow-bits", "40")...)
+	out, _ = e.Vcli(t, 0, nil, "--json", "chain", "list")
 	var listed struct {
 		Chains []struct {
 			Name    string `json:"name"`
@@ -145,9 +129,9 @@ func TestVcliRecordCommands(t *testing.T) {
 	seed := bytes.Repeat([]byte{7}, ed25519.SeedSize)
 	keyFile := filepath.Join(dir, "author.key")
 	os.WriteFile(keyFile, seed, 0o600)
-	out, _ = e.vcli(t, 0, asAdmin, admin("--json", "rec", "put", "hard", "--payload", `{"n": 1}`, "--sign-key", keyFile)...)
+	out, _ = e.Vcli(t, 0, asAdmin, admin("--json", "rec", "put", "hard", "--payload", `{"n": 1}`, "--sign-key", keyFile)...)
 	hardID := jsonDoc(t, out)["id"].(string)
-	b, err := e.admin.GetRecord(e.ctx, "hard", hardID)
+	b, err := e.Admin.GetRecord(e.Ctx, "hard", hardID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,54 +147,54 @@ func TestVcliRecordCommands(t *testing.T) {
 		{"--file", payloadFile},
 		{"--payload", `"third"`, "--type", "note"},
 	} {
-		out, _ := e.vcli(t, 0, asAdmin, admin(append([]string{"--json", "rec", "put", "t"}, args...)...)...)
+		out, _ := e.Vcli(t, 0, asAdmin, admin(append([]string{"--json", "rec", "put", "t"}, args...)...)...)
 		doc := jsonDoc(t, out)
 		if int(doc["seq"].(float64)) != len(ids) || len(doc["leaf"].(string)) != 64 {
 			t.Errorf("rec put %v = %v, want seq %d and a hex leaf", args, doc, len(ids))
 		}
 		ids = append(ids, doc["id"].(string))
 	}
-	e.vcli(t, 2, asAdmin, admin("rec", "put", "t")...)                                              // no payload
-	e.vcli(t, 2, asAdmin, admin("rec", "put", "t", "--payload", "1", "--file", payloadFile)...)     // both
-	e.vcli(t, 2, asAdmin, admin("rec", "put", "t", "--payload", `{"a": 1, "a": 2}`)...)             // duplicate key
-	e.vcli(t, 1, asAdmin, admin("rec", "put", "audit", "--payload", "1")...)                        // ERR perm
-	e.vcli(t, 2, nil, "rec", "put", "t", "--payload", "1")                                          // needs -u
-	e.vcli(t, 2, asAdmin, admin("rec", "put", "t", "--payload", "1", "--sign-key", payloadFile)...) // not a key
+	e.Vcli(t, 2, asAdmin, admin("rec", "put", "t")...)                                              // no payload
+	e.Vcli(t, 2, asAdmin, admin("rec", "put", "t", "--payload", "1", "--file", payloadFile)...)     // both
+	e.Vcli(t, 2, asAdmin, admin("rec", "put", "t", "--payload", `{"a": 1, "a": 2}`)...)             // duplicate key
+	e.Vcli(t, 1, asAdmin, admin("rec", "put", "audit", "--payload", "1")...)                        // ERR perm
+	e.Vcli(t, 2, nil, "rec", "put", "t", "--payload", "1")                                          // needs -u
+	e.Vcli(t, 2, asAdmin, admin("rec", "put", "t", "--payload", "1", "--sign-key", payloadFile)...) // not a key
 
 	// reads
-	out, _ = e.vcli(t, 0, nil, "rec", "get", "t", ids[1], ids[2])
+	out, _ = e.Vcli(t, 0, nil, "rec", "get", "t", ids[1], ids[2])
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	if len(lines) != 2 || !strings.HasPrefix(lines[0], "1 ") || !strings.Contains(lines[0], `{"from":"file","x":[1,2.5,null,true]}`) ||
 		!strings.Contains(lines[1], ids[2]+" note \"third\"") {
 		t.Errorf("rec get = %q", out)
 	}
-	out, _ = e.vcli(t, 0, nil, "rec", "get", "t", ids[0], newID())
+	out, _ = e.Vcli(t, 0, nil, "rec", "get", "t", ids[0], testenv.NewID())
 	if !strings.Contains(out, ": not found") {
 		t.Errorf("rec get with a missing id among two = %q, want it marked not found", out)
 	}
-	e.vcli(t, 1, nil, "rec", "get", "t", newID())
-	out, _ = e.vcli(t, 0, nil, "rec", "abs", "t", "--", "-1", "0")
+	e.Vcli(t, 1, nil, "rec", "get", "t", testenv.NewID())
+	out, _ = e.Vcli(t, 0, nil, "rec", "abs", "t", "--", "-1", "0")
 	if lines := strings.Split(strings.TrimSpace(out), "\n"); len(lines) != 2 || !strings.Contains(lines[0], ids[2]) || !strings.Contains(lines[1], ids[0]) {
 		t.Errorf("rec abs t -1 0 = %q", out)
 	}
-	e.vcli(t, 2, nil, "rec", "abs", "t", "first")
-	out, _ = e.vcli(t, 0, nil, "rec", "have", "t", ids[0], "00000000-0000-7000-8000-000000000000")
+	e.Vcli(t, 2, nil, "rec", "abs", "t", "first")
+	out, _ = e.Vcli(t, 0, nil, "rec", "have", "t", ids[0], "00000000-0000-7000-8000-000000000000")
 	if out != ids[0]+" yes\n00000000-0000-7000-8000-000000000000 no\n" {
 		t.Errorf("rec have = %q", out)
 	}
-	if out, _ = e.vcli(t, 0, nil, "rec", "size", "t"); out != "3\n" {
+	if out, _ = e.Vcli(t, 0, nil, "rec", "size", "t"); out != "3\n" {
 		t.Errorf("rec size = %q, want 3", out)
 	}
-	if out, _ = e.vcli(t, 0, nil, "rec", "count", "t"); out != "3\n" {
+	if out, _ = e.Vcli(t, 0, nil, "rec", "count", "t"); out != "3\n" {
 		t.Errorf("rec count = %q, want 3", out)
 	}
-	if out, _ = e.vcli(t, 0, nil, "rec", "count", "t", "--to", "2000-01-01T00:00:00Z"); out != "0\n" {
+	if out, _ = e.Vcli(t, 0, nil, "rec", "count", "t", "--to", "2000-01-01T00:00:00Z"); out != "0\n" {
 		t.Errorf("rec count before 2000 = %q, want 0", out)
 	}
-	if out, _ = e.vcli(t, 0, nil, "rec", "list", "t"); out != strings.Join(ids, "\n")+"\n" {
+	if out, _ = e.Vcli(t, 0, nil, "rec", "list", "t"); out != strings.Join(ids, "\n")+"\n" {
 		t.Errorf("rec list = %q, want the three ids in order", out)
 	}
-	out, errOut := e.vcli(t, 0, nil, "rec", "list", "t", "--limit", "2")
+	out, errOut := e.Vcli(t, 0, nil, "rec", "list", "t", "--limit", "2")
 	var cursor string
 	for _, line := range strings.Split(errOut, "\n") {
 		if c, ok := strings.CutPrefix(line, "next page: --cursor "); ok {
@@ -220,122 +204,104 @@ func TestVcliRecordCommands(t *testing.T) {
 	if out != ids[0]+"\n"+ids[1]+"\n" || cursor == "" {
 		t.Fatalf("rec list --limit 2 = %q, stderr %q", out, errOut)
 	}
-	if out, _ = e.vcli(t, 0, nil, "rec", "list", "t", "--limit", "2", "--cursor", cursor); out != ids[2]+"\n" {
+	if out, _ = e.Vcli(t, 0, nil, "rec", "list", "t", "--limit", "2", "--cursor", cursor); out != ids[2]+"\n" {
 		t.Errorf("rec list second page = %q, want %s", out, ids[2])
 	}
 
 	// proof, head, check
 	receipt := filepath.Join(dir, "r1")
-	e.vcli(t, 0, nil, "rec", "proof", "t", ids[1], "-o", receipt)
-	bySeq, _ := e.vcli(t, 0, nil, "rec", "proof", "t", "1")
+	e.Vcli(t, 0, nil, "rec", "proof", "t", ids[1], "-o", receipt)
+	bySeq, _ := e.Vcli(t, 0, nil, "rec", "proof", "t", "1")
 	if saved, _ := os.ReadFile(receipt); string(saved) != bySeq {
 		t.Errorf("rec proof by id and by seq differ:\n%s\n%s", saved, bySeq)
 	}
-	e.vcli(t, 1, nil, "rec", "proof", "t", "3")
-	out, _ = e.vcli(t, 0, nil, "--json", "rec", "head", "t")
-	if doc := jsonDoc(t, out); doc["size"] != 3.0 || doc["origin"] != verify.OriginLine(e.admin.ServerID(), "t") {
+	e.Vcli(t, 1, nil, "rec", "proof", "t", "3")
+	out, _ = e.Vcli(t, 0, nil, "--json", "rec", "head", "t")
+	if doc := jsonDoc(t, out); doc["size"] != 3.0 || doc["origin"] != verify.OriginLine(e.Admin.ServerID(), "t") {
 		t.Errorf("rec head = %v", doc)
 	}
-	out, _ = e.vcli(t, 0, asAdmin, admin("rec", "check", "t")...)
+	out, _ = e.Vcli(t, 0, asAdmin, admin("rec", "check", "t")...)
 	if out != "t: 3 entries checked, 0 faults\n" {
 		t.Errorf("rec check = %q", out)
 	}
-	e.vcli(t, 2, nil, "rec", "check", "t", "--json") // needs -u
-	e.vcli(t, 1, asAdmin, admin("rec", "check", "t", "everything")...)
+	e.Vcli(t, 2, nil, "rec", "check", "t", "--json") // needs -u
+	e.Vcli(t, 1, asAdmin, admin("rec", "check", "t", "everything")...)
 
 	// grants
-	e.srv.AddUser("bob", "bob-password", false)
+	e.Srv.AddUser("bob", "bob-password", false)
 	bob := []string{"VSERV_PASSWORD=bob-password"}
-	e.vcli(t, 1, bob, "-u", "bob", "rec", "put", "t", "--payload", "1")
-	e.vcli(t, 0, asAdmin, admin("chain", "grant", "bob", "t", "write")...)
-	e.vcli(t, 0, bob, "-u", "bob", "rec", "put", "t", "--payload", "1")
-	e.vcli(t, 0, asAdmin, admin("chain", "revoke", "bob", "t", "write")...)
-	e.vcli(t, 1, bob, "-u", "bob", "rec", "put", "t", "--payload", "2")
-	e.vcli(t, 2, asAdmin, admin("chain", "grant", "bob", "t", "own")...)
-	e.vcli(t, 1, asAdmin, admin("chain", "grant", "bob", "audit", "write")...)
+	e.Vcli(t, 1, bob, "-u", "bob", "rec", "put", "t", "--payload", "1")
+	e.Vcli(t, 0, asAdmin, admin("chain", "grant", "bob", "t", "write")...)
+	e.Vcli(t, 0, bob, "-u", "bob", "rec", "put", "t", "--payload", "1")
+	e.Vcli(t, 0, asAdmin, admin("chain", "revoke", "bob", "t", "write")...)
+	e.Vcli(t, 1, bob, "-u", "bob", "rec", "put", "t", "--payload", "2")
+	e.Vcli(t, 2, asAdmin, admin("chain", "grant", "bob", "t", "own")...)
+	e.Vcli(t, 1, asAdmin, admin("chain", "grant", "bob", "audit", "write")...)
 
 	// verify receipt: key forms and failures
-	fp := secure.Fingerprint(e.key)
+	fp := secure.Fingerprint(e.Key)
 	home := t.TempDir()
 	withHome := []string{"HOME=" + home, "XDG_CONFIG_HOME="}
-	e.vcli(t, 0, withHome, "id") // first contact records the key in known_hosts
-	e.vcli(t, 0, withHome, "verify", "receipt", receipt, "--server-key", fp)
-	_, errOut = e.vcli(t, 2, nil, "verify", "receipt", receipt, "--server-key", fp)
+	e.Vcli(t, 0, withHome, "id") // first contact records the key in known_hosts
+	e.Vcli(t, 0, withHome, "verify", "receipt", receipt, "--server-key", fp)
+	_, errOut = e.Vcli(t, 2, nil, "verify", "receipt", receipt, "--server-key", fp)
 	if !strings.Contains(errOut, "need the public key (`vcli id` prints it)") {
 		t.Errorf("fingerprint not in known_hosts: stderr %q", errOut)
 	}
-	e.vcli(t, 2, nil, "verify", "receipt", receipt)
-	e.vcli(t, 2, nil, "verify", "receipt", filepath.Join(dir, "missing"), "--server-key", e.keyText())
+	e.Vcli(t, 2, nil, "verify", "receipt", receipt)
+	e.Vcli(t, 2, nil, "verify", "receipt", filepath.Join(dir, "missing"), "--server-key", e.KeyText())
 	otherKey, _, _ := ed25519.GenerateKey(nil)
-	e.vcli(t, 1, nil, "verify", "receipt", receipt, "--server-key", secure.PublicKeyText(otherKey))
-	e.vcli(t, 1, nil, "verify", "receipt", receipt, "--server-key", e.keyText(), "--witness", secure.PublicKeyText(otherKey), "--quorum", "1")
+	e.Vcli(t, 1, nil, "verify", "receipt", receipt, "--server-key", secure.PublicKeyText(otherKey))
+	e.Vcli(t, 1, nil, "verify", "receipt", receipt, "--server-key", e.KeyText(), "--witness", secure.PublicKeyText(otherKey), "--quorum", "1")
 	saved, _ := os.ReadFile(receipt)
 	broken := filepath.Join(dir, "broken")
 	os.WriteFile(broken, bytes.Replace(saved, []byte("\nindex 1\n"), []byte("\nindex 0\n"), 1), 0o644)
-	_, errOut = e.vcli(t, 1, nil, "verify", "receipt", broken, "--server-key", e.keyText())
+	_, errOut = e.Vcli(t, 1, nil, "verify", "receipt", broken, "--server-key", e.KeyText())
 	if !strings.Contains(errOut, "does NOT verify") {
 		t.Errorf("a broken receipt: stderr %q", errOut)
 	}
 
 	// verify chain
-	out, _ = e.vcli(t, 0, nil, "verify", "chain", "t")
+	out, _ = e.Vcli(t, 0, nil, "verify", "chain", "t")
 	if !strings.HasPrefix(out, "ok: chain t, 4 entries verified") {
 		t.Errorf("verify chain t = %q", out)
 	}
-	out, _ = e.vcli(t, 0, nil, "--json", "verify", "chain", "hard")
+	out, _ = e.Vcli(t, 0, nil, "--json", "verify", "chain", "hard")
 	if doc := jsonDoc(t, out); doc["ok"] != true || doc["size"] != 1.0 {
 		t.Errorf("verify chain hard = %v", doc)
 	}
-	e.vcli(t, 1, nil, "verify", "chain", "audit") // private: notfound without login
-	e.vcli(t, 0, asAdmin, admin("verify", "chain", "audit")...)
+	e.Vcli(t, 1, nil, "verify", "chain", "audit") // private: notfound without login
+	e.Vcli(t, 0, asAdmin, admin("verify", "chain", "audit")...)
 }
 
 func TestVservVerifyOnACleanDataDirectory(t *testing.T) {
-	e := newLedgerEnv(t, []string{"t"})
-	put(t, e.admin, "t", false, numbered(t, "v", 0, 25)...)
-	put(t, e.admin, "t", false, numbered(t, "v", 25, 25)...)
+	e := testenv.NewLedgerEnv(t, []string{"t"})
+	testenv.Put(t, e.Admin, "t", false, testenv.Numbered(t, "v", 0, 25)...)
+	testenv.Put(t, e.Admin, "t", false, testenv.Numbered(t, "v", 25, 25)...)
 	vserv := testenv.Bin(t, "vserv")
 
-	_, errOut, code := runCmd(t, vserv, "verify", "-r", e.srv.DataRoot)
+	_, errOut, code := testenv.RunCmd(t, vserv, "verify", "-r", e.Srv.DataRoot)
 	if code != 1 || !strings.Contains(errOut, "stop it, or work on a copy") {
 		t.Errorf("vserv verify while the server runs: exit %d, stderr %q; want 1 and advice to stop it or copy", code, errOut)
 	}
-	if err := e.srv.Stop(); err != nil {
+	if err := e.Srv.Stop(); err != nil {
 		t.Fatalf("stop: %v", err)
 	}
-	out, errOut, code := runCmd(t, vserv, "verify", "-r", e.srv.DataRoot)
+	out, errOut, code := testenv.RunCmd(t, vserv, "verify", "-r", e.Srv.DataRoot)
 	if code != 0 || !strings.HasPrefix(out, "ok: 6 chains, ") || !strings.Contains(out, " entries verified in ") {
 		t.Errorf("vserv verify: exit %d\nstdout %q\nstderr %q", code, out, errOut)
 	}
-	_, errOut, code = runCmd(t, vserv, "verify", "-r", filepath.Join(t.TempDir(), "none"), "--server-key", e.keyText())
+	_, errOut, code = testenv.RunCmd(t, vserv, "verify", "-r", filepath.Join(t.TempDir(), "none"), "--server-key", e.KeyText())
 	if code != 2 || !strings.Contains(errOut, "does not exist") {
 		t.Errorf("vserv verify of a missing directory: exit %d, stderr %q; want 2 and \"does not exist\"", code, errOut)
 	}
-	_, errOut, code = runCmd(t, vserv, "verify", "-r", t.TempDir())
+	_, errOut, code = testenv.RunCmd(t, vserv, "verify", "-r", t.TempDir())
 	if code != 1 || !strings.Contains(errOut, "identity.key is missing") {
 		t.Errorf("vserv verify without identity.key: exit %d, stderr %q", code, errOut)
 	}
 	other, _, _ := ed25519.GenerateKey(nil)
-	_, errOut, code = runCmd(t, vserv, "verify", "-r", e.srv.DataRoot, "-q", "--server-key", secure.PublicKeyText(other))
+	_, errOut, code = testenv.RunCmd(t, vserv, "verify", "-r", e.Srv.DataRoot, "-q", "--server-key", secure.PublicKeyText(other))
 	if code != 1 || !strings.Contains(errOut, "does not match server-id") {
 		t.Errorf("vserv verify with another key: exit %d, stderr %q; want 1 and one line saying the key does not match", code, errOut)
 	}
-}
-
-// runCmd runs a binary and returns stdout, stderr and the exit status.
-func runCmd(t testing.TB, bin string, args ...string) (string, string, int) {
-	t.Helper()
-	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), noRaceExitSleep)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	if err != nil {
-		ee, ok := err.(*exec.ExitError)
-		if !ok {
-			t.Fatalf("run %s: %v", bin, err)
-		}
-		return out.String(), errb.String(), ee.ExitCode()
-	}
-	return out.String(), errb.String(), 0
 }

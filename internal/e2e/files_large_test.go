@@ -1,4 +1,4 @@
-package server_test
+package e2e_test
 
 import (
 	"bytes"
@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/vserv/vserv/internal/testenv"
 )
 
 // largeFileSize is the sparse file TestVcliLargeSparseFile moves: 1 GiB,
@@ -19,7 +21,7 @@ const largeFileSize = 1 << 30
 
 func TestVcliLargeSparseFile(t *testing.T) {
 	t.Parallel()
-	srv := startFilesServer(t, "--quota-bytes", "0")
+	srv := testenv.StartFilesServer(t, "--quota-bytes", "0")
 	dir := t.TempDir()
 	local := filepath.Join(dir, "sparse.img")
 	f, err := os.Create(local)
@@ -35,17 +37,17 @@ func TestVcliLargeSparseFile(t *testing.T) {
 	f.Close()
 	want := fileSum(t, local)
 
-	out, errOut, code := srv.vcliAs("alice", "file", "put", local, "big.img")
-	wantExit(t, "put of the sparse file", code, 0, out, errOut)
+	out, errOut, code := srv.VcliAs("alice", "file", "put", local, "big.img")
+	testenv.WantExit(t, "put of the sparse file", code, 0, out, errOut)
 	if !strings.Contains(out, fmt.Sprintf("(%d bytes)", largeFileSize)) {
 		t.Errorf("put printed %q", out)
 	}
-	if got := fileSum(t, filepath.Join(srv.home("alice"), "big.img")); !bytes.Equal(got, want) {
+	if got := fileSum(t, filepath.Join(srv.Home("alice"), "big.img")); !bytes.Equal(got, want) {
 		t.Fatal("the server's copy differs")
 	}
 	back := filepath.Join(dir, "back.img")
-	out, errOut, code = srv.vcliAs("alice", "file", "get", "big.img", back)
-	wantExit(t, "get of the large file", code, 0, out, errOut)
+	out, errOut, code = srv.VcliAs("alice", "file", "get", "big.img", back)
+	testenv.WantExit(t, "get of the large file", code, 0, out, errOut)
 	if got := fileSum(t, back); !bytes.Equal(got, want) {
 		t.Fatal("the downloaded copy differs")
 	}

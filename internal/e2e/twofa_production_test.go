@@ -1,4 +1,4 @@
-package server_test
+package e2e_test
 
 import (
 	"context"
@@ -20,7 +20,7 @@ import (
 var enrollCodeRE = regexp.MustCompile(`^[a-z2-7]{16}$`)
 
 func TestProductionAdminEnrollsThroughVcliBeforeAdministering(t *testing.T) {
-	srv := tfStart(t, testenv.WithRealKDF(), testenv.WithArgs("-P"))
+	srv := testenv.StartTwoFA(t, testenv.WithRealKDF(), testenv.WithArgs("-P"))
 	ctx := context.Background()
 	const admin, pass = testenv.AdminName, testenv.AdminPass
 	adminEnv := []string{"VSERV_PASSWORD=" + pass}
@@ -39,7 +39,7 @@ func TestProductionAdminEnrollsThroughVcliBeforeAdministering(t *testing.T) {
 
 	// Without a factor the admin stops in state user, where only the
 	// enrollment runs, and only with the enrollment code.
-	c, owed := tfLogin(t, srv, admin, pass)
+	c, owed := testenv.LoginPassword(t, srv, admin, pass)
 	if !owed {
 		t.Fatal("production: needs2fa = false for an admin without a second factor")
 	}
@@ -50,10 +50,10 @@ func TestProductionAdminEnrollsThroughVcliBeforeAdministering(t *testing.T) {
 		t.Fatalf("ulist by an admin in state user: err = %v, want ERR state", err)
 	}
 	_, err = c.Enroll(ctx, "")
-	tfWantAuth(t, err, "qr without the enrollment code")
+	testenv.WantAuthFailed(t, err, "qr without the enrollment code")
 	_, err = c.Enroll(ctx, strings.Repeat("a", 16))
-	tfWantAuth(t, err, "qr with a wrong enrollment code")
-	if st := tfState(t, c); st != "user" {
+	testenv.WantAuthFailed(t, err, "qr with a wrong enrollment code")
+	if st := testenv.SessionState(t, c); st != "user" {
 		t.Fatalf("after refused enrollment codes, state %s, want user", st)
 	}
 	pending, err := c.Enroll(ctx, code)
@@ -65,29 +65,29 @@ func TestProductionAdminEnrollsThroughVcliBeforeAdministering(t *testing.T) {
 	// must not complete a later login.
 	c.Close()
 	waitForLog(t, srv, `msg="unconfirmed second-factor enrollment discarded"`, "account="+admin)
-	c, _ = tfLogin(t, srv, admin, pass)
-	stale := &tfTOTP{t: t, secret: tfSecret(t, pending.URI, admin, c.ServerID())}
-	tfWantAuth(t, c.TwoFA(ctx, stale.next()), "twofa with a code of an enrollment whose connection ended")
-	if st := tfState(t, c); st != "session" {
+	c, _ = testenv.LoginPassword(t, srv, admin, pass)
+	stale := &testenv.TOTP{T: t, Secret: testenv.OTPSecret(t, pending.URI, admin, c.ServerID())}
+	testenv.WantAuthFailed(t, c.TwoFA(ctx, stale.Next()), "twofa with a code of an enrollment whose connection ended")
+	if st := testenv.SessionState(t, c); st != "session" {
 		t.Fatalf("after a refused twofa, state %s, want session", st)
 	}
 
 	// The enrollment code was not used up; vcli enrolls with it.
 	serverID := c.ServerID()
 	png := filepath.Join(t.TempDir(), "qr.png")
-	var o *tfTOTP
-	stdout, stderr, exit := tfVcliAnswering(t, srv, adminEnv, func(uri string) string {
-		o = &tfTOTP{t: t, secret: tfSecret(t, uri, admin, serverID)} // the refused code moved nothing
-		return o.next()
+	var o *testenv.TOTP
+	stdout, stderr, exit := testenv.VcliAnswering(t, srv, adminEnv, func(uri string) string {
+		o = &testenv.TOTP{T: t, Secret: testenv.OTPSecret(t, uri, admin, serverID)} // the refused code moved nothing
+		return o.Next()
 	}, "-u", admin, "user", "2fa", "--code", code, "-o", png)
 	if exit != 0 {
 		t.Fatalf("vcli user 2fa: exit %d\nstdout:\n%s\nstderr:\n%s", exit, stdout, stderr)
 	}
 	uri := regexp.MustCompile(`(?m)^otpauth://\S+$`).FindString(stdout)
-	if got := tfZbar(t, png); got != uri {
+	if got := testenv.Zbar(t, png); got != uri {
 		t.Errorf("zbarimg reads %q from vcli's PNG, want the printed URI %q", got, uri)
 	}
-	if got := tfZbar(t, tfTerminalQRToPNG(t, stdout)); got != uri {
+	if got := testenv.Zbar(t, testenv.TerminalQRToPNG(t, stdout)); got != uri {
 		t.Errorf("zbarimg reads %q from the terminal QR code, want the printed URI %q", got, uri)
 	}
 	recovery := regexp.MustCompile(`(?m)^  ([a-z2-7]{16})$`).FindAllStringSubmatch(stdout, -1)
@@ -100,15 +100,15 @@ func TestProductionAdminEnrollsThroughVcliBeforeAdministering(t *testing.T) {
 
 	// Logging in now takes the second factor ($VSERV_OTP is exercised by
 	// the developer-mode vcli test: logins here are expensive).
-	stdout, stderr, exit = srv.Vcli("", adminEnv, "-u", admin, "--otp", o.next(), "hello")
+	stdout, stderr, exit = srv.Vcli("", adminEnv, "-u", admin, "--otp", o.Next(), "hello")
 	if exit != 0 || !strings.HasPrefix(stdout, "hello from ") {
 		t.Fatalf("vcli -u admin --otp CODE hello: exit %d\n%s%s", exit, stdout, stderr)
 	}
 
 	// Verified through a recovery code, the admin administers; production
 	// refuses demo passwords and answers enrollment codes.
-	c = tfLogin2FA(t, srv, admin, pass, recovery[0][1])
-	if !tfHas2FA(t, c, admin) {
+	c = testenv.Login2FA(t, srv, admin, pass, recovery[0][1])
+	if !testenv.Has2FA(t, c, admin) {
 		t.Fatal("has2fa = false for the admin after vcli user 2fa")
 	}
 	if _, err := c.AddUser(ctx, "bob", "1234", false); !errors.Is(err, client.ErrInvalid) {
@@ -128,12 +128,12 @@ func TestProductionAdminEnrollsThroughVcliBeforeAdministering(t *testing.T) {
 
 	// bob holds no write right, so no factor is owed; enrolling still needs
 	// the current enrollment code (the reset replaced the first one).
-	bob, owed := tfLogin(t, srv, "bob", "bob-password-1")
+	bob, owed := testenv.LoginPassword(t, srv, "bob", "bob-password-1")
 	if owed {
 		t.Fatal("production: needs2fa = true for a plain user without a factor")
 	}
 	_, err = bob.Enroll(ctx, bobCode)
-	tfWantAuth(t, err, "qr with the enrollment code the reset replaced")
+	testenv.WantAuthFailed(t, err, "qr with the enrollment code the reset replaced")
 	if _, err := bob.Enroll(ctx, resetCode); err != nil {
 		t.Fatalf("qr with the enrollment code of the reset: %v", err)
 	}

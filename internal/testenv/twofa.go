@@ -1,4 +1,4 @@
-package server_test
+package testenv
 
 import (
 	"bufio"
@@ -18,27 +18,29 @@ import (
 	"time"
 
 	"github.com/vserv/vserv/client"
-	"github.com/vserv/vserv/internal/testenv"
 	"github.com/vserv/vserv/internal/wire"
 )
 
-// Helpers of the second-factor tests. Codes come from Debian's oathtool and
-// QR codes are read by Debian's zbarimg: implementations that share nothing
-// with pquerna/otp, so a bug there cannot hide in the test's expectations.
+// Helpers of the second-factor tests, in internal/server and internal/e2e.
+// Codes come from Debian's oathtool and QR codes are read by Debian's
+// zbarimg: implementations that share nothing with pquerna/otp, so a bug
+// there cannot hide in the test's expectations.
 
-const tfStep = 30 // seconds per TOTP step (RFC 6238 default, what every app speaks)
+// TOTPStep is the seconds per TOTP step (RFC 6238 default, what every app
+// speaks).
+const TOTPStep = 30
 
-// tfStart starts a developer-mode server for these tests. Each login is a
+// StartTwoFA starts a developer-mode server for these tests. Each login is a
 // new connection with its own handshake, so the per-IP handshake rate is
 // raised (the backoff under test is separate from it).
-func tfStart(t testing.TB, opts ...testenv.Option) *testenv.Server {
+func StartTwoFA(t testing.TB, opts ...Option) *Server {
 	t.Helper()
-	return testenv.Start(t, append([]testenv.Option{testenv.WithArgs("--rate-ip", "1000")}, opts...)...)
+	return Start(t, append([]Option{WithArgs("--rate-ip", "1000")}, opts...)...)
 }
 
-// tfNeedTool returns a tool's path, failing (never skipping) when it is not
+// NeedTool returns a tool's path, failing (never skipping) when it is not
 // installed: these tests are the issue's acceptance criteria.
-func tfNeedTool(t testing.TB, tool, pkg string) string {
+func NeedTool(t testing.TB, tool, pkg string) string {
 	t.Helper()
 	path, err := exec.LookPath(tool)
 	if err != nil {
@@ -47,11 +49,11 @@ func tfNeedTool(t testing.TB, tool, pkg string) string {
 	return path
 }
 
-// tfOathCode is oathtool's TOTP code for a time step.
-func tfOathCode(t testing.TB, secret string, step uint64) string {
+// OathCode is oathtool's TOTP code for a time step.
+func OathCode(t testing.TB, secret string, step uint64) string {
 	t.Helper()
-	tool := tfNeedTool(t, "oathtool", "oathtool")
-	out, err := exec.Command(tool, "--totp", "-b", secret, fmt.Sprintf("--now=@%d", step*tfStep)).CombinedOutput()
+	tool := NeedTool(t, "oathtool", "oathtool")
+	out, err := exec.Command(tool, "--totp", "-b", secret, fmt.Sprintf("--now=@%d", step*TOTPStep)).CombinedOutput()
 	if err != nil {
 		t.Fatalf("oathtool: %v\n%s", err, out)
 	}
@@ -62,10 +64,10 @@ func tfOathCode(t testing.TB, secret string, step uint64) string {
 	return code
 }
 
-// tfZbar decodes the QR code in an image file with zbarimg.
-func tfZbar(t testing.TB, path string) string {
+// Zbar decodes the QR code in an image file with zbarimg.
+func Zbar(t testing.TB, path string) string {
 	t.Helper()
-	tool := tfNeedTool(t, "zbarimg", "zbar-tools")
+	tool := NeedTool(t, "zbarimg", "zbar-tools")
 	out, err := exec.Command(tool, "--raw", "-q", path).Output()
 	if err != nil {
 		t.Fatalf("zbarimg %s: %v (no QR code found?)", path, err)
@@ -73,9 +75,9 @@ func tfZbar(t testing.TB, path string) string {
 	return strings.TrimSuffix(string(out), "\n")
 }
 
-// tfSecret checks an otpauth URI against what authenticator apps and the
+// OTPSecret checks an otpauth URI against what authenticator apps and the
 // issue expect, and returns its base32 secret.
-func tfSecret(t testing.TB, uri, account, serverID string) string {
+func OTPSecret(t testing.TB, uri, account, serverID string) string {
 	t.Helper()
 	u, err := url.Parse(uri)
 	if err != nil {
@@ -100,8 +102,8 @@ func tfSecret(t testing.TB, uri, account, serverID string) string {
 	return secret
 }
 
-// tfRecoveryCodes checks the ten recovery codes' form and that they differ.
-func tfRecoveryCodes(t testing.TB, codes []string) {
+// CheckRecoveryCodes checks the ten recovery codes' form and that they differ.
+func CheckRecoveryCodes(t testing.TB, codes []string) {
 	t.Helper()
 	if len(codes) != 10 {
 		t.Fatalf("%d recovery codes, want 10", len(codes))
@@ -118,45 +120,46 @@ func tfRecoveryCodes(t testing.TB, codes []string) {
 	}
 }
 
-// tfTOTP hands out codes the server must accept, in increasing time steps,
+// TOTP hands out codes the server must accept, in increasing time steps,
 // as an authenticator app would. The server accepts the current step ±1 and
 // only steps after the last accepted one, so at most three logins fit in one
-// 30-second step; next waits for the clock only beyond that.
-type tfTOTP struct {
-	t      testing.TB
-	secret string
-	last   uint64 // the last step handed out
+// 30-second step; Next waits for the clock only beyond that.
+type TOTP struct {
+	T      testing.TB
+	Secret string // base32, as OTPSecret returns it
+	Last   uint64 // the last step handed out; 0 before the first
 }
 
-func tfCurrentStep(now time.Time) uint64 { return uint64(now.Unix()) / tfStep }
+// CurrentTOTPStep is the TOTP step of a moment.
+func CurrentTOTPStep(now time.Time) uint64 { return uint64(now.Unix()) / TOTPStep }
 
-// next returns the code of the earliest step the server accepts now and has
+// Next returns the code of the earliest step the server accepts now and has
 // not seen.
-func (o *tfTOTP) next() string {
-	o.t.Helper()
+func (o *TOTP) Next() string {
+	o.T.Helper()
 	for {
 		now := time.Now()
-		cur := tfCurrentStep(now)
-		step := max(o.last+1, cur-1)
-		if now.Unix()%tfStep >= tfStep-3 {
+		cur := CurrentTOTPStep(now)
+		step := max(o.Last+1, cur-1)
+		if now.Unix()%TOTPStep >= TOTPStep-3 {
 			// cur-1 could fall out of the window before the server sees it.
 			step = max(step, cur)
 		}
 		if step <= cur+1 {
-			o.last = step
-			return tfOathCode(o.t, o.secret, step)
+			o.Last = step
+			return OathCode(o.T, o.Secret, step)
 		}
-		wait := time.Until(time.Unix(int64((step-1)*tfStep), 0)) + 50*time.Millisecond
-		o.t.Logf("waiting %v for TOTP step %d", wait.Round(time.Millisecond), step)
+		wait := time.Until(time.Unix(int64((step-1)*TOTPStep), 0)) + 50*time.Millisecond
+		o.T.Logf("waiting %v for TOTP step %d", wait.Round(time.Millisecond), step)
 		time.Sleep(wait)
 	}
 }
 
-// code returns the code of an explicit step (for refusals).
-func (o *tfTOTP) code(step uint64) string { return tfOathCode(o.t, o.secret, step) }
+// Code returns the code of an explicit step (for refusals).
+func (o *TOTP) Code(step uint64) string { return OathCode(o.T, o.Secret, step) }
 
-// tfLogin dials and sends user + pass; it reports whether a factor is owed.
-func tfLogin(t testing.TB, srv *testenv.Server, name, pass string) (*client.Client, bool) {
+// LoginPassword dials and sends user + pass; it reports whether a factor is owed.
+func LoginPassword(t testing.TB, srv *Server, name, pass string) (*client.Client, bool) {
 	t.Helper()
 	c := srv.Dial()
 	l, err := c.Login(context.Background(), name, pass)
@@ -166,10 +169,10 @@ func tfLogin(t testing.TB, srv *testenv.Server, name, pass string) (*client.Clie
 	return c, l.Needs2FA
 }
 
-// tfLogin2FA logs in with a second factor and fails unless both steps pass.
-func tfLogin2FA(t testing.TB, srv *testenv.Server, name, pass, code string) *client.Client {
+// Login2FA logs in with a second factor and fails unless both steps pass.
+func Login2FA(t testing.TB, srv *Server, name, pass, code string) *client.Client {
 	t.Helper()
-	c, owed := tfLogin(t, srv, name, pass)
+	c, owed := LoginPassword(t, srv, name, pass)
 	if !owed {
 		t.Fatalf("login %s: needs2fa = false, want true", name)
 	}
@@ -179,9 +182,9 @@ func tfLogin2FA(t testing.TB, srv *testenv.Server, name, pass, code string) *cli
 	return c
 }
 
-// tfState finds a connection's state without changing it: `user NAME` runs
+// SessionState finds a connection's state without changing it: `user NAME` runs
 // only in session (and only remembers a name), `ulist` only in verified.
-func tfState(t testing.TB, c *client.Client) string {
+func SessionState(t testing.TB, c *client.Client) string {
 	t.Helper()
 	ctx := context.Background()
 	_, err := c.Call(ctx, "user", "state-probe")
@@ -202,8 +205,8 @@ func tfState(t testing.TB, c *client.Client) string {
 	return ""
 }
 
-// tfWantAuth fails unless err is the one login-failure reply.
-func tfWantAuth(t testing.TB, err error, what string) {
+// WantAuthFailed fails unless err is the one login-failure reply.
+func WantAuthFailed(t testing.TB, err error, what string) {
 	t.Helper()
 	var we *wire.Error
 	if !errors.As(err, &we) || we.Code != wire.CodeAuth || we.Text != wire.AuthFailedText {
@@ -211,17 +214,8 @@ func tfWantAuth(t testing.TB, err error, what string) {
 	}
 }
 
-// tfWantCode fails unless err is an ERR reply with code.
-func tfWantCode(t testing.TB, err error, code wire.Code, what string) {
-	t.Helper()
-	var we *wire.Error
-	if !errors.As(err, &we) || we.Code != code {
-		t.Fatalf("%s: err = %v, want ERR %s", what, err, code)
-	}
-}
-
-// tfHas2FA reads an account's has2fa flag through an admin session.
-func tfHas2FA(t testing.TB, admin *client.Client, name string) bool {
+// Has2FA reads an account's has2fa flag through an admin session.
+func Has2FA(t testing.TB, admin *client.Client, name string) bool {
 	t.Helper()
 	users, err := admin.ListUsers(context.Background(), "all")
 	if err != nil {
@@ -236,8 +230,8 @@ func tfHas2FA(t testing.TB, admin *client.Client, name string) bool {
 	return false
 }
 
-// tfWriteFile writes data to a file in a fresh temporary directory.
-func tfWriteFile(t testing.TB, name string, data []byte) string {
+// WriteTemp writes data to a file in a fresh temporary directory.
+func WriteTemp(t testing.TB, name string, data []byte) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), name)
 	if err := os.WriteFile(path, data, 0o600); err != nil {
@@ -248,16 +242,16 @@ func tfWriteFile(t testing.TB, name string, data []byte) string {
 
 var otpauthRE = regexp.MustCompile(`otpauth://[^"\s]+`)
 
-// tfVcliAnswering runs vcli against srv like a person at a terminal would:
+// VcliAnswering runs vcli against srv like a person at a terminal would:
 // it reads standard output until an otpauth URI appears (alone on its line
 // or inside JSON), then types
 // answer(URI) and a newline on standard input.
-func tfVcliAnswering(t testing.TB, srv *testenv.Server, env []string, answer func(uri string) string, args ...string) (stdout, stderr string, exit int) {
+func VcliAnswering(t testing.TB, srv *Server, env []string, answer func(uri string) string, args ...string) (stdout, stderr string, exit int) {
 	t.Helper()
 	host, port, _ := strings.Cut(srv.Addr, ":")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, testenv.Bin(t, "vcli"), append([]string{"-n", host, "-p", port}, args...)...)
+	cmd := exec.CommandContext(ctx, Bin(t, "vcli"), append([]string{"-n", host, "-p", port}, args...)...)
 	cmd.Env = append(append(os.Environ(), "HOME="+t.TempDir(), "VSERV_PASSWORD=", "VSERV_OTP="), env...)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -299,11 +293,11 @@ func tfVcliAnswering(t testing.TB, srv *testenv.Server, env []string, answer fun
 	return outBuf.String(), errBuf.String(), exit
 }
 
-// tfTerminalQRToPNG turns the half-block QR code that vcli prints back into
+// TerminalQRToPNG turns the half-block QR code that vcli prints back into
 // an image (each cell is two modules stacked: █ light over light, ' ' dark
 // over dark, ▀ light over dark, ▄ dark over light), so that zbarimg can
 // check that a camera would read the same URI from the terminal.
-func tfTerminalQRToPNG(t testing.TB, out string) string {
+func TerminalQRToPNG(t testing.TB, out string) string {
 	t.Helper()
 	var rows []string
 	for _, line := range strings.Split(out, "\n") {

@@ -1,4 +1,4 @@
-package server_test
+package e2e_test
 
 import (
 	"bytes"
@@ -139,7 +139,7 @@ func TestIdentityRotationIsFollowedThroughReceipts(t *testing.T) {
 	t.Run("client with the old key follows the rotation", func(t *testing.T) {
 		path := knownHostsWith(t, srv2.Addr, k0)
 		var notices []string
-		c, err := dialThrough(t, srv2.Addr, client.Options{KnownHosts: path, Notice: func(m string) { notices = append(notices, m) }})
+		c, err := testenv.DialAddr(t, srv2.Addr, client.Options{KnownHosts: path, Notice: func(m string) { notices = append(notices, m) }})
 		if err != nil {
 			t.Fatalf("dial with the old key recorded: %v", err)
 		}
@@ -164,7 +164,7 @@ func TestIdentityRotationIsFollowedThroughReceipts(t *testing.T) {
 	t.Run("client with a forged key is refused", func(t *testing.T) {
 		forged, _, _ := ed25519.GenerateKey(rand.Reader)
 		path := knownHostsWith(t, srv2.Addr, forged)
-		_, err := dialThrough(t, srv2.Addr, client.Options{KnownHosts: path})
+		_, err := testenv.DialAddr(t, srv2.Addr, client.Options{KnownHosts: path})
 		if !errors.Is(err, client.ErrHostKeyChanged) {
 			t.Fatalf("dial with a forged key recorded: err = %v, want ErrHostKeyChanged", err)
 		}
@@ -175,7 +175,7 @@ func TestIdentityRotationIsFollowedThroughReceipts(t *testing.T) {
 	})
 
 	t.Run("client pinning the old key is refused", func(t *testing.T) {
-		_, err := dialThrough(t, srv2.Addr, client.Options{ServerKey: secure.PublicKeyText(k0)})
+		_, err := testenv.DialAddr(t, srv2.Addr, client.Options{ServerKey: secure.PublicKeyText(k0)})
 		if !errors.Is(err, client.ErrHostKeyChanged) {
 			t.Fatalf("dial pinning the old key: err = %v, want ErrHostKeyChanged", err)
 		}
@@ -249,7 +249,7 @@ func TestTwoRotationsAreFollowedFromEitherOldKey(t *testing.T) {
 	}
 	for i, old := range keys[:2] {
 		path := knownHostsWith(t, srv.Addr, old)
-		c, err := dialThrough(t, srv.Addr, client.Options{KnownHosts: path, Timeout: 30 * time.Second})
+		c, err := testenv.DialAddr(t, srv.Addr, client.Options{KnownHosts: path, Timeout: 30 * time.Second})
 		if err != nil {
 			t.Fatalf("dial with key %d recorded: %v", i, err)
 		}
