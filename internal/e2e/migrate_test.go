@@ -44,7 +44,7 @@ const (
 // its own. The lead sets it to true when merging the migration of
 // internal/store/bolt (chains keyed by origin server-id and name, issue 9);
 // checkMigration then demands the backup of ledger.db and a single migration.
-const expectMigration = false
+const expectMigration = true
 
 // v1Manifest is datadir-v1.json, as testdata/mkv1 writes it.
 type v1Manifest struct {
