@@ -38,7 +38,7 @@ record the rotation, the old key is put back.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			// Holding the database proves no server runs on this directory:
 			// a running one would keep using the keys it has loaded.
-			db, err := datadir.New(dataroot).OpenDB(time.Second)
+			db, err := bolt.OpenDB(datadir.New(dataroot).DBPath(), time.Second)
 			if err != nil {
 				return &exitError{code: 1, err: err}
 			}

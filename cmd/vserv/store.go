@@ -19,7 +19,7 @@ import (
 // runs on it) as a store. A writing tool migrates a file of an older layout,
 // logging it on stderr as the server would.
 func openStore(ctx context.Context, dataroot string) (*bolt.Store, error) {
-	db, err := datadir.New(dataroot).OpenDB(time.Second)
+	db, err := bolt.OpenDB(datadir.New(dataroot).DBPath(), time.Second)
 	if err != nil {
 		return nil, err
 	}
@@ -36,7 +36,7 @@ func openStore(ctx context.Context, dataroot string) (*bolt.Store, error) {
 // of it is, in a temporary directory, and the returned store is that copy;
 // release removes it. note, when not empty, says so for the user.
 func openStoreReadOnly(ctx context.Context, dataroot string) (st *bolt.Store, release func() error, note string, err error) {
-	db, err := datadir.New(dataroot).OpenDB(time.Second)
+	db, err := bolt.OpenDB(datadir.New(dataroot).DBPath(), time.Second)
 	if err != nil {
 		return nil, nil, "", err
 	}

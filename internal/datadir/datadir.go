@@ -1,8 +1,9 @@
 // Package datadir is the data directory of one vserv server (DESIGN.md
 // §2.6): the path of everything in it, the one durable writer of its private
-// files, the setup token, and the opening of its database and its log.
+// files, the setup token, and the opening of its log. The database is
+// opened by its storage backend (internal/store/bolt.OpenDB at DBPath).
 //
-// It is a leaf: it imports only the standard library and bbolt, so that
+// It is a leaf: it imports only the standard library, so that
 // every package that keeps something in the data directory (secure, auth,
 // ledger, server, the offline tools of cmd/vserv) can name and write its
 // files through it.
@@ -26,7 +27,7 @@ const (
 )
 
 // Dir is a data directory, named by its root. The path methods only join
-// names; Create, OpenDB, OpenLog and the setup token touch the disk.
+// names; Create, OpenLog and the setup token touch the disk.
 type Dir struct{ root string }
 
 // New returns the data directory at root.

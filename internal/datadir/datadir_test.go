@@ -11,7 +11,6 @@ import (
 	"runtime"
 	"strings"
 	"testing"
-	"time"
 )
 
 func mode(t *testing.T, path string) fs.FileMode {
@@ -121,38 +120,6 @@ func TestCreateMakesAPrivateDirectory(t *testing.T) {
 			t.Errorf("data directory mode %04o, want 0700", m)
 		}
 	}
-}
-
-func TestOpenDBOfADirectoryInUseIsErrDataRootInUse(t *testing.T) {
-	d := New(t.TempDir())
-	db, err := d.OpenDB(time.Second)
-	if err != nil {
-		t.Fatalf("first open: %v", err)
-	}
-	defer db.Close()
-	if runtime.GOOS != "windows" {
-		if m := mode(t, d.DBPath()); m != 0o600 {
-			t.Errorf("ledger.db mode %04o, want 0600", m)
-		}
-	}
-	start := time.Now()
-	second, err := d.OpenDB(100 * time.Millisecond)
-	if err == nil {
-		second.Close()
-		t.Fatal("second open of a held database succeeded, want ErrDataRootInUse")
-	}
-	if !errors.Is(err, ErrDataRootInUse) || !strings.Contains(err.Error(), "stop it, or work on a copy") {
-		t.Errorf("second open: %v, want ErrDataRootInUse saying what to do", err)
-	}
-	if el := time.Since(start); el > 10*time.Second {
-		t.Errorf("second open took %s, want it to give up after its timeout", el)
-	}
-	db.Close()
-	again, err := d.OpenDB(time.Second)
-	if err != nil {
-		t.Fatalf("open after the holder closed: %v", err)
-	}
-	again.Close()
 }
 
 func TestOpenLogWritesToStderrAndTheLogFile(t *testing.T) {

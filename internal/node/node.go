@@ -70,7 +70,7 @@ func (c *Config) setDefaults() {
 }
 
 // dbTimeout is how long Open waits for another process to release the
-// database before it reports datadir.ErrDataRootInUse.
+// database before it reports bolt.ErrDataRootInUse.
 const dbTimeout = time.Second
 
 // Node is one vserv server bound to one data directory.
@@ -107,7 +107,7 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 	// The database before anything that writes: its lock is what keeps a
 	// second vserv off a data directory in use, so that one never touches
 	// the pool keys of the other.
-	db, err := dir.OpenDB(dbTimeout)
+	db, err := bolt.OpenDB(dir.DBPath(), dbTimeout)
 	if err != nil {
 		return nil, err
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/vserv/vserv/client"
 	"github.com/vserv/vserv/internal/auth"
 	"github.com/vserv/vserv/internal/datadir"
+	"github.com/vserv/vserv/internal/store/bolt"
 )
 
 func testConfig(dataroot string) Config {
@@ -132,8 +133,8 @@ func TestOpenOfADirectoryInUseIsErrDataRootInUse(t *testing.T) {
 		second.Close()
 		t.Fatal("second Open of a directory in use succeeded")
 	}
-	if !errors.Is(err, datadir.ErrDataRootInUse) {
-		t.Fatalf("second Open: %v, want datadir.ErrDataRootInUse", err)
+	if !errors.Is(err, bolt.ErrDataRootInUse) {
+		t.Fatalf("second Open: %v, want bolt.ErrDataRootInUse", err)
 	}
 }
 

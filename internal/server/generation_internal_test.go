@@ -11,6 +11,7 @@ import (
 
 	"github.com/vserv/vserv/client"
 	"github.com/vserv/vserv/internal/auth"
+	"github.com/vserv/vserv/internal/server/cmdspec"
 	"github.com/vserv/vserv/internal/wire"
 )
 
@@ -27,14 +28,27 @@ import (
 func frontEnds(t *testing.T) (a, b *Server, addrA, addrB string, clock *testClock) {
 	t.Helper()
 	clock = &testClock{now: time.Now()}
-	a = newTestServer(t, t.TempDir(), Config{Now: clock.Now, RateIP: 10000, Logger: slog.New(slog.DiscardHandler)})
-	b, err := New(a.cfg, Parts{
-		Identity: a.id, Pool: a.pool, Accounts: a.accounts, Files: a.files, Ledger: a.ledger,
-		SetupToken: a.setup, KeyRotations: a.keyRotations, Commands: NewTable(),
+	base := newTestServer(t, t.TempDir(), Config{Now: clock.Now, RateIP: 10000, Logger: slog.New(slog.DiscardHandler)})
+	// Both front ends run the core's commands and "pwd", registered here
+	// as a command package registers its own (the file commands cannot be
+	// imported by this package's tests): the generation check covers
+	// registered commands as it covers the core's.
+	probe := NewTable()
+	probe.Handle("pwd", Command{
+		Spec: cmdspec.Spec{Min: stateVerified, Usage: "pwd — this test's stand-in for a registered command"},
+		Run:  func(context.Context, *Session, *wire.Request) (*Reply, error) { return OK("/") },
 	})
-	if err != nil {
-		t.Fatalf("second front end: %v", err)
+	frontEnd := func() *Server {
+		s, err := New(base.cfg, Parts{
+			Identity: base.id, Pool: base.pool, Accounts: base.accounts, Files: base.files, Ledger: base.ledger,
+			SetupToken: base.setup, KeyRotations: base.keyRotations, Commands: probe,
+		})
+		if err != nil {
+			t.Fatalf("front end: %v", err)
+		}
+		return s
 	}
+	a, b = frontEnd(), frontEnd()
 	return a, b, serveForTest(t, a), serveForTest(t, b), clock
 }
 

@@ -100,7 +100,7 @@ func TestRotateIdentityPutsTheOldKeyBackWhenTheLedgerRefuses(t *testing.T) {
 // openTestStore opens the store of dir's ledger.db, closed when the test ends.
 func openTestStore(t *testing.T, dir string) *bolt.Store {
 	t.Helper()
-	db, err := datadir.New(dir).OpenDB(time.Second)
+	db, err := bolt.OpenDB(datadir.New(dir).DBPath(), time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,6 @@
 //go:build !linux
 
-package datadir
+package bolt
 
 // lockHolder cannot tell who holds a lock outside Linux.
 func lockHolder(string) int { return 0 }
