@@ -8,11 +8,9 @@ import (
 
 	"encoding/binary"
 
-	"github.com/transparency-dev/merkle/compact"
 	bbolt "go.etcd.io/bbolt"
 
 	"github.com/vserv/vserv/internal/store"
-	"github.com/vserv/vserv/internal/store/bolt"
 	"github.com/vserv/vserv/internal/testenv"
 	"github.com/vserv/vserv/internal/wire"
 	"github.com/vserv/vserv/verify"
@@ -48,34 +46,6 @@ func editEntry(t *testing.T, tx *bbolt.Tx, seq uint64, old, new string) []byte {
 	return changed
 }
 
-// rehashAll redoes everything an attacker can redo without the signing key:
-// every prev link, every leaf and Merkle node, the id index.
-func rehashAll(t *testing.T, tx *bbolt.Tx) {
-	entries, nodes, ids := chainBucket(tx, subEntries), chainBucket(tx, subNodes), chainBucket(tx, subIDs)
-	rng := rangeFactory.NewEmptyRange(0)
-	var prev [32]byte
-	c := entries.Cursor()
-	for k, v := c.First(); k != nil; k, v = c.Next() {
-		e, rec, err := verify.ParseEntry(v)
-		if err != nil {
-			t.Fatal(err)
-		}
-		e.Prev = prev
-		b, err := verify.EncodeEntry(*e)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := entries.Put(bytes.Clone(k), b); err != nil {
-			t.Fatal(err)
-		}
-		id := uuidBytes(rec.ID)
-		ids.Put(id[:], append(u64(e.Seq), rec.Hash[:]...))
-		prev = verify.LeafHash(b)
-		leaf := prev // the range keeps the slice it is given
-		rng.Append(leaf[:], func(id compact.NodeID, h []byte) { nodes.Put(bolt.NodeKey(id), bytes.Clone(h)) })
-	}
-}
-
 type tamperCase struct {
 	name   string
 	tamper func(t *testing.T, tx *bbolt.Tx, cp10 []byte)
@@ -104,7 +74,7 @@ func TestTamperMatrix(t *testing.T) {
 			name: "change an entry and re-hash everything",
 			tamper: func(t *testing.T, tx *bbolt.Tx, _ []byte) {
 				editEntry(t, tx, 12, "n-12", "m-12")
-				rehashAll(t, tx)
+				testenv.RehashAll(t, tx, "t")
 			},
 			seq:      12,
 			faults:   []Fault{f(30, "tree: root at size 30 differs from the signed checkpoint")},
