@@ -90,6 +90,8 @@ func (c *Client) CachedCheckpoint(chain string) (note, file string, err error) {
 // track checks a checkpoint the server sent for chain against the cache and
 // records it when it is newer. A note that does not verify under the
 // session's key is left to the caller (it is not this client's evidence).
+// When this account may not read the chain, the proof is not to be had: the
+// person is told and the cache stays as it was (unproven).
 func (c *Client) track(ctx context.Context, chain, served string) error {
 	pub := c.Identity()
 	origin := c.ChainOrigin(chain)
@@ -124,6 +126,10 @@ func (c *Client) track(ctx context.Context, chain, served string) error {
 		return nil
 	case now.Size > old.Size:
 		hashes, _, err := c.consistency(ctx, chain, old.Size, now.Size)
+		if unreadable(err) {
+			c.unproven(chain, now.Size, old.Size, err)
+			return nil
+		}
 		if err != nil {
 			return fmt.Errorf("prove checkpoint %d consistent with the one verified before (%d): %w", now.Size, old.Size, err)
 		}
@@ -135,6 +141,10 @@ func (c *Client) track(ctx context.Context, chain, served string) error {
 	// An older checkpoint (a receipt against a kept one): the newest must
 	// still extend what was verified before.
 	hashes, headNote, err := c.consistency(ctx, chain, now.Size, 0)
+	if unreadable(err) {
+		c.unproven(chain, now.Size, old.Size, err)
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("prove checkpoint %d consistent with the newest: %w", now.Size, err)
 	}
@@ -149,6 +159,26 @@ func (c *Client) track(ctx context.Context, chain, served string) error {
 		return refuse(fmt.Sprintf("the server's newest checkpoint has size %d, shorter than the %d verified before", head.Size, old.Size), headNote)
 	}
 	return c.track(ctx, chain, headNote)
+}
+
+// unreadable reports whether rcons was refused because this account may
+// not read the chain: a writer without the read right gets ERR perm, or ERR
+// notfound on a private chain.
+func unreadable(err error) bool {
+	return errors.Is(err, ErrPerm) || errors.Is(err, ErrNotFound)
+}
+
+// unproven tells the person that a checkpoint, which did verify under the
+// server's key, could not be proven consistent with the cached one because
+// this account may not read the chain. The call goes on (a write it answers
+// was committed), and the cache keeps the checkpoint it had: replacing it
+// with one never proven to extend it would let a server that forked this
+// client hide the fork from every later reader of the cache, while keeping
+// it loses nothing that was proven (docs/formats.md §12, "Writers without
+// the read right").
+func (c *Client) unproven(chain string, size, cached uint64, err error) {
+	c.notice(fmt.Sprintf("consistency of %s's checkpoint %d with the one verified before (%d) was not checked: "+
+		"this account may not read the chain (%v); the cache keeps checkpoint %d", chain, size, cached, err, cached))
 }
 
 // save records a verified checkpoint. A cache that cannot be written (a

@@ -6,6 +6,7 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -46,10 +47,11 @@ type hasher struct {
 	slots  chan struct{}
 	kdf    kdfFunc
 	logins atomic.Int32 // login checks running or waiting (verify)
+	log    *slog.Logger
 }
 
 func newHasher(p Argon2Params) *hasher {
-	return &hasher{params: p, slots: make(chan struct{}, maxHashing), kdf: argon2.IDKey}
+	return &hasher{params: p, slots: make(chan struct{}, maxHashing), kdf: argon2.IDKey, log: slog.New(slog.DiscardHandler)}
 }
 
 // derive computes one argon2id key, waiting for a free slot or ctx.
@@ -84,11 +86,15 @@ func (h *hasher) verify(ctx context.Context, encoded, pass string) (bool, error)
 	if err != nil {
 		return false, err
 	}
-	if h.logins.Add(1) > maxLoginHashes {
+	n := h.logins.Add(1)
+	if n > maxLoginHashes {
 		h.logins.Add(-1)
 		return false, errHashQueueFull
 	}
 	defer h.logins.Add(-1)
+	// The count lets an operator (and the tests) see how full the line is;
+	// a refusal above is not logged, as a flood would fill the log.
+	h.log.Debug("login password check queued", "logins", n, "max", maxLoginHashes)
 	got, err := h.derive(ctx, []byte(pass), want.salt, want.params)
 	if err != nil {
 		return false, err

@@ -49,6 +49,7 @@ func New(st store.Store, opts Options) (*Store, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+	s.hasher.log = s.log
 	if opts.Production && opts.Argon.weaker(DefaultArgon2) {
 		// Refusing would leave production-mode rules untestable at test
 		// costs; keeping TestArgon2 out of production is the server's flag

@@ -1,9 +1,11 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -391,5 +393,79 @@ func TestEveryLedgerErrorCarriesAText(t *testing.T) {
 		if !errors.As(err, &we) || we.Code != tc.code || strings.TrimSpace(we.Text) == "" {
 			t.Errorf("%s %v: got %v, want ERR %s with a text", tc.cmd, tc.args, err, tc.code)
 		}
+	}
+}
+
+// TestWriterWithoutReadRightSavesReceiptsAndCacheStillCatchesRollback: a
+// writer that may not read a private chain cannot fetch the consistency
+// proof (rcons) its checkpoint cache asks for. Its writes were committed, so
+// vcli reports them as such, says what it could not check, and keeps the
+// cached checkpoint; a reader using that cache later still catches a
+// rollback to before it.
+func TestWriterWithoutReadRightSavesReceiptsAndCacheStillCatchesRollback(t *testing.T) {
+	e := testenv.NewLedgerEnv(t, nil)
+	if err := e.Admin.MakeChain(e.Ctx, "priv", client.ChainOptions{}); err != nil {
+		t.Fatalf("mkchain priv: %v", err)
+	}
+	e.Srv.AddUser("bob", "bob-password-1", false)
+	if err := e.Admin.Grant(e.Ctx, "bob", "priv", "write"); err != nil {
+		t.Fatalf("grant write: %v", err)
+	}
+	testenv.Put(t, e.Admin, "priv", false, testenv.NewRecord(t, "first"))
+	if err := e.Srv.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	db1 := filepath.Join(t.TempDir(), "ledger.db.1")
+	copyTestFile(t, filepath.Join(e.Srv.DataRoot, "ledger.db"), db1)
+	e.Srv = testenv.Start(t, testenv.WithDataRoot(e.Srv.DataRoot))
+
+	home := t.TempDir()
+	bob := []string{"HOME=" + home, "VSERV_PASSWORD=bob-password-1"}
+	cache := filepath.Join(home, ".config", "vserv", "checkpoints", e.Admin.ServerID(), "priv")
+	for i := range 2 {
+		receipt := filepath.Join(t.TempDir(), "receipt")
+		out, errOut, code := e.Srv.Vcli("", bob, "-u", "bob", "rec", "put", "priv", "--payload", fmt.Sprintf(`{"n": %d}`, i), "--receipt-out", receipt)
+		if code != 0 {
+			t.Fatalf("bob's rec put %d --receipt-out: exit %d, want 0 (the record was committed)\nstdout: %s\nstderr: %s", i+1, code, out, errOut)
+		}
+		const notice = "was not checked: this account may not read the chain"
+		if i == 1 && !strings.Contains(errOut, "consistency of priv's checkpoint 3 with the one verified before (2) "+notice) {
+			t.Errorf("bob's second rec put: stderr %q, want it to say that consistency with checkpoint 2 %s", errOut, notice)
+		}
+		if i == 0 && strings.Contains(errOut, notice) {
+			t.Errorf("bob's first rec put (empty cache): stderr %q, want no consistency notice", errOut)
+		}
+		b, err := os.ReadFile(receipt)
+		if err != nil {
+			t.Fatalf("receipt %d: %v", i+1, err)
+		}
+		v, err := verify.VerifyReceipt(b, e.ReceiptOptions())
+		if err != nil {
+			t.Fatalf("receipt %d does not verify: %v", i+1, err)
+		}
+		if v.Checkpoint.Size != uint64(i+2) {
+			t.Fatalf("receipt %d is against size %d, want %d", i+1, v.Checkpoint.Size, i+2)
+		}
+		if out, errOut, code := e.Srv.Vcli("", bob, "verify", "receipt", receipt); code != 0 {
+			t.Fatalf("vcli verify receipt %d: exit %d\nstdout: %s\nstderr: %s", i+1, code, out, errOut)
+		}
+	}
+	// The cache keeps the checkpoint it had proven (size 2, bob's first
+	// write), not size 3, which was never proven to extend it.
+	if got, _ := os.ReadFile(cache); !bytes.Contains(got, []byte("\n2\n")) {
+		t.Fatalf("bob's checkpoint cache holds\n%s\nwant the checkpoint of size 2", got)
+	}
+
+	// The server is rolled back to before bob's writes; a reader with bob's
+	// cache catches it, as any reader does.
+	if err := e.Srv.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	copyTestFile(t, db1, filepath.Join(e.Srv.DataRoot, "ledger.db"))
+	e.Srv = testenv.Start(t, testenv.WithDataRoot(e.Srv.DataRoot))
+	asAdmin := []string{"HOME=" + home, "VSERV_PASSWORD=" + testenv.AdminPass}
+	out, errOut, code := e.Srv.Vcli("", asAdmin, "-u", testenv.AdminName, "rec", "head", "priv")
+	if code != 1 || !strings.Contains(errOut, "ROLLBACK REFUSED") || !strings.Contains(errOut, "shorter than the 2 verified before") {
+		t.Fatalf("vcli rec head priv after the rollback, with bob's cache: exit %d, want 1 and ROLLBACK REFUSED against size 2\nstdout: %s\nstderr: %s", code, out, errOut)
 	}
 }
