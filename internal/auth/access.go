@@ -60,8 +60,9 @@ func (g Grant) visible() bool { return g.public || g.Admin || len(g.Held) > 0 }
 // routes and the replication workers later — and nothing else decides.
 //
 // The account record and the rights row on the chain are read in one
-// store transaction, and only for a verified account: admins hold every
-// right, a disabled or deleted account none. The answers, in this order:
+// store transaction, and only for a verified account and only when the
+// answer depends on them (reading a public chain does not): admins hold
+// every right, a disabled or deleted account none. The answers, in this order:
 //
 //   - a chain that does not exist for the principal (private, and the
 //     principal is not a verified account with some right on it): ERR
@@ -78,6 +79,11 @@ func (s *Store) Access(ctx context.Context, who Principal, chain ChainFacts, nee
 		return Grant{}, err
 	}
 	g := Grant{public: chain.Public}
+	if chain.Public && need == RightRead {
+		// Everyone reads a public chain: no transaction on the hot path,
+		// and a Grant that lists nothing beyond that.
+		return g, nil
+	}
 	if who.Verified && who.Account != "" {
 		err := s.st.View(ctx, func(tx store.ReadTx) error {
 			var err error

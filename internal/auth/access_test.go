@@ -23,7 +23,8 @@ func (c *countingStore) View(ctx context.Context, fn func(store.ReadTx) error) e
 }
 
 // Access answers the rule of docs/protocol.md §9 for every principal, chain
-// and need, in one read transaction (none for a principal below verified).
+// and need, in one read transaction (none below verified, nor to read a
+// public chain).
 func TestAccessAnswersThePolicyInOneTransaction(t *testing.T) {
 	env := newTestEnv(t, false)
 	cs := &countingStore{Store: env.st}
@@ -83,7 +84,7 @@ func TestAccessAnswersThePolicyInOneTransaction(t *testing.T) {
 		{"anonymous", Principal{State: "session"}, "priv", RightWrite, notfound, 0, nil, false},
 		{"user state, rights held", Principal{Account: "walt", State: "user"}, "priv", RightWrite, notfound, 0, nil, false},
 		{"user state, rights held", Principal{Account: "walt", State: "user"}, "pub", RightWrite, state, 0, nil, false},
-		{"no rights", verified("nora"), "pub", RightRead, ok, 1, nil, false},
+		{"no rights", verified("nora"), "pub", RightRead, ok, 0, nil, false},
 		{"no rights", verified("nora"), "pub", RightWrite, perm, 1, nil, false},
 		{"no rights", verified("nora"), "priv", RightRead, notfound, 1, nil, false},
 		{"no rights", verified("nora"), "audit", RightWrite, notfound, 1, nil, false},
@@ -92,7 +93,7 @@ func TestAccessAnswersThePolicyInOneTransaction(t *testing.T) {
 		{"read", verified("rita"), "audit", RightRead, ok, 1, []Right{RightRead}, false},
 		{"write only", verified("walt"), "priv", RightRead, perm, 1, nil, false},
 		{"write only", verified("walt"), "priv", RightWrite, ok, 1, []Right{RightWrite}, false},
-		{"write only", verified("walt"), "pub", RightRead, ok, 1, []Right{RightWrite}, false},
+		{"write only", verified("walt"), "pub", RightRead, ok, 0, nil, false},
 		{"write only", verified("walt"), "audit", RightWrite, perm, 1, nil, false},
 		{"write only", verified("walt"), "mirror", RightWrite, perm, 1, nil, false},
 		{"manage", verified("mona"), "priv", RightManage, ok, 1, []Right{RightManage, RightReplicate}, false},
@@ -102,11 +103,12 @@ func TestAccessAnswersThePolicyInOneTransaction(t *testing.T) {
 		{"admin", verified("boss"), "priv", RightWrite, ok, 1, nil, true},
 		{"admin", verified("boss"), "priv", RightManage, ok, 1, nil, true},
 		{"admin", verified("boss"), "audit", RightRead, ok, 1, nil, true},
+		{"admin", verified("boss"), "pub", RightRead, ok, 0, nil, false}, // public: nothing read
 		{"admin", verified("boss"), "audit", RightWrite, perm, 1, nil, false},
 		{"admin", verified("boss"), "mirror", RightWrite, perm, 1, nil, false},
 		{"admin", verified("boss"), "mirror", RightRead, ok, 1, nil, true},
 		{"disabled", verified("dora"), "priv", RightRead, notfound, 1, nil, false},
-		{"disabled", verified("dora"), "pub", RightRead, ok, 1, nil, false},
+		{"disabled", verified("dora"), "pub", RightRead, ok, 0, nil, false},
 		{"disabled", verified("dora"), "pub", RightWrite, perm, 1, nil, false},
 		{"deleted", verified("gone"), "priv", RightRead, notfound, 1, nil, false},
 	}
