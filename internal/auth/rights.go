@@ -135,31 +135,21 @@ func (s *Store) owesFactorNow(tx store.WriteTx, rec *accountRecord) error {
 	return s.saveAccount(tx, rec)
 }
 
-// HasRight reports whether an account may exercise right on chain: admins
-// hold every right (the server itself refuses writes to the server-written
-// chains), disabled accounts none.
+// HasRight reports whether an account may exercise right on chain, by the
+// rule of Access: admins hold every right (the server itself refuses writes
+// to the server-written chains), disabled or missing accounts none. The
+// ledger commands ask Access, which also decides visibility.
 func (s *Store) HasRight(ctx context.Context, name, chain string, right Right) (bool, error) {
 	if err := checkRight(right); err != nil {
 		return false, err
 	}
-	var ok bool
+	var g Grant
 	err := s.st.View(ctx, func(tx store.ReadTx) error {
-		rec, err := loadAccount(tx, name)
-		if err != nil || !rec.Enabled {
-			return err
-		}
-		if rec.Role == RoleAdmin {
-			ok = true
-			return nil
-		}
-		held, err := loadRights(tx, HomeName(name), chain)
-		if err != nil {
-			return err
-		}
-		ok = slices.Contains(held, right)
-		return nil
+		var err error
+		g.Admin, g.Held, err = loadGrant(tx, name, chain)
+		return err
 	})
-	return ok, err
+	return g.Has(right), err
 }
 
 // Rights returns the rights granted to an account, by chain, each list

@@ -345,7 +345,7 @@ func (l *Ledger) state(arg string) (*chainState, error) {
 // must look as if it did not (a private chain, DESIGN §3.4): the text names
 // the argument as given, so that both answers are the same bytes.
 func NoChain(arg string) error {
-	return wire.Errorf(wire.CodeNotFound, "no chain %q", arg)
+	return wire.NoChain(arg)
 }
 
 // loadHeads compares every chain with the heads file, makes the chains that

@@ -98,15 +98,15 @@ func (l *Ledger) AbsMany(ctx context.Context, chain string, seqs []int64, reserv
 	}
 	out := make([][]byte, len(seqs))
 	err = l.store.View(ctx, func(tx store.ReadTx) error {
+		// Negative seqs count from the end of this snapshot, not of the
+		// size held in memory (another front end may have appended).
+		size, err := tx.Size(cs.meta.Key())
+		if err != nil {
+			return err
+		}
 		for i, seq := range seqs {
-			pos := uint64(seq)
-			if seq < 0 {
-				if uint64(-seq) > cs.size {
-					continue
-				}
-				pos = cs.size - uint64(-seq)
-			}
-			if pos >= cs.size {
+			pos, ok := position(seq, size)
+			if !ok {
 				continue
 			}
 			e, err := tx.Entry(cs.meta.Key(), pos)
@@ -124,6 +124,19 @@ func (l *Ledger) AbsMany(ctx context.Context, chain string, seqs []int64, reserv
 		return nil, err
 	}
 	return out, nil
+}
+
+// position resolves a seq of rabs against a chain of size entries: a
+// negative one counts from the end. ok is false when there is no such entry.
+func position(seq int64, size uint64) (pos uint64, ok bool) {
+	pos = uint64(seq)
+	if seq < 0 {
+		if uint64(-seq) > size {
+			return 0, false
+		}
+		pos = size - uint64(-seq)
+	}
+	return pos, pos < size
 }
 
 // copyOut replaces the store's slices in out, valid only inside their
@@ -182,18 +195,17 @@ func (l *Ledger) Abs(ctx context.Context, chain string, seq int64) ([]byte, uint
 	if err != nil {
 		return nil, 0, err
 	}
-	pos := uint64(seq)
-	if seq < 0 {
-		if uint64(-seq) > cs.size {
-			return nil, 0, wire.Errorf(wire.CodeNotFound, "chain %q has %d entries", cs.meta.Name, cs.size)
-		}
-		pos = cs.size - uint64(-seq)
-	}
-	if pos >= cs.size {
-		return nil, 0, wire.Errorf(wire.CodeNotFound, "chain %q has %d entries", cs.meta.Name, cs.size)
-	}
 	var entry []byte
+	var pos uint64
 	err = l.store.View(ctx, func(tx store.ReadTx) error {
+		size, err := tx.Size(cs.meta.Key())
+		if err != nil {
+			return err
+		}
+		var ok bool
+		if pos, ok = position(seq, size); !ok {
+			return wire.Errorf(wire.CodeNotFound, "chain %q has %d entries", cs.meta.Name, size)
+		}
 		e, err := tx.Entry(cs.meta.Key(), pos)
 		entry = append([]byte(nil), e...)
 		return err

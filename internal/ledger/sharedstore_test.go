@@ -2,11 +2,14 @@ package ledger
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"log/slog"
+	"slices"
 	"testing"
 
 	"github.com/vserv/vserv/internal/store"
+	"github.com/vserv/vserv/internal/wire"
 	"github.com/vserv/vserv/verify"
 )
 
@@ -138,5 +141,55 @@ func TestChainOfTheSameNameUnderAnotherOriginIsIndependent(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// rabs of negative seqs on a front end whose in-memory head is behind the
+// shared store counts from the end of the snapshot it reads, in that one
+// read transaction: the newest entries, the other front end's included.
+func TestAbsOfNegativeSeqsCountsFromTheStoredSizeNotTheOneInMemory(t *testing.T) {
+	e := newEnv(t)
+	b, err := Open(ctx, e.st, Config{ServerID: testServerID, Signer: testPriv, Now: e.clock.now,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	for i := range 3 {
+		if _, err := e.l.Append(ctx, "t", [][]byte{rec(t, i, i)}, AppendOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if info, err := b.Chain("t"); err != nil || info.Size != 0 {
+		t.Fatalf("the second front end holds size %d (%v), want 0: the test needs it behind", info.Size, err)
+	}
+	seqOf := func(entry []byte) int64 {
+		t.Helper()
+		if entry == nil {
+			return -1
+		}
+		got, _, err := verify.ParseEntry(entry)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return int64(got.Seq)
+	}
+	entries, err := b.AbsMany(ctx, "t", []int64{-1, -3, 0, -4, 3, 1}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []int64
+	for _, en := range entries {
+		got = append(got, seqOf(en))
+	}
+	if want := []int64{2, 0, 0, -1, -1, 1}; !slices.Equal(got, want) {
+		t.Errorf("AbsMany(-1, -3, 0, -4, 3, 1) gave seqs %v (-1: none), want %v", got, want)
+	}
+	entry, pos, err := b.Abs(ctx, "t", -1)
+	if err != nil || pos != 2 || seqOf(entry) != 2 {
+		t.Errorf("Abs(-1) = seq %d at %d, %v; want the entry at 2", seqOf(entry), pos, err)
+	}
+	if _, _, err := b.Abs(ctx, "t", -4); !errors.Is(err, wire.ErrNotFound) {
+		t.Errorf("Abs(-4) of 3 entries: %v, want ERR notfound", err)
 	}
 }

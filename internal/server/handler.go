@@ -14,7 +14,7 @@ import (
 
 // Session is what a command handler outside the core sees of its
 // connection: who is logged in and in which state, the checks every
-// command repeats (admin role, rights), the audit chain, the reply budget,
+// command repeats (admin role, the principal of the access policy), the audit chain, the reply budget,
 // the server's parts, per-connection values, and for the file streams the
 // raw message stream. A handler gets it for one request and must not keep
 // it: only the connection's own goroutine may use it.
@@ -47,14 +47,10 @@ func (s *Session) RequireAdmin(ctx context.Context) (*auth.Account, error) {
 	return s.c.requireAdmin(ctx)
 }
 
-// HasRight reports whether the logged-in account holds right r on chain
-// (admins hold them all). It is false below state verified. Rights are read
-// from the store on every call, never cached.
-func (s *Session) HasRight(ctx context.Context, chain string, r auth.Right) (bool, error) {
-	if s.c.state != stateVerified {
-		return false, nil
-	}
-	return s.c.srv.accounts.HasRight(ctx, s.c.account, chain, r)
+// Principal is who this connection is for the access policy
+// (auth.Store.Access): its account, and whether it is in state verified.
+func (s *Session) Principal() auth.Principal {
+	return auth.Principal{Account: s.c.account, Verified: s.c.state == stateVerified, State: s.c.state.String()}
 }
 
 // Audit appends an administrative action of this connection's account to

@@ -63,6 +63,11 @@ func (c Code) Meaning() string {
 // answer never tells an unknown name from a wrong password or a locked account.
 const AuthFailedText = "authentication failed"
 
+// NoChain is the ERR notfound of a chain that does not exist for the
+// client, arg exactly as it gave it (docs/protocol.md §9, "Chains that do not
+// exist"): the same bytes whether the chain is missing or private to others.
+func NoChain(arg string) error { return Errorf(CodeNotFound, "no chain %q", arg) }
+
 // Error is an ERR reply: ["ERR", code, text, extra...]. Packages return it for
 // every failure a client should see; anything else becomes CodeInternal.
 type Error struct {

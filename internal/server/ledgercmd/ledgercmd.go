@@ -1,14 +1,15 @@
 // Package ledgercmd holds the ledger commands of DESIGN.md §3.4
 // (docs/protocol.md §9): appends, reads, proofs, chains, rights and views.
 // Register adds them to a server.Table. Record rules, the committer and
-// proofs belong to internal/ledger; rights to internal/auth, which the
-// handlers ask on every command through the server.Session. The commands
-// keep no per-connection state.
+// proofs belong to internal/ledger; who may use a chain to the access
+// policy, auth.Store.Access, which every command asks once (chainFor). The
+// commands keep no per-connection state.
 package ledgercmd
 
 import (
 	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"math"
 	"math/bits"
@@ -51,49 +52,26 @@ func Register(t *server.Table) {
 	t.Handle("view", server.Command{Spec: cmdspec.Spec{Min: s, MinArgs: 2, MaxArgs: 3, Usage: "view chain name [{args}] — a view of a chain with a schema (§6)"}, Run: cmdView})
 }
 
-// errNoChain is what a connection that may not read a chain sees: to it, the
-// chain does not exist (DESIGN.md §3.4).
-// The argument has passed the ledger's name check, so it is short; the text
-// is the ledger's own, byte for byte.
-func errNoChain(arg string) error { return ledger.NoChain(arg) }
-
-// visible reports whether the chain exists for this connection: a private
-// chain exists only for a verified account with some right on it.
-func visible(ctx context.Context, s *server.Session, info ledger.ChainInfo) (bool, error) {
-	if info.Public {
-		return true, nil
-	}
-	for _, r := range []auth.Right{auth.RightRead, auth.RightWrite, auth.RightReplicate, auth.RightManage} {
-		ok, err := s.HasRight(ctx, info.Name, r)
-		if err != nil || ok {
-			return ok, err
-		}
-	}
-	return false, nil
-}
-
-// chainFor resolves the chain argument and checks that this connection may
-// use it with the right; an invisible chain is ERR notfound, a visible one
-// without the right ERR perm.
-func chainFor(ctx context.Context, s *server.Session, arg string, r auth.Right) (ledger.ChainInfo, error) {
+// chainFor resolves the chain argument from the ledger's memory and asks
+// the access policy (auth.Store.Access) once whether this connection may use
+// it with the right need: a chain that does not exist for it is ERR
+// notfound, a visible one without the right ERR perm (docs/protocol.md §9).
+func chainFor(ctx context.Context, s *server.Session, arg string, need auth.Right) (ledger.ChainInfo, auth.Grant, error) {
 	info, err := s.Ledger().Chain(arg)
 	if err != nil {
-		return ledger.ChainInfo{}, err
+		return ledger.ChainInfo{}, auth.Grant{}, err
 	}
-	if ok, err := visible(ctx, s, info); err != nil {
-		return ledger.ChainInfo{}, err
-	} else if !ok {
-		return ledger.ChainInfo{}, errNoChain(arg)
+	g, err := s.Accounts().Access(ctx, s.Principal(), chainFacts(arg, info), need)
+	if err != nil {
+		return ledger.ChainInfo{}, auth.Grant{}, err
 	}
-	if r == auth.RightRead && info.Public {
-		return info, nil
-	}
-	if ok, err := s.HasRight(ctx, info.Name, r); err != nil {
-		return ledger.ChainInfo{}, err
-	} else if !ok {
-		return ledger.ChainInfo{}, wire.Errorf(wire.CodePerm, "no %s right on chain %s", r, info.Name)
-	}
-	return info, nil
+	return info, g, nil
+}
+
+// chainFacts is what the access policy needs of a chain. Every chain the
+// ledger lists is homed here (mirrors come with replication).
+func chainFacts(arg string, info ledger.ChainInfo) auth.ChainFacts {
+	return auth.ChainFacts{Arg: arg, Name: info.Name, Public: info.Public, ServerWritten: info.ServerWritten}
 }
 
 // readableChain resolves the chain argument and checks read access.
@@ -102,7 +80,8 @@ func readableChain(ctx context.Context, s *server.Session, req *wire.Request) (l
 	if err != nil {
 		return ledger.ChainInfo{}, err
 	}
-	return chainFor(ctx, s, arg, auth.RightRead)
+	info, _, err := chainFor(ctx, s, arg, auth.RightRead)
+	return info, err
 }
 
 // oneOrMany decodes argument i as either one T or an array of them (at most
@@ -170,25 +149,11 @@ func cmdRput(ctx context.Context, s *server.Session, req *wire.Request) (*server
 		}
 		opts.Receipt = o.Receipt != nil && *o.Receipt
 	}
-	info, err := s.Ledger().Chain(arg)
+	// One ledger lookup and one access decision, which puts visibility
+	// before the state (a private chain stays invisible to a connection
+	// below verified) and tells whether manage is held.
+	info, g, err := chainFor(ctx, s, arg, auth.RightWrite)
 	if err != nil {
-		return nil, err
-	}
-	if ok, err := visible(ctx, s, info); err != nil {
-		return nil, err
-	} else if !ok {
-		return nil, errNoChain(arg)
-	}
-	// rput needs state verified, but a private chain must stay invisible to
-	// a connection below it (DESIGN.md §3.4, footnote 1): visibility first,
-	// then the state.
-	if s.State() != cmdspec.Verified {
-		return nil, wire.Errorf(wire.CodeState, "rput needs state verified (this connection is in state %s)", s.State())
-	}
-	if info.ServerWritten {
-		return nil, wire.Errorf(wire.CodePerm, "chain %s is written only by the server", info.Name)
-	}
-	if info, err = chainFor(ctx, s, arg, auth.RightWrite); err != nil {
 		return nil, err
 	}
 	if opts.Receipt {
@@ -196,13 +161,8 @@ func cmdRput(ctx context.Context, s *server.Session, req *wire.Request) (*server
 			return nil, err
 		}
 	}
-	if info.Schema != "" {
-		// Resolved before the committer runs the rules, which ask for it
-		// per record (authority events).
-		if opts.Manage, err = s.HasRight(ctx, info.Name, auth.RightManage); err != nil {
-			return nil, err
-		}
-	}
+	// The committer's rules ask for it per record (authority events).
+	opts.Manage = g.Has(auth.RightManage)
 	results, err := s.Ledger().Append(ctx, info.Name, records, opts)
 	if err != nil {
 		return nil, err
@@ -544,12 +504,13 @@ func cmdRcheck(ctx context.Context, s *server.Session, req *wire.Request) (*serv
 func cmdChains(ctx context.Context, s *server.Session, _ *wire.Request) (*server.Reply, error) {
 	var out []map[string]any
 	for _, info := range s.Ledger().Chains() {
-		ok, err := visible(ctx, s, info)
-		if err != nil {
-			return nil, err
-		}
-		if !ok {
+		// Listed when visible: readable, or visible without read (perm).
+		_, err := s.Accounts().Access(ctx, s.Principal(), chainFacts(info.Name, info), auth.RightRead)
+		switch {
+		case errors.Is(err, wire.ErrNotFound):
 			continue
+		case err != nil && !errors.Is(err, wire.ErrPerm):
+			return nil, err
 		}
 		var schema any
 		if info.Schema != "" {
