@@ -46,13 +46,8 @@ func servePrivateChain(t *testing.T) (addr string, accounts *auth.Store, counted
 	if err != nil {
 		t.Fatal(err)
 	}
-	db, err := dir.OpenDB(time.Second)
+	st, err := bolt.OpenFile(ctx, dir.DBPath(), bolt.Options{})
 	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := bolt.Open(ctx, db, bolt.Options{})
-	if err != nil {
-		db.Close()
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
