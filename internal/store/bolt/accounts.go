@@ -28,7 +28,7 @@ func (t *boltTx) get(bucket []byte, key []byte) ([]byte, error) {
 }
 
 func (t *boltTx) put(bucket, key, v []byte) error {
-	if t.wc == nil {
+	if !t.writable {
 		return errReadOnly
 	}
 	b, err := t.bucket(bucket)
@@ -39,7 +39,7 @@ func (t *boltTx) put(bucket, key, v []byte) error {
 }
 
 func (t *boltTx) del(bucket, key []byte) error {
-	if t.wc == nil {
+	if !t.writable {
 		return errReadOnly
 	}
 	b, err := t.bucket(bucket)
@@ -101,7 +101,7 @@ func (t *boltTx) PutAccount(home string, rec []byte) error {
 func (t *boltTx) DeleteAccount(home string) error { return t.del(bucketAccounts, []byte(home)) }
 
 func (t *boltTx) NextGeneration() (uint64, error) {
-	if t.wc == nil {
+	if !t.writable {
 		return 0, errReadOnly
 	}
 	b, err := t.bucket(bucketAccounts)
@@ -120,7 +120,7 @@ func (t *boltTx) DeleteRight(home, chain string) error {
 }
 
 func (t *boltTx) DeleteRights(home string) error {
-	if t.wc == nil {
+	if !t.writable {
 		return errReadOnly
 	}
 	b, err := t.bucket(bucketRights)

@@ -131,7 +131,7 @@ func (s *Store) Update(ctx context.Context, fn func(store.WriteTx) error) error 
 		return fmt.Errorf("update %s: %w", s.db.Path(), ErrReadOnly)
 	}
 	return s.db.Update(func(tx *bbolt.Tx) error {
-		if err := fn(&boltTx{tx: tx, wc: &writeCache{}}); err != nil {
+		if err := fn(&boltTx{tx: tx, writable: true}); err != nil {
 			return err
 		}
 		return ctx.Err()
@@ -139,16 +139,20 @@ func (s *Store) Update(ctx context.Context, fn func(store.WriteTx) error) error 
 }
 
 type boltTx struct {
-	tx *bbolt.Tx
-	wc *writeCache // write transactions only
+	tx       *bbolt.Tx
+	writable bool
+	cache    subCache
 }
 
-// writeCache keeps a write transaction's handles on the sub-buckets of the
-// chain it last touched, so a group commit looks each one up once instead of
-// for every record, and the append-only ones keep FillPercent 1.0.
-type writeCache struct {
-	chain store.ChainKey
-	subs  [5]*bbolt.Bucket // in the order of chainSubs
+// subCache keeps a transaction's handles on the chain it last touched and
+// on that chain's sub-buckets, so that a group commit, or a read of several
+// rows, looks each one up once (three nested buckets: origin, chain, sub)
+// instead of for every row; in a write transaction the append-only ones
+// keep FillPercent 1.0.
+type subCache struct {
+	chain  store.ChainKey
+	bucket *bbolt.Bucket    // the chain's bucket
+	subs   [5]*bbolt.Bucket // in the order of chainSubs
 }
 
 // subIndex is the position of a sub-bucket in chainSubs.
@@ -207,37 +211,28 @@ func NodeKey(id compact.NodeID) []byte { return u64(postorder(id)) }
 func (t *boltTx) chainBucket(c store.ChainKey) *bbolt.Bucket { return ChainBucket(t.tx, c) }
 
 func (t *boltTx) sub(c store.ChainKey, name []byte) (*bbolt.Bucket, error) {
-	if t.wc == nil {
-		return t.lookupSub(c, name)
-	}
 	i := subIndex(name)
-	if t.wc.chain != c {
-		t.wc.chain, t.wc.subs = c, [5]*bbolt.Bucket{}
+	if t.cache.bucket == nil || t.cache.chain != c {
+		cb := t.chainBucket(c)
+		if cb == nil {
+			return nil, fmt.Errorf("chain %s: %w", c, store.ErrNoChain)
+		}
+		t.cache = subCache{chain: c, bucket: cb}
 	}
-	if b := t.wc.subs[i]; b != nil {
+	if b := t.cache.subs[i]; b != nil {
 		return b, nil
 	}
-	b, err := t.lookupSub(c, name)
-	if err != nil {
-		return nil, err
-	}
-	switch string(name) {
-	case string(subEntries), string(subTimes), string(subNodes): // they only ever grow at their end
-		b.FillPercent = 1.0
-	}
-	t.wc.subs[i] = b
-	return b, nil
-}
-
-func (t *boltTx) lookupSub(c store.ChainKey, name []byte) (*bbolt.Bucket, error) {
-	cb := t.chainBucket(c)
-	if cb == nil {
-		return nil, fmt.Errorf("chain %s: %w", c, store.ErrNoChain)
-	}
-	b := cb.Bucket(name)
+	b := t.cache.bucket.Bucket(name)
 	if b == nil {
 		return nil, fmt.Errorf("chain %s: bucket %s missing", c, name)
 	}
+	if t.writable {
+		switch string(name) {
+		case string(subEntries), string(subTimes), string(subNodes): // they only ever grow at their end
+			b.FillPercent = 1.0
+		}
+	}
+	t.cache.subs[i] = b
 	return b, nil
 }
 

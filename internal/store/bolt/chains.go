@@ -330,13 +330,13 @@ func (t *boltTx) AppState(c store.ChainKey) (apps.KV, uint64, bool, error) {
 		return nil, 0, false, fmt.Errorf("chain %s: state size of %d bytes", c, len(v))
 	}
 	b := cb.Bucket(subState)
-	if b == nil && t.wc != nil {
+	if b == nil && t.writable {
 		var err error
 		if b, err = cb.CreateBucket(subState); err != nil {
 			return nil, 0, false, err
 		}
 	}
-	return boltKV{b: b, writable: t.wc != nil}, size, v != nil, nil
+	return boltKV{b: b, writable: t.writable}, size, v != nil, nil
 }
 
 func (t *boltTx) PutAppStateSize(c store.ChainKey, size uint64) error {
