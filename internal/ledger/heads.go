@@ -110,27 +110,12 @@ func formatHeads(heads map[string]Head) []byte {
 	return b
 }
 
-// writeHeads replaces the heads file atomically: one small write and one
-// fsync. The directory is not synced: a lost rename leaves the older file,
-// which is behind the database and therefore safe (see above).
+// writeHeads replaces the heads file atomically with the data directory's
+// one durable writer (datadir.WriteFile: a small write, its fsync, the
+// rename and the directory's fsync). At most one write per headsInterval
+// keeps those fsyncs out of the way of the database's.
 func writeHeads(path string, heads map[string]Head) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return fmt.Errorf("write heads file: %w", err)
-	}
-	_, err = f.Write(formatHeads(heads))
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
+	if err := datadir.WriteFile(path, formatHeads(heads)); err != nil {
 		return fmt.Errorf("write heads file %s: %w", filepath.Base(path), err)
 	}
 	return nil
