@@ -42,7 +42,9 @@ signed checkpoint note, a receipt, or a file of a client's checkpoint cache).
 Each chain must still be at least that long, with that root at that size.
 
 It needs the database to itself: stop the server, or verify a copy of the data
-directory. The checkpoint key is the public half of DATAROOT/identity.key,
+directory. It never writes: a database written by an older release (an older
+layout, which the server migrates at its next start) is copied to a temporary
+directory, and the migrated copy is verified. The checkpoint key is the public half of DATAROOT/identity.key,
 or --server-key (the padded base64 key "vcli id" prints) for a copy that has
 only ledger.db.
 
