@@ -22,8 +22,6 @@ import (
 // The sub-buckets of a chain (docs/formats.md) and their seq keys.
 var (
 	subEntries     = []byte("entries")
-	subIDs         = []byte("ids")
-	subNodes       = []byte("nodes")
 	subCheckpoints = []byte("checkpoints")
 )
 
