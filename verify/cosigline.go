@@ -97,3 +97,12 @@ func ParseLogCheckpoint(text string) (*Checkpoint, error) {
 	copy(c.Root[:], root)
 	return c, nil
 }
+
+// CosignatureVerifierKey is the C2SP signed-note verifier key ("vkey") of
+// the witness (name, pub): "<name>+<key ID, 8 hex digits>+base64(0x04 ‖
+// pub)", what a witness publishes so that logs and clients that are not
+// vserv (torchwood policies, Sigsum, Tessera) can check its cosignatures.
+func CosignatureVerifierKey(name string, pub ed25519.PublicKey) string {
+	return fmt.Sprintf("%s+%08x+%s", name, KeyID(name, algCosignature, pub),
+		base64.StdEncoding.EncodeToString(append([]byte{algCosignature}, pub...)))
+}
