@@ -89,3 +89,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	return nil
 }
+
+// Handler is the server's routes, for tests that serve them on a listener
+// of their own.
+func (s *Server) Handler() http.Handler { return s.srv.Handler }
