@@ -233,10 +233,14 @@ func TestAddCheckpointAnswersEveryCodeByteForByte(t *testing.T) {
 	}{
 		{"consistent checkpoint is cosigned",
 			func(e *witnessEnv) string { return body(4, e.log.proof(t, 4, 8), e.log.checkpoint(t, 8, e.log.signer)) },
-			func(e *witnessEnv) reply { return reply{200, textPlain, e.cosignature(t, e.log.checkpoint(t, 8, e.log.signer))} }, ""},
+			func(e *witnessEnv) reply {
+				return reply{200, textPlain, e.cosignature(t, e.log.checkpoint(t, 8, e.log.signer))}
+			}, ""},
 		{"same checkpoint again is cosigned again",
 			func(e *witnessEnv) string { return body(4, nil, e.log.checkpoint(t, 4, e.log.signer)) },
-			func(e *witnessEnv) reply { return reply{200, textPlain, e.cosignature(t, e.log.checkpoint(t, 4, e.log.signer))} }, ""},
+			func(e *witnessEnv) reply {
+				return reply{200, textPlain, e.cosignature(t, e.log.checkpoint(t, 4, e.log.signer))}
+			}, ""},
 		{"unknown origin is 404",
 			func(e *witnessEnv) string {
 				o := newTestLog(t, "example.com/unknown", "u")
