@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -128,6 +129,25 @@ type witnessEnv struct {
 	log   *testLog
 	srv   *httptest.Server
 	store string
+	logs  lockedBuffer
+}
+
+// lockedBuffer is the witness's log, written by the server's goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 func openStore(t *testing.T, path string) *bolt.Store {
@@ -159,7 +179,8 @@ func (e *witnessEnv) start(t *testing.T) {
 	if err := logs.Add(e.log.origin + "=" + e.log.vkey); err != nil {
 		t.Fatal(err)
 	}
-	w, err := NewWitness(WitnessConfig{Store: e.st, Logs: logs, ServerID: e.id, Key: e.key, Now: func() time.Time { return testNow }})
+	w, err := NewWitness(WitnessConfig{Store: e.st, Logs: logs, ServerID: e.id, Key: e.key,
+		Now: func() time.Time { return testNow }, Logger: slog.New(slog.NewTextHandler(&e.logs, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -320,6 +341,9 @@ func TestAddCheckpointAnswersEveryCodeByteForByte(t *testing.T) {
 			got, want := e.post(t, tc.req(e)), tc.want(e)
 			if got != want {
 				t.Errorf("answer %d %q %q\nwant   %d %q %q", got.status, got.ctype, got.body, want.status, want.ctype, want.body)
+			}
+			if alarm := strings.Contains(e.logs.String(), "witness: FORK"); alarm != (tc.fork != "") {
+				t.Errorf("fork alarm in the log = %v, want %v:\n%s", alarm, tc.fork != "", e.logs.String())
 			}
 			forks := e.forks(t)
 			switch {
