@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/mod/sumdb/note"
 )
 
 func TestVerifyCosignatureLineAcceptsOnlyTheWitnessOverTheText(t *testing.T) {
@@ -74,5 +76,26 @@ func TestParseLogCheckpointAllowsExtensionLinesOnly(t *testing.T) {
 				t.Fatalf("parsed %+v", c)
 			}
 		})
+	}
+}
+
+func TestNamedCosignatureVerifierOpensAThirdPartyWitnessLine(t *testing.T) {
+	_, priv, _ := ed25519.GenerateKey(nil)
+	pub := priv.Public().(ed25519.PublicKey)
+	text := FormatCheckpointText(Checkpoint{Origin: "example.com/log", Size: 1, Root: [32]byte{7}})
+	// A witness named as other networks name theirs, signing like ours.
+	s := &cosigSigner{name: "witness.example/w1", id: KeyID("witness.example/w1", algCosignature, pub), priv: priv,
+		now: func() time.Time { return time.Unix(5, 0) }}
+	line, err := CosignLine(text, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := []byte(text + "\n" + line + "\n")
+	n, err := note.Open(msg, note.VerifierList(NamedCosignatureVerifier("witness.example/w1", pub)))
+	if err != nil || len(n.Sigs) != 1 || n.Sigs[0].Name != "witness.example/w1" {
+		t.Fatalf("note.Open = %v, %v; want one signature by witness.example/w1", n, err)
+	}
+	if vkey := CosignatureVerifierKey("witness.example/w1", pub); !strings.HasPrefix(vkey, "witness.example/w1+") {
+		t.Errorf("vkey %q", vkey)
 	}
 }
