@@ -3,6 +3,7 @@ module github.com/vserv/vserv
 go 1.26.8
 
 require (
+	filippo.io/torchwood v0.9.0
 	github.com/BurntSushi/toml v1.4.1-0.20240526193622-a339e1f7089c
 	github.com/flynn/noise v1.1.0
 	github.com/fxamacker/cbor/v2 v2.10.0

@@ -63,8 +63,11 @@ another vserv is using, or a key file group or others may read, makes it exit
 with status 1 and a one-line reason instead. SIGINT or SIGTERM stop it: running
 commands get 10 s to finish.
 
-Replication, witnessing and the web panel are not part of this version: -N
-and --http are accepted and change nothing yet.
+--http (default 127.0.0.1:6680, off to disable) serves the C2SP witness
+endpoint POST /witness/add-checkpoint for the logs given with --witness-log
+ORIGIN=KEY; the default address, when busy, is skipped with a warning.
+Replication and the web panel are not part of this version: -N is accepted
+and changes nothing yet.
 
 Exit status: 0 after a clean stop, 1 when the server cannot start or fails,
 2 for usage errors.`,

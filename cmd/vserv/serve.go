@@ -16,6 +16,7 @@ import (
 	"github.com/vserv/vserv/internal/datadir"
 	"github.com/vserv/vserv/internal/files"
 	"github.com/vserv/vserv/internal/node"
+	"github.com/vserv/vserv/internal/replic"
 	"github.com/vserv/vserv/internal/server"
 	"github.com/vserv/vserv/internal/version"
 	"github.com/vserv/vserv/internal/wire"
@@ -32,6 +33,7 @@ type serveOptions struct {
 	quiet       bool
 	showVersion bool
 	http        string
+	witnessLogs []string
 	maxConns    int
 	maxConnsIP  int
 	rateIP      float64
@@ -45,6 +47,29 @@ type serveOptions struct {
 	cpuProfile  string
 	readBudget  int64
 	replyBudget int64
+}
+
+// defaultHTTP is --http's default (DESIGN §7.3).
+const defaultHTTP = "127.0.0.1:6680"
+
+// listenHTTP binds --http: nothing for "off" (or "-" or ""). An address the
+// operator gave must bind, or the server does not start; the default one is
+// given up with a warning (busy is its error) when taken, so that a second
+// vserv on one machine (a test, a second data directory) still starts.
+func listenHTTP(addr string, given bool) (ln net.Listener, busy error, err error) {
+	switch addr {
+	case "off", "-", "":
+		return nil, nil, nil
+	}
+	ln, err = net.Listen("tcp", addr)
+	switch {
+	case err == nil:
+		return ln, nil, nil
+	case given:
+		return nil, nil, fmt.Errorf("listen --http %s: %w", addr, err)
+	default:
+		return nil, err, nil
+	}
 }
 
 func defaultServeOptions() *serveOptions {
@@ -62,7 +87,8 @@ func (o *serveOptions) register(cmd *cobra.Command) {
 	f.BoolVarP(&o.verbose, "verbose", "v", false, "verbose: log at debug level (overrides -l)")
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "quiet: log warnings and errors only (overrides -l)")
 	f.BoolVarP(&o.showVersion, "version", "V", false, "print the version and exit")
-	f.StringVar(&o.http, "http", "127.0.0.1:6680", "web panel and metrics address, or off (not served by this version yet)")
+	f.StringVar(&o.http, "http", defaultHTTP, "HTTP address (the witness endpoint; later the web panel and metrics), or off")
+	f.StringArrayVar(&o.witnessLogs, "witness-log", nil, "witness this log: ORIGIN=KEY, KEY its public key or signed-note vkey (repeatable; interim, until ihost role log)")
 	f.IntVar(&o.maxConns, "max-conns", 4096, "most connections in total")
 	f.IntVar(&o.maxConnsIP, "max-conns-ip", 64, "most connections from one IP address (IPv6: one /64)")
 	f.Float64Var(&o.rateIP, "rate-ip", 20, "new connections plus handshakes per second allowed from one IP")
@@ -141,12 +167,25 @@ func serve(cmd *cobra.Command, o *serveOptions) error {
 	if o.testKDF && o.production {
 		return usage("--test-kdf is refused in production mode")
 	}
+	logs := replic.StaticLogs{}
+	for _, spec := range o.witnessLogs {
+		if err := logs.Add(spec); err != nil {
+			return usage("--witness-log: %v", err)
+		}
+	}
 	// The port first: a busy one fails before the data directory is touched.
 	ln, err := net.Listen("tcp", net.JoinHostPort(o.host, strconv.Itoa(o.port)))
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
 	defer ln.Close()
+	httpLn, httpBusy, err := listenHTTP(o.http, cmd.Flags().Changed("http"))
+	if err != nil {
+		return err
+	}
+	if httpLn != nil {
+		defer httpLn.Close()
+	}
 	dir := datadir.New(o.dataroot)
 	if err := os.MkdirAll(dir.Root(), datadir.DirPerm); err != nil {
 		return fmt.Errorf("create data directory: %w", err)
@@ -165,6 +204,7 @@ func serve(cmd *cobra.Command, o *serveOptions) error {
 	cfg := node.Config{
 		DataRoot: o.dataroot, Production: o.production, Logger: logger,
 		Quotas: files.Quotas{UserBytes: o.quotaBytes, UserFiles: o.quotaFiles, TotalBytes: o.quotaTotal},
+		HTTP:   httpLn, WitnessLogs: logs,
 		TCP: server.Config{
 			Site: o.site, Version: version.String(), MaxConns: o.maxConns, MaxConnsIP: o.maxConnsIP,
 			RateIP: o.rateIP, MaxMsg: o.maxMsg, IdleTimeout: time.Duration(o.idle) * time.Second,
@@ -199,10 +239,13 @@ func serve(cmd *cobra.Command, o *serveOptions) error {
 	if o.norepl {
 		logger.Info("replication disabled (-N)")
 	}
-	// Only for an operator who asked for it: a first `vserv` should not
-	// start with a record about a flag nobody gave.
-	if cmd.Flags().Changed("http") && o.http != "off" && o.http != "" {
-		logger.Info("the web panel is not part of this version yet; --http is accepted and ignored", "http", o.http)
+	if httpLn != nil {
+		logger.Info("serving http", "addr", httpLn.Addr().String(), "witness", n.WitnessName(),
+			"witness_vkey", n.WitnessVerifierKey(), "witnessed_logs", len(logs))
+	}
+	if httpBusy != nil {
+		logger.Warn("the default HTTP address is busy: serving without HTTP (give --http ADDR to insist, or --http off)",
+			"http", o.http, "err", httpBusy)
 	}
 	err = n.Run(cmd.Context(), ln)
 	logger.Info("stopped")

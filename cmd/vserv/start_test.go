@@ -5,6 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -109,15 +112,49 @@ func TestVservFirstStderrLineIsListeningThenLogRecords(t *testing.T) {
 	}
 }
 
-// TestVservHTTPGivenIsSaidToBeIgnored: --http given explicitly is accepted,
-// and the log says that nothing is served there yet.
-func TestVservHTTPGivenIsSaidToBeIgnored(t *testing.T) {
-	srv := testenv.Start(t, testenv.WithArgs("--http", "127.0.0.1:6681"))
-	if err := srv.Stop(); err != nil {
-		t.Fatalf("stop: %v", err)
+// TestVservHTTPServesTheWitnessEndpoint: --http serves POST
+// /witness/add-checkpoint; a log it does not witness is 404 and another
+// method 405, with the endpoint's own bodies.
+func TestVservHTTPServesTheWitnessEndpoint(t *testing.T) {
+	srv := testenv.Start(t, testenv.WithHTTP())
+	url := "http://" + srv.HTTPAddr + "/witness/add-checkpoint"
+	body := "old 0\n\nexample.com/log\n1\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n\n— example.com/log AAAAAAAA\n"
+	resp, err := http.Post(url, "text/plain", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
 	}
-	if !strings.Contains(srv.Stderr(), "--http is accepted and ignored") {
-		t.Errorf("--http given, but the log does not say it is ignored:\n%s", srv.Stderr())
+	got, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound || string(got) != "unknown log origin\n" {
+		t.Errorf("POST for an unknown log: %d %q, want 404 \"unknown log origin\\n\"", resp.StatusCode, got)
+	}
+	resp, err = http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != "POST" {
+		t.Errorf("GET: %d Allow %q, want 405 Allow POST", resp.StatusCode, resp.Header.Get("Allow"))
+	}
+	if !strings.Contains(srv.Stderr(), "witness_vkey=vserv/") {
+		t.Errorf("the start log does not give the witness's vkey:\n%s", srv.Stderr())
+	}
+}
+
+// TestVservHTTPBusyGivenAddressExitsOne: an --http address the operator gave
+// must bind; a busy one stops the start with status 1.
+func TestVservHTTPBusyGivenAddressExitsOne(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	_, stderr, code := runVserv(t, "-p", "0", "-r", filepath.Join(t.TempDir(), "data"), "--test-kdf", "--http", busy.Addr().String())
+	if code != 1 || !strings.Contains(stderr, "listen --http "+busy.Addr().String()) {
+		t.Errorf("exit %d, stderr:\n%s\nwant 1 and the busy address named", code, stderr)
+	}
+	if strings.Contains(stderr, "listening on") {
+		t.Errorf("said \"listening on\" though it exits:\n%s", stderr)
 	}
 }
 

@@ -6,9 +6,9 @@
 // context, and closes everything in reverse order.
 //
 // It is the only package that knows how the others fit together; cmd/vserv
-// parses flags and calls Open, Run and Close. The HTTP server and the
-// replication workers (DESIGN.md §5, §6) will be parts of Run beside the TCP
-// server.
+// parses flags and calls Open, Run and Close. The HTTP server (the witness
+// endpoint, internal/web) is a part of Run beside the TCP server; the
+// replication workers (DESIGN.md §5) will be more.
 package node
 
 import (
@@ -25,10 +25,14 @@ import (
 	"github.com/vserv/vserv/internal/datadir"
 	"github.com/vserv/vserv/internal/files"
 	"github.com/vserv/vserv/internal/ledger"
+	"github.com/vserv/vserv/internal/replic"
 	"github.com/vserv/vserv/internal/secure"
 	"github.com/vserv/vserv/internal/server"
 	"github.com/vserv/vserv/internal/server/cmdtable"
+	"github.com/vserv/vserv/internal/store"
 	"github.com/vserv/vserv/internal/store/bolt"
+	"github.com/vserv/vserv/internal/web"
+	"github.com/vserv/vserv/verify"
 )
 
 // Config is what a node needs to open. Zero values mean the defaults of
@@ -45,6 +49,12 @@ type Config struct {
 	// TCP is the TCP server's settings; its Production, Logger and Now are
 	// replaced by the node's.
 	TCP server.Config
+	// HTTP is the HTTP server's listener (--http), nil for none: Run serves
+	// the witness endpoint on it (internal/web) and closes it.
+	HTTP net.Listener
+	// WitnessLogs are the logs whose checkpoints the witness endpoint
+	// cosigns (nil: none, every origin is unknown).
+	WitnessLogs replic.Logs
 }
 
 func (c *Config) setDefaults() {
@@ -80,6 +90,7 @@ type Node struct {
 	id     *secure.Identity
 	parts  server.Parts // what Open opened, for the parts Run runs
 	tcp    *server.Server
+	web    *web.Server    // nil without an HTTP listener
 	closes []func() error // what Close releases, in the order it was opened
 }
 
@@ -167,6 +178,11 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if n.tcp, err = server.New(cfg.TCP, n.parts); err != nil {
 		return nil, err
 	}
+	if cfg.HTTP != nil {
+		if n.web, err = openWeb(st, id, cfg); err != nil {
+			return nil, err
+		}
+	}
 	return n, nil
 }
 
@@ -188,18 +204,47 @@ func openSetupToken(ctx context.Context, dir datadir.Dir, accounts *auth.Store, 
 	return t, nil
 }
 
+// openWeb makes the HTTP server with the witness endpoint: the witness
+// signs as vserv/<server-id> with the identity key (DESIGN §5.3).
+func openWeb(st store.Store, id *secure.Identity, cfg Config) (*web.Server, error) {
+	logs := cfg.WitnessLogs
+	if logs == nil {
+		logs = replic.StaticLogs{}
+	}
+	w, err := replic.NewWitness(replic.WitnessConfig{
+		Store: st, Logs: logs, ServerID: id.ServerID, Key: id.Key, Logger: cfg.Logger, Now: cfg.Now,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("witness: %w", err)
+	}
+	return web.New(web.Config{Witness: w, Logger: cfg.Logger}), nil
+}
+
 func (n *Node) onClose(f func() error) { n.closes = append(n.closes, f) }
 
 // ServerID returns the server-id of §2.4.
 func (n *Node) ServerID() string { return n.id.ServerID }
 
-// Run serves TCP connections on ln until ctx ends or a part fails. Every
+// WitnessName is the cosignature key name of this server's witness,
+// vserv/<server-id> (DESIGN §5.3).
+func (n *Node) WitnessName() string { return verify.WitnessName(n.id.ServerID) }
+
+// WitnessVerifierKey is the signed-note verifier key of this server's
+// witness, what other logs configure to check its cosignatures.
+func (n *Node) WitnessVerifierKey() string {
+	return verify.CosignatureVerifierKey(n.WitnessName(), n.id.Public())
+}
+
+// Run serves TCP connections on ln (and HTTP on Config.HTTP) until ctx ends or a part fails. Every
 // part runs under one context: the first to fail cancels the others, and
 // Run returns its error once all have stopped. It returns nil after a clean
 // stop (ctx cancelled). Run once, then Close.
 func (n *Node) Run(ctx context.Context, ln net.Listener) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return n.tcp.Serve(ctx, ln) })
+	if n.web != nil {
+		g.Go(func() error { return n.web.Serve(ctx, n.cfg.HTTP) })
+	}
 	return g.Wait()
 }
 

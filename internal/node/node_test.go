@@ -3,7 +3,9 @@ package node
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -227,4 +229,59 @@ func TestRunServesUntilTheContextEndsThenCloseFreesTheDirectory(t *testing.T) {
 		t.Errorf("reopened as server %s, want %s", again.ServerID(), h.ServerID)
 	}
 	again.Close()
+}
+
+// TestRunServesTheWitnessOnTheHTTPListenerAndStopsWithTheContext: with
+// Config.HTTP, Run serves the witness endpoint there as one more part, and
+// ending the context stops it and closes the listener.
+func TestRunServesTheWitnessOnTheHTTPListenerAndStopsWithTheContext(t *testing.T) {
+	hl, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(t.TempDir())
+	cfg.HTTP = hl
+	n, err := Open(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- n.Run(ctx, ln) }()
+
+	url := "http://" + hl.Addr().String() + "/witness/add-checkpoint"
+	resp, err := http.Post(url, "text/plain", strings.NewReader("old 0\n\nlog.example/x\n1\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n\n— log.example/x AAAA\n"))
+	if err != nil {
+		t.Fatalf("POST to the node's HTTP listener: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound || string(body) != "unknown log origin\n" {
+		t.Errorf("POST for a log not witnessed: %d %q, want 404 \"unknown log origin\\n\"", resp.StatusCode, body)
+	}
+	if !strings.HasPrefix(n.WitnessVerifierKey(), "vserv/"+n.ServerID()+"+") {
+		t.Errorf("witness vkey %q does not name vserv/%s", n.WitnessVerifierKey(), n.ServerID())
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run after its context ended: %v, want nil", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not return after its context ended")
+	}
+	if c, err := net.DialTimeout("tcp", hl.Addr().String(), time.Second); err == nil {
+		c.Close()
+		t.Errorf("the HTTP listener still accepts after Run returned")
+	}
+	if left := leftovers("net/http.(*Server).Serve"); len(left) > 0 {
+		t.Errorf("after Run returned %d HTTP server goroutines are still running:\n%s", len(left), strings.Join(left, "\n\n"))
+	}
 }

@@ -1,7 +1,7 @@
 // Package store defines the storage a vserv server runs on: chains (entries,
 // id and time indexes, Merkle nodes, checkpoints, the rules' state of a
-// schema chain) and accounts (records, rights, second factors), read and
-// written in transactions.
+// schema chain), accounts (records, rights, second factors) and the
+// witness state (witness.go), read and written in transactions.
 //
 // A backend (store/bolt, the embedded default; later store/postgres)
 // implements Store and passes the conformance suite in store/storetest.
@@ -117,6 +117,7 @@ type Store interface {
 type ReadTx interface {
 	ChainReader
 	AccountReader
+	WitnessReader
 }
 
 // WriteTx changes the store inside one durable transaction.
@@ -124,6 +125,7 @@ type WriteTx interface {
 	ReadTx
 	ChainWriter
 	AccountWriter
+	WitnessWriter
 	// OnCommit registers fn to run after the transaction is durable (not
 	// when it is rolled back), in registration order.
 	OnCommit(fn func())

@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strings"
 	"sync"
@@ -95,6 +96,7 @@ const NoRaceExitSleep = "GORACE=atexit_sleep_ms=0"
 type Server struct {
 	t        testing.TB
 	Addr     string // 127.0.0.1:PORT
+	HTTPAddr string // 127.0.0.1:PORT of --http, only WithHTTP
 	DataRoot string
 	Args     []string
 	cmd      *exec.Cmd
@@ -110,6 +112,7 @@ type startConfig struct {
 	dataRoot string
 	args     []string
 	realKDF  bool
+	http     bool
 }
 
 // WithArgs adds command-line arguments.
@@ -120,6 +123,13 @@ func WithArgs(args ...string) Option {
 // WithDataRoot reuses a data directory (for restarts).
 func WithDataRoot(dir string) Option {
 	return func(c *startConfig) { c.dataRoot = dir }
+}
+
+// WithHTTP serves HTTP (the witness endpoint) on a free loopback port,
+// Server.HTTPAddr. Without it a test server runs with --http off, so that
+// servers started side by side never compete for the default port.
+func WithHTTP() Option {
+	return func(c *startConfig) { c.http = true }
 }
 
 // WithRealKDF keeps the production password hashing cost.
@@ -141,6 +151,11 @@ func Start(t testing.TB, opts ...Option) *Server {
 	args := []string{"-p", "0", "-r", cfg.dataRoot}
 	if !cfg.realKDF {
 		args = append(args, "--test-kdf")
+	}
+	if cfg.http {
+		args = append(args, "--http", "127.0.0.1:0")
+	} else {
+		args = append(args, "--http", "off")
 	}
 	args = append(args, cfg.args...)
 	s := &Server{t: t, DataRoot: cfg.dataRoot, Args: args, stderr: &syncBuffer{}, done: make(chan struct{})}
@@ -181,6 +196,9 @@ func Start(t testing.TB, opts ...Option) *Server {
 		}
 		s.Addr = addr
 		s.waitReady()
+		if cfg.http {
+			s.HTTPAddr = s.waitHTTP()
+		}
 	case <-time.After(30 * time.Second):
 		s.Kill()
 		t.Fatalf("vserv did not start within 30 s; stderr:\n%s", s.Stderr())
@@ -206,6 +224,25 @@ func (s *Server) waitReady() {
 		s.t.Fatalf("vserv is not answering: %v; stderr:\n%s", err, s.Stderr())
 	}
 	c.Close()
+}
+
+// httpRecord is the log record with the HTTP address, written right after
+// "listening on".
+var httpRecord = regexp.MustCompile(`msg="serving http" addr=(\S+)`)
+
+// waitHTTP returns the address of the "serving http" log record.
+func (s *Server) waitHTTP() string {
+	s.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if m := httpRecord.FindStringSubmatch(s.Stderr()); m != nil {
+			return m[1]
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	s.Kill()
+	s.t.Fatalf("vserv did not log its HTTP address; stderr:\n%s", s.Stderr())
+	return ""
 }
 
 // Stderr returns what the server wrote to stderr so far.

@@ -17,6 +17,7 @@
 //	auth.accounts                      home → account record; its sequence numbers the generations
 //	auth.rights                        home 0x00 chain → rights
 //	auth.twofa                         home → second-factor state
+//	replic.witness, replic.witness.forks  the witness state (witness.go), created by its first write
 //
 // Layout 1 (releases before) had no "layout" key, keyed ledger.chains by
 // name alone and kept each ledger.chain.<name> at the top level. Open

@@ -63,6 +63,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store, opts ...Option) {
 		{"OnCommitRunsOnlyAfterCommit", testOnCommit},
 		{"FailedUpdateLeavesNoTrace", testRollback},
 		{"CancelledUpdateLeavesNoTrace", testCancelled},
+		{"WitnessStatePerOriginOverwritesAndRollsBack", testWitnessState},
+		{"WitnessForksAppendInOrder", testWitnessForks},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, su.open(t)) })
@@ -75,6 +77,13 @@ func Run(t *testing.T, open func(t *testing.T) store.Store, opts ...Option) {
 			if b := nextGen(t, s); b <= a {
 				t.Fatalf("NextGeneration after reopen = %d, want more than %d", b, a)
 			}
+		})
+		t.Run("WitnessStateSurvivesReopen", func(t *testing.T) {
+			s := su.open(t)
+			want := store.WitnessState{Size: 9, Root: [32]byte{9}, Note: []byte("note 9")}
+			update(t, s, func(tx store.WriteTx) error { return tx.PutWitnessState("log.example/a", want) })
+			s = su.reopen(t, s)
+			checkWitnessState(t, s, "log.example/a", want, true)
 		})
 	}
 }
