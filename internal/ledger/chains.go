@@ -64,6 +64,15 @@ func (l *Ledger) Chain(arg string) (ChainInfo, error) {
 	return cs.info(), nil
 }
 
+// Ref is how every ledger call names the chain: its name for a chain homed
+// here, its full origin vserv/<origin>/<name> for a mirrored one.
+func (c ChainInfo) Ref() string {
+	if c.Mirror {
+		return verify.OriginLine(c.Origin, c.Name)
+	}
+	return c.Name
+}
+
 func (cs *chainState) info() ChainInfo {
 	return ChainInfo{Origin: cs.meta.Origin, Mirror: cs.mirror, Name: cs.meta.Name, Size: cs.size, Public: cs.meta.Public,
 		PoWBits: cs.meta.PoWBits, Schema: cs.meta.Schema, Authority: cs.meta.Authority, ServerWritten: cs.meta.ServerWritten,
