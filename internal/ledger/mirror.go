@@ -26,6 +26,9 @@ import (
 const (
 	MaxMirrorEntries = 1000
 	MaxMirrorBytes   = 8 << 20
+	// maxProofHashes bounds a consistency proof: one between two trees
+	// below 2^64 entries has at most 2·64 hashes.
+	maxProofHashes = 128
 )
 
 // MirrorBatch is one batch of a home's chain, as rpush or rentries bring it.
@@ -78,6 +81,8 @@ func (l *Ledger) Mirror(ctx context.Context, b MirrorBatch) (uint64, error) {
 		return 0, wire.Errorf(wire.CodeLimit, "mirror: %d entries in one batch, the limit is %d", len(b.Entries), MaxMirrorEntries)
 	case len(b.HomeKeys) == 0:
 		return 0, wire.Errorf(wire.CodeInvalid, "mirror: no pinned key for home %s", k.Origin)
+	case len(b.Proof) > maxProofHashes:
+		return 0, wire.Errorf(wire.CodeInvalid, "mirror: a consistency proof of %d hashes; no proof has more than %d", len(b.Proof), maxProofHashes)
 	}
 	total := 0
 	for _, e := range b.Entries {
@@ -92,6 +97,12 @@ func (l *Ledger) Mirror(ctx context.Context, b MirrorBatch) (uint64, error) {
 		return 0, wire.Errorf(wire.CodeInvalid, "mirror: checkpoint of %s is not signed by the home's pinned key: %v", origin, err)
 	}
 
+	// Close waits for a batch being stored, and refuses new ones.
+	l.closeM.RLock()
+	defer l.closeM.RUnlock()
+	if l.closed {
+		return 0, wire.Errorf(wire.CodeInternal, "ledger is closed")
+	}
 	l.mirrorMu.Lock()
 	defer l.mirrorMu.Unlock()
 	l.mu.RLock()

@@ -271,6 +271,8 @@ func TestMirrorRefusesBadBatches(t *testing.T) {
 		{"over 1,000 entries", func(b *MirrorBatch) { b.Entries = make([][]byte, 1001) }, wire.CodeLimit, "1001 entries"},
 		{"over 8 MiB", func(b *MirrorBatch) { b.Entries = big }, wire.CodeLimit, "bytes of entries"},
 		{"no pinned key", func(b *MirrorBatch) { b.HomeKeys = nil }, wire.CodeInvalid, "no pinned key"},
+		{"proof longer than any", func(b *MirrorBatch) { b.Proof = make([][]byte, 129) }, wire.CodeInvalid, "a consistency proof of 129 hashes"},
+		{"proof from size 0 not empty", func(b *MirrorBatch) { b.Proof = [][]byte{make([]byte, 32)} }, wire.CodeConflict, "consistency proof from held size 0"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -404,5 +406,45 @@ func TestMirrorChainSurvivesRestartWithItsChecks(t *testing.T) {
 	wantErr(t, err, wire.CodeConflict, "read-only: newest checkpoint does not verify")
 	if eb, _, err := b.l.Abs(ctx, homeT, 5); err != nil || eb == nil {
 		t.Fatalf("a read-only mirror chain still serves reads: %v", err)
+	}
+}
+
+// Readers see a mirrored chain only at sizes the home signed: every size a
+// reader finds has a receipt that verifies with the home's key.
+func TestMirrorBatchesWhileReadingServeOnlySignedSizes(t *testing.T) {
+	ctx := context.Background()
+	a, b := newEnv(t), newMirrorEnv(t)
+	a.appendN("t", 0, 1)
+	mirrorOK(t, b, batchOf(t, a, "t", 0), 1)
+	stop := make(chan struct{})
+	errs := make(chan error, 1)
+	go func() {
+		defer close(errs)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			n, err := b.l.Size(ctx, homeT)
+			if err == nil {
+				var r []byte
+				if r, err = b.l.Proof(ctx, homeT, n-1, 0); err == nil {
+					_, err = verify.VerifyReceipt(r, verify.ReceiptOptions{ServerKey: testPub()})
+				}
+			}
+			if err != nil {
+				errs <- err
+				return
+			}
+		}
+	}()
+	for i := 1; i < 20; i++ {
+		a.appendN("t", i, 1)
+		mirrorOK(t, b, batchOf(t, a, "t", uint64(i)), uint64(i+1))
+	}
+	close(stop)
+	if err := <-errs; err != nil {
+		t.Fatalf("a reader during mirroring: %v", err)
 	}
 }
