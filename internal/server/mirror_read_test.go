@@ -143,4 +143,22 @@ func TestMirroredChainIsReadOverTCPByFullOriginWithTheHomesBytes(t *testing.T) {
 	}
 	_, err = admin.Call(ctx, "grant", testenv.AdminName, full, "read")
 	testenv.WantCode(t, err, wire.CodeInvalid, "grant on a mirrored chain")
+
+	// B's own chain of the same name is another chain, listed apart.
+	if _, err := admin.Call(ctx, "mkchain", "m", map[string]any{"public": true, "pow_bits": 4}); err != nil {
+		t.Fatal(err)
+	}
+	all, err := c.Chains(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	own, ok1 := c.FindChain(all, "m")
+	mirrored, ok2 := c.FindChain(all, full)
+	if !ok1 || !ok2 || own.Size != 0 || own.PoWBits != 4 || own.Origin != c.ServerID() ||
+		mirrored.Size != 3 || mirrored.PoWBits != 0 || mirrored.Origin != aID || mirrored.Ref(c.ServerID()) != full {
+		t.Fatalf("chains: own m = %+v (%v), mirrored = %+v (%v); want B's empty m (pow 4) and A's m of 3 entries", own, ok1, mirrored, ok2)
+	}
+	if n, err := c.ChainSize(ctx, "m"); err != nil || n != 0 {
+		t.Fatalf("rsize m = %d, %v; want B's own empty m", n, err)
+	}
 }
