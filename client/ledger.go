@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/vserv/vserv/internal/wire"
 	"github.com/vserv/vserv/verify"
@@ -346,11 +347,41 @@ func (c *Client) CheckChain(ctx context.Context, chain, what string) (*CheckResu
 
 // ChainInfo is one row of `chains`. Schema is empty when the chain has none.
 type ChainInfo struct {
-	Name    string `cbor:"name" json:"name"`
+	Name string `cbor:"name" json:"name"`
+	// Origin is the server-id of the chain's home: the connected server's
+	// own, or another home's for a chain mirrored there (empty from servers
+	// that do not send it: their own). See Ref.
+	Origin  string `cbor:"origin" json:"origin,omitempty"`
 	Size    uint64 `cbor:"size" json:"size"`
 	Public  bool   `cbor:"public" json:"public"`
 	PoWBits int    `cbor:"pow_bits" json:"pow_bits"`
 	Schema  string `cbor:"schema" json:"schema,omitempty"`
+}
+
+// Ref is how to name the chain on the server whose server-id is serverID:
+// its name when that server homes it, its full origin
+// vserv/<origin>/<name> when it is mirrored there (a plain name never
+// reaches a mirrored chain).
+func (ci ChainInfo) Ref(serverID string) string {
+	if ci.Origin == "" || ci.Origin == serverID {
+		return ci.Name
+	}
+	return verify.OriginLine(ci.Origin, ci.Name)
+}
+
+// FindChain finds the chain argument chain (a name, or a full origin) among
+// all, a `chains` answer of this connection's server.
+func (c *Client) FindChain(all []ChainInfo, chain string) (ChainInfo, bool) {
+	ref := chain
+	if rest, ok := strings.CutPrefix(chain, verify.OriginLine(c.ServerID(), "")); ok {
+		ref = rest // the server's own chain, by full origin
+	}
+	for _, ci := range all {
+		if ci.Ref(c.ServerID()) == ref {
+			return ci, true
+		}
+	}
+	return ChainInfo{}, false
 }
 
 // Chains lists the chains this connection may read.
@@ -360,8 +391,9 @@ func (c *Client) Chains(ctx context.Context) ([]ChainInfo, error) {
 }
 
 // ChainAuthorities are the authority keys (§6.1, text form) of every chain
-// this connection may read, by chain name; a chain without any maps to an
-// empty list. (They are not in ChainInfo, which stays comparable.)
+// this connection may read, by ChainInfo.Ref (the chain name for a chain the
+// server homes); a chain without any maps to an empty list. (They are not
+// in ChainInfo, which stays comparable.)
 func (c *Client) ChainAuthorities(ctx context.Context) (map[string][]string, error) {
 	_, auth, err := c.chains(ctx)
 	return auth, err
@@ -374,6 +406,7 @@ func (c *Client) chains(ctx context.Context) ([]ChainInfo, map[string][]string, 
 	}
 	var raw []struct {
 		Name      string   `cbor:"name"`
+		Origin    string   `cbor:"origin"`
 		Size      uint64   `cbor:"size"`
 		Public    bool     `cbor:"public"`
 		PoWBits   int      `cbor:"pow_bits"`
@@ -386,11 +419,11 @@ func (c *Client) chains(ctx context.Context) ([]ChainInfo, map[string][]string, 
 	out := make([]ChainInfo, len(raw))
 	auth := make(map[string][]string, len(raw))
 	for i, r := range raw {
-		out[i] = ChainInfo{Name: r.Name, Size: r.Size, Public: r.Public, PoWBits: r.PoWBits}
+		out[i] = ChainInfo{Name: r.Name, Origin: r.Origin, Size: r.Size, Public: r.Public, PoWBits: r.PoWBits}
 		if r.Schema != nil {
 			out[i].Schema = *r.Schema
 		}
-		auth[r.Name] = append([]string{}, r.Authority...)
+		auth[out[i].Ref(c.ServerID())] = append([]string{}, r.Authority...)
 	}
 	return out, auth, nil
 }

@@ -187,11 +187,8 @@ func (c *Client) powBits(ctx context.Context, chain string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	name, _ := chainOrigin(c.ServerID(), chain)
-	for _, ci := range all {
-		if ci.Name == name {
-			return ci.PoWBits, nil
-		}
+	if ci, ok := c.FindChain(all, chain); ok {
+		return ci.PoWBits, nil
 	}
 	// The server's own words for a chain it does not have (or will not show).
 	return 0, &Error{Code: ErrNotFound.Code, Text: fmt.Sprintf("no chain %q", chain)}

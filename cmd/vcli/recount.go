@@ -66,13 +66,9 @@ func (a *app) recount(cmd *cobra.Command, c *client.Client, chain, asSchema stri
 			home, name = id, n
 		}
 	}
-	var info *client.ChainInfo
-	for i := range all {
-		if all[i].Name == name {
-			info = &all[i]
-		}
-	}
-	if info == nil {
+	found, ok := c.FindChain(all, chain)
+	info := &found
+	if !ok {
 		return nil, &client.Error{Code: client.ErrNotFound.Code, Text: fmt.Sprintf("no chain %q", chain)}
 	}
 	schema := info.Schema
@@ -92,7 +88,7 @@ func (a *app) recount(cmd *cobra.Command, c *client.Client, chain, asSchema stri
 	if err != nil {
 		return nil, err
 	}
-	auth, err := apps.ParseAuthority(authority[name])
+	auth, err := apps.ParseAuthority(authority[info.Ref(c.ServerID())])
 	if err != nil {
 		return nil, fmt.Errorf("chain %s: %w", name, err)
 	}

@@ -68,7 +68,8 @@ func (g Grant) visible() bool { return g.public || g.Admin || len(g.Held) > 0 }
 //     principal is not a verified account with some right on it): ERR
 //     notfound, the same bytes as for a chain that does not exist at all;
 //   - need write: below state verified ERR state, on a server-written chain
-//     ERR perm, without the write right ERR perm, on a mirror ERR perm;
+//     or a mirror ERR perm (whatever is held), without the write right ERR
+//     perm;
 //   - any other need without that right: ERR perm.
 //
 // On success the Grant tells which other rights are held (e.g. manage, for
@@ -103,10 +104,10 @@ func (s *Store) Access(ctx context.Context, who Principal, chain ChainFacts, nee
 			return Grant{}, wire.Errorf(wire.CodeState, "writing to chain %s needs state verified (this connection is in state %s)", chain.Name, who.State)
 		case chain.ServerWritten:
 			return Grant{}, wire.Errorf(wire.CodePerm, "chain %s is written only by the server", chain.Name)
-		case !g.Has(RightWrite):
-			return Grant{}, wire.Errorf(wire.CodePerm, "no write right on chain %s", chain.Name)
 		case chain.Mirror:
 			return Grant{}, wire.Errorf(wire.CodePerm, "chain %s is a mirror: it is written only at its home server", chain.Name)
+		case !g.Has(RightWrite):
+			return Grant{}, wire.Errorf(wire.CodePerm, "no write right on chain %s", chain.Name)
 		}
 		return g, nil
 	}

@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -96,6 +97,7 @@ func TestAccessAnswersThePolicyInOneTransaction(t *testing.T) {
 		{"write only", verified("walt"), "pub", RightRead, ok, 0, nil, false},
 		{"write only", verified("walt"), "audit", RightWrite, perm, 1, nil, false},
 		{"write only", verified("walt"), "mirror", RightWrite, perm, 1, nil, false},
+		{"read only", verified("rita"), "mirror", RightWrite, perm, 1, nil, false},
 		{"manage", verified("mona"), "priv", RightManage, ok, 1, []Right{RightManage, RightReplicate}, false},
 		{"manage", verified("mona"), "priv", RightReplicate, ok, 1, []Right{RightManage, RightReplicate}, false},
 		{"manage", verified("mona"), "priv", RightWrite, perm, 1, nil, false},
@@ -127,6 +129,9 @@ func TestAccessAnswersThePolicyInOneTransaction(t *testing.T) {
 			t.Errorf("%s: text %q, want the ledger's own for a missing chain", what, we.Text)
 		case c.want == ok && (g.Admin != c.admin || !slices.Equal(g.Held, c.held) || !g.Has(c.need)):
 			t.Errorf("%s: grant %+v, want admin %v, held %v, holding %s", what, g, c.admin, c.held, c.need)
+		case c.chain == "mirror" && c.need == RightWrite && !strings.Contains(we.Text, "written only at its home"):
+			// Whoever may see it, and whatever they hold, is told why.
+			t.Errorf("%s: text %q, want it to say the mirror is written only at its home", what, we.Text)
 		}
 	}
 	if _, err := s.Access(ctx, verified("boss"), chains["priv"], "delete"); err == nil {

@@ -413,6 +413,9 @@ func (h *v1Run) checkChains(admin *client.Client, grown map[string]uint64) {
 		if n, ok := grown[c.Name]; ok {
 			c.Size = n
 		}
+		// The manifest predates `chains` naming each chain's origin: all
+		// of them are the server's own.
+		c.Origin = admin.ServerID()
 		want = append(want, c)
 	}
 	for i := range got {

@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"cmp"
 	"context"
 	"slices"
 	"strings"
@@ -13,6 +14,11 @@ import (
 
 // ChainInfo describes a chain for `chains`.
 type ChainInfo struct {
+	// Origin is the server-id of the chain's home; Mirror is true when that
+	// is another server (the chain is mirrored here, reachable only by its
+	// full origin vserv/<Origin>/<Name>).
+	Origin        string
+	Mirror        bool
 	Name          string
 	Size          uint64
 	Public        bool
@@ -23,16 +29,28 @@ type ChainInfo struct {
 	ReadOnly      string // why writes are refused; empty when they are not
 }
 
-// Chains lists every chain homed here, private ones included (the server
-// filters them per connection).
+// Chains lists every chain homed here, by name, then every chain mirrored
+// here, by origin and name; private ones included (the server filters them
+// per connection).
 func (l *Ledger) Chains() []ChainInfo {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
-	out := make([]ChainInfo, 0, len(l.chains))
+	out := make([]ChainInfo, 0, len(l.chains)+len(l.mirrors))
 	for _, cs := range l.chains {
 		out = append(out, cs.info())
 	}
-	slices.SortFunc(out, func(a, b ChainInfo) int { return strings.Compare(a.Name, b.Name) })
+	for _, cs := range l.mirrors {
+		out = append(out, cs.info())
+	}
+	slices.SortFunc(out, func(a, b ChainInfo) int {
+		if a.Mirror != b.Mirror {
+			if a.Mirror {
+				return 1
+			}
+			return -1
+		}
+		return cmp.Or(strings.Compare(a.Origin, b.Origin), strings.Compare(a.Name, b.Name))
+	})
 	return out
 }
 
@@ -46,8 +64,17 @@ func (l *Ledger) Chain(arg string) (ChainInfo, error) {
 	return cs.info(), nil
 }
 
+// Ref is how every ledger call names the chain: its name for a chain homed
+// here, its full origin vserv/<origin>/<name> for a mirrored one.
+func (c ChainInfo) Ref() string {
+	if c.Mirror {
+		return verify.OriginLine(c.Origin, c.Name)
+	}
+	return c.Name
+}
+
 func (cs *chainState) info() ChainInfo {
-	return ChainInfo{Name: cs.meta.Name, Size: cs.size, Public: cs.meta.Public,
+	return ChainInfo{Origin: cs.meta.Origin, Mirror: cs.mirror, Name: cs.meta.Name, Size: cs.size, Public: cs.meta.Public,
 		PoWBits: cs.meta.PoWBits, Schema: cs.meta.Schema, Authority: cs.meta.Authority, ServerWritten: cs.meta.ServerWritten,
 		ReadOnly: cs.readOnly}
 }
@@ -202,7 +229,7 @@ func (l *Ledger) install(cs *chainState) {
 // instance once it is cosigned), optionally replacing its note with one that
 // carries cosignature lines.
 func (l *Ledger) KeepCheckpoint(ctx context.Context, chain string, size uint64, note []byte) error {
-	cs, err := l.state(chain)
+	cs, err := l.ownState(chain)
 	if err != nil {
 		return err
 	}

@@ -79,7 +79,7 @@ func (*adminJob) isJob()  {}
 // []any{index of the first bad record}; a record whose id is already in the
 // chain with the same record hash gets the existing seq.
 func (l *Ledger) Append(ctx context.Context, chain string, records [][]byte, opts AppendOptions) ([]Result, error) {
-	cs, err := l.state(chain)
+	cs, err := l.ownState(chain)
 	if err != nil {
 		return nil, err
 	}
@@ -92,7 +92,7 @@ func (l *Ledger) Append(ctx context.Context, chain string, records [][]byte, opt
 // AppendServer appends one record written by the server itself to a
 // server-written chain (audit, keys).
 func (l *Ledger) AppendServer(ctx context.Context, chain string, record []byte) (Result, error) {
-	cs, err := l.state(chain)
+	cs, err := l.ownState(chain)
 	if err != nil {
 		return Result{}, err
 	}
@@ -561,23 +561,31 @@ func (l *Ledger) storeCheckpoint(tx store.WriteTx, w *chainState) error {
 	if err != nil {
 		return err
 	}
-	prev, hadPrev, err := tx.LatestCheckpoint(w.meta.Key())
+	if err := putHead(tx, w.meta.Key(), w.size, note); err != nil {
+		return err
+	}
+	w.head, w.headSize, w.headRoot = note, w.size, root
+	return nil
+}
+
+// putHead stores a chain's new newest checkpoint and drops the previous
+// newest unless it is one to keep (§4.4): the first to reach or pass each
+// multiple of 1,000, and every one marked kept.
+func putHead(tx store.WriteTx, k store.ChainKey, size uint64, note []byte) error {
+	prev, hadPrev, err := tx.LatestCheckpoint(k)
 	if err != nil {
 		return err
 	}
 	var keep store.Keep
-	if !hadPrev || w.size/1000 > prev.Size/1000 {
+	if !hadPrev || size/1000 > prev.Size/1000 {
 		keep = store.KeepMilestone
 	}
-	if err := tx.PutCheckpoint(w.meta.Key(), store.StoredCheckpoint{Size: w.size, Note: note, Keep: keep}); err != nil {
+	if err := tx.PutCheckpoint(k, store.StoredCheckpoint{Size: size, Note: note, Keep: keep}); err != nil {
 		return err
 	}
-	if hadPrev && prev.Keep == 0 && prev.Size != w.size {
-		if err := tx.DeleteCheckpoint(w.meta.Key(), prev.Size); err != nil {
-			return err
-		}
+	if hadPrev && prev.Keep == 0 && prev.Size != size {
+		return tx.DeleteCheckpoint(k, prev.Size)
 	}
-	w.head, w.headSize, w.headRoot = note, w.size, root
 	return nil
 }
 

@@ -40,6 +40,11 @@ type env struct {
 	clock  *testClock
 	signer ed25519.PrivateKey // testPriv when nil
 	heads  string             // Config.HeadsFile
+	// serverID is testServerID when empty; logs, when set, gets the log;
+	// homeKeys is Config.HomeKeys.
+	serverID string
+	logs     io.Writer
+	homeKeys func(string) []ed25519.PublicKey
 }
 
 func openDB(t testing.TB, path string) *bbolt.DB {
@@ -93,8 +98,15 @@ func (e *env) open() {
 	if signer == nil {
 		signer = testPriv
 	}
-	l, err := Open(context.Background(), e.st, Config{ServerID: testServerID, Signer: signer, Now: e.clock.now,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), HeadsFile: e.heads})
+	id, logs := testServerID, io.Writer(io.Discard)
+	if e.serverID != "" {
+		id = e.serverID
+	}
+	if e.logs != nil {
+		logs = e.logs
+	}
+	l, err := Open(context.Background(), e.st, Config{ServerID: id, Signer: signer, Now: e.clock.now,
+		Logger: slog.New(slog.NewTextHandler(logs, nil)), HeadsFile: e.heads, HomeKeys: e.homeKeys})
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -34,6 +34,11 @@ type Config struct {
 	// <dataroot>/heads. Empty: none is kept (tests, offline tools), and a
 	// rolled-back database goes unnoticed.
 	HeadsFile string
+	// HomeKeys, when set, gives the pinned keys of another home (by
+	// server-id), with which Open re-verifies the newest checkpoint of each
+	// chain mirrored from it; without it (or for a home it does not know)
+	// that checkpoint is only parsed: Mirror verified it before storing it.
+	HomeKeys func(serverID string) []ed25519.PublicKey
 }
 
 // Ledger is the set of chains this server homes: in the store, the chains
@@ -52,8 +57,12 @@ type Ledger struct {
 	// from then on only the new key may sign checkpoints (§2.4).
 	retired atomic.Bool
 
-	mu     sync.RWMutex // guards chains
+	mu     sync.RWMutex // guards chains and mirrors
 	chains map[string]*chainState
+	// mirrors are the chains of other homes held here (mirror.go), written
+	// only by Mirror, one batch at a time (mirrorMu).
+	mirrors  map[store.ChainKey]*chainState
+	mirrorMu sync.Mutex
 
 	// heads is the heads file's content; lost holds the chains it names that
 	// the database does not have. Only Open and the committer touch them.
@@ -80,6 +89,9 @@ type chainState struct {
 	// app and appChain are the chain's rules (§6), app nil without a schema.
 	app      apps.Schema
 	appChain apps.Chain
+	// mirror: the chain is homed on another server (meta.Origin) and held
+	// here verbatim; its checkpoints are the home's (mirror.go).
+	mirror bool
 }
 
 func (c *chainState) clone() *chainState {
@@ -115,13 +127,14 @@ func Open(ctx context.Context, s store.Store, cfg Config) (*Ledger, error) {
 		cfg.Logger = slog.Default()
 	}
 	l := &Ledger{
-		store:  s,
-		cfg:    cfg,
-		pub:    cfg.Signer.Public().(ed25519.PublicKey),
-		log:    cfg.Logger,
-		jobs:   make(chan job, 1024),
-		done:   make(chan struct{}),
-		chains: map[string]*chainState{},
+		store:   s,
+		cfg:     cfg,
+		pub:     cfg.Signer.Public().(ed25519.PublicKey),
+		log:     cfg.Logger,
+		jobs:    make(chan job, 1024),
+		done:    make(chan struct{}),
+		chains:  map[string]*chainState{},
+		mirrors: map[store.ChainKey]*chainState{},
 	}
 	err := s.Update(ctx, func(tx store.WriteTx) error {
 		id, err := tx.ServerID()
@@ -139,7 +152,7 @@ func Open(ctx context.Context, s store.Store, cfg Config) (*Ledger, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open ledger: %w", err)
 	}
-	metas, err := ownChains(ctx, s, cfg.ServerID)
+	metas, mirrored, err := ownChains(ctx, s, cfg.ServerID)
 	if err != nil {
 		return nil, fmt.Errorf("open ledger: %w", err)
 	}
@@ -174,6 +187,9 @@ func Open(ctx context.Context, s store.Store, cfg Config) (*Ledger, error) {
 		}
 		l.chains[m.Name] = cs
 	}
+	if err := l.loadMirrors(ctx, mirrored); err != nil {
+		return nil, fmt.Errorf("open ledger: %w", err)
+	}
 	if err := l.loadHeads(ctx); err != nil {
 		return nil, fmt.Errorf("open ledger: %w", err)
 	}
@@ -188,20 +204,43 @@ func Open(ctx context.Context, s store.Store, cfg Config) (*Ledger, error) {
 }
 
 // ownChains lists the chains of the store whose origin is serverID: those
-// this server homes. The others (mirrors of other homes' chains, issue 11)
-// are not the ledger's to extend.
-func ownChains(ctx context.Context, s store.Store, serverID string) ([]store.ChainMeta, error) {
-	var metas []store.ChainMeta
-	err := s.View(ctx, func(tx store.ReadTx) error {
+// this server homes; and apart, the others: chains of other homes mirrored
+// here (mirror.go), which only Mirror extends.
+func ownChains(ctx context.Context, s store.Store, serverID string) (own, mirrored []store.ChainMeta, err error) {
+	err = s.View(ctx, func(tx store.ReadTx) error {
 		all, err := tx.Chains()
 		for _, m := range all {
 			if m.Origin == serverID {
-				metas = append(metas, m)
+				own = append(own, m)
+			} else {
+				mirrored = append(mirrored, m)
 			}
 		}
 		return err
 	})
-	return metas, err
+	return own, mirrored, err
+}
+
+// loadMirrors loads the mirrored chains with the checks of loadChain: a
+// mirrored chain whose stored data does not match the home's newest
+// checkpoint it holds takes no more batches (it still serves reads).
+func (l *Ledger) loadMirrors(ctx context.Context, metas []store.ChainMeta) error {
+	for _, m := range metas {
+		var cs *chainState
+		err := l.store.View(ctx, func(tx store.ReadTx) error {
+			var err error
+			cs, err = l.loadChain(tx, m)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("mirrored chain %s: %w", m.Key(), err)
+		}
+		if cs.readOnly != "" {
+			l.log.Error("mirrored chain takes no more batches", "origin", m.Origin, "chain", m.Name, "reason", cs.readOnly)
+		}
+		l.mirrors[m.Key()] = cs
+	}
+	return nil
 }
 
 // loadChain rebuilds a chain's state and compares it with the newest stored
@@ -217,10 +256,13 @@ func (l *Ledger) loadChain(tx store.ReadTx, m store.ChainMeta) (*chainState, err
 // loadChainAt is loadChain for a chain whose stored size is known (read, or
 // locked with LockHead, in the same transaction).
 func (l *Ledger) loadChainAt(tx store.ReadTx, m store.ChainMeta, size uint64) (*chainState, error) {
-	cs := &chainState{meta: m, rng: rangeFactory.NewEmptyRange(0)}
+	cs := &chainState{meta: m, rng: rangeFactory.NewEmptyRange(0), mirror: m.Origin != l.cfg.ServerID}
 	var err error
-	if cs.app, cs.appChain, err = l.appChain(m); err != nil {
-		return nil, fmt.Errorf("schema: %w", err)
+	if !cs.mirror {
+		// A mirror keeps no rules' state: views are the home's (so far).
+		if cs.app, cs.appChain, err = l.appChain(m); err != nil {
+			return nil, fmt.Errorf("schema: %w", err)
+		}
 	}
 	k := m.Key()
 	// A read-only chain still serves reads of what is stored.
@@ -234,7 +276,7 @@ func (l *Ledger) loadChainAt(tx store.ReadTx, m store.ChainMeta, size uint64) (*
 		return cs, nil
 	}
 	cs.head = append([]byte(nil), cp.Note...)
-	signed, err := l.ring.open(cp.Note, l.origin(m.Name))
+	signed, err := l.openHead(m, cp.Note)
 	if err != nil {
 		cs.readOnly = fmt.Sprintf("newest checkpoint does not verify: %v", err)
 		return cs, nil
@@ -306,39 +348,51 @@ func (l *Ledger) key(chain string) store.ChainKey {
 // PublicKey is the key checkpoints are signed with.
 func (l *Ledger) PublicKey() ed25519.PublicKey { return l.pub }
 
-// chainName resolves a chain argument: a name, or a full origin
-// vserv/<server-id>/<chain> of a chain homed here.
-func (l *Ledger) chainName(arg string) (string, error) {
-	name := arg
+// chainKey resolves a chain argument: a plain name is a chain homed here,
+// and only that; a full origin vserv/<server-id>/<chain> names a chain of
+// that home (this server's own, or one mirrored from another).
+func (l *Ledger) chainKey(arg string) (store.ChainKey, error) {
+	k := store.ChainKey{Origin: l.cfg.ServerID, Name: arg}
 	if rest, ok := strings.CutPrefix(arg, "vserv/"); ok {
 		id, n, ok := strings.Cut(rest, "/")
 		if !ok || !verify.ValidServerID(id) {
-			return "", wire.Errorf(wire.CodeInvalid, "bad origin %q", arg)
+			return store.ChainKey{}, wire.Errorf(wire.CodeInvalid, "bad origin %q", arg)
 		}
-		if id != l.cfg.ServerID {
-			return "", NoChain(arg)
-		}
-		name = n
+		k = store.ChainKey{Origin: id, Name: n}
 	}
-	if !verify.ValidChainName(name) {
-		return "", wire.Errorf(wire.CodeInvalid, "bad chain name %q", arg)
+	if !verify.ValidChainName(k.Name) {
+		return store.ChainKey{}, wire.Errorf(wire.CodeInvalid, "bad chain name %q", arg)
 	}
-	return name, nil
+	return k, nil
 }
 
 // state returns the chain's committed state; the caller must not modify it.
 func (l *Ledger) state(arg string) (*chainState, error) {
-	name, err := l.chainName(arg)
+	k, err := l.chainKey(arg)
 	if err != nil {
 		return nil, err
 	}
 	l.mu.RLock()
-	cs := l.chains[name]
+	cs := l.chains[k.Name]
+	if k.Origin != l.cfg.ServerID {
+		cs = l.mirrors[k]
+	}
 	l.mu.RUnlock()
 	if cs == nil {
 		return nil, NoChain(arg)
 	}
 	return cs, nil
+}
+
+// ownState is state for the operations only a chain's home performs
+// (appends, checks with its own key ring, views): a mirrored chain is
+// refused with ERR perm.
+func (l *Ledger) ownState(arg string) (*chainState, error) {
+	cs, err := l.state(arg)
+	if err == nil && cs.mirror {
+		return nil, wire.Errorf(wire.CodePerm, "chain %s is a mirror: it is written only at its home %s", cs.meta.Name, cs.meta.Origin)
+	}
+	return cs, err
 }
 
 // NoChain is the answer for a chain that does not exist, and for one that

@@ -177,6 +177,9 @@ func (l *Ledger) View(ctx context.Context, chain, name string, args map[string]a
 	if err != nil {
 		return nil, 0, err
 	}
+	if cs.mirror {
+		return nil, 0, wire.Errorf(wire.CodeInvalid, "chain %s is mirrored from %s: views are kept only at its home (vcli recount replays it from here)", cs.meta.Name, cs.meta.Origin)
+	}
 	if cs.app == nil {
 		return nil, 0, wire.Errorf(wire.CodeInvalid, "chain %s has no schema, so no views", cs.meta.Name)
 	}

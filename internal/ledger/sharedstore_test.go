@@ -93,8 +93,9 @@ func TestTwoLedgersOnOneStoreExtendEachOthersHeadsAndNeverForkASize(t *testing.T
 }
 
 // A store keys chains by origin and name: a mirror's copy of another home's
-// "t" beside this home's own "t" is another chain, which the ledger neither
-// lists, checks, nor extends.
+// "t" beside this home's own "t" is another chain, which the ledger lists as
+// a mirror (here refused further batches: junk without a checkpoint), but
+// never checks as its own nor extends by appends.
 func TestChainOfTheSameNameUnderAnotherOriginIsIndependent(t *testing.T) {
 	e := newEnv(t)
 	e.appendN("t", 0, 3)
@@ -114,8 +115,10 @@ func TestChainOfTheSameNameUnderAnotherOriginIsIndependent(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.reopen()
-	if got := e.l.Chains(); len(got) != 1 || got[0].Name != "t" || got[0].Size != 3 || got[0].ReadOnly != "" {
-		t.Fatalf("chains of the ledger: %+v, want only its own t of 3 entries, writable", got)
+	got := e.l.Chains()
+	if len(got) != 2 || got[0].Name != "t" || got[0].Mirror || got[0].Size != 3 || got[0].ReadOnly != "" ||
+		got[1].Origin != other.Origin || !got[1].Mirror || got[1].ReadOnly != "no signed checkpoint is stored" {
+		t.Fatalf("chains of the ledger: %+v, want its own t of 3 entries, writable, then the other home's t, a read-only mirror", got)
 	}
 	e.appendN("t", 3, 2)
 	if _, faults, err := e.l.Check(ctx, "t", "all"); err != nil || len(faults) > 0 {

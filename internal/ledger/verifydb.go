@@ -152,7 +152,7 @@ func readLedgerHead(ctx context.Context, s store.Store) (serverID string, metas 
 		return err
 	})
 	if err == nil {
-		metas, err = ownChains(ctx, s, serverID)
+		metas, _, err = ownChains(ctx, s, serverID) // mirrored chains: not checked offline yet
 	}
 	if err != nil {
 		return "", nil, fmt.Errorf("verify: %w", err)

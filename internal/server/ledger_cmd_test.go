@@ -223,7 +223,7 @@ func TestLedgerReadCommandsAnswerWhatWasPut(t *testing.T) {
 			t.Fatal(err)
 		}
 		i := slices.IndexFunc(chains, func(c client.ChainInfo) bool { return c.Name == "t" })
-		if i < 0 || chains[i] != (client.ChainInfo{Name: "t", Size: 5, Public: true}) {
+		if i < 0 || chains[i] != (client.ChainInfo{Name: "t", Origin: e.Admin.ServerID(), Size: 5, Public: true}) {
 			t.Errorf("chains = %+v, want t with size 5, public, pow_bits 0, no schema", chains)
 		}
 		for _, what := range []string{"", "sum", "link", "pow", "sig", "tree", "all"} {

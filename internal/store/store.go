@@ -98,6 +98,16 @@ type Node struct {
 	Hash []byte
 }
 
+// Fork is the evidence of a fork seen while mirroring a chain (DESIGN.md
+// §5.2): the checkpoint the mirror held and the one it was offered, which
+// cannot both be honest, kept so that anyone can check both signatures.
+type Fork struct {
+	Ms      uint64 // when the mirror saw it, unix ms
+	Reason  string // what did not agree, for people
+	Held    []byte // the checkpoint note the mirror held (nil before its first)
+	Offered []byte // the checkpoint note it was offered
+}
+
 // ErrNoChain is returned, wrapped, for a chain the store does not hold.
 var ErrNoChain = errors.New("no such chain in the store")
 
@@ -160,6 +170,9 @@ type ChainReader interface {
 	// size it reflects; ok is false when it was never written. In a read
 	// transaction the KV refuses Put.
 	AppState(c ChainKey) (kv apps.KV, size uint64, ok bool, err error)
+	// Forks calls fn for the fork evidence stored for chain c, oldest
+	// first; a chain without any (or unknown to the store) calls it never.
+	Forks(c ChainKey, fn func(Fork) error) error
 }
 
 // ChainWriter changes the chains.
@@ -183,6 +196,9 @@ type ChainWriter interface {
 	PutAppStateSize(c ChainKey, size uint64) error
 	// ResetAppState drops the rules' state of a chain (to rebuild it).
 	ResetAppState(c ChainKey) error
+	// PutFork adds fork evidence for chain c, after every earlier one. The
+	// chain need not be stored: evidence outlives what it is about.
+	PutFork(c ChainKey, f Fork) error
 }
 
 // AccountReader reads the account tables. Keys are home names

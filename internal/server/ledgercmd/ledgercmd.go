@@ -68,10 +68,12 @@ func chainFor(ctx context.Context, s *server.Session, arg string, need auth.Righ
 	return info, g, nil
 }
 
-// chainFacts is what the access policy needs of a chain. Every chain the
-// ledger lists is homed here (mirrors come with replication).
+// chainFacts is what the access policy needs of a chain. A mirrored chain
+// (homed on another server) is named by its full origin, so that a right
+// granted on a plain name, which is a chain homed here, never reaches
+// another home's chain of that name.
 func chainFacts(arg string, info ledger.ChainInfo) auth.ChainFacts {
-	return auth.ChainFacts{Arg: arg, Name: info.Name, Public: info.Public, ServerWritten: info.ServerWritten}
+	return auth.ChainFacts{Arg: arg, Name: info.Ref(), Public: info.Public, ServerWritten: info.ServerWritten, Mirror: info.Mirror}
 }
 
 // readableChain resolves the chain argument and checks read access.
@@ -163,7 +165,7 @@ func cmdRput(ctx context.Context, s *server.Session, req *wire.Request) (*server
 	}
 	// The committer's rules ask for it per record (authority events).
 	opts.Manage = g.Has(auth.RightManage)
-	results, err := s.Ledger().Append(ctx, info.Name, records, opts)
+	results, err := s.Ledger().Append(ctx, info.Ref(), records, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -177,7 +179,7 @@ func cmdRput(ctx context.Context, s *server.Session, req *wire.Request) (*server
 // proof of log2 of the new size hashes, and the checkpoint (the current one
 // plus room for a longer size line).
 func rputFits(ctx context.Context, s *server.Session, info ledger.ChainInfo, records [][]byte) error {
-	head, err := s.Ledger().Head(ctx, info.Name)
+	head, err := s.Ledger().Head(ctx, info.Ref())
 	if err != nil {
 		return err
 	}
@@ -271,7 +273,7 @@ func cmdRget(ctx context.Context, s *server.Session, req *wire.Request) (r *serv
 	}
 	var release func()
 	defer releaseOnError(&release, &err)
-	entries, err := s.Ledger().GetMany(ctx, info.Name, ids, s.ReserveReply(req.Cmd, len(ids), &release))
+	entries, err := s.Ledger().GetMany(ctx, info.Ref(), ids, s.ReserveReply(req.Cmd, len(ids), &release))
 	if err != nil {
 		return nil, err
 	}
@@ -292,7 +294,7 @@ func cmdRabs(ctx context.Context, s *server.Session, req *wire.Request) (r *serv
 	}
 	if single {
 		// One entry is at most a record (64 KiB) and a few fields.
-		e, _, err := s.Ledger().Abs(ctx, info.Name, seqs[0])
+		e, _, err := s.Ledger().Abs(ctx, info.Ref(), seqs[0])
 		if err != nil {
 			return nil, err
 		}
@@ -300,7 +302,7 @@ func cmdRabs(ctx context.Context, s *server.Session, req *wire.Request) (r *serv
 	}
 	var release func()
 	defer releaseOnError(&release, &err)
-	entries, err := s.Ledger().AbsMany(ctx, info.Name, seqs, s.ReserveReply(req.Cmd, len(seqs), &release))
+	entries, err := s.Ledger().AbsMany(ctx, info.Ref(), seqs, s.ReserveReply(req.Cmd, len(seqs), &release))
 	if err != nil {
 		return nil, err
 	}
@@ -324,7 +326,7 @@ func cmdRhave(ctx context.Context, s *server.Session, req *wire.Request) (*serve
 	if err != nil {
 		return nil, err
 	}
-	have, err := s.Ledger().Have(ctx, info.Name, ids)
+	have, err := s.Ledger().Have(ctx, info.Ref(), ids)
 	if err != nil {
 		return nil, err
 	}
@@ -367,7 +369,7 @@ func cmdRlist(ctx context.Context, s *server.Session, req *wire.Request) (*serve
 			return nil, err
 		}
 	}
-	ids, next, err := s.Ledger().List(ctx, info.Name, from, to, int(limit), cursor)
+	ids, next, err := s.Ledger().List(ctx, info.Ref(), from, to, int(limit), cursor)
 	if err != nil {
 		return nil, err
 	}
@@ -393,7 +395,7 @@ func cmdRcount(ctx context.Context, s *server.Session, req *wire.Request) (*serv
 	if err != nil {
 		return nil, err
 	}
-	n, err := s.Ledger().Count(ctx, info.Name, from, to)
+	n, err := s.Ledger().Count(ctx, info.Ref(), from, to)
 	if err != nil {
 		return nil, err
 	}
@@ -410,7 +412,7 @@ func cmdRproof(ctx context.Context, s *server.Session, req *wire.Request) (*serv
 	switch {
 	case len(raw) > 0 && raw[0]>>5 == 3: // text: a record id
 		id, _ := req.Text(1, "id")
-		if _, seq, err = s.Ledger().Get(ctx, info.Name, id); err != nil {
+		if _, seq, err = s.Ledger().Get(ctx, info.Ref(), id); err != nil {
 			return nil, err
 		}
 	case len(raw) > 0 && raw[0]>>5 == 0:
@@ -427,7 +429,7 @@ func cmdRproof(ctx context.Context, s *server.Session, req *wire.Request) (*serv
 			return nil, wire.Errorf(wire.CodeInvalid, "rproof: tree size must be at least 1")
 		}
 	}
-	receipt, err := s.Ledger().Proof(ctx, info.Name, seq, size)
+	receipt, err := s.Ledger().Proof(ctx, info.Ref(), seq, size)
 	if err != nil {
 		return nil, err
 	}
@@ -449,7 +451,7 @@ func cmdRcons(ctx context.Context, s *server.Session, req *wire.Request) (*serve
 			return nil, err
 		}
 	}
-	hashes, cp, err := s.Ledger().Consistency(ctx, info.Name, oldSize, newSize)
+	hashes, cp, err := s.Ledger().Consistency(ctx, info.Ref(), oldSize, newSize)
 	if err != nil {
 		return nil, err
 	}
@@ -464,7 +466,7 @@ func cmdRhead(ctx context.Context, s *server.Session, req *wire.Request) (*serve
 	if err != nil {
 		return nil, err
 	}
-	cp, err := s.Ledger().Head(ctx, info.Name)
+	cp, err := s.Ledger().Head(ctx, info.Ref())
 	if err != nil {
 		return nil, err
 	}
@@ -505,7 +507,7 @@ func cmdChains(ctx context.Context, s *server.Session, _ *wire.Request) (*server
 	var out []map[string]any
 	for _, info := range s.Ledger().Chains() {
 		// Listed when visible: readable, or visible without read (perm).
-		_, err := s.Accounts().Access(ctx, s.Principal(), chainFacts(info.Name, info), auth.RightRead)
+		_, err := s.Accounts().Access(ctx, s.Principal(), chainFacts(info.Ref(), info), auth.RightRead)
 		switch {
 		case errors.Is(err, wire.ErrNotFound):
 			continue
@@ -520,7 +522,7 @@ func cmdChains(ctx context.Context, s *server.Session, _ *wire.Request) (*server
 		if authority == nil {
 			authority = []string{}
 		}
-		out = append(out, map[string]any{"name": info.Name, "size": info.Size, "public": info.Public,
+		out = append(out, map[string]any{"name": info.Name, "origin": info.Origin, "size": info.Size, "public": info.Public,
 			"pow_bits": uint64(info.PoWBits), "schema": schema, "authority": authority})
 	}
 	if out == nil {
@@ -600,6 +602,9 @@ func changeRight(ctx context.Context, s *server.Session, req *wire.Request, gran
 	if err != nil {
 		return nil, err
 	}
+	if info.Mirror {
+		return nil, wire.Errorf(wire.CodeInvalid, "chain %s is mirrored from another home: rights on mirrored chains cannot be granted yet (public ones need none to read; admins read private ones)", info.Ref())
+	}
 	if grant && info.ServerWritten && auth.Right(right) == auth.RightWrite {
 		return nil, wire.Errorf(wire.CodeInvalid, "chain %s is written only by the server; write cannot be granted", info.Name)
 	}
@@ -653,7 +658,7 @@ func cmdView(ctx context.Context, s *server.Session, req *wire.Request) (*server
 		}
 		args = m
 	}
-	b, size, err := s.Ledger().View(ctx, info.Name, name, args)
+	b, size, err := s.Ledger().View(ctx, info.Ref(), name, args)
 	if err != nil {
 		return nil, err
 	}

@@ -14,6 +14,7 @@
 //	  ledger.chain.<name>/checkpoints  size (8 BE) → keep flags (1) ‖ note
 //	  ledger.chain.<name>/state        the rules' state of a schema chain (apps.KV keys)
 //	  ledger.chain.<name> "state-size" → size (8 BE) the state reflects
+//	ledger.forks                       <origin>/<name> → (seq (8 BE) → CBOR fork evidence, forks.go)
 //	auth.accounts                      home → account record; its sequence numbers the generations
 //	auth.rights                        home 0x00 chain → rights
 //	auth.twofa                         home → second-factor state

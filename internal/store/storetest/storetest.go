@@ -55,6 +55,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store, opts ...Option) {
 		{"CheckpointsLatestBySizeDeleteAndKeepFlags", testCheckpoints},
 		{"ChainsOfTwoOriginsAreIndependent", testChains},
 		{"UnknownChainIsErrNoChain", testNoChain},
+		{"ForksKeptPerChainInOrderEvenWithoutTheChain", testForks},
 		{"AppStateRoundTripsAndResets", testAppState},
 		{"AccountsPutGetDelete", testAccounts},
 		{"RightsArePerAccountEvenForPrefixNames", testRights},
@@ -765,5 +766,51 @@ func testCancelled(t *testing.T, s store.Store) {
 	}
 	if err := s.View(cctx, func(store.ReadTx) error { return nil }); !errors.Is(err, context.Canceled) {
 		t.Errorf("View on a cancelled ctx: %v, want context.Canceled", err)
+	}
+}
+
+func testForks(t *testing.T, s store.Store) {
+	f1 := store.Fork{Ms: 7, Reason: "same size, other root", Held: []byte("held note\n"), Offered: []byte("offered note\n")}
+	f2 := store.Fork{Ms: 9, Reason: "bad consistency proof", Offered: []byte("second\n")}
+	fb := store.Fork{Ms: 8, Reason: "other chain", Held: []byte("b")}
+	update(t, s, func(tx store.WriteTx) error {
+		// chainA is not created: evidence does not need the chain.
+		if err := tx.PutFork(chainA, f1); err != nil {
+			return err
+		}
+		return tx.PutFork(chainB, fb)
+	})
+	update(t, s, func(tx store.WriteTx) error { return tx.PutFork(chainA, f2) })
+	failed := s.Update(context.Background(), func(tx store.WriteTx) error {
+		if err := tx.PutFork(chainA, store.Fork{Reason: "rolled back"}); err != nil {
+			return err
+		}
+		return errors.New("roll back")
+	})
+	if failed == nil {
+		t.Fatal("Update whose fn failed returned nil")
+	}
+	forks := func(c store.ChainKey) []store.Fork {
+		var out []store.Fork
+		view(t, s, func(tx store.ReadTx) error {
+			return tx.Forks(c, func(f store.Fork) error {
+				f.Held, f.Offered = bytes.Clone(f.Held), bytes.Clone(f.Offered)
+				out = append(out, f)
+				return nil
+			})
+		})
+		return out
+	}
+	same := func(a, b store.Fork) bool {
+		return a.Ms == b.Ms && a.Reason == b.Reason && bytes.Equal(a.Held, b.Held) && bytes.Equal(a.Offered, b.Offered)
+	}
+	if got := forks(chainA); !slices.EqualFunc(got, []store.Fork{f1, f2}, same) {
+		t.Errorf("Forks(A) = %+v, want %+v then %+v (oldest first, the rolled-back one absent)", got, f1, f2)
+	}
+	if got := forks(chainB); !slices.EqualFunc(got, []store.Fork{fb}, same) {
+		t.Errorf("Forks(B) = %+v, want only %+v", got, fb)
+	}
+	if got := forks(store.ChainKey{Origin: originA, Name: "none"}); len(got) != 0 {
+		t.Errorf("Forks of a chain without evidence = %+v, want none", got)
 	}
 }
