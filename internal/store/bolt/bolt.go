@@ -17,6 +17,7 @@
 //	auth.accounts                      home → account record; its sequence numbers the generations
 //	auth.rights                        home 0x00 chain → rights
 //	auth.twofa                         home → second-factor state
+//	replic.peers                       role 0x00 peer → peer record (internal/replic's encoding)
 //
 // Layout 1 (releases before) had no "layout" key, keyed ledger.chains by
 // name alone and kept each ledger.chain.<name> at the top level. Open
@@ -58,6 +59,10 @@ var (
 	bucketAccounts = []byte("auth.accounts")
 	bucketRights   = []byte("auth.rights")
 	bucketTwoFA    = []byte("auth.twofa")
+
+	// bucketPeers came after layout 2 was released: a new bucket, which
+	// Open adds to a file that lacks it (no layout change, no migration).
+	bucketPeers = []byte("replic.peers")
 )
 
 // Layout is the version of the bucket layout this package writes.
