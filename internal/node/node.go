@@ -25,6 +25,7 @@ import (
 	"github.com/vserv/vserv/internal/datadir"
 	"github.com/vserv/vserv/internal/files"
 	"github.com/vserv/vserv/internal/ledger"
+	"github.com/vserv/vserv/internal/replic"
 	"github.com/vserv/vserv/internal/secure"
 	"github.com/vserv/vserv/internal/server"
 	"github.com/vserv/vserv/internal/server/cmdtable"
@@ -163,6 +164,7 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 	n.parts = server.Parts{
 		Identity: id, Pool: pool, Accounts: accounts, Files: fs, Ledger: l,
 		SetupToken: setup, KeyRotations: rotations, Commands: cmdtable.Default(),
+		Peers: replic.New(st, accounts),
 	}
 	if n.tcp, err = server.New(cfg.TCP, n.parts); err != nil {
 		return nil, err
