@@ -25,14 +25,14 @@ func (a *app) hostCmd() *cobra.Command {
 
   mirror   PEER is host:port; it mirrors --chains of ours. Needs --account
            (the local account it logs in here with: it becomes a peer account
-           pinned to --key), --user and the password we log in there with.
+           pinned to --key), --remote-user and the password we log in there with.
   home     PEER is host:port; we mirror its --chains. Same fields as mirror.
   witness  PEER is the http:// or https:// tlog-witness URL prefix; --name
            is its cosignature key name; --chains is optional (default all).
   log      PEER is the origin line of a log we witness (vserv/<id>/<chain>).
 
 --key is always the peer's Ed25519 public key as "vcli id" prints it. The
-password of --user comes from --peer-pass-file, a prompt or one line of
+password of --remote-user comes from --remote-pass-file, a prompt or one line of
 standard input; the server keeps it sealed.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -64,8 +64,8 @@ standard input; the server keeps it sealed.`,
 	add.Flags().StringVar(&spec.Name, "name", "", "witness: its cosignature key name")
 	add.Flags().StringVar(&chains, "chains", "", "comma-separated chain names")
 	add.Flags().StringVar(&spec.Account, "account", "", "mirror, home: the local account the peer logs in here with")
-	add.Flags().StringVar(&spec.User, "user", "", "mirror, home: the account we log in there with")
-	add.Flags().StringVar(&peerPassFile, "peer-pass-file", "", "mirror, home: read the password of --user from this file")
+	add.Flags().StringVar(&spec.User, "remote-user", "", "mirror, home: the account we log in there with")
+	add.Flags().StringVar(&peerPassFile, "remote-pass-file", "", "mirror, home: read the password of --remote-user from this file")
 
 	var delRole string
 	del := &cobra.Command{
