@@ -280,6 +280,14 @@ func decode(key string, v []byte, r *record) error {
 	return nil
 }
 
+// Check validates spec for its role as Add does, without storing it: for
+// a caller with checks of its own to make after these (a mirror's chains
+// must be here).
+func (spec Spec) Check() error {
+	_, err := check(spec)
+	return err
+}
+
 // check validates spec for its role and returns the record to store
 // (without the sealed password and the time).
 func check(spec Spec) (*record, error) {

@@ -65,6 +65,9 @@ func cmdIhost(ctx context.Context, s *server.Session, req *wire.Request) (*serve
 	}
 	switch op {
 	case "add":
+		if err := spec.Check(); err != nil {
+			return nil, err
+		}
 		if spec.Role == replic.RoleMirror {
 			// A mirror mirrors chains of ours: they must be here.
 			for _, c := range spec.Chains {
