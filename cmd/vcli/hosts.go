@@ -24,16 +24,17 @@ func (a *app) hostCmd() *cobra.Command {
 		Long: `vcli host add adds one peer of the server (docs/protocol.md §11, ihost):
 
   mirror   PEER is host:port; it mirrors --chains of ours. Needs --account
-           (the local account it logs in here with: it becomes a peer account
-           pinned to --key), --remote-user and the password we log in there with.
+           (the local account it logs in here with: it becomes a peer
+           account pinned to --key), --remote-user (the account we log in
+           there with) and its password.
   home     PEER is host:port; we mirror its --chains. Same fields as mirror.
   witness  PEER is the http:// or https:// tlog-witness URL prefix; --name
            is its cosignature key name; --chains is optional (default all).
   log      PEER is the origin line of a log we witness (vserv/<id>/<chain>).
 
 --key is always the peer's Ed25519 public key as "vcli id" prints it. The
-password of --remote-user comes from --remote-pass-file, a prompt or one line of
-standard input; the server keeps it sealed.`,
+password of --remote-user comes from --remote-pass-file, a prompt or one
+line of standard input; the server keeps it sealed.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if spec.Role == "" || spec.Key == "" {
