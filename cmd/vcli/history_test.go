@@ -20,7 +20,7 @@ func TestHistoryLeavesOutTheLinesOfSecretCommands(t *testing.T) {
 		{"qr ABCD-EFGH", false},
 		{"u2fa bob reset", false},
 		{"  pass padded", false},
-		{"ihost example.org", false}, // the shell's own, with a host key
+		{"ihost example.org", false}, // ihost add carries the password we log in with there
 		{"user bob", true},
 		{"rput notes {}", true},
 		{"help pass", true},

@@ -384,10 +384,10 @@ func openHistory() *history {
 }
 
 // secretLine reports whether a shell line whose first word is first carries
-// a secret: a server command the protocol declares Secret (cmdspec), or the
-// shell's own ihost.
+// a secret: a server command the protocol declares Secret (cmdspec; ihost
+// among them, whose add carries a password).
 func secretLine(first string) bool {
-	return first == "ihost" || cmdspec.IsSecret(first)
+	return cmdspec.IsSecret(first)
 }
 
 func (h *history) Add(entry string) {

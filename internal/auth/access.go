@@ -119,7 +119,7 @@ func (s *Store) Access(ctx context.Context, who Principal, chain ChainFacts, nee
 
 // loadGrant reads what an account holds on chain inside tx: admin (every
 // right), or the rights granted. A disabled or missing account holds
-// nothing.
+// nothing, a peer account only read and replicate.
 func loadGrant(tx store.ReadTx, name, chain string) (admin bool, held []Right, err error) {
 	rec, err := loadAccount(tx, name)
 	if errors.Is(err, wire.ErrNotFound) {
@@ -132,5 +132,10 @@ func loadGrant(tx store.ReadTx, name, chain string) (admin bool, held []Right, e
 		return true, nil, nil
 	}
 	held, err = loadRights(tx, HomeName(name), chain)
+	if rec.Peer {
+		// A peer account replicates: a write or manage grant to it (which
+		// grant allows) gives it nothing (docs/protocol.md §11).
+		held = slices.DeleteFunc(held, func(r Right) bool { return r != RightRead && r != RightReplicate })
+	}
 	return false, held, err
 }

@@ -71,35 +71,40 @@ func (s *Store) changeRight(ctx context.Context, name, chain string, right Right
 		if err != nil {
 			return err
 		}
-		home := HomeName(name)
-		held, err := loadRights(tx, home, chain)
-		if err != nil {
-			return err
-		}
-		has := slices.Contains(held, right)
-		switch {
-		case grant && !has:
-			held = append(held, right)
-			slices.Sort(held)
-		case !grant && has:
-			held = slices.DeleteFunc(held, func(r Right) bool { return r == right })
-		default:
-			return nil
-		}
-		if grant && right == RightWrite {
-			if err := s.owesFactorNow(tx, rec); err != nil {
-				return err
-			}
-		}
-		if len(held) == 0 {
-			return tx.DeleteRight(home, chain)
-		}
-		data, err := encodeRecord("rights of "+home+" on "+chain, held)
-		if err != nil {
-			return err
-		}
-		return tx.PutRight(home, chain, data)
+		return s.changeRightTx(tx, rec, chain, right, grant)
 	})
+}
+
+// changeRightTx grants or revokes right on chain for rec inside tx.
+func (s *Store) changeRightTx(tx store.WriteTx, rec *accountRecord, chain string, right Right, grant bool) error {
+	home := HomeName(rec.Name)
+	held, err := loadRights(tx, home, chain)
+	if err != nil {
+		return err
+	}
+	has := slices.Contains(held, right)
+	switch {
+	case grant && !has:
+		held = append(held, right)
+		slices.Sort(held)
+	case !grant && has:
+		held = slices.DeleteFunc(held, func(r Right) bool { return r == right })
+	default:
+		return nil
+	}
+	if grant && right == RightWrite {
+		if err := s.owesFactorNow(tx, rec); err != nil {
+			return err
+		}
+	}
+	if len(held) == 0 {
+		return tx.DeleteRight(home, chain)
+	}
+	data, err := encodeRecord("rights of "+home+" on "+chain, held)
+	if err != nil {
+		return err
+	}
+	return tx.PutRight(home, chain, data)
 }
 
 // loadRights returns the rights an account holds on chain, nil for none.

@@ -174,6 +174,7 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 	n.parts = server.Parts{
 		Identity: id, Pool: pool, Accounts: accounts, Files: fs, Ledger: l,
 		SetupToken: setup, KeyRotations: rotations, Commands: cmdtable.Default(),
+		Peers: replic.New(st, accounts),
 	}
 	if n.tcp, err = server.New(cfg.TCP, n.parts); err != nil {
 		return nil, err

@@ -98,3 +98,14 @@ func (s *Session) Rekey() {
 // bytes unique to this session. pauth signs it, and a handshake inside the
 // session puts it at the head of the next transcript.
 func (s *Session) HandshakeHash() []byte { return bytes.Clone(s.hash) }
+
+// PeerAuthContext begins the message a replication peer signs to prove its
+// identity on a session (pauth, docs/protocol.md §11).
+const PeerAuthContext = "vserv-peer-v1\n"
+
+// PeerAuthMessage is what a peer signs with its identity key for pauth:
+// PeerAuthContext ‖ h, h the handshake hash of the session in force. The
+// hash binds the signature to this session: it is worth nothing on another.
+func PeerAuthMessage(h []byte) []byte {
+	return append([]byte(PeerAuthContext), h...)
+}

@@ -115,6 +115,7 @@ func cmdPass(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
 		st = stateUser
 	}
 	c.setLoggedIn(acct.Name, st)
+	c.peer = acct.Peer
 	c.gen = acct.Generation
 	c.log.Info("logged in", "account", acct.Name, "state", st)
 	return ok("authenticated", acct.Name, string(acct.Role), owed)

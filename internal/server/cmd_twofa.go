@@ -25,6 +25,10 @@ func cmdTwofa(ctx context.Context, c *conn, req *wire.Request) (*reply, error) {
 		return nil, err
 	}
 	name := c.account
+	if c.peer {
+		// Not a guess: the password was right. The login stays for pauth.
+		return nil, wire.Errorf(wire.CodePerm, "peer accounts sign in with pauth, not a second factor")
+	}
 	att, err := c.beginLoginStep(name)
 	if err != nil {
 		c.forgetLogin(ctx)

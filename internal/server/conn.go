@@ -41,6 +41,7 @@ type conn struct {
 	akey        *pendingAkey // the akey answered since the last sess
 	pendingUser string       // name given by `user`, waiting for `pass`
 	account     string       // canonical account name once logged in
+	peer        bool         // the account is a replication peer (pauth instead of twofa; replication only)
 	gen         uint64       // the account's generation at login (checkGeneration)
 	refused     string       // why requireAdmin refused this command, for the audit
 	refusals    int          // refused administrative commands so far (auditRefusal)
@@ -309,6 +310,12 @@ func (c *conn) run(ctx context.Context, req *wire.Request) (*reply, error) {
 	if cmd.allowed != nil && !cmd.allowed(c) {
 		return nil, wire.Errorf(wire.CodeState, "%s is not allowed in state %s", req.Cmd, c.state)
 	}
+	// A peer account replicates and does nothing else an account could
+	// (docs/protocol.md §11, "Peer accounts"): beyond what an anonymous
+	// session runs, only logout and the commands flagged Replicate.
+	if c.peer && c.state == stateVerified && cmd.Min >= stateUser && cmd.Flags&cmdspec.Replicate == 0 && req.Cmd != "logout" {
+		return nil, wire.Errorf(wire.CodePerm, "%s is not for peer accounts: %s only replicates", req.Cmd, c.account)
+	}
 	if err := req.Arity(cmd.MinArgs, cmd.MaxArgs); err != nil {
 		return nil, err
 	}
@@ -388,6 +395,9 @@ func (c *conn) setLoggedIn(account string, st state) {
 		c.user = auth.HomeName(account)
 	}
 	c.mu.Unlock()
+	if account != c.account || account == "" {
+		c.peer = false // pass sets it for the login it makes
+	}
 	c.account = account
 	c.state = st
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/vserv/vserv/internal/auth"
 	"github.com/vserv/vserv/internal/files"
 	"github.com/vserv/vserv/internal/ledger"
+	"github.com/vserv/vserv/internal/replic"
 	"github.com/vserv/vserv/internal/server/cmdspec"
 	"github.com/vserv/vserv/internal/wire"
 )
@@ -79,6 +80,9 @@ func (s *Session) Accounts() *auth.Store { return s.c.srv.accounts }
 
 // Ledger is the server's ledger.
 func (s *Session) Ledger() *ledger.Ledger { return s.c.srv.ledger }
+
+// Peers is the server's peer table (nil in a server built without it).
+func (s *Session) Peers() *replic.Peers { return s.c.srv.peers }
 
 // Files is the server's file service.
 func (s *Session) Files() *files.Service { return s.c.srv.files }

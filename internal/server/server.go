@@ -17,6 +17,7 @@ import (
 	"github.com/vserv/vserv/internal/datadir"
 	"github.com/vserv/vserv/internal/files"
 	"github.com/vserv/vserv/internal/ledger"
+	"github.com/vserv/vserv/internal/replic"
 	"github.com/vserv/vserv/internal/secure"
 	"github.com/vserv/vserv/internal/wire"
 )
@@ -93,6 +94,10 @@ type Parts struct {
 	// Commands is the command table (cmdtable.Default: every command;
 	// NewTable: the core's alone). New freezes it.
 	Commands *Table
+	// Peers is the peer table of replication (internal/replic), on the
+	// same store as Accounts. Only the replication commands use it; it may
+	// be nil in a server built without them.
+	Peers *replic.Peers
 }
 
 // Server is the TCP server of one vserv node (DESIGN.md §2, §3).
@@ -104,6 +109,7 @@ type Server struct {
 	accounts *auth.Store
 	files    *files.Service
 	ledger   *ledger.Ledger
+	peers    *replic.Peers
 	setup    *datadir.SetupToken
 	cmds     *Table
 	// keyRotations are the receipts `id` appends, loaded at start.
@@ -118,7 +124,8 @@ type Server struct {
 	closing bool
 }
 
-// New returns a server on parts, every one of which must be set.
+// New returns a server on parts, every one of which must be set (Peers
+// only for the replication commands).
 func New(cfg Config, p Parts) (*Server, error) {
 	if p.Identity == nil || p.Pool == nil || p.Accounts == nil || p.Files == nil || p.Ledger == nil || p.SetupToken == nil || p.Commands == nil {
 		return nil, errors.New("server: a part is missing")
@@ -127,7 +134,7 @@ func New(cfg Config, p Parts) (*Server, error) {
 	s := &Server{
 		cfg: cfg, log: cfg.Logger, conns: map[*conn]struct{}{},
 		id: p.Identity, pool: p.Pool, accounts: p.Accounts, files: p.Files, ledger: p.Ledger,
-		setup: p.SetupToken, keyRotations: p.KeyRotations, cmds: p.Commands,
+		setup: p.SetupToken, keyRotations: p.KeyRotations, cmds: p.Commands, peers: p.Peers,
 	}
 	s.cmds.frozen = true
 	s.budgets = newBudgets(cfg.ReadBudget, cfg.ReplyBudget)

@@ -72,6 +72,7 @@ func coreHandlers() map[string]coreHandler {
 		"ulist": {run: cmdUlist}, "throt": {run: cmdThrot},
 
 		"twofa": {run: cmdTwofa, allowed: twofaAllowed}, "qr": {run: cmdQr}, "u2fa": {run: cmdU2fa},
+		"pauth": {run: cmdPauth, allowed: func(c *conn) bool { return c.state == stateUser }},
 	}
 }
 

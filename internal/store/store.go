@@ -1,7 +1,8 @@
 // Package store defines the storage a vserv server runs on: chains (entries,
 // id and time indexes, Merkle nodes, checkpoints, the rules' state of a
-// schema chain), accounts (records, rights, second factors) and the
-// witness state (witness.go), read and written in transactions.
+// schema chain), accounts (records, rights, second factors), the peers of
+// replication and the witness state (witness.go), read and written in
+// transactions.
 //
 // A backend (store/bolt, the embedded default; later store/postgres)
 // implements Store and passes the conformance suite in store/storetest.
@@ -9,7 +10,7 @@
 // so a second backend changes no caller.
 //
 // Values the account tables hold are opaque bytes: their encoding belongs to
-// internal/auth. Every byte slice a transaction returns is valid only until
+// internal/auth; so are the peer table's, whose encoding is internal/replic's. Every byte slice a transaction returns is valid only until
 // the transaction ends; copy what must outlive it.
 package store
 
@@ -128,6 +129,7 @@ type ReadTx interface {
 	ChainReader
 	AccountReader
 	WitnessReader
+	PeerReader
 }
 
 // WriteTx changes the store inside one durable transaction.
@@ -136,6 +138,7 @@ type WriteTx interface {
 	ChainWriter
 	AccountWriter
 	WitnessWriter
+	PeerWriter
 	// OnCommit registers fn to run after the transaction is durable (not
 	// when it is rolled back), in registration order.
 	OnCommit(fn func())
@@ -232,4 +235,22 @@ type AccountWriter interface {
 	DeleteRights(home string) error
 	PutTwoFA(home string, v []byte) error
 	DeleteTwoFA(home string) error
+}
+
+// PeerReader reads the peer table of replication and witnessing (the
+// `ihost` entries, docs/protocol.md §11). Keys are internal/replic's (role
+// and peer); values are its encoding.
+type PeerReader interface {
+	// Peer returns nil when there is none.
+	Peer(key string) ([]byte, error)
+	// Peers calls fn for every peer by key, in order.
+	Peers(fn func(key string, v []byte) error) error
+}
+
+// PeerWriter changes the peer table.
+type PeerWriter interface {
+	PutPeer(key string, v []byte) error
+	// DeletePeer removes a peer; removing one that is not there is no
+	// error.
+	DeletePeer(key string) error
 }

@@ -49,6 +49,10 @@ const (
 	// whose minimum is User runs there only with this flag; one whose
 	// minimum is Initial or Session runs there as in an anonymous session.
 	UserState
+	// Replicate: a peer account (DESIGN.md §3.5) may run it. A peer
+	// account in state verified runs what an anonymous session runs,
+	// logout, and the commands with this flag; anything else is ERR perm.
+	Replicate
 )
 
 // Spec is the client-visible description of one command; the table holds
@@ -60,11 +64,11 @@ type Spec struct {
 	Flags            Flags
 }
 
-// IsSecret reports whether the core command (or alias) name is Secret: the
-// secret commands are all in Core.
+// IsSecret reports whether the command (or alias) name is Secret: the
+// secret commands are all in Core and Replication.
 func IsSecret(name string) bool {
 	if n, found := CoreAliases()[name]; found {
 		name = n
 	}
-	return Core()[name].Flags&Secret != 0
+	return (Core()[name].Flags|Replication()[name].Flags)&Secret != 0
 }

@@ -50,6 +50,18 @@ func Core() map[string]Spec {
 		"twofa": {Min: u, MinArgs: 1, MaxArgs: 1, Usage: "twofa code — the second factor: a 6-digit TOTP code or a recovery code", Flags: secret | userState},
 		"qr":    {Min: u, MaxArgs: 1, Usage: "qr [enrollment-code] — enroll an authenticator app: otpauth URI, PNG QR code and 10 recovery codes; the first twofa confirms", Flags: secret | userState},
 		"u2fa":  {Min: v, MinArgs: 2, MaxArgs: 2, Usage: "u2fa name reset — remove an account's second factor and end its sessions (admin)", Flags: secret},
+
+		// Peer accounts (§11): the peer's key instead of a second factor.
+		"pauth": {Min: u, MinArgs: 1, MaxArgs: 1, Usage: "pauth sig — a peer account's sign-in: Ed25519 by its pinned key over vserv-peer-v1 and the session's handshake hash", Flags: userState},
+	}
+}
+
+// Replication returns the replication commands declared here rather than
+// beside their handlers (internal/server/replcmd) because their arguments
+// carry a credential, which clients must see (docs/protocol.md §11).
+func Replication() map[string]Spec {
+	return map[string]Spec{
+		"ihost": {Min: Verified, MinArgs: 1, MaxArgs: 3, Usage: "ihost add peer {role, key, name, chains, account, user, pass} | ihost del peer [role] | ihost list — this server's peers (admin)", Flags: Secret},
 	}
 }
 

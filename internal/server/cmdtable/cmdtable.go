@@ -8,6 +8,7 @@ import (
 	"github.com/vserv/vserv/internal/server"
 	"github.com/vserv/vserv/internal/server/filecmd"
 	"github.com/vserv/vserv/internal/server/ledgercmd"
+	"github.com/vserv/vserv/internal/server/replcmd"
 )
 
 // Default returns a new table holding every command vserv serves.
@@ -15,5 +16,6 @@ func Default() *server.Table {
 	t := server.NewTable()
 	ledgercmd.Register(t)
 	filecmd.Register(t)
+	replcmd.Register(t)
 	return t
 }

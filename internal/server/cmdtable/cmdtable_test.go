@@ -37,7 +37,7 @@ func TestEveryCommandOfTheDefaultTableHasUsageAndAHandler(t *testing.T) {
 }
 
 // docCommands are the command names of the tables of docs/protocol.md
-// §6 to §10: the first cell of every row, which names one or more commands
+// §6 to §11: the first cell of every row, which names one or more commands
 // in backquotes.
 func docCommands(t *testing.T) []string {
 	t.Helper()
@@ -50,7 +50,7 @@ func docCommands(t *testing.T) []string {
 	if start < 0 {
 		t.Fatal("docs/protocol.md has no §6")
 	}
-	end := strings.Index(text[start:], "\n## 11. ")
+	end := strings.Index(text[start:], "\n## 12. ")
 	if end < 0 {
 		end = len(text) - start
 	}
@@ -104,7 +104,7 @@ func flagged(f cmdspec.Flags) []string {
 }
 
 func TestSecretCommandsAreDeclaredOnceWhereClientsReadThem(t *testing.T) {
-	want := []string{"aadd", "chpass", "pass", "qr", "twofa", "u2fa", "uadd", "uini"}
+	want := []string{"aadd", "chpass", "ihost", "pass", "qr", "twofa", "u2fa", "uadd", "uini"}
 	if got := flagged(cmdspec.Secret); !slices.Equal(got, want) {
 		t.Errorf("secret commands %v, want %v", got, want)
 	}
@@ -118,7 +118,7 @@ func TestSecretCommandsAreDeclaredOnceWhereClientsReadThem(t *testing.T) {
 }
 
 func TestStateUserAddsExactlyTheFactorCommandsAndLogout(t *testing.T) {
-	want := []string{"logout", "qr", "twofa"}
+	want := []string{"logout", "pauth", "qr", "twofa"}
 	if got := flagged(cmdspec.UserState); !slices.Equal(got, want) {
 		t.Errorf("UserState commands %v, want %v", got, want)
 	}

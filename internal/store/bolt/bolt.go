@@ -19,6 +19,7 @@
 //	auth.rights                        home 0x00 chain → rights
 //	auth.twofa                         home → second-factor state
 //	replic.witness, replic.witness.forks  the witness state (witness.go), created by its first write
+//	replic.peers                       role 0x00 peer → peer record (internal/replic's encoding)
 //
 // Layout 1 (releases before) had no "layout" key, keyed ledger.chains by
 // name alone and kept each ledger.chain.<name> at the top level. Open
@@ -60,6 +61,10 @@ var (
 	bucketAccounts = []byte("auth.accounts")
 	bucketRights   = []byte("auth.rights")
 	bucketTwoFA    = []byte("auth.twofa")
+
+	// bucketPeers came after layout 2 was released: a new bucket, which
+	// Open adds to a file that lacks it (no layout change, no migration).
+	bucketPeers = []byte("replic.peers")
 )
 
 // Layout is the version of the bucket layout this package writes.

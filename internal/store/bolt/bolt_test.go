@@ -416,3 +416,30 @@ func TestReadOnlyOpenRefusesLayout1AndWritesNothing(t *testing.T) {
 		t.Errorf("Update on a read-only store: %v, want ErrReadOnly", err)
 	}
 }
+
+func TestLayout2FileWithoutThePeerTableGetsItAtOpen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ledger.db")
+	s := openStore(t, path, bolt.Options{})
+	if err := s.DB().Update(func(tx *bbolt.Tx) error { return tx.DeleteBucket([]byte("replic.peers")) }); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+
+	ro := openStore(t, path, bolt.Options{ReadOnly: true})
+	if err := ro.View(ctx, func(tx store.ReadTx) error {
+		v, err := tx.Peer("mirror\x00b:6666")
+		if err != nil || v != nil {
+			t.Errorf("read-only Peer without the bucket = %q, %v; want nil, nil", v, err)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ro.Close()
+
+	s = openStore(t, path, bolt.Options{})
+	if err := s.Update(ctx, func(tx store.WriteTx) error { return tx.PutPeer("mirror\x00b:6666", []byte("p")) }); err != nil {
+		t.Fatalf("PutPeer after reopening a file without the peer table: %v", err)
+	}
+	s.Close()
+}

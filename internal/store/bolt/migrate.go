@@ -54,8 +54,10 @@ func (s *Store) upgrade(ctx context.Context) error {
 		return fmt.Errorf("open store: %w", err)
 	}
 	switch {
-	case layout == Layout:
+	case layout == Layout && (s.readOnly || !s.missingBuckets()):
 		return nil
+	case layout == Layout:
+		// A bucket added since the file was written (replic.peers).
 	case layout > Layout:
 		return fmt.Errorf("open store: %s is in layout %d, newer than this release's %d: run a newer vserv", s.db.Path(), layout, Layout)
 	case s.readOnly && layout == 0:
@@ -85,10 +87,25 @@ func (s *Store) upgrade(ctx context.Context) error {
 	return s.db.Update(func(tx *bbolt.Tx) error { return createBuckets(tx) })
 }
 
+// topBuckets are the top-level buckets every transaction expects.
+var topBuckets = [][]byte{bucketMeta, bucketChains, bucketAccounts, bucketRights, bucketTwoFA, bucketPeers}
+
+// missingBuckets reports whether a top-level bucket is missing.
+func (s *Store) missingBuckets() bool {
+	missing := false
+	_ = s.db.View(func(tx *bbolt.Tx) error {
+		for _, name := range topBuckets {
+			missing = missing || tx.Bucket(name) == nil
+		}
+		return nil
+	})
+	return missing
+}
+
 // createBuckets makes the top-level buckets every transaction expects and
 // marks the file as Layout.
 func createBuckets(tx *bbolt.Tx) error {
-	for _, name := range [][]byte{bucketMeta, bucketChains, bucketAccounts, bucketRights, bucketTwoFA} {
+	for _, name := range topBuckets {
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 			return fmt.Errorf("create bucket %s: %w", name, err)
 		}

@@ -60,6 +60,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store, opts ...Option) {
 		{"AccountsPutGetDelete", testAccounts},
 		{"RightsArePerAccountEvenForPrefixNames", testRights},
 		{"TwoFAPutGetDelete", testTwoFA},
+		{"PeersPutGetDeleteList", testPeers},
 		{"NextGenerationStrictlyIncreases", testGenerations},
 		{"OnCommitRunsOnlyAfterCommit", testOnCommit},
 		{"FailedUpdateLeavesNoTrace", testRollback},
@@ -545,6 +546,46 @@ func testTwoFA(t *testing.T, s store.Store) {
 	})
 }
 
+func testPeers(t *testing.T, s store.Store) {
+	view(t, s, func(tx store.ReadTx) error {
+		if v, err := tx.Peer("mirror\x00b:6666"); err != nil || v != nil {
+			t.Errorf("Peer in an empty store = %q, %v; want nil", v, err)
+		}
+		return nil
+	})
+	update(t, s, func(tx store.WriteTx) error {
+		for _, k := range []string{"mirror\x00b:6666", "home\x00a:6666", "mirror\x00b:66"} {
+			if err := tx.PutPeer(k, []byte("peer "+k)); err != nil {
+				return err
+			}
+		}
+		return tx.PutPeer("home\x00a:6666", []byte("replaced"))
+	})
+	update(t, s, func(tx store.WriteTx) error {
+		if err := tx.DeletePeer("mirror\x00b:66"); err != nil {
+			return err
+		}
+		return tx.DeletePeer("never\x00there") // not an error
+	})
+	view(t, s, func(tx store.ReadTx) error {
+		if v, err := tx.Peer("home\x00a:6666"); err != nil || string(v) != "replaced" {
+			t.Errorf("Peer home a = %q, %v; want \"replaced\"", v, err)
+		}
+		if v, err := tx.Peer("mirror\x00b:66"); err != nil || v != nil {
+			t.Errorf("Peer after DeletePeer = %q, %v; want nil", v, err)
+		}
+		var keys []string
+		err := tx.Peers(func(key string, v []byte) error {
+			keys = append(keys, key)
+			return nil
+		})
+		if want := []string{"home\x00a:6666", "mirror\x00b:6666"}; err != nil || !slices.Equal(keys, want) {
+			t.Errorf("Peers = %q, %v; want %q, by key", keys, err, want)
+		}
+		return nil
+	})
+}
+
 func nextGen(t *testing.T, s store.Store) uint64 {
 	t.Helper()
 	var g uint64
@@ -631,6 +672,8 @@ func writeEverything(tx store.WriteTx) error {
 		func() error { return tx.DeleteRights("ann") },
 		func() error { return tx.PutTwoFA("bob", []byte("2fa")) },
 		func() error { return tx.DeleteTwoFA("ann") },
+		func() error { return tx.PutPeer("mirror\x00b", []byte("new")) },
+		func() error { return tx.DeletePeer("home\x00a") },
 		func() error { _, err := tx.NextGeneration(); return err },
 	}
 	for i, f := range steps {
@@ -670,6 +713,9 @@ func rollbackBase(t *testing.T, s store.Store) {
 			return err
 		}
 		if err := tx.PutRight("ann", "t", []byte("write")); err != nil {
+			return err
+		}
+		if err := tx.PutPeer("home\x00a", []byte("peer a")); err != nil {
 			return err
 		}
 		return tx.PutTwoFA("ann", []byte("2fa ann"))
@@ -722,6 +768,12 @@ func checkRollbackBase(t *testing.T, s store.Store) {
 		}
 		if v, _ := tx.TwoFA("bob"); v != nil {
 			fail("2fa bob %q", v)
+		}
+		if v, _ := tx.Peer("home\x00a"); string(v) != "peer a" {
+			fail("peer home a %q", v)
+		}
+		if v, _ := tx.Peer("mirror\x00b"); v != nil {
+			fail("peer mirror b %q", v)
 		}
 		for _, f := range faults {
 			t.Errorf("after the rolled back Update: %s", f)

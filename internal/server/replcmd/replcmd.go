@@ -1,0 +1,188 @@
+// Package replcmd holds the replication commands of DESIGN.md §3.5
+// (docs/protocol.md §11) that exist so far: `ihost`, the peer table. The
+// peer table and its rules belong to internal/replic; pauth, a login step,
+// is the core's (internal/server). Register adds them to a server.Table.
+// The commands keep no per-connection state.
+package replcmd
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+
+	"github.com/vserv/vserv/internal/replic"
+	"github.com/vserv/vserv/internal/secure"
+	"github.com/vserv/vserv/internal/server"
+	"github.com/vserv/vserv/internal/server/cmdspec"
+	"github.com/vserv/vserv/internal/wire"
+)
+
+// Register adds the replication commands to t.
+func Register(t *server.Table) {
+	t.Handle("ihost", server.Command{Spec: cmdspec.Replication()["ihost"], Run: cmdIhost})
+}
+
+func cmdIhost(ctx context.Context, s *server.Session, req *wire.Request) (*server.Reply, error) {
+	op, err := req.Text(0, "add|del|list")
+	if err != nil {
+		return nil, err
+	}
+	want := map[string][2]int{"add": {3, 3}, "del": {2, 3}, "list": {1, 1}}[op]
+	if want == [2]int{} {
+		return nil, wire.Errorf(wire.CodeProto, "ihost takes add, del or list, not %q", server.Truncate(op, 32))
+	}
+	if err := req.Arity(want[0], want[1]); err != nil {
+		return nil, err
+	}
+	var spec replic.Spec
+	var delRole replic.Role
+	switch op {
+	case "add":
+		if spec, err = addSpec(req); err != nil {
+			return nil, err
+		}
+	case "del":
+		if spec.Peer, err = req.Text(1, "peer"); err != nil {
+			return nil, err
+		}
+		if req.NArgs() == 3 {
+			role, err := req.Text(2, "role")
+			if err != nil {
+				return nil, err
+			}
+			if delRole, err = replic.ParseRole(role); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if _, err := s.RequireAdmin(ctx); err != nil {
+		return nil, err
+	}
+	peers := s.Peers()
+	if peers == nil {
+		return nil, errors.New("ihost: this server was built without a peer table")
+	}
+	switch op {
+	case "add":
+		if err := spec.Check(); err != nil {
+			return nil, err
+		}
+		if spec.Role == replic.RoleMirror {
+			// A mirror mirrors chains of ours: they must be here.
+			for _, c := range spec.Chains {
+				if _, err := s.Ledger().Chain(c); err != nil {
+					return nil, err
+				}
+			}
+		}
+		p, err := peers.Add(ctx, spec)
+		if err != nil {
+			return nil, err
+		}
+		s.Audit(ctx, "ihost add "+string(p.Role), p.Peer, "ok")
+		s.Log().Info("peer added", "peer", p.Peer, "role", p.Role, "account", p.Account, "key", secure.Fingerprint(p.Key))
+		return server.OK()
+	case "del":
+		roles, err := peers.Delete(ctx, spec.Peer, delRole)
+		if err != nil {
+			return nil, err
+		}
+		names := make([]string, len(roles))
+		for i, r := range roles {
+			names[i] = string(r)
+		}
+		s.Audit(ctx, "ihost del "+strings.Join(names, ","), spec.Peer, "ok")
+		s.Log().Info("peer removed", "peer", spec.Peer, "roles", names)
+		return server.OK()
+	}
+	list, err := peers.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return server.OK(rows(list))
+}
+
+// addSpec decodes `ihost add peer {role, key, ...}`. Every key of the map
+// is text; an unknown one is ERR invalid, a value of the wrong type ERR
+// proto.
+func addSpec(req *wire.Request) (replic.Spec, error) {
+	var spec replic.Spec
+	var err error
+	if spec.Peer, err = req.Text(1, "peer"); err != nil {
+		return spec, err
+	}
+	var keys map[string]wire.RawMessage
+	if err := req.Decode(2, "peer fields {role, key, name, chains, account, user, pass}", &keys); err != nil {
+		return spec, err
+	}
+	known := []string{"role", "key", "name", "chains", "account", "user", "pass"}
+	for k := range keys {
+		if !slices.Contains(known, k) {
+			return spec, wire.Errorf(wire.CodeInvalid, "ihost add: unknown field %q (role, key, name, chains, account, user, pass)", server.Truncate(k, 32))
+		}
+	}
+	var f struct {
+		Role    *string  `cbor:"role"`
+		Key     *string  `cbor:"key"`
+		Name    string   `cbor:"name"`
+		Chains  []string `cbor:"chains"`
+		Account string   `cbor:"account"`
+		User    string   `cbor:"user"`
+		Pass    string   `cbor:"pass"`
+	}
+	for _, k := range known {
+		v, found := keys[k]
+		if !found {
+			continue
+		}
+		var target any
+		switch k {
+		case "chains":
+			target = &f.Chains
+		default:
+			target = map[string]any{"role": &f.Role, "key": &f.Key, "name": &f.Name, "account": &f.Account, "user": &f.User, "pass": &f.Pass}[k]
+		}
+		// The major type first: the decoder leaves a string untouched for
+		// null, and a field must be given as what it is or left out.
+		wantType := byte(3) // text
+		if k == "chains" {
+			wantType = 4 // array
+		}
+		if len(v) == 0 || v[0]>>5 != wantType || wire.Unmarshal(v, target) != nil {
+			return spec, wire.Errorf(wire.CodeProto, "ihost add: %s has the wrong type", k)
+		}
+	}
+	if f.Role == nil {
+		return spec, wire.Errorf(wire.CodeInvalid, "ihost add: role is missing (mirror, home, witness or log)")
+	}
+	if f.Key == nil {
+		return spec, wire.Errorf(wire.CodeInvalid, "ihost add: key is missing (the peer's Ed25519 public key)")
+	}
+	role, err := replic.ParseRole(*f.Role)
+	if err != nil {
+		return spec, err
+	}
+	spec.Role, spec.Key, spec.Name, spec.Chains = role, *f.Key, f.Name, f.Chains
+	spec.Account, spec.User, spec.Pass = f.Account, f.User, f.Pass
+	return spec, nil
+}
+
+// rows is the `ihost list` reply (docs/protocol.md §11). The fields that
+// the replication workers will fill (hops, size, lag, last error, forks)
+// are zero until they run.
+func rows(list []replic.Peer) []map[string]any {
+	out := make([]map[string]any, 0, len(list))
+	for _, p := range list {
+		chains := p.Chains
+		if chains == nil {
+			chains = []string{}
+		}
+		out = append(out, map[string]any{
+			"peer": p.Peer, "role": string(p.Role), "key": secure.PublicKeyText(p.Key), "name": p.Name,
+			"chains": chains, "account": p.Account, "hops": uint64(0), "size": uint64(0),
+			"lag_entries": uint64(0), "lag_seconds": uint64(0), "last_error": "", "forks": uint64(0),
+		})
+	}
+	return out
+}
