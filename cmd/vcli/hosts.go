@@ -30,7 +30,8 @@ func (a *app) hostCmd() *cobra.Command {
   home     PEER is host:port; we mirror its --chains. Same fields as mirror.
   witness  PEER is the http:// or https:// tlog-witness URL prefix; --name
            is its cosignature key name; --chains is optional (default all).
-  log      PEER is the origin line of a log we witness (vserv/<id>/<chain>).
+  log      PEER is the origin line of a log we witness (vserv/<id>/<chain>):
+           the --http witness endpoint cosigns its checkpoints from then on.
 
 --key is always the peer's Ed25519 public key as "vcli id" prints it. The
 password of --remote-user comes from --remote-pass-file, a prompt or one

@@ -88,7 +88,7 @@ func (o *serveOptions) register(cmd *cobra.Command) {
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "quiet: log warnings and errors only (overrides -l)")
 	f.BoolVarP(&o.showVersion, "version", "V", false, "print the version and exit")
 	f.StringVar(&o.http, "http", defaultHTTP, "HTTP address (the witness endpoint; later the web panel and metrics), or off")
-	f.StringArrayVar(&o.witnessLogs, "witness-log", nil, "witness this log: ORIGIN=KEY, KEY its public key or signed-note vkey (repeatable; interim, until ihost role log)")
+	f.StringArrayVar(&o.witnessLogs, "witness-log", nil, "witness this log: ORIGIN=KEY, KEY its public key or signed-note vkey (repeatable; beside the logs of ihost role log)")
 	f.IntVar(&o.maxConns, "max-conns", 4096, "most connections in total")
 	f.IntVar(&o.maxConnsIP, "max-conns-ip", 64, "most connections from one IP address (IPv6: one /64)")
 	f.Float64Var(&o.rateIP, "rate-ip", 20, "new connections plus handshakes per second allowed from one IP")

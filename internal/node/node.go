@@ -171,16 +171,17 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
+	peers := replic.New(st, accounts)
 	n.parts = server.Parts{
 		Identity: id, Pool: pool, Accounts: accounts, Files: fs, Ledger: l,
 		SetupToken: setup, KeyRotations: rotations, Commands: cmdtable.Default(),
-		Peers: replic.New(st, accounts),
+		Peers: peers,
 	}
 	if n.tcp, err = server.New(cfg.TCP, n.parts); err != nil {
 		return nil, err
 	}
 	if cfg.HTTP != nil {
-		if n.web, err = openWeb(st, id, cfg); err != nil {
+		if n.web, err = openWeb(st, id, peers, cfg); err != nil {
 			return nil, err
 		}
 	}
@@ -206,11 +207,12 @@ func openSetupToken(ctx context.Context, dir datadir.Dir, accounts *auth.Store, 
 }
 
 // openWeb makes the HTTP server with the witness endpoint: the witness
-// signs as vserv/<server-id> with the identity key (DESIGN §5.3).
-func openWeb(st store.Store, id *secure.Identity, cfg Config) (*web.Server, error) {
-	logs := cfg.WitnessLogs
-	if logs == nil {
-		logs = replic.StaticLogs{}
+// signs as vserv/<server-id> with the identity key (DESIGN §5.3), for the
+// logs of the peer table (`ihost` role log) and of cfg.WitnessLogs.
+func openWeb(st store.Store, id *secure.Identity, peers *replic.Peers, cfg Config) (*web.Server, error) {
+	logs := replic.AnyLogs{peers}
+	if cfg.WitnessLogs != nil {
+		logs = append(logs, cfg.WitnessLogs)
 	}
 	w, err := replic.NewWitness(replic.WitnessConfig{
 		Store: st, Logs: logs, ServerID: id.ServerID, Key: id.Key, Logger: cfg.Logger, Now: cfg.Now,

@@ -1,6 +1,7 @@
 package replic
 
 import (
+	"context"
 	"fmt"
 	"strings"
 
@@ -16,20 +17,54 @@ import (
 // it knows gets the verifiers of every key the log may sign with now (more
 // than one across a key rotation).
 type Logs interface {
-	Verifiers(origin string) (v note.Verifiers, ok bool)
+	Verifiers(ctx context.Context, origin string) (v note.Verifiers, ok bool, err error)
 }
 
-// StaticLogs is a fixed set of witnessed logs: origin → verifiers. The peer
-// table will provide its own Logs from `ihost` entries of role `log`.
+// StaticLogs is a fixed set of witnessed logs: origin → verifiers, from
+// the interim `--witness-log` flags.
 type StaticLogs map[string][]note.Verifier
 
 // Verifiers implements Logs.
-func (s StaticLogs) Verifiers(origin string) (note.Verifiers, bool) {
+func (s StaticLogs) Verifiers(_ context.Context, origin string) (note.Verifiers, bool, error) {
 	vs, ok := s[origin]
 	if !ok || len(vs) == 0 {
-		return nil, false
+		return nil, false, nil
 	}
-	return note.VerifierList(vs...), true
+	return note.VerifierList(vs...), true, nil
+}
+
+// Verifiers implements Logs from the peer table: the `ihost` entries of
+// role `log` whose peer is origin, each pinning the key the log signs
+// with (key name origin, as a vserv chain's checkpoints are signed).
+func (p *Peers) Verifiers(ctx context.Context, origin string) (note.Verifiers, bool, error) {
+	peers, err := p.List(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	var vs []note.Verifier
+	for _, peer := range peers {
+		if peer.Role == RoleLog && peer.Peer == origin {
+			vs = append(vs, verify.NewNoteVerifier(origin, peer.Key))
+		}
+	}
+	if len(vs) == 0 {
+		return nil, false, nil
+	}
+	return note.VerifierList(vs...), true, nil
+}
+
+// AnyLogs witnesses the logs any of its members knows, asked in order.
+type AnyLogs []Logs
+
+// Verifiers implements Logs: the first member that knows origin answers.
+func (a AnyLogs) Verifiers(ctx context.Context, origin string) (note.Verifiers, bool, error) {
+	for _, l := range a {
+		vs, ok, err := l.Verifiers(ctx, origin)
+		if err != nil || ok {
+			return vs, ok, err
+		}
+	}
+	return nil, false, nil
 }
 
 // Add parses one `--witness-log ORIGIN=KEY` value and adds it. KEY is either

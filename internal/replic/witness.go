@@ -184,7 +184,11 @@ func (w *Witness) addCheckpoint(ctx context.Context, body []byte) answer {
 		return textAnswer(http.StatusBadRequest, "malformed request: %v", err)
 	}
 	origin := verify.CheckpointOrigin(sub.note)
-	verifiers, ok := w.logs.Verifiers(origin)
+	verifiers, ok, err := w.logs.Verifiers(ctx, origin)
+	if err != nil {
+		w.log.Error("witness: read the witnessed logs", "origin", origin, "err", err)
+		return textAnswer(http.StatusInternalServerError, "internal error")
+	}
 	if !ok {
 		return textAnswer(http.StatusNotFound, "unknown log origin")
 	}

@@ -13,6 +13,7 @@ import (
 
 	"filippo.io/torchwood"
 
+	"github.com/vserv/vserv/client"
 	"github.com/vserv/vserv/internal/testenv"
 	"github.com/vserv/vserv/verify"
 )
@@ -140,5 +141,44 @@ func TestVservWitnessCosignsAHomesCheckpointsAndTorchwoodVerifies(t *testing.T) 
 	}
 	if status, _, body := postCheckpoint(t, url, 5, nil, cp5); status != 200 {
 		t.Errorf("after restart, old 5 again: %d %q, want 200", status, body)
+	}
+}
+
+// A log added with `ihost add ORIGIN {role: log, key}` is witnessed without
+// any --witness-log flag, and one removed with `ihost del` is unknown again
+// (404): the witness endpoint reads the peer table.
+func TestVservWitnessesTheLogsOfItsPeerTable(t *testing.T) {
+	home := testenv.NewLedgerEnv(t, []string{"c"})
+	testenv.Put(t, home.Admin, "c", false, testenv.Numbered(t, "p", 0, 2)...)
+	cp, err := home.Admin.Head(home.Ctx, "c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	origin := verify.CheckpointOrigin([]byte(cp))
+	wit := testenv.Start(t, testenv.WithHTTP())
+	url := "http://" + wit.HTTPAddr + "/witness/add-checkpoint"
+	if status, _, body := postCheckpoint(t, url, 0, nil, cp); status != 404 || body != "unknown log origin\n" {
+		t.Fatalf("before ihost add: %d %q, want 404 unknown log origin", status, body)
+	}
+	wit.InitAdmin()
+	admin := wit.Login(testenv.AdminName, testenv.AdminPass)
+	if err := admin.AddHost(home.Ctx, origin, client.HostSpec{Role: "log", Key: home.KeyText()}); err != nil {
+		t.Fatalf("ihost add %s {role: log}: %v", origin, err)
+	}
+	status, _, line := postCheckpoint(t, url, 0, nil, cp)
+	wkey := admin.Identity()
+	wname := verify.WitnessName(verify.ServerIDFromKey(wkey))
+	if status != 200 {
+		t.Fatalf("after ihost add: %d %q, want 200", status, line)
+	}
+	text, _, _ := strings.Cut(cp, "\n\n")
+	if _, err := verify.VerifyCosignatureLine(text+"\n", line, wname, wkey); err != nil {
+		t.Fatalf("cosignature of a log from the peer table: %v (%q)", err, line)
+	}
+	if err := admin.DeleteHost(home.Ctx, origin, "log"); err != nil {
+		t.Fatalf("ihost del: %v", err)
+	}
+	if status, _, body := postCheckpoint(t, url, 2, nil, cp); status != 404 || body != "unknown log origin\n" {
+		t.Fatalf("after ihost del: %d %q, want 404 unknown log origin", status, body)
 	}
 }
