@@ -75,6 +75,9 @@ type StoredCheckpoint struct {
 	Size uint64
 	Note []byte
 	Keep Keep
+	// Cosignatures are the witnesses' cosignature lines of the note (each
+	// ending in a newline, docs/formats.md "Cosignatures"), nil for none.
+	Cosignatures []byte
 }
 
 // TimeRef is one row of the server-time index.

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 
 	"github.com/transparency-dev/merkle/compact"
 	bbolt "go.etcd.io/bbolt"
@@ -114,7 +115,33 @@ func decodeCheckpoint(k, v []byte) (store.StoredCheckpoint, error) {
 	if len(k) != 8 || len(v) < 2 {
 		return store.StoredCheckpoint{}, fmt.Errorf("checkpoint row of %d/%d bytes", len(k), len(v))
 	}
-	return store.StoredCheckpoint{Size: binary.BigEndian.Uint64(k), Keep: store.Keep(v[0]), Note: v[1:]}, nil
+	cp := store.StoredCheckpoint{Size: binary.BigEndian.Uint64(k), Keep: store.Keep(v[0] &^ cosignedFlag), Note: v[1:]}
+	if v[0]&cosignedFlag == 0 {
+		return cp, nil
+	}
+	// keep|flag, 4-byte note length, note, cosignature lines.
+	if len(v) < 5 || uint64(binary.BigEndian.Uint32(v[1:5])) > uint64(len(v)-5) {
+		return store.StoredCheckpoint{}, fmt.Errorf("cosigned checkpoint row of %d bytes", len(v))
+	}
+	n := binary.BigEndian.Uint32(v[1:5])
+	cp.Note, cp.Cosignatures = v[5:5+n], v[5+n:]
+	return cp, nil
+}
+
+// cosignedFlag, in a checkpoint row's keep byte, says that the note's length
+// and the cosignature lines follow (docs/formats.md "Cosignatures"); rows
+// without it are the older layout, unchanged.
+const cosignedFlag = 0x80
+
+func encodeCheckpoint(cp store.StoredCheckpoint) ([]byte, error) {
+	if len(cp.Cosignatures) == 0 {
+		return append([]byte{byte(cp.Keep)}, cp.Note...), nil
+	}
+	if len(cp.Note) > math.MaxUint32 {
+		return nil, fmt.Errorf("checkpoint note of %d bytes", len(cp.Note))
+	}
+	v := append([]byte{byte(cp.Keep) | cosignedFlag}, binary.BigEndian.AppendUint32(nil, uint32(len(cp.Note)))...)
+	return append(append(v, cp.Note...), cp.Cosignatures...), nil
 }
 
 func (t *boltTx) Checkpoint(c store.ChainKey, size uint64) (store.StoredCheckpoint, bool, error) {
@@ -281,7 +308,11 @@ func (t *boltTx) PutCheckpoint(c store.ChainKey, cp store.StoredCheckpoint) erro
 	if err != nil {
 		return err
 	}
-	return b.Put(u64(cp.Size), append([]byte{byte(cp.Keep)}, cp.Note...))
+	v, err := encodeCheckpoint(cp)
+	if err != nil {
+		return err
+	}
+	return b.Put(u64(cp.Size), v)
 }
 
 func (t *boltTx) DeleteCheckpoint(c store.ChainKey, size uint64) error {

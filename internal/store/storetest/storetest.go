@@ -270,7 +270,7 @@ func testCheckpoints(t *testing.T, s store.Store) {
 		{Size: 0, Note: []byte("note 0"), Keep: store.KeepMilestone},
 		{Size: 5, Note: []byte("note 5")},
 		{Size: 1000, Note: []byte("note 1000"), Keep: store.KeepMilestone | store.KeepExplicit},
-		{Size: 1002, Note: []byte("note 1002"), Keep: store.KeepExplicit},
+		{Size: 1002, Note: []byte("note 1002"), Keep: store.KeepExplicit, Cosignatures: []byte("— w1 abc\n— w2 def\n")},
 	}
 	update(t, s, func(tx store.WriteTx) error {
 		for _, cp := range cps {
@@ -297,7 +297,7 @@ func testCheckpoints(t *testing.T, s store.Store) {
 		}
 		var all []store.StoredCheckpoint
 		err = tx.Checkpoints(chainA, func(cp store.StoredCheckpoint) error {
-			cp.Note = bytes.Clone(cp.Note)
+			cp.Note, cp.Cosignatures = bytes.Clone(cp.Note), bytes.Clone(cp.Cosignatures)
 			all = append(all, cp)
 			return nil
 		})
@@ -320,7 +320,7 @@ func testCheckpoints(t *testing.T, s store.Store) {
 }
 
 func sameCheckpoint(a, b store.StoredCheckpoint) bool {
-	return a.Size == b.Size && a.Keep == b.Keep && bytes.Equal(a.Note, b.Note)
+	return a.Size == b.Size && a.Keep == b.Keep && bytes.Equal(a.Note, b.Note) && bytes.Equal(a.Cosignatures, b.Cosignatures)
 }
 
 func testChains(t *testing.T, s store.Store) {
