@@ -365,6 +365,9 @@ func (l *Ledger) commitGroup(group []*appendJob) {
 			committed[name] = w.chainState
 		}
 		l.mu.Unlock()
+		for name, cs := range committed {
+			l.signed.notify(name, cs.headSize)
+		}
 	}
 	reply := func() {
 		for i, j := range group {

@@ -69,6 +69,8 @@ type Ledger struct {
 	heads  map[string]Head
 	lost   map[string]Head
 	headsQ chan headsWrite // to the heads writer, which the committer starts and stops
+
+	signed *signedSet // chains with a new checkpoint, for the witness submitter
 }
 
 // chainState is the committed state of a chain, as the committer will extend
@@ -135,6 +137,7 @@ func Open(ctx context.Context, s store.Store, cfg Config) (*Ledger, error) {
 		done:    make(chan struct{}),
 		chains:  map[string]*chainState{},
 		mirrors: map[store.ChainKey]*chainState{},
+		signed:  newSignedSet(),
 	}
 	err := s.Update(ctx, func(tx store.WriteTx) error {
 		id, err := tx.ServerID()

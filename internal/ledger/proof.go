@@ -13,7 +13,8 @@ import (
 // one of exactly size, or the newest when size is 0.
 func (l *Ledger) checkpointFor(tx store.ReadTx, cs *chainState, size uint64) (uint64, []byte, error) {
 	if size == 0 {
-		return cs.headSize, cs.head, nil
+		note, err := withCosignatures(tx, cs.meta.Key(), cs.headSize, cs.head)
+		return cs.headSize, note, err
 	}
 	cp, ok, err := tx.Checkpoint(cs.meta.Key(), size)
 	if err != nil {
@@ -22,7 +23,7 @@ func (l *Ledger) checkpointFor(tx store.ReadTx, cs *chainState, size uint64) (ui
 	if !ok || size > cs.headSize {
 		return 0, nil, wire.Errorf(wire.CodeNotFound, "no kept checkpoint of size %d in chain %q", size, cs.meta.Name)
 	}
-	return size, append([]byte(nil), cp.Note...), nil
+	return size, append(append([]byte(nil), cp.Note...), cp.Cosignatures...), nil
 }
 
 // Proof returns the receipt (§4.5) of the entry at seq, against the kept

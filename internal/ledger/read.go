@@ -237,7 +237,12 @@ func (l *Ledger) Head(ctx context.Context, chain string) ([]byte, error) {
 	if cs.head == nil {
 		return nil, wire.Errorf(wire.CodeInternal, "chain %q has no checkpoint", cs.meta.Name)
 	}
-	return cs.head, nil
+	var note []byte
+	err = l.store.View(ctx, func(tx store.ReadTx) error {
+		note, err = withCosignatures(tx, cs.meta.Key(), cs.headSize, cs.head)
+		return err
+	})
+	return note, err
 }
 
 // List returns the ids of records accepted in [fromMs, toMs) server time, in

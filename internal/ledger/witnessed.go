@@ -1,0 +1,122 @@
+package ledger
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"maps"
+	"sync"
+
+	"github.com/vserv/vserv/internal/store"
+	"github.com/vserv/vserv/internal/wire"
+)
+
+// MaxCosignatures bounds the cosignature lines kept with one checkpoint: one
+// per witness; a line of another witness's name replaces none of these.
+const MaxCosignatures = 32
+
+// signedSet is the committer's note to whoever submits checkpoints to
+// witnesses: the chains homed here that have a new signed checkpoint since
+// the last Take. Notify never blocks and coalesces: many commits before a
+// Take are one entry per chain and one signal.
+type signedSet struct {
+	mu     sync.Mutex
+	chains map[string]uint64 // chain -> newest signed size
+	ch     chan struct{}     // capacity 1: "the set is not empty"
+}
+
+func newSignedSet() *signedSet {
+	return &signedSet{chains: map[string]uint64{}, ch: make(chan struct{}, 1)}
+}
+
+func (s *signedSet) notify(chain string, size uint64) {
+	s.mu.Lock()
+	s.chains[chain] = size
+	s.mu.Unlock()
+	select {
+	case s.ch <- struct{}{}:
+	default:
+	}
+}
+
+// Signed receives when chains homed here have a new signed checkpoint;
+// TakeSigned then says which. Many commits may make one signal.
+func (l *Ledger) Signed() <-chan struct{} { return l.signed.ch }
+
+// TakeSigned returns, and forgets, the chains homed here signed since the
+// last call, with the size of their newest checkpoint.
+func (l *Ledger) TakeSigned() map[string]uint64 {
+	s := l.signed
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := maps.Clone(s.chains)
+	clear(s.chains)
+	return out
+}
+
+// AddCosignature keeps a witness's cosignature line (docs/formats.md
+// "Cosignatures") with the stored checkpoint of chain at size and marks
+// that checkpoint kept. A line of the same key name replaces the one held;
+// the caller has verified the line against the witness's pinned key.
+func (l *Ledger) AddCosignature(ctx context.Context, chain string, size uint64, line string) error {
+	name, ok := cosignatureName(line)
+	if !ok {
+		return wire.Errorf(wire.CodeInvalid, "not a signature line: %q", line)
+	}
+	cs, err := l.ownState(chain)
+	if err != nil {
+		return err
+	}
+	txCtx := context.WithoutCancel(ctx)
+	return l.runAdmin(ctx, func() error {
+		return l.store.Update(txCtx, func(tx store.WriteTx) error {
+			cp, ok, err := tx.Checkpoint(cs.meta.Key(), size)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return wire.Errorf(wire.CodeNotFound, "no checkpoint of size %d in chain %q", size, cs.meta.Name)
+			}
+			var lines [][]byte
+			for l := range bytes.Lines(cp.Cosignatures) {
+				if n, _ := cosignatureName(string(l)); n != name {
+					lines = append(lines, l)
+				}
+			}
+			if len(lines) >= MaxCosignatures {
+				return wire.Errorf(wire.CodeLimit, "checkpoint %d of chain %q has %d cosignatures already", size, cs.meta.Name, len(lines))
+			}
+			lines = append(lines, []byte(line+"\n"))
+			cp.Cosignatures = bytes.Join(lines, nil)
+			cp.Keep |= store.KeepExplicit
+			if err := tx.PutCheckpoint(cs.meta.Key(), cp); err != nil {
+				return fmt.Errorf("chain %q: keep cosignature of checkpoint %d: %w", cs.meta.Name, size, err)
+			}
+			return nil
+		})
+	})
+}
+
+// cosignatureName is the key name of a signature line "— <name> <base64>".
+func cosignatureName(line string) (string, bool) {
+	rest, ok := bytes.CutPrefix([]byte(line), []byte("— "))
+	if !ok {
+		return "", false
+	}
+	name, sig, ok := bytes.Cut(rest, []byte(" "))
+	if !ok || len(name) == 0 || len(bytes.TrimSpace(sig)) == 0 || bytes.ContainsAny(bytes.TrimSuffix(sig, []byte("\n")), " \n") {
+		return "", false
+	}
+	return string(name), true
+}
+
+// withCosignatures returns note, the checkpoint of chain key k at size, with
+// the cosignature lines stored with it appended: a signed note that C2SP
+// verifiers (and ours, which ignore signatures of unknown keys) accept.
+func withCosignatures(tx store.ReadTx, k store.ChainKey, size uint64, note []byte) ([]byte, error) {
+	cp, ok, err := tx.Checkpoint(k, size)
+	if err != nil || !ok || len(cp.Cosignatures) == 0 || !bytes.Equal(cp.Note, note) {
+		return note, err
+	}
+	return append(bytes.Clone(note), cp.Cosignatures...), nil
+}
