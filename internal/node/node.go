@@ -91,6 +91,7 @@ type Node struct {
 	parts  server.Parts // what Open opened, for the parts Run runs
 	tcp    *server.Server
 	web    *web.Server    // nil without an HTTP listener
+	submit *replic.Submitter
 	closes []func() error // what Close releases, in the order it was opened
 }
 
@@ -177,6 +178,9 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 		SetupToken: setup, KeyRotations: rotations, Commands: cmdtable.Default(),
 		Peers: peers,
 	}
+	if n.submit, err = replic.NewSubmitter(replic.SubmitterConfig{Ledger: l, Peers: peers, Logger: n.log, Now: cfg.Now}); err != nil {
+		return nil, err
+	}
 	if n.tcp, err = server.New(cfg.TCP, n.parts); err != nil {
 		return nil, err
 	}
@@ -245,6 +249,8 @@ func (n *Node) WitnessVerifierKey() string {
 func (n *Node) Run(ctx context.Context, ln net.Listener) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return n.tcp.Serve(ctx, ln) })
+	// Our checkpoints to the witnesses of the peer table (DESIGN §5.3).
+	g.Go(func() error { return n.submit.Run(ctx) })
 	if n.web != nil {
 		g.Go(func() error { return n.web.Serve(ctx, n.cfg.HTTP) })
 	}
