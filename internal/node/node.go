@@ -90,7 +90,7 @@ type Node struct {
 	id     *secure.Identity
 	parts  server.Parts // what Open opened, for the parts Run runs
 	tcp    *server.Server
-	web    *web.Server    // nil without an HTTP listener
+	web    *web.Server // nil without an HTTP listener
 	submit *replic.Submitter
 	closes []func() error // what Close releases, in the order it was opened
 }
