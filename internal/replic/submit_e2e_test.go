@@ -120,7 +120,11 @@ func TestHomeSubmitsItsCheckpointsToItsWitnessesAndServesTheCosignatures(t *test
 	if c, _, err := torchwood.VerifyCheckpoint([]byte(note), policy); err != nil || c.N != 3 {
 		t.Fatalf("torchwood refuses rhead's cosigned checkpoint: %v\n%s", err, note)
 	}
-	// Existing clients: a receipt against the cosigned checkpoint verifies.
+	// Existing clients: our checkpoint verifier ignores the cosignature
+	// line, and a receipt written after it verifies.
+	if c, err := verify.OpenCheckpoint([]byte(note), origin, home.Key); err != nil || c.Size != 3 {
+		t.Fatalf("verify.OpenCheckpoint refuses the cosigned rhead: %v\n%s", err, note)
+	}
 	res := testenv.Put(t, home.Admin, "c", true, testenv.Numbered(t, "s", 3, 1)...)
 	if _, err := verify.VerifyReceipt([]byte(res[0].Receipt), home.ReceiptOptions()); err != nil {
 		t.Fatalf("rput receipt: %v", err)
