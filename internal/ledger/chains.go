@@ -3,6 +3,7 @@ package ledger
 import (
 	"cmp"
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 
@@ -229,6 +230,23 @@ func (l *Ledger) install(cs *chainState) {
 // instance once it is cosigned), optionally replacing its note with one that
 // carries cosignature lines.
 func (l *Ledger) KeepCheckpoint(ctx context.Context, chain string, size uint64, note []byte) error {
+	return l.updateCheckpoint(ctx, chain, size, func(cs *chainState, cp *store.StoredCheckpoint) error {
+		if note != nil {
+			c, err := l.ring.open(note, l.origin(cs.meta.Name))
+			if err != nil || c.Size != size {
+				return wire.Errorf(wire.CodeInvalid, "note is not this chain's checkpoint of size %d", size)
+			}
+			cp.Note = note
+		}
+		return nil
+	})
+}
+
+// updateCheckpoint changes the stored checkpoint of one of this server's
+// chains at size through change and marks it kept, in one transaction run
+// by the committer (so it never races a group commit). A missing
+// checkpoint is ERR notfound.
+func (l *Ledger) updateCheckpoint(ctx context.Context, chain string, size uint64, change func(*chainState, *store.StoredCheckpoint) error) error {
 	cs, err := l.ownState(chain)
 	if err != nil {
 		return err
@@ -241,17 +259,16 @@ func (l *Ledger) KeepCheckpoint(ctx context.Context, chain string, size uint64, 
 				return err
 			}
 			if !ok {
-				return wire.Errorf(wire.CodeNotFound, "no checkpoint of size %d", size)
+				return wire.Errorf(wire.CodeNotFound, "no checkpoint of size %d in chain %q", size, cs.meta.Name)
 			}
-			if note != nil {
-				c, err := l.ring.open(note, l.origin(cs.meta.Name))
-				if err != nil || c.Size != size {
-					return wire.Errorf(wire.CodeInvalid, "note is not this chain's checkpoint of size %d", size)
-				}
-				cp.Note = note
+			if err := change(cs, &cp); err != nil {
+				return err
 			}
 			cp.Keep |= store.KeepExplicit
-			return tx.PutCheckpoint(cs.meta.Key(), cp)
+			if err := tx.PutCheckpoint(cs.meta.Key(), cp); err != nil {
+				return fmt.Errorf("chain %q: keep checkpoint %d: %w", cs.meta.Name, size, err)
+			}
+			return nil
 		})
 	})
 }

@@ -3,7 +3,6 @@ package ledger
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"maps"
 	"sync"
 
@@ -63,37 +62,19 @@ func (l *Ledger) AddCosignature(ctx context.Context, chain string, size uint64, 
 	if !ok {
 		return wire.Errorf(wire.CodeInvalid, "not a signature line: %q", line)
 	}
-	cs, err := l.ownState(chain)
-	if err != nil {
-		return err
-	}
-	txCtx := context.WithoutCancel(ctx)
-	return l.runAdmin(ctx, func() error {
-		return l.store.Update(txCtx, func(tx store.WriteTx) error {
-			cp, ok, err := tx.Checkpoint(cs.meta.Key(), size)
-			if err != nil {
-				return err
+	return l.updateCheckpoint(ctx, chain, size, func(cs *chainState, cp *store.StoredCheckpoint) error {
+		var lines [][]byte
+		for l := range bytes.Lines(cp.Cosignatures) {
+			if n, _ := cosignatureName(string(l)); n != name {
+				lines = append(lines, l)
 			}
-			if !ok {
-				return wire.Errorf(wire.CodeNotFound, "no checkpoint of size %d in chain %q", size, cs.meta.Name)
-			}
-			var lines [][]byte
-			for l := range bytes.Lines(cp.Cosignatures) {
-				if n, _ := cosignatureName(string(l)); n != name {
-					lines = append(lines, l)
-				}
-			}
-			if len(lines) >= MaxCosignatures {
-				return wire.Errorf(wire.CodeLimit, "checkpoint %d of chain %q has %d cosignatures already", size, cs.meta.Name, len(lines))
-			}
-			lines = append(lines, []byte(line+"\n"))
-			cp.Cosignatures = bytes.Join(lines, nil)
-			cp.Keep |= store.KeepExplicit
-			if err := tx.PutCheckpoint(cs.meta.Key(), cp); err != nil {
-				return fmt.Errorf("chain %q: keep cosignature of checkpoint %d: %w", cs.meta.Name, size, err)
-			}
-			return nil
-		})
+		}
+		if len(lines) >= MaxCosignatures {
+			return wire.Errorf(wire.CodeLimit, "checkpoint %d of chain %q has %d cosignatures already", size, cs.meta.Name, len(lines))
+		}
+		lines = append(lines, []byte(line+"\n"))
+		cp.Cosignatures = bytes.Join(lines, nil)
+		return nil
 	})
 }
 
