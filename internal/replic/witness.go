@@ -1,7 +1,3 @@
-// Package replic is replication and witnessing between servers (DESIGN
-// §5): today the C2SP tlog-witness v1.0.0 endpoint with which this server
-// cosigns the checkpoints of the logs it witnesses (witness.go, Logs);
-// peers, mirroring and submitting our own checkpoints to witnesses come next.
 package replic
 
 import (
