@@ -9,6 +9,7 @@ import (
 	"github.com/vserv/vserv/internal/files"
 	"github.com/vserv/vserv/internal/ledger"
 	"github.com/vserv/vserv/internal/replic"
+	"github.com/vserv/vserv/internal/secure"
 	"github.com/vserv/vserv/internal/server/cmdspec"
 	"github.com/vserv/vserv/internal/wire"
 )
@@ -83,6 +84,13 @@ func (s *Session) Ledger() *ledger.Ledger { return s.c.srv.ledger }
 
 // Peers is the server's peer table (nil in a server built without it).
 func (s *Session) Peers() *replic.Peers { return s.c.srv.peers }
+
+// Replication is the replication workers, nil in a server without them.
+func (s *Session) Replication() Replication { return s.c.srv.repl }
+
+// Identity is the server's identity (its key signs a mirror's
+// cosignatures).
+func (s *Session) Identity() *secure.Identity { return s.c.srv.id }
 
 // Files is the server's file service.
 func (s *Session) Files() *files.Service { return s.c.srv.files }

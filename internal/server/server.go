@@ -98,6 +98,23 @@ type Parts struct {
 	// same store as Accounts. Only the replication commands use it; it may
 	// be nil in a server built without them.
 	Peers *replic.Peers
+	// Replication is the replication workers, for the commands that show
+	// or drive them (`ihost list`, `ihost sync`, rpush); nil in a server
+	// without them.
+	Replication Replication
+}
+
+// Replication is what the replication commands ask of the replication
+// workers (internal/replic).
+type Replication interface {
+	// Status is what the workers know of every peer and chain.
+	Status() []replic.ChainStatus
+	// Sync runs one anti-entropy round now with peer (every mirror and
+	// home when peer is "") and returns the status when it ended.
+	Sync(ctx context.Context, peer string) ([]replic.ChainStatus, error)
+	// Want tells the workers that a home pushed a chain of origin (a
+	// server-id) not mirrored here yet: they pull it from its home.
+	Want(origin, chain string)
 }
 
 // Server is the TCP server of one vserv node (DESIGN.md §2, §3).
@@ -110,6 +127,7 @@ type Server struct {
 	files    *files.Service
 	ledger   *ledger.Ledger
 	peers    *replic.Peers
+	repl     Replication
 	setup    *datadir.SetupToken
 	cmds     *Table
 	// keyRotations are the receipts `id` appends, loaded at start.
@@ -134,7 +152,7 @@ func New(cfg Config, p Parts) (*Server, error) {
 	s := &Server{
 		cfg: cfg, log: cfg.Logger, conns: map[*conn]struct{}{},
 		id: p.Identity, pool: p.Pool, accounts: p.Accounts, files: p.Files, ledger: p.Ledger,
-		setup: p.SetupToken, keyRotations: p.KeyRotations, cmds: p.Commands, peers: p.Peers,
+		setup: p.SetupToken, keyRotations: p.KeyRotations, cmds: p.Commands, peers: p.Peers, repl: p.Replication,
 	}
 	s.cmds.frozen = true
 	s.budgets = newBudgets(cfg.ReadBudget, cfg.ReplyBudget)
