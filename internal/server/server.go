@@ -112,9 +112,15 @@ type Replication interface {
 	// Sync runs one anti-entropy round now with peer (every mirror and
 	// home when peer is "") and returns the status when it ended.
 	Sync(ctx context.Context, peer string) ([]replic.ChainStatus, error)
-	// Want tells the workers that a home pushed a chain of origin (a
-	// server-id) not mirrored here yet: they pull it from its home.
-	Want(origin, chain string)
+	// Pushed tells the workers what an rpush from the peer account
+	// account did to chain (of home origin, a server-id): the pusher's
+	// hop count, the size held here afterwards, and the error answered
+	// (ERR notfound: the chain is not mirrored here yet, so the workers
+	// pull it from its home; ERR conflict: a fork).
+	Pushed(account, origin, chain string, hops, size uint64, err error)
+	// Hops is how far this server is from the home of a chain it holds
+	// (0 for its own chains), for the answer to ihave.
+	Hops(origin, chain string) uint64
 }
 
 // Server is the TCP server of one vserv node (DESIGN.md §2, §3).
