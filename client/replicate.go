@@ -65,6 +65,9 @@ type PushBatch struct {
 	Checkpoint string
 	Proof      [][]byte
 	Hops       uint64
+	// Desc describes the chain, so that a mirror that does not hold it
+	// yet creates it with this batch (nil: the mirror must hold it).
+	Desc *ChainDesc
 }
 
 // Push calls `rpush`. It returns the size the mirror holds afterwards and
@@ -77,7 +80,11 @@ func (c *Client) Push(ctx context.Context, b PushBatch) (uint64, string, error) 
 	if proof == nil {
 		proof = [][]byte{}
 	}
-	vals, err := c.Call(ctx, "rpush", b.Origin, b.Chain, b.From, entries, b.Checkpoint, proof, b.Hops)
+	args := []any{b.Origin, b.Chain, b.From, entries, b.Checkpoint, proof, b.Hops}
+	if b.Desc != nil {
+		args = append(args, map[string]any{"public": b.Desc.Public, "pow_bits": b.Desc.PoWBits, "schema": b.Desc.Schema, "authority": nonNil(b.Desc.Authority)})
+	}
+	vals, err := c.Call(ctx, "rpush", args...)
 	if err != nil {
 		return 0, "", err
 	}
@@ -89,4 +96,11 @@ func (c *Client) Push(ctx context.Context, b PushBatch) (uint64, string, error) 
 		return 0, "", err
 	}
 	return size, cosig, nil
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
 }
