@@ -26,6 +26,9 @@ type ChainReport struct {
 	Size   uint64       `json:"size"` // of the signed checkpoint checked against
 	Root   []byte       `json:"root"`
 	Faults []ChainFault `json:"faults"`
+	// Note is the checkpoint note rhead served, verbatim with its
+	// cosignature lines, for a caller that checks witnesses.
+	Note []byte `json:"-"`
 }
 
 // verifyPage is how many entries one rabs asks for; it halves on ERR limit
@@ -64,7 +67,7 @@ func (c *Client) VerifyChainEach(ctx context.Context, chain string, progress fun
 	if err != nil {
 		return nil, err
 	}
-	rep := &ChainReport{Chain: name, Origin: origin, Faults: []ChainFault{}}
+	rep := &ChainReport{Chain: name, Origin: origin, Faults: []ChainFault{}, Note: []byte(note)}
 	cp, err := verify.OpenCheckpoint([]byte(note), origin, pub)
 	if err != nil {
 		rep.Faults = append(rep.Faults, ChainFault{What: "tree: the newest checkpoint does not verify under the server's key: " + err.Error()})
