@@ -104,7 +104,7 @@ the peer is no vserv server), 2 usage error or no connection.`,
 	f.StringVar(&a.opts.profile, "profile", "", "use this profile of ~/.config/vserv/config.toml (or $VSERV_PROFILE; default [default])")
 	f.DurationVar(&a.opts.timeout, "timeout", client.DefaultConnectTimeout, "give up connecting and waiting for the server's sign-on after this long")
 	root.AddCommand(a.helloCmd(), a.verCmd(), a.idCmd(), a.uiniCmd(), a.userCmd(), a.shellCmd(),
-		a.recCmd(), a.chainCmd(), a.verifyCmd(), a.fileCmd(), a.hostCmd())
+		a.recCmd(), a.chainCmd(), a.verifyCmd(), a.fileCmd(), a.hostCmd(), a.replicateCmd())
 	root.AddCommand(a.keyCmd(), a.uidCmd(), a.voteCmd(), a.fundCmd(), a.resCmd(), a.recountCmd(), a.tallyCmd())
 	root.SetHelpCommand(a.helpCmd())
 	root.InitDefaultHelpCmd()

@@ -61,7 +61,7 @@ func Core() map[string]Spec {
 // carry a credential, which clients must see (docs/protocol.md §11).
 func Replication() map[string]Spec {
 	return map[string]Spec{
-		"ihost": {Min: Verified, MinArgs: 1, MaxArgs: 3, Usage: "ihost add peer {role, key, name, chains, account, user, pass} | ihost del peer [role] | ihost list — this server's peers (admin)", Flags: Secret},
+		"ihost": {Min: Verified, MinArgs: 1, MaxArgs: 3, Usage: "ihost add peer {role, key, name, chains, account, user, pass} | ihost del peer [role] | ihost list | ihost forks | ihost sync [peer] — this server's peers, their fork evidence, a replication round now (admin)", Flags: Secret},
 	}
 }
 
