@@ -320,7 +320,7 @@ WHAT"); any fault makes the exit status 1.`,
 				var cosigners []string
 				witnessFault := ""
 				if len(ws) > 0 && len(rep.Faults) == 0 {
-					cc, err := verify.OpenCosignedCheckpoint(rep.Note, rep.Origin, c.Identity(), ws, quorum)
+					cc, err := verify.OpenCosignedCheckpoint(rep.Note, rep.Origin, c.CheckpointKey(chain), ws, quorum)
 					if err != nil {
 						witnessFault = err.Error()
 					} else {
