@@ -221,18 +221,23 @@ func (a *app) openKnownHosts() (*secure.KnownHosts, string, error) {
 // that is a key as a whole is never split at its padding.
 func (a *app) witnessKey(text string) (verify.WitnessKey, error) {
 	var wk verify.WitnessKey
-	if _, err := secure.ParsePublicKey(text); err != nil && !secure.IsFingerprint(text) {
-		if name, rest, ok := strings.Cut(text, "="); ok {
-			if err := checkWitnessName(name); err != nil {
-				return wk, err
-			}
-			wk.Name, text = name, rest
-		}
+	isKey := func(s string) bool {
+		_, err := secure.ParsePublicKey(s)
+		return err == nil || secure.IsFingerprint(s)
 	}
-	if wk.Name == "" {
-		if id, rest, ok := strings.Cut(text, ":"); ok && verify.ValidServerID(id) {
-			wk.ServerID, text = id, rest
+	id, rest, hasID := strings.Cut(text, ":")
+	switch {
+	case isKey(text):
+	case hasID && verify.ValidServerID(id) && isKey(rest):
+		wk.ServerID, text = id, rest
+	case strings.Contains(text, "="):
+		name, key, _ := strings.Cut(text, "=")
+		if err := checkWitnessName(name); err != nil {
+			return wk, err
 		}
+		wk.Name, text = name, key
+	case hasID && verify.ValidServerID(id):
+		text = rest // for offlineKey's message about the key
 	}
 	key, err := a.offlineKey(text)
 	if err != nil {
