@@ -151,6 +151,25 @@ func TestCheckpointCacheHoldsAHomeAndItsMirrorsToOneHistory(t *testing.T) {
 		t.Fatalf("rhead c at A after the forked mirror's checkpoint 3: %v; want a rollback", err)
 	}
 
+	// vcli verifies the mirrored chain with the home's key: from
+	// --home-key, or known_hosts after contact with the home.
+	out, errOut, code := good.Vcli("", nil, "verify", "chain", full)
+	if code == 0 || !strings.Contains(errOut, "whose key is not known") {
+		t.Errorf("vcli verify chain %s knowing no key of the home: exit %d, stderr %q", full, code, errOut)
+	}
+	out, errOut, code = good.Vcli("", nil, "--home-key", a.KeyText(), "verify", "chain", full)
+	if code != 0 || !strings.Contains(out, "ok: chain c, 5 entries verified") {
+		t.Errorf("vcli --home-key verify chain %s: exit %d\n%s%s", full, code, out, errOut)
+	}
+	out, errOut, code = good.Vcli("", nil, "--known-hosts", kh, "verify", "chain", full)
+	if code != 0 || !strings.Contains(out, "ok: chain c, 5 entries verified") {
+		t.Errorf("vcli verify chain %s with A in known_hosts: exit %d\n%s%s", full, code, out, errOut)
+	}
+	_, errOut, code = good.Vcli("", nil, "--home-key", "nokey", "verify", "chain", full)
+	if code != 2 || !strings.Contains(errOut, "--home-key nokey") {
+		t.Errorf("vcli --home-key nokey: exit %d, stderr %q; want a usage error", code, errOut)
+	}
+
 	// No key of the home known: not tracked, and the person is told.
 	cb3, notices := dial(bad, filepath.Join(t.TempDir(), "known_hosts"))
 	if _, err := cb3.Head(ctx, full); err != nil {
