@@ -127,9 +127,10 @@ func TestCommitSignsAndKeepsEveryBatchPoint(t *testing.T) {
 		}
 		group = append(group, j)
 	}
-	// The committer is idle: commitGroup on the test's goroutine is the
-	// only writer, as in BenchmarkCommitGroup.
-	e.l.commitGroup(group)
+	// One group commit, run on the committer goroutine.
+	if err := e.l.runAdmin(ctx, func() error { e.l.commitGroup(group); return nil }); err != nil {
+		t.Fatal(err)
+	}
 	for _, j := range group {
 		if out := <-j.resp; out.err != nil {
 			t.Fatal(out.err)
