@@ -409,6 +409,14 @@ func TestWatchersSeeOwnCommitsAndMirroredBatches(t *testing.T) {
 		t.Error("a closed watcher was signalled")
 	default:
 	}
+	// A new chain is a change too, at size 0.
+	if err := a.l.CreateChain(ctx, "fresh", true, 0, ""); err != nil {
+		t.Fatal(err)
+	}
+	<-w1.C()
+	if got := w1.Take(); len(got) != 1 || got[testKey("fresh")] != 0 {
+		t.Errorf("Take after mkchain = %v, want fresh at 0", got)
+	}
 	// The witness submitter's single consumer still works beside them.
 	if got := a.l.TakeSigned(); got["t"] != 60 {
 		t.Errorf("TakeSigned = %v", got)
