@@ -233,7 +233,9 @@ func TestLitewitnessCosignsAVservHome(t *testing.T) {
 		}
 	}
 
+	added := time.Now()
 	checkNote("rhead c", waitCosigned(t, home.Admin, 3, litewitnessAs), 3)
+	t.Logf("size 3 cosigned %v after ihost add", time.Since(added).Round(time.Millisecond))
 
 	receipt, err := home.Admin.Proof(home.Ctx, "c", client.BySeq(2), 0)
 	if err != nil {
@@ -257,7 +259,9 @@ func TestLitewitnessCosignsAVservHome(t *testing.T) {
 	for _, n := range []int{4, 13} {
 		testenv.Put(t, home.Admin, "c", false, testenv.Numbered(t, "s", size, n)...)
 		size += n
+		put := time.Now()
 		checkNote(fmt.Sprintf("rhead c of size %d", size), waitCosigned(t, home.Admin, uint64(size), litewitnessAs), uint64(size))
+		t.Logf("size %d cosigned %v after rput", size, time.Since(put).Round(time.Millisecond))
 	}
 	if s := home.Srv.Stderr(); strings.Contains(s, "does not verify with the pinned key") {
 		t.Errorf("the home refused a line of litewitness:\n%s", s)
