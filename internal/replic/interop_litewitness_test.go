@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -134,7 +133,7 @@ func startLitewitness(t *testing.T, bin, db, sock, fingerprint string) (string, 
 		close(exited)
 	}()
 	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGINT)
+		cmd.Process.Signal(os.Interrupt)
 		select {
 		case <-exited:
 		case <-time.After(5 * time.Second):
@@ -241,9 +240,10 @@ func TestLitewitnessCosignsAVservHome(t *testing.T) {
 	if err != nil {
 		t.Fatalf("rproof c 2: %v", err)
 	}
-	// TODO: once verify.WitnessKey names a witness (a Name field), check
-	// the cosignature with Witnesses {Name: litewitnessAs, Key: wpub} and
-	// Quorum 1 here; WitnessKey knows only vserv witnesses (vserv/<id>) yet.
+	// TODO: once verify.WitnessKey names a witness (its Name field, branch
+	// h4-cli), verify with Witnesses {{Name: litewitnessAs, Key: wpub}} and
+	// Quorum 1 here (and refuse it under otherPub); WitnessKey knows only
+	// vserv witnesses (vserv/<id>) yet, so checkNote checks the line below.
 	got, err := verify.VerifyReceipt([]byte(receipt), home.ReceiptOptions())
 	if err != nil {
 		t.Fatalf("the rproof receipt carrying litewitness's cosignature does not verify: %v\n%s", err, receipt)
