@@ -71,6 +71,7 @@ type Ledger struct {
 	headsQ chan headsWrite // to the heads writer, which the committer starts and stops
 
 	signed *signedSet // chains with a new checkpoint, for the witness submitter
+	holds  holdSet    // chains whose writes wait for their peers (hold.go)
 }
 
 // chainState is the committed state of a chain, as the committer will extend
