@@ -55,6 +55,9 @@ type ProbeResult struct {
 func (r ProbeResult) Reason() string {
 	switch r.Verdict {
 	case Consistent:
+		if r.Detail != "" {
+			return fmt.Sprintf("chain %s: %s %s holds nothing of it: %s", r.Chain, r.Role, r.Peer, r.Detail)
+		}
 		return fmt.Sprintf("chain %s: %s %s holds size %d, consistent with this data directory's %d", r.Chain, r.Role, r.Peer, r.Theirs, r.Ours)
 	case Behind:
 		return fmt.Sprintf("chain %s: %s %s holds size %d, this data directory only %d: it was restored from an older copy or its tail was deleted; "+
@@ -161,6 +164,11 @@ func (p *Prober) probeWitness(ctx context.Context, peer Peer, r ProbeResult) Pro
 		case errors.As(err, &conflict):
 			old, r.Theirs = conflict.held, conflict.held
 			continue
+		case isStatus(err, http.StatusNotFound):
+			// (decision) A witness that does not witness this chain's
+			// origin holds nothing of it that we could contradict.
+			r.Verdict, r.Detail = Consistent, "the witness does not witness this chain's origin (404)"
+			return r
 		case isStatus(err, http.StatusUnprocessableEntity):
 			r.Verdict = Forked
 			r.Detail = fmt.Sprintf("the witness refused the consistency proof from its size %d to ours", old)
