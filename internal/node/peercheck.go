@@ -43,6 +43,14 @@ func (pc *peerCheck) hold() {
 	}
 }
 
+// release lifts the hold of the check, not one the witness submitter put
+// on the chain meanwhile for a witness's answer.
+func (pc *peerCheck) release(chain string) {
+	if pc.l.Holds()[chain] == holdingReason {
+		pc.l.Release(chain)
+	}
+}
+
 // run probes until every chain is decided or ctx ends; it returns nil.
 func (pc *peerCheck) run(ctx context.Context, n *Node) error {
 	if len(pc.targets) == 0 {
@@ -104,7 +112,7 @@ func (pc *peerCheck) run(ctx context.Context, n *Node) error {
 				continue
 			}
 			decided[chain] = true
-			pc.l.Release(chain)
+			pc.release(chain)
 			n.log.Info("chain released: consistent with every witness and mirror", "chain", chain, "peers", len(pc.targets[chain]))
 		}
 		again = slices.DeleteFunc(again, func(p *pending) bool { return decided[p.chain] })
@@ -123,7 +131,7 @@ func (pc *peerCheck) run(ctx context.Context, n *Node) error {
 						why = append(why, p.detail)
 					}
 				}
-				pc.l.Release(chain)
+				pc.release(chain)
 				n.log.Warn(fmt.Sprintf("chain %s released after --peer-check-timeout %s without an answer from %s: writes go on; those peers still catch a fork when they come back (docs/operations.md \"Restores and rollbacks\")",
 					chain, pc.timeout, strings.Join(names, ", ")), "chain", chain, "unreachable", names, "errors", why)
 			}
