@@ -45,7 +45,8 @@ crash, or a disk you do not trust) in two steps, and says per chain what it foun
    A restore that copied both ledger.db and the heads file passes step 1 and is
    caught here. The server refuses writes on a behind or forked chain at every
    start, whatever this command says: restore the newest backup, or fetch the
-   chain from a mirror. Nothing is signed; cosignatures gathered are kept.
+   chain from a mirror. No new checkpoint is signed; cosignatures gathered are
+   kept.
 
 Exit status: 0 when the database agrees with the heads file (or the rollback was
 accepted) and every chain is consistent with every peer that answered; 1 when

@@ -182,3 +182,71 @@ func TestPeerCheckReleasesAfterTheTimeoutWhenAWitnessIsUnreachable(t *testing.T)
 	}
 	testenv.Put(t, admin, "c", false, testenv.Numbered(t, "b", 2, 1)...)
 }
+
+// TestRestoredHomeReleasedDuringAPartitionIsReportedAsAFork: the witness
+// is down when the restored home starts, so the peer check releases the
+// chain after its timeout and the home writes a history of its own; when
+// the witness is back, it keeps the conflicting checkpoint as a fork and
+// the home holds the chain again, saying so.
+func TestRestoredHomeReleasedDuringAPartitionIsReportedAsAFork(t *testing.T) {
+	home := testenv.NewLedgerEnv(t, []string{"c"})
+	head, err := home.Admin.Head(home.Ctx, "c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	origin := verify.CheckpointOrigin([]byte(head))
+	waddr := freeAddr(t)
+	wit, wname := witnessOf(t, waddr, origin, home.KeyText())
+	wc := wit.Dial()
+	wpub := wc.Identity()
+	wc.Close()
+	if err := home.Admin.AddHost(home.Ctx, "http://"+waddr+"/witness", client.HostSpec{Role: "witness", Key: secure.PublicKeyText(wpub), Name: wname, Chains: []string{"c"}}); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Put(t, home.Admin, "c", false, testenv.Numbered(t, "a", 0, 2)...)
+	waitCosigned(t, home.Admin, 2, wname)
+	data := home.Srv.DataRoot
+	home.Admin.Close()
+	if err := home.Srv.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	backup := filepath.Join(t.TempDir(), "backup")
+	copyDir(t, data, backup)
+	srv := testenv.Start(t, testenv.WithDataRoot(data))
+	admin := srv.Login(testenv.AdminName, testenv.AdminPass)
+	putWhenReleased(t, admin, "c", testenv.Numbered(t, "b", 2, 2))
+	waitCosigned(t, admin, 4, wname)
+	admin.Close()
+	if err := srv.Stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	// The witness is down; the old backup is restored and started.
+	if err := wit.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	copyDir(t, backup, data)
+	srv = testenv.Start(t, testenv.WithDataRoot(data), testenv.WithArgs("--peer-check-timeout", "1s"))
+	admin = srv.Login(testenv.AdminName, testenv.AdminPass)
+	defer admin.Close()
+	testenv.WaitLog(t, srv, "released after --peer-check-timeout")
+	testenv.Put(t, admin, "c", false, testenv.Numbered(t, "other", 2, 2)...) // size 4, another root
+
+	wit2, _ := witnessOf(t, waddr, origin, home.KeyText(), testenv.WithDataRoot(wit.DataRoot))
+	testenv.WaitLog(t, wit2, "FORK")
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		_, err := admin.PutRecords(t.Context(), "c", testenv.Numbered(t, "more", 4, 1), false)
+		if err != nil {
+			e := testenv.WantCode(t, err, "conflict", "rput after the witness saw the fork")
+			if !strings.Contains(e.Text, "another history") {
+				t.Errorf("refusal %q does not say the witness holds another history", e.Text)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the chain takes writes 20 s after the witness saw the fork; stderr:\n%s", srv.Stderr())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
