@@ -174,8 +174,8 @@ func (s *Submitter) submit(ctx context.Context, p Peer, chain string, st *submit
 		case err == nil:
 			st.held, st.cosigned, st.backoff = size, size, 0
 			return
-		case errors.As(err, &conflict) && conflict.held > s.heads[chain]:
-			s.hold(ProbeResult{Chain: chain, Peer: p.Peer, Role: RoleWitness, Verdict: Behind, Ours: s.heads[chain], Theirs: conflict.held})
+		case errors.As(err, &conflict) && conflict.held > s.ours(chain):
+			s.hold(ProbeResult{Chain: chain, Peer: p.Peer, Role: RoleWitness, Verdict: Behind, Ours: s.ours(chain), Theirs: conflict.held})
 			st.held = conflict.held
 		case errors.As(err, &conflict) && conflict.held != st.held:
 			s.log.Debug("submit: witness holds another size", "witness", p.Peer, "chain", chain, "held", conflict.held)
@@ -207,6 +207,12 @@ func (s *Submitter) submit(ctx context.Context, p Peer, chain string, st *submit
 func (s *Submitter) hold(r ProbeResult) {
 	s.l.Hold(r.Chain, r.Reason())
 	s.log.Error("chain held: "+r.Reason(), "chain", r.Chain, "witness", r.Peer, "verdict", string(r.Verdict), "ours", r.Ours, "theirs", r.Theirs)
+}
+
+// ours is chain's newest signed size: the ledger's, which may be ahead of
+// what Run has taken from TakeSigned yet.
+func (s *Submitter) ours(chain string) uint64 {
+	return max(s.heads[chain], s.l.Heads()[chain].Size)
 }
 
 func isStatus(err error, status int) bool {
