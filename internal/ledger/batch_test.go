@@ -479,7 +479,10 @@ func TestWitnessQuorumPicksTheNewestCosignedCheckpoint(t *testing.T) {
 		{1, 0, 5}, {1, 4, 5}, {1, 5, 6},
 		{3, 0, 6}, {0, 0, 6},
 	} {
-		e.l.cfg.WitnessQuorum = c.quorum // read only by Proof; no other goroutine runs one here
+		if e.quorum != c.quorum { // the newest checkpoint meeting it is found at Open
+			e.quorum = c.quorum
+			e.reopen()
+		}
 		r, err := e.l.Proof(ctx, "t", c.seq, 0)
 		if err != nil {
 			t.Fatal(err)

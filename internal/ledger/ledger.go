@@ -74,9 +74,10 @@ type Ledger struct {
 	lost   map[string]Head
 	headsQ chan headsWrite // to the heads writer, which the committer starts and stops
 
-	signed *signedSet // chains with a new checkpoint, for the witness submitter
-	watch  watchers   // open Watchers (watch.go): every chain change, own and mirrored
-	holds  holdSet    // chains whose writes wait for their peers (hold.go)
+	signed *signedSet  // chains with a new checkpoint, for the witness submitter
+	watch  watchers    // open Watchers (watch.go): every chain change, own and mirrored
+	quorum quorumSizes // newest checkpoint meeting WitnessQuorum per chain (witnessed.go)
+	holds  holdSet     // chains whose writes wait for their peers (hold.go)
 }
 
 // chainState is the committed state of a chain, as the committer will extend
@@ -209,6 +210,9 @@ func Open(ctx context.Context, s store.Store, cfg Config) (*Ledger, error) {
 		return nil, fmt.Errorf("open ledger: %w", err)
 	}
 	if err := l.backfillBatchPoints(ctx); err != nil {
+		return nil, fmt.Errorf("open ledger: %w", err)
+	}
+	if err := l.loadQuorumSizes(ctx); err != nil {
 		return nil, fmt.Errorf("open ledger: %w", err)
 	}
 	go l.commitLoop()

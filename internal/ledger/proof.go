@@ -43,7 +43,7 @@ func (l *Ledger) Proof(ctx context.Context, chain string, seq, treeSize uint64) 
 			return err
 		}
 		if treeSize == 0 && l.cfg.WitnessQuorum > 0 {
-			if qs, qn, ok, err := quorumCheckpoint(tx, cs, seq, l.cfg.WitnessQuorum); err != nil {
+			if qs, qn, ok, err := l.quorumCheckpoint(tx, cs, seq); err != nil {
 				return err
 			} else if ok {
 				size, note = qs, qn
@@ -129,20 +129,17 @@ func (l *Ledger) Consistency(ctx context.Context, chain string, oldSize, newSize
 	return hashes, note, err
 }
 
-// quorumCheckpoint finds the newest stored checkpoint of the chain, up to
-// its head, that covers seq and holds at least quorum cosignature lines,
-// and returns its size and served note (ok false when there is none). It
-// reads the chain's kept checkpoints in one pass.
-func quorumCheckpoint(tx store.ReadTx, cs *chainState, seq uint64, quorum int) (size uint64, note []byte, ok bool, err error) {
-	var best store.StoredCheckpoint
-	err = tx.Checkpoints(cs.meta.Key(), func(cp store.StoredCheckpoint) error {
-		if cp.Size > seq && cp.Size <= cs.headSize && bytes.Count(cp.Cosignatures, []byte("\n")) >= quorum {
-			best, ok = cp, true
-		}
-		return nil
-	})
-	if err != nil || !ok {
+// quorumCheckpoint returns the newest checkpoint of the chain that holds
+// at least the quorum of cosignatures, when it covers seq (ok false when
+// there is none, or it does not: a newer one covering seq would be newer).
+func (l *Ledger) quorumCheckpoint(tx store.ReadTx, cs *chainState, seq uint64) (size uint64, note []byte, ok bool, err error) {
+	size = l.quorum.newest(cs.meta.Key())
+	if size <= seq || size > cs.headSize {
+		return 0, nil, false, nil
+	}
+	cp, found, err := tx.Checkpoint(cs.meta.Key(), size)
+	if err != nil || !found {
 		return 0, nil, false, err
 	}
-	return best.Size, append(bytes.Clone(best.Note), best.Cosignatures...), true, nil
+	return size, append(bytes.Clone(cp.Note), cp.Cosignatures...), true, nil
 }

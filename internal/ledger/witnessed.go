@@ -3,6 +3,7 @@ package ledger
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"maps"
 	"sync"
 
@@ -62,7 +63,12 @@ func (l *Ledger) AddCosignature(ctx context.Context, chain string, size uint64, 
 	if !ok {
 		return wire.Errorf(wire.CodeInvalid, "not a signature line: %q", line)
 	}
-	return l.updateCheckpoint(ctx, chain, size, func(cs *chainState, cp *store.StoredCheckpoint) error {
+	var (
+		key   store.ChainKey
+		count int
+	)
+	err := l.updateCheckpoint(ctx, chain, size, func(cs *chainState, cp *store.StoredCheckpoint) error {
+		key = cs.meta.Key()
 		var lines [][]byte
 		for l := range bytes.Lines(cp.Cosignatures) {
 			if n, _ := cosignatureName(string(l)); n != name {
@@ -74,6 +80,66 @@ func (l *Ledger) AddCosignature(ctx context.Context, chain string, size uint64, 
 		}
 		lines = append(lines, []byte(line+"\n"))
 		cp.Cosignatures = bytes.Join(lines, nil)
+		count = len(lines)
+		return nil
+	})
+	if err == nil {
+		l.quorum.cosigned(key, size, count, l.cfg.WitnessQuorum)
+	}
+	return err
+}
+
+// quorumSizes remembers, per chain homed here, the size of the newest
+// checkpoint holding at least Config.WitnessQuorum cosignatures, so that
+// rproof finds it without reading every kept checkpoint: cosignatures are
+// only ever added, so the newest such size only grows.
+type quorumSizes struct {
+	mu    sync.Mutex
+	sizes map[store.ChainKey]uint64
+}
+
+func (q *quorumSizes) cosigned(k store.ChainKey, size uint64, count, quorum int) {
+	if quorum <= 0 || count < quorum {
+		return
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.sizes == nil {
+		q.sizes = map[store.ChainKey]uint64{}
+	}
+	if size > q.sizes[k] {
+		q.sizes[k] = size
+	}
+}
+
+func (q *quorumSizes) newest(k store.ChainKey) uint64 {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.sizes[k]
+}
+
+// loadQuorumSizes reads, once at Open, the newest checkpoint of each chain
+// homed here that meets the quorum.
+func (l *Ledger) loadQuorumSizes(ctx context.Context) error {
+	if l.cfg.WitnessQuorum <= 0 {
+		return nil
+	}
+	l.mu.RLock()
+	keys := make([]store.ChainKey, 0, len(l.chains))
+	for _, cs := range l.chains {
+		keys = append(keys, cs.meta.Key())
+	}
+	l.mu.RUnlock()
+	return l.store.View(ctx, func(tx store.ReadTx) error {
+		for _, k := range keys {
+			err := tx.Checkpoints(k, func(cp store.StoredCheckpoint) error {
+				l.quorum.cosigned(k, cp.Size, bytes.Count(cp.Cosignatures, []byte("\n")), l.cfg.WitnessQuorum)
+				return nil
+			})
+			if err != nil {
+				return fmt.Errorf("chain %s: read kept checkpoints: %w", k.Name, err)
+			}
+		}
 		return nil
 	})
 }
