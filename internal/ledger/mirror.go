@@ -339,13 +339,37 @@ func (l *Ledger) checkMirrorEntry(tx store.ReadTx, m store.ChainMeta, raw []byte
 	return e, rec, nil
 }
 
+// MaxForks bounds the fork evidence kept per mirrored chain: the first
+// forks prove the home signed two histories; a home that keeps offering
+// them must not fill the mirror's disk. Later ones are logged, not kept,
+// and so is a replay of an offered checkpoint kept already (a genuine
+// checkpoint beside a bad proof).
+const MaxForks = 32
+
 // keepFork stores fork evidence in a transaction of its own (the batch's
 // was rolled back) and raises the alarm.
 func (l *Ledger) keepFork(ctx context.Context, k store.ChainKey, f store.Fork) {
-	err := l.store.Update(context.WithoutCancel(ctx), func(tx store.WriteTx) error { return tx.PutFork(k, f) })
+	stored := false
+	err := l.store.Update(context.WithoutCancel(ctx), func(tx store.WriteTx) error {
+		n := 0
+		err := tx.Forks(k, func(old store.Fork) error {
+			if n++; bytes.Equal(old.Offered, f.Offered) {
+				n = MaxForks // a replay of evidence kept already
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if n >= MaxForks {
+			return nil
+		}
+		stored = true
+		return tx.PutFork(k, f)
+	})
 	l.log.Error("fork: a home offered a history inconsistent with the one mirrored here",
 		"origin", k.Origin, "chain", k.Name, "reason", f.Reason,
-		"held", string(f.Held), "offered", string(f.Offered), "stored", err == nil)
+		"held", string(f.Held), "offered", string(f.Offered), "stored", err == nil && stored)
 	if err != nil {
 		l.log.Error("fork evidence not stored", "origin", k.Origin, "chain", k.Name, "err", err)
 	}

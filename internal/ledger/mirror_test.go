@@ -369,8 +369,27 @@ func TestMirrorForksAreConflictsWithBothCheckpointsKept(t *testing.T) {
 			t.Fatalf("%s: the mirror holds %d entries after a fork, want 3", tc.name, n)
 		}
 	}
+	// A replay keeps nothing more; new evidence is kept up to MaxForks.
+	if _, err := b.l.Mirror(ctx, badProof); !errors.Is(err, wire.ErrConflict) {
+		t.Fatalf("replayed bad proof: %v, want ERR conflict", err)
+	}
+	if forks, _ := b.l.Forks(ctx, homeT); len(forks) != len(cases) {
+		t.Fatalf("a replayed fork was kept again: %d forks", len(forks))
+	}
+	for i := range MaxForks {
+		a.appendN("t", 5+i, 1)
+		bp := batchOf(t, a, "t", 3)
+		bp.Proof = append([][]byte(nil), bp.Proof...)
+		bp.Proof[0] = bytes.Repeat([]byte{2}, 32)
+		if _, err := b.l.Mirror(ctx, bp); !errors.Is(err, wire.ErrConflict) {
+			t.Fatalf("bad proof %d: %v, want ERR conflict", i, err)
+		}
+	}
+	if forks, _ := b.l.Forks(ctx, homeT); len(forks) != MaxForks {
+		t.Fatalf("%d forks kept, want at most %d", len(forks), MaxForks)
+	}
 	// The honest batch still goes in after the forks.
-	mirrorOK(t, b, batchOf(t, a, "t", 3), 5)
+	mirrorOK(t, b, batchOf(t, a, "t", 3), 5+MaxForks)
 }
 
 func TestMirrorChainSurvivesRestartWithItsChecks(t *testing.T) {

@@ -234,7 +234,7 @@ func (w *Witness) addCheckpoint(ctx context.Context, body []byte) answer {
 			}
 		}
 		if fork != nil {
-			return tx.AddWitnessFork(*fork)
+			return keepWitnessFork(tx, *fork)
 		}
 		if res.status != 0 {
 			return nil
@@ -266,4 +266,27 @@ func (w *Witness) fork(origin, reason string, held, offered []byte) *store.Witne
 		Origin: origin, Ms: uint64(w.now().UnixMilli()), Reason: reason,
 		Held: bytes.Clone(held), Offered: bytes.Clone(offered),
 	}
+}
+
+// MaxWitnessForks bounds the fork evidence kept per log origin. A fork
+// needs a checkpoint the log signed, but a bad proof beside a genuine
+// checkpoint is enough for a 422, so anyone could replay one: the same
+// offered note is kept once, and at most this many per origin.
+const MaxWitnessForks = 32
+
+func keepWitnessFork(tx store.WriteTx, f store.WitnessFork) error {
+	n := 0
+	err := tx.WitnessForks(func(old store.WitnessFork) error {
+		if old.Origin != f.Origin {
+			return nil
+		}
+		if n++; bytes.Equal(old.Offered, f.Offered) {
+			n = MaxWitnessForks // kept already
+		}
+		return nil
+	})
+	if err != nil || n >= MaxWitnessForks {
+		return err
+	}
+	return tx.AddWitnessFork(f)
 }

@@ -454,3 +454,31 @@ func TestAddCheckpointChunkedBodyOverLimitIs413(t *testing.T) {
 		t.Errorf("chunked 128 KiB: %d %q, want 413", resp.StatusCode, got)
 	}
 }
+
+// TestForkEvidenceIsKeptOnceAndBounded: a bad proof beside a genuine
+// checkpoint is a 422 anyone can replay. The same offered note is kept
+// once, and at most MaxWitnessForks notes per origin, so replays cannot
+// fill the witness's disk.
+func TestForkEvidenceIsKeptOnceAndBounded(t *testing.T) {
+	e := newWitnessEnv(t)
+	if r := e.post(t, body(0, nil, e.log.checkpoint(t, 4, e.log.signer))); r.status != 200 {
+		t.Fatalf("first submission: %+v", r)
+	}
+	bad := func(n int64) string { return body(4, e.log.proof(t, 2, n), e.log.checkpoint(t, n, e.log.signer)) }
+	for range 3 {
+		if r := e.post(t, bad(8)); r.status != 422 {
+			t.Fatalf("bad proof: %+v, want 422", r)
+		}
+	}
+	if got := len(e.forks(t)); got != 1 {
+		t.Fatalf("the same fork three times kept %d times, want once", got)
+	}
+	for n := int64(9); n < 9+MaxWitnessForks+5; n++ {
+		if r := e.post(t, bad(n)); r.status != 422 {
+			t.Fatalf("bad proof for size %d: %+v, want 422", n, r)
+		}
+	}
+	if got := len(e.forks(t)); got != MaxWitnessForks {
+		t.Fatalf("%d forks kept, want the first %d", got, MaxWitnessForks)
+	}
+}
