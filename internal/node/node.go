@@ -210,7 +210,7 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 		return nil, err
 	}
 	if cfg.HTTP != nil {
-		if n.web, err = openWeb(st, id, peers, cfg); err != nil {
+		if n.web, err = openWeb(st, id, peers.Following(l), cfg); err != nil {
 			return nil, err
 		}
 	}
@@ -238,7 +238,7 @@ func openSetupToken(ctx context.Context, dir datadir.Dir, accounts *auth.Store, 
 // openWeb makes the HTTP server with the witness endpoint: the witness
 // signs as vserv/<server-id> with the identity key (DESIGN §5.3), for the
 // logs of the peer table (`ihost` role log) and of cfg.WitnessLogs.
-func openWeb(st store.Store, id *secure.Identity, peers *replic.Peers, cfg Config) (*web.Server, error) {
+func openWeb(st store.Store, id *secure.Identity, peers replic.Logs, cfg Config) (*web.Server, error) {
 	logs := replic.AnyLogs{peers}
 	if cfg.WitnessLogs != nil {
 		logs = append(logs, cfg.WitnessLogs)

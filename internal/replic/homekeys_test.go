@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"crypto/rand"
+	"golang.org/x/mod/sumdb/note"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -72,7 +73,7 @@ func openLedger(t *testing.T, priv ed25519.PrivateKey) *ledger.Ledger {
 
 func TestFollowRotationsAddsTheKeysAMirroredKeysChainLeadsTo(t *testing.T) {
 	k0pub, k0, _ := ed25519.GenerateKey(rand.Reader)
-	k1pub, _, _ := ed25519.GenerateKey(rand.Reader)
+	k1pub, k1, _ := ed25519.GenerateKey(rand.Reader)
 	_, mirrorKey, _ := ed25519.GenerateKey(rand.Reader)
 	home, mirror := openLedger(t, k0), openLedger(t, mirrorKey)
 	origin := secure.ServerIDOf(k0pub)
@@ -112,5 +113,29 @@ func TestFollowRotationsAddsTheKeysAMirroredKeysChainLeadsTo(t *testing.T) {
 	keys, err = replic.FollowRotations(t.Context(), mirror, origin, []ed25519.PublicKey{otherPub})
 	if err != nil || len(keys) != 1 || !has(keys, otherPub) {
 		t.Fatalf("FollowRotations from an unknown key = %d keys, %v; want it alone", len(keys), err)
+	}
+
+	// A witness pinned to k0 for the home's chain c accepts a checkpoint
+	// signed by k1, the key the home rotated to; the peer table alone does not.
+	peers, _, _ := open(t)
+	logOrigin := verify.OriginLine(origin, "c")
+	if _, err := peers.Add(t.Context(), replic.Spec{Peer: logOrigin, Role: replic.RoleLog, Key: secure.PublicKeyText(k0pub)}); err != nil {
+		t.Fatal(err)
+	}
+	cp, err := verify.SignCheckpoint(verify.Checkpoint{Origin: logOrigin, Size: 1, Root: verify.LeafHash([]byte("x"))}, verify.NewNoteSigner(logOrigin, k1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		logs replic.Logs
+		want bool
+	}{{peers.Following(mirror), true}, {peers, false}} {
+		vs, ok, err := c.logs.Verifiers(t.Context(), logOrigin)
+		if err != nil || !ok {
+			t.Fatalf("Verifiers(%s) = %v, %v", logOrigin, ok, err)
+		}
+		if _, err := note.Open(cp, vs); (err == nil) != c.want {
+			t.Fatalf("%T: a checkpoint signed by the rotated-to key opens: %v, want %v", c.logs, err == nil, c.want)
+		}
 	}
 }

@@ -2,11 +2,13 @@ package replic
 
 import (
 	"context"
+	"crypto/ed25519"
 	"fmt"
 	"strings"
 
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/vserv/vserv/internal/ledger"
 	"github.com/vserv/vserv/internal/secure"
 	"github.com/vserv/vserv/verify"
 )
@@ -49,6 +51,43 @@ func (p *Peers) Verifiers(ctx context.Context, origin string) (note.Verifiers, b
 	}
 	if len(vs) == 0 {
 		return nil, false, nil
+	}
+	return note.VerifierList(vs...), true, nil
+}
+
+// Following returns the peer table's logs with, for a vserv origin
+// vserv/<server-id>/<chain>, the keys the home rotated to from a pinned key
+// as its keys chain mirrored in l records them (FollowRotations), so that a
+// witness keeps cosigning a home across a key rotation.
+func (p *Peers) Following(l *ledger.Ledger) Logs { return followingLogs{p, l} }
+
+type followingLogs struct {
+	p *Peers
+	l *ledger.Ledger
+}
+
+func (f followingLogs) Verifiers(ctx context.Context, origin string) (note.Verifiers, bool, error) {
+	peers, err := f.p.List(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	var keys []ed25519.PublicKey
+	for _, peer := range peers {
+		if peer.Role == RoleLog && peer.Peer == origin {
+			keys = append(keys, peer.Key)
+		}
+	}
+	if len(keys) == 0 {
+		return nil, false, nil
+	}
+	if id, _, ok := strings.Cut(strings.TrimPrefix(origin, "vserv/"), "/"); ok && strings.HasPrefix(origin, "vserv/") {
+		if keys, err = FollowRotations(ctx, f.l, id, keys); err != nil {
+			return nil, false, err
+		}
+	}
+	vs := make([]note.Verifier, len(keys))
+	for i, k := range keys {
+		vs[i] = verify.NewNoteVerifier(origin, k)
 	}
 	return note.VerifierList(vs...), true, nil
 }
