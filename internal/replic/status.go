@@ -25,4 +25,6 @@ type ChainStatus struct {
 	// Refused says the peer presented another key than the pinned one (or
 	// refused our sign-in): nothing is exchanged until the entry changes.
 	Refused bool
+
+	behindSince time.Time // RoleHome: when we learnt we lack entries
 }
