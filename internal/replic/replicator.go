@@ -243,7 +243,7 @@ func (r *Replicator) Pushed(account, origin, chain string, hops, size uint64, er
 		}
 		st := r.statusLocked(w, full)
 		if err != nil {
-			st.LastError = "rpush: " + clipErr(err)
+			st.setError("rpush: "+clipErr(err), r.now())
 			if errors.Is(err, wire.ErrNotFound) {
 				w.pull()
 			}
@@ -505,13 +505,15 @@ func (w *worker) fail(err error, refused bool) {
 	seen := false
 	for k, st := range w.r.status {
 		if k.row == w.row {
-			st.LastError, st.Refused, seen = text, refused, true
+			st.Refused, seen = refused, true
+			st.setError(text, w.r.now())
 		}
 	}
 	if !seen {
 		for _, c := range w.p.Chains {
 			st := w.r.statusLocked(w, c)
-			st.LastError, st.Refused = text, refused
+			st.Refused = refused
+			st.setError(text, w.r.now())
 		}
 	}
 }
@@ -547,7 +549,7 @@ func (w *worker) pushAll(ctx context.Context, log *slog.Logger) error {
 	for _, t := range w.targets() {
 		if err := w.push(ctx, log, t); err != nil {
 			full := verify.OriginLine(t.origin, t.info.Name)
-			w.r.update(w, full, func(st *ChainStatus) { st.LastError = clipErr(err) })
+			w.r.update(w, full, func(st *ChainStatus) { st.setError(clipErr(err), w.r.now()) })
 			if transport(err) {
 				return err
 			}
@@ -682,7 +684,7 @@ func (w *worker) pullAll(ctx context.Context, log *slog.Logger) error {
 		if err := w.pullChain(ctx, log, origin, ci); err != nil {
 			w.behind = true
 			full := verify.OriginLine(origin, ci.Name)
-			w.r.update(w, full, func(st *ChainStatus) { st.LastError = clipErr(err) })
+			w.r.update(w, full, func(st *ChainStatus) { st.setError(clipErr(err), w.r.now()) })
 			if transport(err) {
 				return err
 			}
@@ -694,7 +696,7 @@ func (w *worker) pullAll(ctx context.Context, log *slog.Logger) error {
 
 func (w *worker) failChains(err error) {
 	for _, c := range w.p.Chains {
-		w.r.update(w, verify.OriginLine(w.c.ServerID(), c), func(st *ChainStatus) { st.LastError = clipErr(err) })
+		w.r.update(w, verify.OriginLine(w.c.ServerID(), c), func(st *ChainStatus) { st.setError(clipErr(err), w.r.now()) })
 	}
 }
 
