@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/vserv/vserv/client"
 	"github.com/vserv/vserv/internal/ledger"
@@ -109,6 +110,7 @@ func (r *Replicator) Run(ctx context.Context) error {
 		if now := time.Now(); !now.Before(nextPeers) {
 			nextPeers = now.Add(peersEvery)
 			r.syncWorkers(ctx, &wg)
+			r.refreshLag(ctx)
 		}
 		// After a commit or a mirrored batch, the mirrors push again.
 		changed := false
@@ -174,6 +176,43 @@ func (r *Replicator) syncWorkers(ctx context.Context, wg *sync.WaitGroup) {
 		if !live[k.row] {
 			delete(r.status, k)
 		}
+	}
+}
+
+// refreshLag brings the lag of every status row up to date between
+// exchanges: a mirror that is down lags more with each commit here, and the
+// entries a mirror end lacks grow older.
+func (r *Replicator) refreshLag(ctx context.Context) {
+	type row struct {
+		k          statusKey
+		size, want uint64
+	}
+	var mirrors []row
+	now := r.now()
+	r.mu.Lock()
+	for k, st := range r.status {
+		switch {
+		case st.Role == RoleMirror:
+			mirrors = append(mirrors, row{k, st.Size, st.Want})
+		case st.LagEntries > 0 && !st.behindSince.IsZero():
+			st.LagSeconds = now.Sub(st.behindSince).Seconds()
+		}
+	}
+	r.mu.Unlock()
+	for _, m := range mirrors {
+		c, err := r.l.Chain(m.k.chain)
+		if err != nil {
+			continue
+		}
+		want, age := max(c.Size, m.want), 0.0
+		if m.size < want {
+			age = r.entryAge(ctx, m.k.chain, m.size)
+		}
+		r.mu.Lock()
+		if st := r.status[m.k]; st != nil {
+			st.Want, st.LagEntries, st.LagSeconds = want, want-min(st.Size, want), age
+		}
+		r.mu.Unlock()
 	}
 }
 
@@ -243,7 +282,7 @@ func (r *Replicator) Pushed(account, origin, chain string, hops, size uint64, er
 		}
 		st := r.statusLocked(w, full)
 		if err != nil {
-			st.setError("rpush: "+clipErr(err), r.now())
+			st.setError("rpush: "+errText(err), r.now())
 			if errors.Is(err, wire.ErrNotFound) {
 				w.pull()
 			}
@@ -440,18 +479,25 @@ func (w *worker) connect(ctx context.Context, log *slog.Logger) error {
 		ServerKey: secure.PublicKeyText(w.p.Key), ConnectTimeout: connectTimeout, Timeout: callTimeout,
 	})
 	if err != nil {
-		refused := errors.Is(err, client.ErrHostKeyChanged)
-		if refused {
-			w.warnRefused(log, "the peer presented another key than the pinned one: "+err.Error())
-		} else if ctx.Err() == nil {
+		if errors.Is(err, client.ErrHostKeyChanged) {
+			err = fmt.Errorf("refused: the peer presented another key than the pinned one: %w", err)
+			w.warnRefused(log, err.Error())
+			w.fail(err, true)
+			return err
+		}
+		if ctx.Err() == nil {
 			log.Debug("replicate: connect", "err", err)
 		}
-		w.fail(fmt.Errorf("connect: %w", err), refused)
+		w.fail(fmt.Errorf("connect: %w", err), false)
 		return err
 	}
 	err = func() error {
-		if _, err := c.Login(ctx, user, pass); err != nil {
+		l, err := c.Login(ctx, user, pass)
+		if err != nil {
 			return fmt.Errorf("login as %s: %w", user, err)
+		}
+		if !l.Needs2FA {
+			return nil // not a peer account there (an older server): nothing to sign
 		}
 		if err := c.PeerAuth(ctx, w.r.id.Key); err != nil {
 			return fmt.Errorf("pauth as %s: %w", user, err)
@@ -462,7 +508,8 @@ func (w *worker) connect(ctx context.Context, log *slog.Logger) error {
 		c.Close()
 		refused := errors.Is(err, wire.ErrAuth) || errors.Is(err, wire.ErrPerm)
 		if refused {
-			w.warnRefused(log, "the peer refused our sign-in: "+err.Error())
+			err = fmt.Errorf("refused: the peer refused our sign-in: %w", err)
+			w.warnRefused(log, err.Error())
 		}
 		w.fail(err, refused)
 		return err
@@ -496,7 +543,7 @@ func (w *worker) fail(err error, refused bool) {
 	}
 	w.next = time.Now().Add(w.backoff)
 	w.behind = true
-	text := clipErr(err)
+	text := errText(err)
 	w.r.mu.Lock()
 	defer w.r.mu.Unlock()
 	if w.r.workers[w.row] != w {
@@ -511,11 +558,37 @@ func (w *worker) fail(err error, refused bool) {
 	}
 	if !seen {
 		for _, c := range w.p.Chains {
-			st := w.r.statusLocked(w, c)
+			st := w.r.statusLocked(w, w.placeholder(c))
 			st.Refused = refused
 			st.setError(text, w.r.now())
 		}
 	}
+}
+
+// maxStatusError bounds ChainStatus.LastError.
+const maxStatusError = 300
+
+// errText is err's text for the status, at most maxStatusError bytes.
+func errText(err error) string {
+	s := err.Error()
+	if len(s) <= maxStatusError {
+		return s
+	}
+	n := maxStatusError
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
+}
+
+// placeholder is the full origin a chain of the entry has before the
+// session says more: ours for a mirror, the pinned key's server-id for a
+// home.
+func (w *worker) placeholder(chain string) string {
+	if w.p.Role == RoleHome {
+		return verify.OriginLine(verify.ServerIDFromKey(w.p.Key), chain)
+	}
+	return verify.OriginLine(w.r.id.ServerID, chain)
 }
 
 // transport reports whether err broke the session (anything but an ERR
@@ -549,7 +622,7 @@ func (w *worker) pushAll(ctx context.Context, log *slog.Logger) error {
 	for _, t := range w.targets() {
 		if err := w.push(ctx, log, t); err != nil {
 			full := verify.OriginLine(t.origin, t.info.Name)
-			w.r.update(w, full, func(st *ChainStatus) { st.setError(clipErr(err), w.r.now()) })
+			w.r.update(w, full, func(st *ChainStatus) { st.setError(errText(err), w.r.now()) })
 			if transport(err) {
 				return err
 			}
@@ -684,7 +757,7 @@ func (w *worker) pullAll(ctx context.Context, log *slog.Logger) error {
 		if err := w.pullChain(ctx, log, origin, ci); err != nil {
 			w.behind = true
 			full := verify.OriginLine(origin, ci.Name)
-			w.r.update(w, full, func(st *ChainStatus) { st.setError(clipErr(err), w.r.now()) })
+			w.r.update(w, full, func(st *ChainStatus) { st.setError(errText(err), w.r.now()) })
 			if transport(err) {
 				return err
 			}
@@ -696,7 +769,7 @@ func (w *worker) pullAll(ctx context.Context, log *slog.Logger) error {
 
 func (w *worker) failChains(err error) {
 	for _, c := range w.p.Chains {
-		w.r.update(w, verify.OriginLine(w.c.ServerID(), c), func(st *ChainStatus) { st.setError(clipErr(err), w.r.now()) })
+		w.r.update(w, verify.OriginLine(w.c.ServerID(), c), func(st *ChainStatus) { st.setError(errText(err), w.r.now()) })
 	}
 }
 
