@@ -79,8 +79,14 @@ const backfillChunk = 1024
 // signed from the stored Merkle nodes. It runs at Open, before the
 // committer, and is idempotent: with nothing missing it costs one lookup per
 // batch point.
+//
+// It needs the heads file: without one (offline tools, such as `vserv
+// resume` reporting before any decision) a rolled-back database that
+// diverged from what was signed would go unnoticed, and a backfilled
+// checkpoint could then give one size a second root. Such a ledger signs
+// nothing at Open.
 func (l *Ledger) backfillBatchPoints(ctx context.Context) error {
-	if l.ring.fault != "" {
+	if l.ring.fault != "" || l.cfg.HeadsFile == "" {
 		return nil // nothing may be signed
 	}
 	for name, cs := range l.chains {

@@ -95,7 +95,7 @@ func sizes(cps map[uint64]store.StoredCheckpoint) []uint64 {
 
 func TestCommitSignsAndKeepsEveryBatchPoint(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
+	e := newHeadsEnv(t) // with a heads file, Open would backfill what is missing
 	// One append crossing two batch points, then appends of 100 (crossing
 	// 384 inside one), then one ending exactly at a batch point.
 	e.appendN("t", 0, 300)
@@ -147,7 +147,7 @@ func TestCommitSignsAndKeepsEveryBatchPoint(t *testing.T) {
 
 func TestOpenBackfillsMissingBatchPoints(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
+	e := newHeadsEnv(t)
 	e.appendN("t", 0, 600)
 	before := stored(t, e, testKey("t"))
 	// A database from before batch points: only the heads and milestones.
@@ -166,6 +166,15 @@ func TestOpenBackfillsMissingBatchPoints(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Without a heads file nothing is signed at Open.
+	heads := e.heads
+	e.heads = ""
+	e.open()
+	if got := stored(t, e, testKey("t")); len(got) != 2 {
+		t.Fatalf("a ledger without a heads file backfilled: %v", sizes(got))
+	}
+	e.close()
+	e.heads = heads
 	logs := &syncBuffer{}
 	e.logs = logs
 	e.open()
