@@ -15,6 +15,7 @@ import (
 	"github.com/vserv/vserv/internal/auth"
 	"github.com/vserv/vserv/internal/datadir"
 	"github.com/vserv/vserv/internal/files"
+	"github.com/vserv/vserv/internal/ledger"
 	"github.com/vserv/vserv/internal/node"
 	"github.com/vserv/vserv/internal/replic"
 	"github.com/vserv/vserv/internal/server"
@@ -34,6 +35,7 @@ type serveOptions struct {
 	showVersion bool
 	http        string
 	witnessLogs []string
+	quorum      int
 	maxConns    int
 	maxConnsIP  int
 	rateIP      float64
@@ -89,6 +91,7 @@ func (o *serveOptions) register(cmd *cobra.Command) {
 	f.BoolVarP(&o.showVersion, "version", "V", false, "print the version and exit")
 	f.StringVar(&o.http, "http", defaultHTTP, "HTTP address (the witness endpoint; later the web panel and metrics), or off")
 	f.StringArrayVar(&o.witnessLogs, "witness-log", nil, "witness this log: ORIGIN=KEY, KEY its public key or signed-note vkey (repeatable; beside the logs of ihost role log)")
+	f.IntVar(&o.quorum, "witness-quorum", 0, "rproof without a tree size proves against the newest checkpoint holding at least K witness cosignatures (0: the newest checkpoint)")
 	f.IntVar(&o.maxConns, "max-conns", 4096, "most connections in total")
 	f.IntVar(&o.maxConnsIP, "max-conns-ip", 64, "most connections from one IP address (IPv6: one /64)")
 	f.Float64Var(&o.rateIP, "rate-ip", 20, "new connections plus handshakes per second allowed from one IP")
@@ -164,6 +167,9 @@ func serve(cmd *cobra.Command, o *serveOptions) error {
 	if o.quotaBytes < 0 || o.quotaFiles < 0 || o.quotaTotal < 0 {
 		return usage("quotas cannot be negative")
 	}
+	if o.quorum < 0 || o.quorum > ledger.MaxCosignatures {
+		return usage("--witness-quorum %d: want 0 to %d", o.quorum, ledger.MaxCosignatures)
+	}
 	if o.testKDF && o.production {
 		return usage("--test-kdf is refused in production mode")
 	}
@@ -204,7 +210,7 @@ func serve(cmd *cobra.Command, o *serveOptions) error {
 	cfg := node.Config{
 		DataRoot: o.dataroot, Production: o.production, Logger: logger,
 		Quotas: files.Quotas{UserBytes: o.quotaBytes, UserFiles: o.quotaFiles, TotalBytes: o.quotaTotal},
-		HTTP:   httpLn, WitnessLogs: logs,
+		HTTP:   httpLn, WitnessLogs: logs, WitnessQuorum: o.quorum,
 		TCP: server.Config{
 			Site: o.site, Version: version.String(), MaxConns: o.maxConns, MaxConnsIP: o.maxConnsIP,
 			RateIP: o.rateIP, MaxMsg: o.maxMsg, IdleTimeout: time.Duration(o.idle) * time.Second,

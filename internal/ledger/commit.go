@@ -278,6 +278,9 @@ type chainWork struct {
 	// ids are the record ids rows holds, for the duplicate check of the
 	// group's later batches (the store has not seen them yet).
 	ids map[[16]byte]pendingRef
+	// points are the batch points (batch.go) the group's appends passed,
+	// with the root there, taken from the compact range while appending.
+	points []batchPoint
 }
 
 type pendingRef struct {
@@ -342,6 +345,11 @@ func (l *Ledger) commitGroup(group []*appendJob) {
 			if err := l.storeCheckpoint(tx, w.chainState); err != nil {
 				return fmt.Errorf("chain %q: checkpoint: %w", name, err)
 			}
+			// After the new head, so that putHead compared it with the
+			// previous head, not with a batch point below it.
+			if err := l.storeBatchPoints(tx, w); err != nil {
+				return fmt.Errorf("chain %q: checkpoint: %w", name, err)
+			}
 		}
 		for name := range work {
 			if !touched[name] {
@@ -367,6 +375,7 @@ func (l *Ledger) commitGroup(group []*appendJob) {
 		l.mu.Unlock()
 		for name, cs := range committed {
 			l.signed.notify(name, cs.headSize)
+			l.notifyWatchers(cs.meta.Key(), cs.headSize)
 		}
 	}
 	reply := func() {
@@ -537,6 +546,13 @@ func (l *Ledger) apply(tx store.WriteTx, work map[string]*chainWork, touched map
 		if err := w.rng.Append(p.leaf[:], visit); err != nil {
 			return nil, err
 		}
+		if end := w.rng.End(); isBatchPoint(end) {
+			root, err := rootOf(w.rng)
+			if err != nil {
+				return nil, err
+			}
+			w.points = append(w.points, batchPoint{size: end, root: root})
+		}
 	}
 	if state != nil {
 		if err := state.flush(); err != nil {
@@ -573,7 +589,7 @@ func (l *Ledger) storeCheckpoint(tx store.WriteTx, w *chainState) error {
 
 // putHead stores a chain's new newest checkpoint and drops the previous
 // newest unless it is one to keep (§4.4): the first to reach or pass each
-// multiple of 1,000, and every one marked kept.
+// multiple of 1,000, every batch point (batch.go), and every one marked kept.
 func putHead(tx store.WriteTx, k store.ChainKey, size uint64, note []byte) error {
 	prev, hadPrev, err := tx.LatestCheckpoint(k)
 	if err != nil {
@@ -582,6 +598,9 @@ func putHead(tx store.WriteTx, k store.ChainKey, size uint64, note []byte) error
 	var keep store.Keep
 	if !hadPrev || size/1000 > prev.Size/1000 {
 		keep = store.KeepMilestone
+	}
+	if isBatchPoint(size) {
+		keep |= store.KeepBatchPoint
 	}
 	if err := tx.PutCheckpoint(k, store.StoredCheckpoint{Size: size, Note: note, Keep: keep}); err != nil {
 		return err

@@ -45,6 +45,7 @@ type env struct {
 	serverID string
 	logs     io.Writer
 	homeKeys func(string) []ed25519.PublicKey
+	quorum   int // Config.WitnessQuorum
 }
 
 func openDB(t testing.TB, path string) *bbolt.DB {
@@ -106,7 +107,7 @@ func (e *env) open() {
 		logs = e.logs
 	}
 	l, err := Open(context.Background(), e.st, Config{ServerID: id, Signer: signer, Now: e.clock.now,
-		Logger: slog.New(slog.NewTextHandler(logs, nil)), HeadsFile: e.heads, HomeKeys: e.homeKeys})
+		Logger: slog.New(slog.NewTextHandler(logs, nil)), HeadsFile: e.heads, HomeKeys: e.homeKeys, WitnessQuorum: e.quorum})
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -39,6 +39,10 @@ type Config struct {
 	// chain mirrored from it; without it (or for a home it does not know)
 	// that checkpoint is only parsed: Mirror verified it before storing it.
 	HomeKeys func(serverID string) []ed25519.PublicKey
+	// WitnessQuorum, when above 0, makes Proof without a tree size use the
+	// newest kept checkpoint that covers the entry and holds at least this
+	// many stored cosignature lines (the newest checkpoint when none does).
+	WitnessQuorum int
 }
 
 // Ledger is the set of chains this server homes: in the store, the chains
@@ -71,6 +75,7 @@ type Ledger struct {
 	headsQ chan headsWrite // to the heads writer, which the committer starts and stops
 
 	signed *signedSet // chains with a new checkpoint, for the witness submitter
+	watch  watchers   // open Watchers (watch.go): every chain change, own and mirrored
 }
 
 // chainState is the committed state of a chain, as the committer will extend
@@ -200,6 +205,9 @@ func Open(ctx context.Context, s store.Store, cfg Config) (*Ledger, error) {
 		return nil, fmt.Errorf("open ledger: %w", err)
 	}
 	if err := l.countersignHeads(ctx); err != nil {
+		return nil, fmt.Errorf("open ledger: %w", err)
+	}
+	if err := l.backfillBatchPoints(ctx); err != nil {
 		return nil, fmt.Errorf("open ledger: %w", err)
 	}
 	go l.commitLoop()

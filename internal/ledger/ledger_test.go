@@ -419,7 +419,20 @@ func TestCheckpointsKept(t *testing.T) {
 	e.l.store.View(ctx, func(tx store.ReadTx) error {
 		return tx.Checkpoints(testKey("t"), func(c store.StoredCheckpoint) error { sizes = append(sizes, c.Size); return nil })
 	})
-	if !slices.Equal(sizes, []uint64{0, 1000, 2000, 2500}) {
+	// The size-0 one, the milestones 1000 and 2000, every batch point
+	// (multiple of BatchEvery) and the newest.
+	want := []uint64{0}
+	for k := uint64(BatchEvery); k < 2500; k += BatchEvery {
+		if k > 1000 && want[len(want)-1] < 1000 {
+			want = append(want, 1000)
+		}
+		if k > 2000 && want[len(want)-1] < 2000 {
+			want = append(want, 2000)
+		}
+		want = append(want, k)
+	}
+	want = append(want, 2500)
+	if !slices.Equal(sizes, want) {
 		t.Fatalf("kept checkpoints %v", sizes)
 	}
 	if err := e.l.KeepCheckpoint(ctx, "t", 2500, nil); err != nil {

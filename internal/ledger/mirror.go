@@ -96,6 +96,8 @@ func (l *Ledger) Mirror(ctx context.Context, b MirrorBatch) (uint64, error) {
 	if err != nil {
 		return 0, wire.Errorf(wire.CodeInvalid, "mirror: checkpoint of %s is not signed by the home's pinned key: %v", origin, err)
 	}
+	// What is stored and served is the note as the home signed it.
+	b.Checkpoint = homeNote(b.Checkpoint, origin)
 
 	// Close waits for a batch being stored, and refuses new ones.
 	l.closeM.RLock()
@@ -129,9 +131,33 @@ func (l *Ledger) Mirror(ctx context.Context, b MirrorBatch) (uint64, error) {
 		return 0, err
 	}
 	l.mu.Lock()
+	grew := cs == nil || w.size != cs.size
 	l.mirrors[k] = w
 	l.mu.Unlock()
+	if grew {
+		l.notifyWatchers(k, w.size)
+	}
 	return w.size, nil
+}
+
+// homeNote is a checkpoint note of origin without the signature lines of
+// other names (witnesses' cosignatures, which a mirror cannot verify): the
+// checkpoint text and the home's own signature lines, whose key name is the
+// origin line, in their order. A mirror stores and serves exactly these
+// bytes, so its rhead is the home's apart from cosignature lines.
+func homeNote(note []byte, origin string) []byte {
+	text, sigs, ok := bytes.Cut(note, []byte("\n\n"))
+	if !ok {
+		return note
+	}
+	out := make([]byte, 0, len(note))
+	out = append(append(out, text...), "\n\n"...)
+	for line := range bytes.Lines(sigs) {
+		if name, ok := cosignatureName(string(line)); ok && name == origin {
+			out = append(out, line...)
+		}
+	}
+	return out
 }
 
 // mirrorTx checks and stores one batch inside tx; cs is the mirror chain

@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"bytes"
 	"context"
 	"errors"
 
@@ -27,7 +28,9 @@ func (l *Ledger) checkpointFor(tx store.ReadTx, cs *chainState, size uint64) (ui
 }
 
 // Proof returns the receipt (§4.5) of the entry at seq, against the kept
-// checkpoint of treeSize, or the newest one when treeSize is 0.
+// checkpoint of treeSize, or when treeSize is 0 the newest one; with
+// Config.WitnessQuorum K above 0, the newest kept checkpoint that covers seq
+// and holds at least K cosignature lines, and the newest when none does.
 func (l *Ledger) Proof(ctx context.Context, chain string, seq, treeSize uint64) ([]byte, error) {
 	cs, err := l.state(chain)
 	if err != nil {
@@ -38,6 +41,13 @@ func (l *Ledger) Proof(ctx context.Context, chain string, seq, treeSize uint64) 
 		size, note, err := l.checkpointFor(tx, cs, treeSize)
 		if err != nil {
 			return err
+		}
+		if treeSize == 0 && l.cfg.WitnessQuorum > 0 {
+			if qs, qn, ok, err := quorumCheckpoint(tx, cs, seq, l.cfg.WitnessQuorum); err != nil {
+				return err
+			} else if ok {
+				size, note = qs, qn
+			}
 		}
 		if seq >= size {
 			return wire.Errorf(wire.CodeNotFound, "no entry %d in a tree of size %d", seq, size)
@@ -117,4 +127,22 @@ func (l *Ledger) Consistency(ctx context.Context, chain string, oldSize, newSize
 		hashes = [][]byte{}
 	}
 	return hashes, note, err
+}
+
+// quorumCheckpoint finds the newest stored checkpoint of the chain, up to
+// its head, that covers seq and holds at least quorum cosignature lines,
+// and returns its size and served note (ok false when there is none). It
+// reads the chain's kept checkpoints in one pass.
+func quorumCheckpoint(tx store.ReadTx, cs *chainState, seq uint64, quorum int) (size uint64, note []byte, ok bool, err error) {
+	var best store.StoredCheckpoint
+	err = tx.Checkpoints(cs.meta.Key(), func(cp store.StoredCheckpoint) error {
+		if cp.Size > seq && cp.Size <= cs.headSize && bytes.Count(cp.Cosignatures, []byte("\n")) >= quorum {
+			best, ok = cp, true
+		}
+		return nil
+	})
+	if err != nil || !ok {
+		return 0, nil, false, err
+	}
+	return best.Size, append(bytes.Clone(best.Note), best.Cosignatures...), true, nil
 }

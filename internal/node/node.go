@@ -56,6 +56,9 @@ type Config struct {
 	// WitnessLogs are the logs whose checkpoints the witness endpoint
 	// cosigns (nil: none, every origin is unknown).
 	WitnessLogs replic.Logs
+	// WitnessQuorum is --witness-quorum: rproof without a tree size uses the
+	// newest checkpoint with at least this many cosignatures (0: the newest).
+	WitnessQuorum int
 }
 
 func (c *Config) setDefaults() {
@@ -163,6 +166,7 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 		// before anything new is signed over it (about 1 s per million entries).
 		FullCheckOnOpen: true,
 		HeadsFile:       dir.HeadsPath(),
+		WitnessQuorum:   cfg.WitnessQuorum,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("ledger: %w", err)

@@ -66,8 +66,9 @@ type IDRef struct {
 type Keep byte
 
 const (
-	KeepMilestone Keep = 1 << iota // first to reach or pass a multiple of 1,000
-	KeepExplicit                   // cosigned, or kept on request
+	KeepMilestone  Keep = 1 << iota // first to reach or pass a multiple of 1,000
+	KeepExplicit                    // cosigned, or kept on request
+	KeepBatchPoint                  // its size is a multiple of 128 (ledger.BatchEvery)
 )
 
 // StoredCheckpoint is a signed checkpoint note as stored.
