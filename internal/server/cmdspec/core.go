@@ -56,12 +56,18 @@ func Core() map[string]Spec {
 	}
 }
 
-// Replication returns the replication commands declared here rather than
-// beside their handlers (internal/server/replcmd) because their arguments
-// carry a credential, which clients must see (docs/protocol.md §11).
+// Replication returns the replication commands, declared here rather than
+// beside their handlers (internal/server/replcmd) because clients must see
+// them: ihost's arguments carry a credential, and vcli replicates with
+// ihave, rentries and rpush (docs/protocol.md §11).
 func Replication() map[string]Spec {
 	return map[string]Spec{
 		"ihost": {Min: Verified, MinArgs: 1, MaxArgs: 3, Usage: "ihost add peer {role, key, name, chains, account, user, pass} | ihost del peer [role] | ihost list — this server's peers (admin)", Flags: Secret},
+		// Mirroring (§11, "Mirroring"): what a mirror asks (ihave, rentries)
+		// and what a home sends (rpush).
+		"ihave":    {Min: Verified, MinArgs: 3, MaxArgs: 3, Usage: "ihave origin chain size — how much of a chain this server holds: size, checkpoint, {hops, public, pow_bits, schema, authority} (replicate right)", Flags: Replicate},
+		"rentries": {Min: Session, MinArgs: 3, MaxArgs: 3, Usage: "rentries chain from to — entries [from, to) as stored, at most 1,000 or 8 MiB (read or replicate right)"},
+		"rpush":    {Min: Verified, MinArgs: 6, MaxArgs: 8, Usage: "rpush origin chain from [entries] checkpoint [proof] [hops] [{public, pow_bits, schema, authority}] — store a batch of a home's chain: size, cosignature (peer accounts with replicate)", Flags: Replicate},
 	}
 }
 

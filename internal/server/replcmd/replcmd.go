@@ -1,5 +1,6 @@
 // Package replcmd holds the replication commands of DESIGN.md §3.5
-// (docs/protocol.md §11) that exist so far: `ihost`, the peer table. The
+// (docs/protocol.md §11): `ihost`, the peer table, and the mirroring
+// commands `ihave`, `rentries` and `rpush` (mirror.go). The
 // peer table and its rules belong to internal/replic; pauth, a login step,
 // is the core's (internal/server). Register adds them to a server.Table.
 // The commands keep no per-connection state.
@@ -21,7 +22,11 @@ import (
 
 // Register adds the replication commands to t.
 func Register(t *server.Table) {
-	t.Handle("ihost", server.Command{Spec: cmdspec.Replication()["ihost"], Run: cmdIhost})
+	specs := cmdspec.Replication()
+	t.Handle("ihost", server.Command{Spec: specs["ihost"], Run: cmdIhost})
+	t.Handle("ihave", server.Command{Spec: specs["ihave"], Run: cmdIhave})
+	t.Handle("rentries", server.Command{Spec: specs["rentries"], Run: cmdRentries})
+	t.Handle("rpush", server.Command{Spec: specs["rpush"], Run: cmdRpush})
 }
 
 func cmdIhost(ctx context.Context, s *server.Session, req *wire.Request) (*server.Reply, error) {
