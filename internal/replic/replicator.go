@@ -23,13 +23,10 @@ import (
 
 // Replication timing (docs/protocol.md §11 "Replication workers").
 const (
-	peersEvery     = time.Second // the peer table is re-read this often
-	watchEvery     = 200 * time.Millisecond
+	peersEvery     = time.Second      // the peer table is re-read this often
 	pullEvery      = time.Minute      // a home is asked again this often while we lag
 	connectTimeout = 10 * time.Second // dialling and the sign-on
 	callTimeout    = 30 * time.Second // one call of a session
-	// maxBatchEntries bounds one batch (rpush, rentries; docs/protocol.md §11).
-	maxBatchEntries = 1000
 )
 
 // Replicator runs the replication workers of docs/protocol.md §11: one
@@ -102,36 +99,36 @@ func (r *Replicator) Run(ctx context.Context) error {
 		r.mu.Unlock()
 		wg.Wait()
 	}()
-	sizes := map[string]uint64{}
-	var nextPeers time.Time
-	tick := time.NewTicker(watchEvery)
+	watch := r.l.Watch()
+	defer watch.Close()
+	tick := time.NewTicker(peersEvery)
 	defer tick.Stop()
+	r.syncWorkers(ctx, &wg)
 	for {
-		if now := time.Now(); !now.Before(nextPeers) {
-			nextPeers = now.Add(peersEvery)
-			r.syncWorkers(ctx, &wg)
-			r.refreshLag(ctx)
-		}
-		// After a commit or a mirrored batch, the mirrors push again.
-		changed := false
-		for _, c := range r.l.Chains() {
-			if ref := c.Ref(); sizes[ref] != c.Size {
-				sizes[ref], changed = c.Size, true
-			}
-		}
-		if changed {
-			r.mu.Lock()
-			for _, w := range r.workers {
-				if w.p.Role == RoleMirror {
-					w.kick()
-				}
-			}
-			r.mu.Unlock()
-		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-tick.C:
+			r.syncWorkers(ctx, &wg)
+			r.refreshLag(ctx)
+		case <-watch.C():
+			// After a commit or a mirrored batch, the mirrors of those
+			// chains push again.
+			changed := watch.Take()
+			r.mu.Lock()
+			for _, w := range r.workers {
+				if w.p.Role == RoleMirror && slices.ContainsFunc(w.p.Chains, func(c string) bool {
+					for k := range changed {
+						if k.Name == c {
+							return true
+						}
+					}
+					return false
+				}) {
+					w.kick()
+				}
+			}
+			r.mu.Unlock()
 		}
 	}
 }
@@ -345,15 +342,11 @@ func (r *Replicator) forks(ctx context.Context, ref string) uint64 {
 // entryAge is how long ago the entry at seq of chain was committed (0 when
 // it cannot be read).
 func (r *Replicator) entryAge(ctx context.Context, ref string, seq uint64) float64 {
-	raw, err := r.l.AbsMany(ctx, ref, []int64{int64(seq)}, nil)
-	if err != nil || len(raw) != 1 || raw[0] == nil {
-		return 0
-	}
-	e, _, err := verify.ParseEntry(raw[0])
+	at, err := r.l.EntryTime(ctx, ref, seq)
 	if err != nil {
 		return 0
 	}
-	return max(0, r.now().Sub(time.UnixMilli(int64(e.Time))).Seconds())
+	return max(0, r.now().Sub(at).Seconds())
 }
 
 // worker is the session with one mirror or home entry.
@@ -720,13 +713,17 @@ func (w *worker) keepCosignature(ctx context.Context, log *slog.Logger, t pushTa
 
 // entries reads [from, to) of a chain held here.
 func (w *worker) entries(ctx context.Context, ref string, from, to uint64) ([][]byte, error) {
-	seqs := make([]int64, 0, to-from)
-	for s := from; s < to; s++ {
-		seqs = append(seqs, int64(s))
-	}
-	out, err := w.r.l.AbsMany(ctx, ref, seqs, nil)
-	if err != nil {
-		return nil, fmt.Errorf("read entries [%d, %d): %w", from, to, err)
+	var out [][]byte
+	for next := from; next < to; {
+		got, err := w.r.l.Entries(ctx, ref, next, to, ledger.MaxMirrorEntries, ledger.MaxMirrorBytes)
+		if err != nil {
+			return nil, fmt.Errorf("read entries [%d, %d): %w", next, to, err)
+		}
+		if len(got) == 0 {
+			return nil, fmt.Errorf("read entries [%d, %d): none", next, to)
+		}
+		out = append(out, got...)
+		next += uint64(len(got))
 	}
 	return out, nil
 }
@@ -840,13 +837,22 @@ func (w *worker) pullChain(ctx context.Context, log *slog.Logger, origin string,
 	return nil
 }
 
-// homeKeys are the keys the checkpoints of origin may be signed with:
-// the key pinned in this entry when the peer is the home itself.
-func (w *worker) homeKeys(_ context.Context, origin string) ([]ed25519.PublicKey, error) {
-	if origin == w.c.ServerID() {
-		return []ed25519.PublicKey{w.p.Key}, nil
+// homeKeys are the keys the checkpoints of origin may be signed with: the
+// keys pinned for that home in the peer table and those its verified
+// rotations lead to (docs/protocol.md §11 "Mirroring").
+func (w *worker) homeKeys(ctx context.Context, origin string) ([]ed25519.PublicKey, error) {
+	pinned, err := w.r.peers.HomeKeys(ctx, origin)
+	if err != nil {
+		return nil, err
 	}
-	return nil, wire.Errorf(wire.CodeNotFound, "no key known for home %s: add it as a home peer", origin)
+	if len(pinned) == 0 {
+		return nil, wire.Errorf(wire.CodeNotFound, "no pinned key for home %s: add it as a home peer (or a log)", origin)
+	}
+	keys, err := FollowRotations(ctx, w.r.l, origin, pinned)
+	if err != nil {
+		return nil, fmt.Errorf("home keys of %s: %w", origin, err)
+	}
+	return keys, nil
 }
 
 func (w *worker) pullStatus(ctx context.Context, full string, held, theirs, hops uint64, ok bool) {
@@ -909,7 +915,6 @@ func noteSize(note []byte) (uint64, error) {
 }
 
 // batchEnd is where a batch from held ends when the other end holds
-// newest.
-func batchEnd(held, newest uint64) uint64 {
-	return min(newest, held+maxBatchEntries)
-}
+// newest: the next batch point or newest (docs/protocol.md §11 "Batch
+// points").
+func batchEnd(held, newest uint64) uint64 { return ledger.BatchEnd(held, newest) }

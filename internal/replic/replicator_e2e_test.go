@@ -216,17 +216,22 @@ func TestMirrorGetsTheRecordsOfItsHomeAndCatchesUpAfterARestart(t *testing.T) {
 	sameEntries(t, p.a.Admin, badmin, "c", p.origin, 6)
 }
 
-// TestMirrorPullsFromItsHome: B mirrors A's chain but A has no mirror
-// entry for B (it never pushes): B pulls it when its session to A starts.
+// TestMirrorPullsFromItsHome: A is set up first, so its first pushes are
+// refused (B has no peer-a account yet) and it waits the longest backoff;
+// B, set up next, pulls c when its session to A starts.
 func TestMirrorPullsFromItsHome(t *testing.T) {
 	a := testenv.NewLedgerEnv(t, []string{"c"})
 	testenv.Put(t, a.Admin, "c", false, testenv.Numbered(t, "r", 0, 4)...)
 	b := testenv.NewLedgerEnv(t, nil)
 	origin := verify.OriginLine(verify.ServerIDFromKey(a.Key), "c")
-	// A knows B as a home of nothing of ours: only to have B's peer
-	// account; B pulls c.
 	a.Srv.AddUser("peer-b", passAtA, false)
-	addHost(t, a.Admin, b.Srv.Addr, client.HostSpec{Role: "home", Key: b.KeyText(), Chains: []string{"none"}, Account: "peer-b", User: "peer-a", Pass: passAtB})
+	addHost(t, a.Admin, b.Srv.Addr, client.HostSpec{Role: "mirror", Key: b.KeyText(), Chains: []string{"c"}, Account: "peer-b", User: "peer-a", Pass: passAtB})
+	waitFor(t, 10*time.Second, func() bool {
+		return strings.Contains(host(t, a.Admin, b.Srv.Addr, "mirror").LastError, "refused: the peer refused our sign-in")
+	}, func() string {
+		return fmt.Sprintf("A's row of B: %+v, want the refused login", host(t, a.Admin, b.Srv.Addr, "mirror"))
+	})
+
 	b.Srv.AddUser("peer-a", passAtB, false)
 	addHost(t, b.Admin, a.Srv.Addr, client.HostSpec{Role: "home", Key: a.KeyText(), Chains: []string{"c"}, Account: "peer-a", User: "peer-b", Pass: passAtA})
 	waitFor(t, 15*time.Second, func() bool { return mirrorSize(t, b.Admin, origin) == 4 },
@@ -237,6 +242,9 @@ func TestMirrorPullsFromItsHome(t *testing.T) {
 	row := host(t, b.Admin, a.Srv.Addr, "home")
 	if row.Size != 4 || row.Hops != 1 || row.LagEntries != 0 || row.LastError != "" {
 		t.Errorf("B's ihost list row of A: %+v, want size 4, hops 1, lag 0", row)
+	}
+	if row := host(t, a.Admin, b.Srv.Addr, "mirror"); row.Size != 0 {
+		t.Errorf("A's row of B: %+v: A pushed although it is in its longest backoff", row)
 	}
 }
 
