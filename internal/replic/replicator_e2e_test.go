@@ -305,3 +305,37 @@ func scrape(t *testing.T, addr string) string {
 	}
 	return string(b)
 }
+
+// TestMirrorOfAMirror: C mirrors A's chain c through B (A → B → C). B's
+// mirror entry for C names c, a chain B only mirrors; C knows A's key from
+// a log entry. C gets A's entries byte for byte, and B's `ihost list`
+// shows C at two hops from the home.
+func TestMirrorOfAMirror(t *testing.T) {
+	p := newPair(t, "")
+	testenv.Put(t, p.a.Admin, "c", false, testenv.Numbered(t, "r", 0, 3)...)
+	waitFor(t, 15*time.Second, func() bool { return mirrorSize(t, p.b.Admin, p.origin) == 3 },
+		func() string { return fmt.Sprintf("B holds %d of c, want 3", mirrorSize(t, p.b.Admin, p.origin)) })
+
+	c := testenv.NewLedgerEnv(t, nil)
+	const passAtC, passAtB2 = "peer-b-at-c-1", "peer-c-at-b-1"
+	addHost(t, c.Admin, p.origin, client.HostSpec{Role: "log", Key: p.a.KeyText()})
+	c.Srv.AddUser("peer-b", passAtC, false)
+	addHost(t, c.Admin, p.b.Srv.Addr, client.HostSpec{Role: "home", Key: p.b.KeyText(), Chains: []string{"c"}, Account: "peer-b", User: "peer-c", Pass: passAtB2})
+	p.b.Srv.AddUser("peer-c", passAtB2, false)
+	addHost(t, p.b.Admin, c.Srv.Addr, client.HostSpec{Role: "mirror", Key: c.KeyText(), Chains: []string{"c"}, Account: "peer-c", User: "peer-b", Pass: passAtC})
+
+	testenv.Put(t, p.a.Admin, "c", false, testenv.Numbered(t, "r", 3, 2)...)
+	waitFor(t, 15*time.Second, func() bool { return mirrorSize(t, c.Admin, p.origin) == 5 },
+		func() string {
+			return fmt.Sprintf("C holds %d of c, want 5; B's stderr:\n%s", mirrorSize(t, c.Admin, p.origin), p.b.Srv.Stderr())
+		})
+	sameEntries(t, p.a.Admin, c.Admin, "c", p.origin, 5)
+	var row client.HostInfo
+	waitFor(t, 10*time.Second, func() bool {
+		row = host(t, p.b.Admin, c.Srv.Addr, "mirror")
+		return row.Size == 5
+	}, func() string { return fmt.Sprintf("B's row of C: %+v, want size 5", row) })
+	if row.Hops != 2 || row.LastError != "" {
+		t.Errorf("B's row of C: %+v, want hops 2 and no error", row)
+	}
+}
