@@ -46,7 +46,6 @@ type Replicator struct {
 	workers map[string]*worker // by rowKey
 	status  map[statusKey]*ChainStatus
 	hops    map[store.ChainKey]uint64 // of chains mirrored here
-	running bool
 }
 
 type statusKey struct{ row, chain string }
@@ -85,9 +84,6 @@ func NewReplicator(cfg ReplicatorConfig) (*Replicator, error) {
 // Run runs a worker per mirror and home entry until ctx ends, then stops
 // them all and returns nil.
 func (r *Replicator) Run(ctx context.Context) error {
-	r.mu.Lock()
-	r.running = true
-	r.mu.Unlock()
 	var wg sync.WaitGroup
 	defer func() {
 		r.mu.Lock()
@@ -95,7 +91,6 @@ func (r *Replicator) Run(ctx context.Context) error {
 			w.cancel()
 			delete(r.workers, k)
 		}
-		r.running = false
 		r.mu.Unlock()
 		wg.Wait()
 	}()
@@ -157,6 +152,11 @@ func (r *Replicator) syncWorkers(ctx context.Context, wg *sync.WaitGroup) {
 				continue
 			}
 			w.cancel()
+			for sk := range r.status {
+				if sk.row == k {
+					delete(r.status, sk) // the new entry starts afresh
+				}
+			}
 		}
 		wctx, cancel := context.WithCancel(ctx)
 		w := &worker{r: r, p: p, row: k, cancel: cancel, kickC: make(chan struct{}, 1), syncC: make(chan chan struct{}), pullC: make(chan struct{}, 1), done: make(chan struct{})}
@@ -266,9 +266,9 @@ func (r *Replicator) Sync(ctx context.Context, peer string) ([]ChainStatus, erro
 }
 
 // Pushed records what an rpush from the peer account did here: the status
-// of the home entry of that account, and the hop count of the chain. ERR
-// notfound (the chain is not mirrored here yet) makes the entry's worker
-// pull now.
+// of the home entry of that account, and the hop count of the chain. An
+// error other than a fork (ERR notfound: the chain is not mirrored here
+// yet; a batch we could not take) makes the entry's worker pull now.
 func (r *Replicator) Pushed(account, origin, chain string, hops, size uint64, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -280,7 +280,9 @@ func (r *Replicator) Pushed(account, origin, chain string, hops, size uint64, er
 		st := r.statusLocked(w, full)
 		if err != nil {
 			st.setError("rpush: "+errText(err), r.now())
-			if errors.Is(err, wire.ErrNotFound) {
+			if !errors.Is(err, wire.ErrConflict) {
+				// Not held yet (ERR notfound), or a batch we could not
+				// take: pull what we lack. A fork is not pulled over.
 				w.pull()
 			}
 			continue
@@ -601,8 +603,8 @@ type pushTarget struct {
 func (w *worker) targets() []pushTarget {
 	var out []pushTarget
 	for _, c := range w.r.l.Chains() {
-		if !slices.Contains(w.p.Chains, c.Name) {
-			continue
+		if !slices.Contains(w.p.Chains, c.Name) || c.Origin == w.c.ServerID() {
+			continue // not named, or the mirror's own chain
 		}
 		out = append(out, pushTarget{info: c, origin: c.Origin, ref: c.Ref()})
 	}
