@@ -194,7 +194,8 @@ func (l *Ledger) Entries(ctx context.Context, chain string, from, to uint64, max
 			out = [][]byte{}
 			return nil
 		}
-		out = make([][]byte, 0, min(uint64(maxEntries), to-from))
+		// Grown by append beyond this: the caller's limits bound it, not a cap.
+		out = make([][]byte, 0, min(uint64(maxEntries), to-from, 1024))
 		total := 0
 		next := from
 		err = tx.Entries(cs.meta.Key(), from, func(seq uint64, entry []byte) (bool, error) {

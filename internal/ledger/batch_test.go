@@ -127,9 +127,10 @@ func TestCommitSignsAndKeepsEveryBatchPoint(t *testing.T) {
 		}
 		group = append(group, j)
 	}
-	// The committer is idle: commitGroup on the test's goroutine is the
-	// only writer, as in BenchmarkCommitGroup.
-	e.l.commitGroup(group)
+	// One group commit, run on the committer goroutine.
+	if err := e.l.runAdmin(ctx, func() error { e.l.commitGroup(group); return nil }); err != nil {
+		t.Fatal(err)
+	}
 	for _, j := range group {
 		if out := <-j.resp; out.err != nil {
 			t.Fatal(out.err)
@@ -407,6 +408,14 @@ func TestWatchersSeeOwnCommitsAndMirroredBatches(t *testing.T) {
 	case <-closed.C():
 		t.Error("a closed watcher was signalled")
 	default:
+	}
+	// A new chain is a change too, at size 0.
+	if err := a.l.CreateChain(ctx, "fresh", true, 0, ""); err != nil {
+		t.Fatal(err)
+	}
+	<-w1.C()
+	if got := w1.Take(); len(got) != 1 || got[testKey("fresh")] != 0 {
+		t.Errorf("Take after mkchain = %v, want fresh at 0", got)
 	}
 	// The witness submitter's single consumer still works beside them.
 	if got := a.l.TakeSigned(); got["t"] != 60 {

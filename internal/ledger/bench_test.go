@@ -5,6 +5,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/vserv/vserv/verify"
 )
 
 // fill appends n records to chain "t" in batches of 100.
@@ -147,4 +149,32 @@ func BenchmarkCommitGroup(b *testing.B) {
 			b.ReportMetric(float64(took.Microseconds())/float64(next), "us/record")
 		})
 	}
+}
+
+// BenchmarkBatchPointSign is what a commit adds per batch point it passes
+// below its final size: the root from the compact range and one signature
+// (the store write is one small row in a transaction already open).
+// us/record spreads it over the BatchEvery entries it covers.
+func BenchmarkBatchPointSign(b *testing.B) {
+	e := newEnv(b)
+	e.appendN("t", 0, 1000)
+	cs, err := e.l.state("t")
+	if err != nil {
+		b.Fatal(err)
+	}
+	origin := e.l.origin("t")
+	start := time.Now()
+	n := 0
+	for b.Loop() {
+		root, err := rootOf(cs.rng)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := verify.SignCheckpoint(verify.Checkpoint{Origin: origin, Size: cs.size, Root: root},
+			verify.NewNoteSigner(origin, testPriv)); err != nil {
+			b.Fatal(err)
+		}
+		n++
+	}
+	b.ReportMetric(float64(time.Since(start).Microseconds())/float64(n*BatchEvery), "us/record")
 }

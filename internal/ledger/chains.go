@@ -212,6 +212,7 @@ func (l *Ledger) createChain(ctx context.Context, m store.ChainMeta) error {
 			return err
 		}
 		l.install(cs)
+		l.notifyWatchers(cs.meta.Key(), 0)
 		written := make(chan struct{})
 		l.recordHeads(map[string]*chainState{m.Name: cs}, func() { close(written) })
 		<-written

@@ -8,8 +8,9 @@ import (
 )
 
 // Watcher is one consumer's view of chain changes (Ledger.Watch): it is
-// signalled after every commit that extends a chain homed here and after
-// every batch Mirror stores, and Take says which chains changed. Signals
+// signalled after every commit that extends a chain homed here, after a
+// chain is created here (size 0) and after every batch Mirror stores that
+// extends or creates a mirrored chain, and Take says which chains changed. Signals
 // never block the writer and coalesce: many changes before a Take are one
 // entry per chain and one signal. Any number of watchers may be open.
 type Watcher struct {

@@ -228,9 +228,11 @@ func cmdIhave(ctx context.Context, s *server.Session, req *wire.Request) (*serve
 	}
 	hops := uint64(0)
 	if origin != s.ServerID() {
-		hops = 1 // without replication workers: a mirror of the home
+		// A mirror is at least one hop from the home; 1 is also the answer
+		// without replication workers.
+		hops = 1
 		if repl := s.Replication(); repl != nil {
-			hops = repl.Hops(origin, chain)
+			hops = max(repl.Hops(origin, chain), 1)
 		}
 	}
 	authority := info.Authority
@@ -255,31 +257,52 @@ func cmdRpush(ctx context.Context, s *server.Session, req *wire.Request) (*serve
 		return nil, wire.Errorf(wire.CodeInvalid, "rpush: chain %s is homed here; a server does not mirror its own chains", chain)
 	}
 	acct, err := s.Accounts().Get(ctx, s.Account())
+	if err != nil && !errors.Is(err, wire.ErrNotFound) {
+		return nil, err
+	}
 	if err != nil || !acct.Peer || s.State() != cmdspec.Verified {
 		return nil, wire.Errorf(wire.CodePerm, "rpush is for peer accounts signed in with pauth")
 	}
-	ref := verify.OriginLine(origin, chain)
-	if err := requireReplicate(ctx, s, ref, chain); err != nil {
-		return nil, err
+	// From here on every outcome of a peer's push is reported to the
+	// replication workers (a chain not held: so that they pull it).
+	size, err := mirrorPush(ctx, s, origin, chain, b, desc)
+	if repl := s.Replication(); repl != nil {
+		repl.Pushed(s.Account(), origin, chain, hops, size, err)
 	}
-	peers := s.Peers()
-	if peers == nil {
-		return nil, errors.New("rpush: this server was built without a peer table")
-	}
-	keys, err := peers.HomeKeys(ctx, origin)
 	if err != nil {
 		return nil, err
 	}
+	ref := verify.OriginLine(origin, chain)
+	text, _, _ := strings.Cut(string(b.Checkpoint), "\n\n")
+	line, err := verify.CosignLine(text+"\n", verify.CosignatureSigner(s.ServerID(), s.Identity().Key, nil))
+	if err != nil {
+		return nil, fmt.Errorf("rpush: cosign the checkpoint of %s: %w", ref, err)
+	}
+	s.Log().Info("mirror batch stored", "origin", origin, "chain", chain, "from", b.From, "entries", len(b.Entries), "size", size, "hops", hops)
+	return server.OK(size, line)
+}
+
+// mirrorPush checks the peer's right and the home's keys and stores the
+// batch b of chain (origin, chain) with Ledger.Mirror, creating the chain
+// from desc when it is not held. It returns the size held afterwards.
+func mirrorPush(ctx context.Context, s *server.Session, origin, chain string, b ledger.MirrorBatch, desc *store.ChainMeta) (uint64, error) {
+	ref := verify.OriginLine(origin, chain)
+	if err := requireReplicate(ctx, s, ref, chain); err != nil {
+		return 0, err
+	}
+	peers := s.Peers()
+	if peers == nil {
+		return 0, errors.New("rpush: this server was built without a peer table")
+	}
+	keys, err := peers.HomeKeys(ctx, origin)
+	if err != nil {
+		return 0, err
+	}
 	if keys, err = replic.FollowRotations(ctx, s.Ledger(), origin, keys); err != nil {
-		return nil, err
+		return 0, err
 	}
 	if len(keys) == 0 {
-		return nil, wire.Errorf(wire.CodePerm, "rpush: no pinned key for home %s", origin)
-	}
-	pushed := func(size uint64, err error) {
-		if repl := s.Replication(); repl != nil {
-			repl.Pushed(s.Account(), origin, chain, hops, size, err)
-		}
+		return 0, wire.Errorf(wire.CodePerm, "rpush: no pinned key for home %s", origin)
 	}
 	info, err := s.Ledger().Chain(ref)
 	switch {
@@ -290,22 +313,10 @@ func cmdRpush(ctx context.Context, s *server.Session, req *wire.Request) (*serve
 		desc.Origin, desc.Name = origin, chain
 		b.Meta = *desc
 	default:
-		pushed(0, err)
-		return nil, err
+		return 0, err
 	}
 	b.HomeKeys = keys
-	size, err := s.Ledger().Mirror(ctx, b)
-	pushed(size, err)
-	if err != nil {
-		return nil, err
-	}
-	text, _, _ := strings.Cut(string(b.Checkpoint), "\n\n")
-	line, err := verify.CosignLine(text+"\n", verify.CosignatureSigner(s.ServerID(), s.Identity().Key, nil))
-	if err != nil {
-		return nil, fmt.Errorf("rpush: cosign the checkpoint of %s: %w", ref, err)
-	}
-	s.Log().Info("mirror batch stored", "origin", origin, "chain", chain, "from", b.From, "entries", len(b.Entries), "size", size, "hops", hops)
-	return server.OK(size, line)
+	return s.Ledger().Mirror(ctx, b)
 }
 
 // decodePush decodes rpush's arguments after origin and chain: from,
