@@ -11,8 +11,9 @@ GO        ?= go
 BIN       := bin
 FUZZTIME  ?= 1m
 # Debian packages some tests need: independent TOTP and QR implementations,
-# and iproute2 for the network-namespace test of `uini`.
-DEB_PKGS  := oathtool zbar-tools iproute2
+# iproute2 for the network-namespace test of `uini`, and openssh-client
+# (ssh-agent) for the litewitness interop test.
+DEB_PKGS  := oathtool zbar-tools iproute2 openssh-client
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 .PHONY: all build test test-deps lint bench fuzz soak clean
@@ -42,6 +43,7 @@ test-deps:
 	command -v oathtool >/dev/null || missing="$$missing oathtool"; \
 	command -v zbarimg >/dev/null || missing="$$missing zbar-tools"; \
 	command -v ip >/dev/null || missing="$$missing iproute2"; \
+	command -v ssh-agent >/dev/null || missing="$$missing openssh-client"; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ]; then \
 			echo "installing:$$missing"; \

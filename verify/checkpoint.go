@@ -183,3 +183,13 @@ func CheckpointOrigin(b []byte) string {
 	origin, _, _ := strings.Cut(string(b), "\n")
 	return origin
 }
+
+// NoteVerifierKey is the C2SP signed-note verifier key ("vkey") of the
+// checkpoints of origin signed by pub, as NewNoteVerifier checks them:
+// "<origin>+<key ID, 8 hex digits>+base64(0x01 ‖ pub)". A witness that is
+// not vserv (torchwood's witnessctl add-key, a Sigsum or Tessera policy)
+// pins a vserv chain by it.
+func NoteVerifierKey(origin string, pub ed25519.PublicKey) string {
+	return fmt.Sprintf("%s+%08x+%s", origin, KeyID(origin, algEd25519, pub),
+		base64.StdEncoding.EncodeToString(append([]byte{algEd25519}, pub...)))
+}

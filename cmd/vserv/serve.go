@@ -49,6 +49,7 @@ type serveOptions struct {
 	cpuProfile  string
 	readBudget  int64
 	replyBudget int64
+	peerCheck   time.Duration
 }
 
 // defaultHTTP is --http's default (DESIGN §7.3).
@@ -92,6 +93,7 @@ func (o *serveOptions) register(cmd *cobra.Command) {
 	f.StringVar(&o.http, "http", defaultHTTP, "HTTP address (the witness endpoint; later the web panel and metrics), or off")
 	f.StringArrayVar(&o.witnessLogs, "witness-log", nil, "witness this log: ORIGIN=KEY, KEY its public key or signed-note vkey (repeatable; beside the logs of ihost role log)")
 	f.IntVar(&o.quorum, "witness-quorum", 0, "rproof without a tree size proves against the newest checkpoint holding at least K witness cosignatures (0: the newest checkpoint)")
+	f.DurationVar(&o.peerCheck, "peer-check-timeout", node.DefaultPeerCheckTimeout, "at start, how long a chain with witnesses or mirrors waits for an unreachable one before it takes writes again (0 = wait for every peer)")
 	f.IntVar(&o.maxConns, "max-conns", 4096, "most connections in total")
 	f.IntVar(&o.maxConnsIP, "max-conns-ip", 64, "most connections from one IP address (IPv6: one /64)")
 	f.Float64Var(&o.rateIP, "rate-ip", 20, "new connections plus handshakes per second allowed from one IP")
@@ -210,12 +212,15 @@ func serve(cmd *cobra.Command, o *serveOptions) error {
 	cfg := node.Config{
 		DataRoot: o.dataroot, Production: o.production, Logger: logger,
 		Quotas: files.Quotas{UserBytes: o.quotaBytes, UserFiles: o.quotaFiles, TotalBytes: o.quotaTotal},
-		HTTP:   httpLn, WitnessLogs: logs, WitnessQuorum: o.quorum,
+		HTTP:   httpLn, WitnessLogs: logs, WitnessQuorum: o.quorum, PeerCheckTimeout: o.peerCheck,
 		TCP: server.Config{
 			Site: o.site, Version: version.String(), MaxConns: o.maxConns, MaxConnsIP: o.maxConnsIP,
 			RateIP: o.rateIP, MaxMsg: o.maxMsg, IdleTimeout: time.Duration(o.idle) * time.Second,
 			ReadBudget: o.readBudget, ReplyBudget: o.replyBudget,
 		},
+	}
+	if o.peerCheck <= 0 {
+		cfg.PeerCheckTimeout = -1 // wait for every peer
 	}
 	if o.testKDF {
 		cfg.Argon = auth.TestArgon2

@@ -440,6 +440,9 @@ func (l *Ledger) apply(tx store.WriteTx, work map[string]*chainWork, touched map
 	if l.retired.Load() {
 		return nil, wire.Errorf(wire.CodeConflict, "chain %q is read-only: %s", j.chain, l.writeRefusal())
 	}
+	if why := l.held(j.chain); why != "" {
+		return nil, wire.Errorf(wire.CodeConflict, "chain %q is held, writes are refused: %s", j.chain, why)
+	}
 	type pending struct {
 		id    [16]byte
 		rec   *verify.Record

@@ -76,6 +76,7 @@ type Ledger struct {
 
 	signed *signedSet // chains with a new checkpoint, for the witness submitter
 	watch  watchers   // open Watchers (watch.go): every chain change, own and mirrored
+	holds  holdSet    // chains whose writes wait for their peers (hold.go)
 }
 
 // chainState is the committed state of a chain, as the committer will extend

@@ -59,6 +59,10 @@ type Config struct {
 	// WitnessQuorum is --witness-quorum: rproof without a tree size uses the
 	// newest checkpoint with at least this many cosignatures (0: the newest).
 	WitnessQuorum int
+	// PeerCheckTimeout bounds the check at start of the chains that have
+	// witnesses or mirrors (DefaultPeerCheckTimeout when 0; negative: wait
+	// for every peer however long it takes).
+	PeerCheckTimeout time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -80,6 +84,9 @@ func (c *Config) setDefaults() {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	if c.PeerCheckTimeout == 0 {
+		c.PeerCheckTimeout = DefaultPeerCheckTimeout
+	}
 	c.TCP.Production, c.TCP.Logger, c.TCP.Now = c.Production, c.Logger, c.Now
 }
 
@@ -100,6 +107,7 @@ type Node struct {
 	web    *web.Server // nil without an HTTP listener
 	submit *replic.Submitter
 	repl   *replic.Replicator
+	check  *peerCheck     // the chains held at start until their peers answer
 	closes []func() error // what Close releases, in the order it was opened
 }
 
@@ -193,6 +201,19 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if n.submit, err = replic.NewSubmitter(replic.SubmitterConfig{Ledger: l, Peers: peers, Logger: n.log, Now: cfg.Now}); err != nil {
 		return nil, err
 	}
+	// Before anything serves: a chain with witnesses or mirrors takes no
+	// write until they have shown it consistent with this data directory
+	// (docs/operations.md "Restores and rollbacks").
+	prober, err := replic.NewProber(replic.ProberConfig{Ledger: l, Peers: peers, ServerID: id.ServerID, Key: id.Key, Logger: n.log})
+	if err != nil {
+		return nil, err
+	}
+	targets, err := prober.Targets(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("peer check: %w", err)
+	}
+	n.check = &peerCheck{l: l, prober: prober, targets: targets, timeout: cfg.PeerCheckTimeout}
+	n.check.hold()
 	if n.tcp, err = server.New(cfg.TCP, n.parts); err != nil {
 		return nil, err
 	}
@@ -270,6 +291,8 @@ func (n *Node) Run(ctx context.Context, ln net.Listener) error {
 	g.Go(func() error { return n.submit.Run(ctx) })
 	// Our chains to the mirrors, the chains of our homes to us (docs/protocol.md §11).
 	g.Go(func() error { return n.repl.Run(ctx) })
+	// The check at start, beside the listener: reads are served meanwhile.
+	g.Go(func() error { return n.check.run(ctx, n) })
 	if n.web != nil {
 		g.Go(func() error { return n.web.Serve(ctx, n.cfg.HTTP) })
 	}

@@ -41,6 +41,9 @@ type SubmitLedger interface {
 	Heads() map[string]ledger.Head
 	Consistency(ctx context.Context, chain string, oldSize, newSize uint64) ([][]byte, []byte, error)
 	AddCosignature(ctx context.Context, chain string, size uint64, line string) error
+	// Hold refuses writes to chain, saying reason (a witness showed that
+	// this data directory is behind it or on another history).
+	Hold(chain, reason string)
 }
 
 // SubmitterConfig is what a Submitter needs.
@@ -171,10 +174,20 @@ func (s *Submitter) submit(ctx context.Context, p Peer, chain string, st *submit
 		case err == nil:
 			st.held, st.cosigned, st.backoff = size, size, 0
 			return
+		case errors.As(err, &conflict) && conflict.held > s.ours(chain):
+			s.hold(ProbeResult{Chain: chain, Peer: p.Peer, Role: RoleWitness, Verdict: Behind, Ours: s.ours(chain), Theirs: conflict.held})
+			st.held = conflict.held
 		case errors.As(err, &conflict) && conflict.held != st.held:
 			s.log.Debug("submit: witness holds another size", "witness", p.Peer, "chain", chain, "held", conflict.held)
 			st.held = conflict.held
 			continue
+		case errors.As(err, &conflict):
+			// Our old size was the witness's: it holds another root at it.
+			s.hold(ProbeResult{Chain: chain, Peer: p.Peer, Role: RoleWitness, Verdict: Forked, Ours: s.heads[chain], Theirs: conflict.held,
+				Detail: "the witness holds another checkpoint of the same size"})
+		case isStatus(err, http.StatusUnprocessableEntity):
+			s.hold(ProbeResult{Chain: chain, Peer: p.Peer, Role: RoleWitness, Verdict: Forked, Ours: s.heads[chain], Theirs: st.held,
+				Detail: "the witness refused the consistency proof from the size it holds"})
 		case ctx.Err() != nil:
 			return
 		}
@@ -188,10 +201,37 @@ func (s *Submitter) submit(ctx context.Context, p Peer, chain string, st *submit
 	s.log.Warn("submit: witness keeps answering 409", "witness", p.Peer, "chain", chain, "retry_in", st.backoff)
 }
 
+// hold holds r's chain for r's reason and logs it as an ERROR: a witness
+// showed at runtime that this data directory is behind it or on another
+// history (docs/operations.md "Restores and rollbacks").
+func (s *Submitter) hold(r ProbeResult) {
+	s.l.Hold(r.Chain, r.Reason())
+	s.log.Error("chain held: "+r.Reason(), "chain", r.Chain, "witness", r.Peer, "verdict", string(r.Verdict), "ours", r.Ours, "theirs", r.Theirs)
+}
+
+// ours is chain's newest signed size: the ledger's, which may be ahead of
+// what Run has taken from TakeSigned yet.
+func (s *Submitter) ours(chain string) uint64 {
+	return max(s.heads[chain], s.l.Heads()[chain].Size)
+}
+
+func isStatus(err error, status int) bool {
+	var se *statusError
+	return errors.As(err, &se) && se.status == status
+}
+
 // sizeConflict is a 409 answer: the witness holds another size.
 type sizeConflict struct{ held uint64 }
 
 func (c *sizeConflict) Error() string { return fmt.Sprintf("witness holds size %d", c.held) }
+
+// statusError is an answer other than 200 and 409 with a size.
+type statusError struct {
+	status int
+	text   string
+}
+
+func (e *statusError) Error() string { return e.text }
 
 // submitOnce POSTs one add-checkpoint from old and keeps the cosignature
 // lines of the answer that verify with the witness's pinned key. It returns
@@ -241,7 +281,7 @@ func (s *Submitter) submitOnce(ctx context.Context, p Peer, chain string, old ui
 		}
 		return 0, &sizeConflict{held: held}
 	case resp.StatusCode != http.StatusOK:
-		return 0, fmt.Errorf("add-checkpoint: %s: %q", resp.Status, clip(string(answer)))
+		return 0, &statusError{status: resp.StatusCode, text: fmt.Sprintf("add-checkpoint: %s: %q", resp.Status, clip(string(answer)))}
 	}
 	kept := 0
 	for line := range strings.Lines(string(answer)) {

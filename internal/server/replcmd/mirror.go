@@ -105,8 +105,10 @@ func mayReadEntries(ctx context.Context, s *server.Session, arg string, info led
 // gives it all back. Every entry is at most maxEntrySize bytes, so a chunk
 // of k entries is read only when k of the largest still fit.
 //
-// TODO(lead): Ledger.Entries(ctx, chain, from, to, maxEntries, maxBytes)
-// (branch h1-ledger) replaces this loop with one store transaction.
+// It reads through AbsMany, not Ledger.Entries, because AbsMany takes the
+// reply budget before it copies anything: many anonymous rentries at once
+// must not hold more than the budget allows. Chunks of a later snapshot
+// are consistent with the first: entries never change once stored.
 func readEntries(ctx context.Context, s *server.Session, cmd, chain string, from, to uint64, capBytes int, release *func()) ([][]byte, error) {
 	out := make([][]byte, 0, to-from)
 	var releases []func()
