@@ -159,7 +159,7 @@ func (r *Replicator) syncWorkers(ctx context.Context, wg *sync.WaitGroup) {
 			}
 		}
 		wctx, cancel := context.WithCancel(ctx)
-		w := &worker{r: r, p: p, row: k, cancel: cancel, kickC: make(chan struct{}, 1), syncC: make(chan chan struct{}), pullC: make(chan struct{}, 1), done: make(chan struct{})}
+		w := &worker{r: r, p: p, row: k, cancel: cancel, kickC: make(chan struct{}, 1), syncC: make(chan chan struct{}), pullC: make(chan struct{}, 1), done: make(chan struct{}), chainWait: map[string]chainBackoff{}}
 		r.workers[k] = w
 		wg.Go(func() { w.run(wctx) })
 	}
@@ -368,6 +368,15 @@ type worker struct {
 	refused  string    // the last refusal logged, to warn once per change
 	lastPull time.Time
 	behind   bool // the last pull ended behind (or failed)
+	// chainWait is the backoff of each chain (full origin) whose last
+	// push the mirror refused (an ERR answer): it is pushed again after
+	// it, not at every commit.
+	chainWait map[string]chainBackoff
+}
+
+type chainBackoff struct {
+	backoff time.Duration
+	next    time.Time
 }
 
 func (w *worker) kick() {
@@ -421,6 +430,8 @@ func (w *worker) run(ctx context.Context) {
 		} else if w.p.Role == RoleHome && w.behind {
 			wait = max(time.Until(w.lastPull.Add(pullEvery)), 10*time.Millisecond)
 			pullNow = true
+		} else if at := w.wakeAt(); !at.IsZero() {
+			wait = min(wait, max(time.Until(at), 10*time.Millisecond))
 		}
 		if !timer.Stop() {
 			select {
@@ -447,7 +458,7 @@ func (w *worker) round(ctx context.Context, log *slog.Logger, forced, pull bool)
 	var err error
 	switch w.p.Role {
 	case RoleMirror:
-		err = w.pushAll(ctx, log)
+		err = w.pushAll(ctx, log, forced)
 	case RoleHome:
 		if !pull && !w.behind {
 			return
@@ -613,25 +624,48 @@ func (w *worker) targets() []pushTarget {
 
 // pushAll pushes every chain of the entry the mirror lacks. It returns an
 // error only when the session broke.
-func (w *worker) pushAll(ctx context.Context, log *slog.Logger) error {
+func (w *worker) pushAll(ctx context.Context, log *slog.Logger, forced bool) error {
+	now := time.Now()
 	for _, t := range w.targets() {
-		if err := w.push(ctx, log, t); err != nil {
-			full := verify.OriginLine(t.origin, t.info.Name)
-			w.r.update(w, full, func(st *ChainStatus) { st.setError(errText(err), w.r.now()) })
-			if transport(err) {
-				return err
+		full := verify.OriginLine(t.origin, t.info.Name)
+		b := w.chainWait[full]
+		if !forced && now.Before(b.next) {
+			continue // refused lately: wait (the timer comes back)
+		}
+		err := w.push(ctx, log, t)
+		if err == nil {
+			delete(w.chainWait, full)
+			continue
+		}
+		w.r.update(w, full, func(st *ChainStatus) { st.setError(errText(err), w.r.now()) })
+		if transport(err) {
+			return err
+		}
+		b.backoff = min(max(2*b.backoff, backoffFirst), backoffMax)
+		b.next = now.Add(b.backoff)
+		w.chainWait[full] = b
+		if errors.Is(err, wire.ErrConflict) {
+			log.Error("replicate: fork: the mirror holds another history of the chain", "chain", full, "retry_in", b.backoff, "err", err)
+			if w.r.onFork != nil {
+				w.r.onFork(full, w.p.Peer, err.Error())
 			}
-			if errors.Is(err, wire.ErrConflict) {
-				log.Error("replicate: fork: the mirror holds another history of the chain", "chain", full, "err", err)
-				if w.r.onFork != nil {
-					w.r.onFork(full, w.p.Peer, err.Error())
-				}
-			} else {
-				log.Warn("replicate: push", "chain", full, "err", err)
-			}
+		} else {
+			log.Warn("replicate: push", "chain", full, "retry_in", b.backoff, "err", err)
 		}
 	}
 	return nil
+}
+
+// wakeAt is when the first chain in backoff may be pushed again (zero
+// when none waits).
+func (w *worker) wakeAt() time.Time {
+	var at time.Time
+	for _, b := range w.chainWait {
+		if at.IsZero() || b.next.Before(at) {
+			at = b.next
+		}
+	}
+	return at
 }
 
 // push brings the mirror's copy of one chain up to our size.

@@ -339,3 +339,37 @@ func TestMirrorOfAMirror(t *testing.T) {
 		t.Errorf("B's row of C: %+v, want hops 2 and no error", row)
 	}
 }
+
+// TestMirrorThatRefusesAChainIsBackedOffFrom: B's entry for A names
+// another chain, so B answers A's pushes of c with ERR perm: A shows it in
+// `ihost list` and retries with backoff, not at every commit.
+func TestMirrorThatRefusesAChainIsBackedOffFrom(t *testing.T) {
+	a := testenv.NewLedgerEnv(t, []string{"c"})
+	b := testenv.NewLedgerEnv(t, nil)
+	b.Srv.AddUser("peer-a", passAtB, false)
+	addHost(t, b.Admin, a.Srv.Addr, client.HostSpec{Role: "home", Key: a.KeyText(), Chains: []string{"d"}, Account: "peer-a", User: "peer-b", Pass: passAtA})
+	a.Srv.AddUser("peer-b", passAtA, false)
+	addHost(t, a.Admin, b.Srv.Addr, client.HostSpec{Role: "mirror", Key: b.KeyText(), Chains: []string{"c"}, Account: "peer-b", User: "peer-a", Pass: passAtB})
+	testenv.Put(t, a.Admin, "c", false, testenv.Numbered(t, "r", 0, 1)...)
+	waitFor(t, 10*time.Second, func() bool {
+		return strings.Contains(host(t, a.Admin, b.Srv.Addr, "mirror").LastError, "ERR perm")
+	}, func() string { return fmt.Sprintf("A's row of B: %+v, want the ERR perm of the push", host(t, a.Admin, b.Srv.Addr, "mirror")) })
+	for i := range 10 {
+		testenv.Put(t, a.Admin, "c", false, testenv.Numbered(t, "s", i, 1)...)
+		time.Sleep(50 * time.Millisecond)
+	}
+	// About 0.5 s of commits: the first refusal, then at most a retry
+	// after 1 s and one after 2 s.
+	if n := strings.Count(a.Srv.Stderr(), `msg="replicate: push"`); n == 0 || n > 3 {
+		t.Errorf("A logged %d refused pushes over 11 commits, want 1 to 3 (backoff); stderr:\n%s", n, a.Srv.Stderr())
+	}
+	// The lag follows our commits between exchanges.
+	var row client.HostInfo
+	waitFor(t, 5*time.Second, func() bool {
+		row = host(t, a.Admin, b.Srv.Addr, "mirror")
+		return row.LagEntries == 11
+	}, func() string { return fmt.Sprintf("A's row of B: %+v, want lag 11", row) })
+	if row.Size != 0 {
+		t.Errorf("A's row of B: %+v, want size 0", row)
+	}
+}
