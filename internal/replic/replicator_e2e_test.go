@@ -353,7 +353,9 @@ func TestMirrorThatRefusesAChainIsBackedOffFrom(t *testing.T) {
 	testenv.Put(t, a.Admin, "c", false, testenv.Numbered(t, "r", 0, 1)...)
 	waitFor(t, 10*time.Second, func() bool {
 		return strings.Contains(host(t, a.Admin, b.Srv.Addr, "mirror").LastError, "ERR perm")
-	}, func() string { return fmt.Sprintf("A's row of B: %+v, want the ERR perm of the push", host(t, a.Admin, b.Srv.Addr, "mirror")) })
+	}, func() string {
+		return fmt.Sprintf("A's row of B: %+v, want the ERR perm of the push", host(t, a.Admin, b.Srv.Addr, "mirror"))
+	})
 	for i := range 10 {
 		testenv.Put(t, a.Admin, "c", false, testenv.Numbered(t, "s", i, 1)...)
 		time.Sleep(50 * time.Millisecond)
