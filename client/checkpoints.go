@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -70,6 +71,44 @@ func (c *Client) cachePath(origin string) string {
 	return filepath.Join(filepath.Dir(kh), "checkpoints", id, name)
 }
 
+// CheckpointKey is the key that signs the checkpoints of chain (a name or a
+// full origin): the connected server's identity for its own chains; for a
+// chain mirrored from another home, that home's key — one of
+// Options.HomeKeys, else of known_hosts, whose server-id is the chain's
+// origin; nil when no such key is known.
+func (c *Client) CheckpointKey(chain string) ed25519.PublicKey {
+	origin := c.ChainOrigin(chain)
+	id := serverIDOf(origin)
+	if id == c.ServerID() {
+		return c.Identity()
+	}
+	for _, k := range c.opts.HomeKeys {
+		if verify.ServerIDFromKey(k) == id {
+			return k
+		}
+	}
+	if c.opts.NoKnownHosts {
+		return nil
+	}
+	path := c.opts.KnownHosts
+	if path == "" {
+		var err error
+		if path, err = secure.DefaultKnownHostsPath(); err != nil {
+			return nil
+		}
+	}
+	kh, err := secure.OpenKnownHosts(path)
+	if err != nil {
+		return nil
+	}
+	for _, k := range kh.Keys() {
+		if verify.ServerIDFromKey(k) == id {
+			return k
+		}
+	}
+	return nil
+}
+
 // CachedCheckpoint returns the newest checkpoint of chain this client has
 // verified, and the file it is kept in; "" when there is none.
 func (c *Client) CachedCheckpoint(chain string) (note, file string, err error) {
@@ -88,15 +127,25 @@ func (c *Client) CachedCheckpoint(chain string) (note, file string, err error) {
 }
 
 // track checks a checkpoint the server sent for chain against the cache and
-// records it when it is newer. A note that does not verify under the
-// session's key is left to the caller (it is not this client's evidence).
+// records it when it is newer. The cache is kept per origin line, so a
+// chain's home and every mirror serving it (by full origin) are held to one
+// history: a client that saw checkpoint N at the home refuses a shorter or
+// other history at a mirror, and the other way round. A note that does not
+// verify under CheckpointKey is left to the caller (it is not this client's
+// evidence); a mirrored chain whose home's key is unknown is not tracked,
+// and the person is told.
 // When this account may not read the chain, the proof is not to be had: the
 // person is told and the cache stays as it was (unproven).
 func (c *Client) track(ctx context.Context, chain, served string) error {
-	pub := c.Identity()
 	origin := c.ChainOrigin(chain)
 	path := c.cachePath(origin)
-	if pub == nil || path == "" {
+	if path == "" || c.Identity() == nil {
+		return nil
+	}
+	pub := c.CheckpointKey(chain)
+	if pub == nil {
+		c.notice(fmt.Sprintf("the checkpoint of %s is not checked against the checkpoint cache: no key of its home %s is known "+
+			"(connect to the home once, so that known_hosts records it)", origin, serverIDOf(origin)))
 		return nil
 	}
 	now, err := verify.OpenCheckpoint([]byte(served), origin, pub)

@@ -56,6 +56,11 @@ type Options struct {
 	// NoKnownHosts trusts any key on first contact and records nothing: for
 	// tests and benchmarks only.
 	NoKnownHosts bool
+	// HomeKeys are the identity keys of homes whose chains this client
+	// reads at a mirror (by full origin vserv/<home server-id>/<name>): the
+	// key whose server-id is a chain's origin verifies its checkpoints.
+	// Keys recorded in known_hosts are used too.
+	HomeKeys []ed25519.PublicKey
 	// Notice receives messages a person should see (first contact, rotation).
 	Notice func(msg string)
 	// NoSession leaves the connection in clear text after the sign-on.

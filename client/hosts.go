@@ -105,3 +105,56 @@ func (c *Client) PeerAuthSig(ctx context.Context, sig []byte) error {
 	_, err := c.Call(ctx, "pauth", sig)
 	return err
 }
+
+// HostFork is one row of `ihost forks`: evidence that a home (Kind
+// "mirror": a chain mirrored here) or a log (Kind "witness": a log the
+// witness endpoint cosigns) offered a history inconsistent with the one
+// held. Held and Offered are the two checkpoint notes verbatim; Held is
+// empty when the mirror held no checkpoint yet.
+type HostFork struct {
+	Kind    string `cbor:"kind" json:"kind"`
+	Chain   string `cbor:"chain" json:"chain"` // the origin line
+	Ms      uint64 `cbor:"ms" json:"ms"`
+	Reason  string `cbor:"reason" json:"reason"`
+	Held    string `cbor:"held" json:"held"`
+	Offered string `cbor:"offered" json:"offered"`
+}
+
+// HostForks calls `ihost forks` (admin).
+func (c *Client) HostForks(ctx context.Context) ([]HostFork, error) {
+	vals, err := c.Call(ctx, "ihost", "forks")
+	if err != nil {
+		return nil, err
+	}
+	var forks []HostFork
+	return forks, decode("ihost forks", vals, &forks)
+}
+
+// SyncStatus is one row of `ihost sync`: a peer and chain after the round.
+type SyncStatus struct {
+	Peer       string `cbor:"peer" json:"peer"`
+	Role       string `cbor:"role" json:"role"`
+	Chain      string `cbor:"chain" json:"chain"` // the origin line
+	Hops       uint64 `cbor:"hops" json:"hops"`
+	Size       uint64 `cbor:"size" json:"size"`
+	Want       uint64 `cbor:"want" json:"want"`
+	LagEntries uint64 `cbor:"lag_entries" json:"lag_entries"`
+	LagSeconds uint64 `cbor:"lag_seconds" json:"lag_seconds"`
+	LastError  string `cbor:"last_error" json:"last_error"`
+	Refused    bool   `cbor:"refused" json:"refused"`
+}
+
+// SyncHosts calls `ihost sync [peer]` (admin): one replication round now
+// with peer, or with every mirror and home when peer is "".
+func (c *Client) SyncHosts(ctx context.Context, peer string) ([]SyncStatus, error) {
+	args := []any{"sync"}
+	if peer != "" {
+		args = append(args, peer)
+	}
+	vals, err := c.Call(ctx, "ihost", args...)
+	if err != nil {
+		return nil, err
+	}
+	var rows []SyncStatus
+	return rows, decode("ihost sync", vals, &rows)
+}

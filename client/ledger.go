@@ -294,7 +294,7 @@ func (c *Client) consistency(ctx context.Context, chain string, oldSize, newSize
 }
 
 // Head returns the chain's newest signed checkpoint note. Unless the client
-// keeps no known_hosts, a checkpoint that verifies under the session's key
+// keeps no known_hosts, a checkpoint that verifies under CheckpointKey
 // must be consistent with the newest one this client verified before
 // (checkpoints.go); a rollback is a *RollbackError.
 func (c *Client) Head(ctx context.Context, chain string) (string, error) {

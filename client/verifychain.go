@@ -26,6 +26,9 @@ type ChainReport struct {
 	Size   uint64       `json:"size"` // of the signed checkpoint checked against
 	Root   []byte       `json:"root"`
 	Faults []ChainFault `json:"faults"`
+	// Note is the checkpoint note rhead served, verbatim with its
+	// cosignature lines, for a caller that checks witnesses.
+	Note []byte `json:"-"`
 }
 
 // verifyPage is how many entries one rabs asks for; it halves on ERR limit
@@ -51,11 +54,14 @@ func (c *Client) VerifyChain(ctx context.Context, chain string, progress func(do
 // VerifyChainEach is VerifyChain that also hands every downloaded entry, in
 // seq order, to each (when not nil): what a recount replays (§6.6).
 func (c *Client) VerifyChainEach(ctx context.Context, chain string, progress func(done, total uint64), each func(seq uint64, entry []byte)) (*ChainReport, error) {
-	pub := c.Identity()
-	if pub == nil {
+	if c.Identity() == nil {
 		return nil, errors.New("verify chain: no verified server identity (the session is not established)")
 	}
 	name, origin := chainOrigin(c.ServerID(), chain)
+	pub := c.CheckpointKey(chain)
+	if pub == nil {
+		return nil, fmt.Errorf("verify chain %s: it is mirrored from home %s, whose key is not known (connect to the home once, so that known_hosts records it)", origin, serverIDOf(origin))
+	}
 	bits, err := c.powBits(ctx, chain)
 	if err != nil {
 		return nil, err
@@ -64,10 +70,10 @@ func (c *Client) VerifyChainEach(ctx context.Context, chain string, progress fun
 	if err != nil {
 		return nil, err
 	}
-	rep := &ChainReport{Chain: name, Origin: origin, Faults: []ChainFault{}}
+	rep := &ChainReport{Chain: name, Origin: origin, Faults: []ChainFault{}, Note: []byte(note)}
 	cp, err := verify.OpenCheckpoint([]byte(note), origin, pub)
 	if err != nil {
-		rep.Faults = append(rep.Faults, ChainFault{What: "tree: the newest checkpoint does not verify under the server's key: " + err.Error()})
+		rep.Faults = append(rep.Faults, ChainFault{What: "tree: the newest checkpoint does not verify under the key of the chain's home: " + err.Error()})
 		return rep, nil
 	}
 	rep.Size, rep.Root = cp.Size, cp.Root[:]

@@ -36,11 +36,32 @@ func FormatReceipt(entry []byte, seq uint64, hashes [][]byte, checkpointNote []b
 	return b.Bytes()
 }
 
-// WitnessKey is a witness trusted to cosign. ServerID may be empty when Key
-// is the witness's first identity key.
+// WitnessKey is a witness trusted to cosign. A vserv witness is named by
+// its server-id: its cosignature key name is vserv/<ServerID>, and ServerID
+// may be empty when Key is the witness's first identity key. Any other C2SP
+// witness (torchwood's, Sigsum's) is named by Name, the cosignature key name
+// it publishes; when Name is set, ServerID is ignored.
 type WitnessKey struct {
 	ServerID string
+	Name     string
 	Key      ed25519.PublicKey
+}
+
+// KeyName is the cosignature key name whose lines w signs.
+func (w WitnessKey) KeyName() string {
+	if w.Name != "" {
+		return w.Name
+	}
+	id := w.ServerID
+	if id == "" {
+		id = ServerIDFromKey(w.Key)
+	}
+	return WitnessName(id)
+}
+
+// verifier is the note verifier of w's cosignature lines.
+func (w WitnessKey) verifier() note.Verifier {
+	return NamedCosignatureVerifier(w.KeyName(), w.Key)
 }
 
 // ReceiptOptions says whom to trust.
@@ -155,55 +176,11 @@ func VerifyReceipt(receipt []byte, opts ReceiptOptions) (*VerifiedReceipt, error
 	}
 	origin := OriginLine(serverID, e.Chain)
 
-	logV := NewNoteVerifier(origin, opts.ServerKey)
-	verifiers := []note.Verifier{logV}
-	witnessOf := map[string]int{} // name+keyhash → index in opts.Witnesses
-	for i, w := range opts.Witnesses {
-		if len(w.Key) != ed25519.PublicKeySize {
-			return nil, fmt.Errorf("verify receipt: witness %d: key must be 32 bytes", i)
-		}
-		id := w.ServerID
-		if id == "" {
-			id = ServerIDFromKey(w.Key)
-		}
-		v := CosignatureVerifier(id, w.Key)
-		k := v.Name() + "/" + strconv.FormatUint(uint64(v.KeyHash()), 16)
-		if _, dup := witnessOf[k]; dup {
-			continue
-		}
-		witnessOf[k] = i
-		verifiers = append(verifiers, v)
-	}
-	n, err := note.Open(p.note, note.VerifierList(verifiers...))
+	text, cosigners, err := openCosigned(p.note, origin, opts.ServerKey, opts.Witnesses)
 	if err != nil {
-		var invalid *note.InvalidSignatureError
-		if errors.As(err, &invalid) && invalid.Name != origin {
-			return nil, fmt.Errorf("%w: %v", ErrWitnessFailed, err)
-		}
-		return nil, noteErr(err)
-	}
-	if err := verifyEveryListedLine(p.note, n.Text, logV, verifiers); err != nil {
 		return nil, err
 	}
-	logSigned := false
-	var cosigners []WitnessKey
-	seenKey := map[string]bool{string(opts.ServerKey): true} // the log's own key never counts
-	for _, s := range n.Sigs {
-		if s.Name == logV.Name() && s.Hash == logV.KeyHash() {
-			logSigned = true
-			continue
-		}
-		i, ok := witnessOf[s.Name+"/"+strconv.FormatUint(uint64(s.Hash), 16)]
-		if !ok || seenKey[string(opts.Witnesses[i].Key)] {
-			continue
-		}
-		seenKey[string(opts.Witnesses[i].Key)] = true
-		cosigners = append(cosigners, opts.Witnesses[i])
-	}
-	if !logSigned {
-		return nil, fmt.Errorf("%w for %s", ErrNoLogSig, origin)
-	}
-	c, err := ParseCheckpoint(n.Text)
+	c, err := ParseCheckpoint(text)
 	if err != nil {
 		return nil, err
 	}
@@ -218,9 +195,108 @@ func VerifyReceipt(receipt []byte, opts ReceiptOptions) (*VerifiedReceipt, error
 		return nil, fmt.Errorf("%w: %v", ErrNotIncluded, err)
 	}
 	if len(cosigners) < opts.Quorum {
-		return nil, fmt.Errorf("%w: %d of %d", ErrQuorum, len(cosigners), opts.Quorum)
+		return nil, quorumErr(cosigners, opts.Quorum)
 	}
 	return &VerifiedReceipt{Entry: e, Record: rec, EntryBytes: p.entry, Leaf: leaf, Checkpoint: c, Cosigners: cosigners}, nil
+}
+
+// CosignedCheckpoint is a checkpoint note opened with the witnesses that
+// cosigned it.
+type CosignedCheckpoint struct {
+	Checkpoint *Checkpoint
+	Cosigners  []WitnessKey // listed witnesses whose cosignature verified, each once
+}
+
+// OpenCosignedCheckpoint opens the checkpoint note msg of origin under the
+// log's key logKey and checks its cosignature lines against witnesses, as a
+// receipt's checkpoint is checked (§4.5): the log's signature must verify,
+// every line by a listed witness must verify (else ErrWitnessFailed), lines
+// by others are ignored, and at least quorum distinct listed witnesses must
+// have cosigned (else ErrQuorum, whose message names those that did).
+func OpenCosignedCheckpoint(msg []byte, origin string, logKey ed25519.PublicKey, witnesses []WitnessKey, quorum int) (*CosignedCheckpoint, error) {
+	if len(logKey) != ed25519.PublicKeySize {
+		return nil, errors.New("open checkpoint: log key must be 32 bytes")
+	}
+	text, cosigners, err := openCosigned(msg, origin, logKey, witnesses)
+	if err != nil {
+		return nil, err
+	}
+	c, err := ParseCheckpoint(text)
+	if err != nil {
+		return nil, err
+	}
+	if c.Origin != origin {
+		return nil, fmt.Errorf("%w: checkpoint origin %q, want %q", ErrWrongOrigin, c.Origin, origin)
+	}
+	if len(cosigners) < quorum {
+		return nil, quorumErr(cosigners, quorum)
+	}
+	return &CosignedCheckpoint{Checkpoint: c, Cosigners: cosigners}, nil
+}
+
+// quorumErr is ErrQuorum saying which listed witnesses did cosign.
+func quorumErr(cosigners []WitnessKey, quorum int) error {
+	names := make([]string, len(cosigners))
+	for i, w := range cosigners {
+		names[i] = w.KeyName()
+	}
+	who := "no listed witness cosigned"
+	if len(names) > 0 {
+		who = "verified: " + strings.Join(names, ", ")
+	}
+	return fmt.Errorf("%w: %d of %d (%s)", ErrQuorum, len(cosigners), quorum, who)
+}
+
+// openCosigned opens a note signed by logKey under origin and returns its
+// text and the listed witnesses whose cosignature verified (distinct keys;
+// the log's own key never counts). A line by a listed witness that does not
+// verify is ErrWitnessFailed.
+func openCosigned(msg []byte, origin string, logKey ed25519.PublicKey, witnesses []WitnessKey) (string, []WitnessKey, error) {
+	logV := NewNoteVerifier(origin, logKey)
+	verifiers := []note.Verifier{logV}
+	witnessOf := map[string]int{} // name+keyhash → index in witnesses
+	for i, w := range witnesses {
+		if len(w.Key) != ed25519.PublicKeySize {
+			return "", nil, fmt.Errorf("verify cosignatures: witness %d: key must be 32 bytes", i)
+		}
+		v := w.verifier()
+		k := v.Name() + "/" + strconv.FormatUint(uint64(v.KeyHash()), 16)
+		if _, dup := witnessOf[k]; dup {
+			continue
+		}
+		witnessOf[k] = i
+		verifiers = append(verifiers, v)
+	}
+	n, err := note.Open(msg, note.VerifierList(verifiers...))
+	if err != nil {
+		var invalid *note.InvalidSignatureError
+		if errors.As(err, &invalid) && invalid.Name != origin {
+			return "", nil, fmt.Errorf("%w: %v", ErrWitnessFailed, err)
+		}
+		return "", nil, noteErr(err)
+	}
+	if err := verifyEveryListedLine(msg, n.Text, logV, verifiers); err != nil {
+		return "", nil, err
+	}
+	logSigned := false
+	var cosigners []WitnessKey
+	seenKey := map[string]bool{string(logKey): true} // the log's own key never counts
+	for _, s := range n.Sigs {
+		if s.Name == logV.Name() && s.Hash == logV.KeyHash() {
+			logSigned = true
+			continue
+		}
+		i, ok := witnessOf[s.Name+"/"+strconv.FormatUint(uint64(s.Hash), 16)]
+		if !ok || seenKey[string(witnesses[i].Key)] {
+			continue
+		}
+		seenKey[string(witnesses[i].Key)] = true
+		cosigners = append(cosigners, witnesses[i])
+	}
+	if !logSigned {
+		return "", nil, fmt.Errorf("%w for %s", ErrNoLogSig, origin)
+	}
+	return n.Text, cosigners, nil
 }
 
 // verifyEveryListedLine checks every signature line of the note msg whose name

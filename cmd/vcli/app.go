@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -31,6 +32,7 @@ type globalOptions struct {
 	otp        string
 	serverKey  string
 	knownHosts string
+	homeKeys   []string
 	json       bool
 	verbose    bool
 	quiet      bool
@@ -98,13 +100,14 @@ the peer is no vserv server), 2 usage error or no connection.`,
 	f.StringVar(&a.opts.otp, "otp", "", "second-factor code, when the server asks for one (or $VSERV_OTP)")
 	f.StringVar(&a.opts.serverKey, "server-key", "", "pin the server's public key or SHA256: fingerprint")
 	f.StringVar(&a.opts.knownHosts, "known-hosts", "", "known_hosts file (default ~/.config/vserv/known_hosts)")
+	f.StringArrayVar(&a.opts.homeKeys, "home-key", nil, "the key of the home of a mirrored chain read here (repeatable; keys in known_hosts count too)")
 	f.BoolVar(&a.opts.json, "json", false, "print one JSON document per command")
 	f.BoolVarP(&a.opts.verbose, "verbose", "v", false, "say more")
 	f.BoolVarP(&a.opts.quiet, "quiet", "q", false, "say less (no notices, no progress)")
 	f.StringVar(&a.opts.profile, "profile", "", "use this profile of ~/.config/vserv/config.toml (or $VSERV_PROFILE; default [default])")
 	f.DurationVar(&a.opts.timeout, "timeout", client.DefaultConnectTimeout, "give up connecting and waiting for the server's sign-on after this long")
 	root.AddCommand(a.helloCmd(), a.verCmd(), a.idCmd(), a.uiniCmd(), a.userCmd(), a.shellCmd(),
-		a.recCmd(), a.chainCmd(), a.verifyCmd(), a.fileCmd(), a.hostCmd())
+		a.recCmd(), a.chainCmd(), a.verifyCmd(), a.fileCmd(), a.hostCmd(), a.replicateCmd())
 	root.AddCommand(a.keyCmd(), a.uidCmd(), a.voteCmd(), a.fundCmd(), a.resCmd(), a.recountCmd(), a.tallyCmd())
 	root.SetHelpCommand(a.helpCmd())
 	root.InitDefaultHelpCmd()
@@ -139,8 +142,17 @@ func (a *app) dial(ctx context.Context) (*client.Client, error) {
 	if a.opts.port < 1 || a.opts.port > 65535 {
 		return nil, usagef("-p %d: want a port from 1 to 65535", a.opts.port)
 	}
+	var homeKeys []ed25519.PublicKey
+	for _, k := range a.opts.homeKeys {
+		key, err := a.offlineKey(k)
+		if err != nil {
+			return nil, usagef("--home-key %s: %v", k, err)
+		}
+		homeKeys = append(homeKeys, key)
+	}
 	c, err := client.Dial(ctx, a.addr(), client.Options{
 		ServerKey:      a.opts.serverKey,
+		HomeKeys:       homeKeys,
 		KnownHosts:     a.opts.knownHosts,
 		ConnectTimeout: a.opts.timeout,
 		Notice: func(msg string) {

@@ -2,8 +2,10 @@ package main
 
 import (
 	"fmt"
+	"io"
+	"strconv"
 	"strings"
-	"text/tabwriter"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
@@ -14,7 +16,7 @@ import (
 func (a *app) hostCmd() *cobra.Command {
 	host := &cobra.Command{
 		Use:   "host",
-		Short: "Manage this server's replication and witness peers (admin): add, del, list",
+		Short: "Manage this server's replication and witness peers (admin): add, del, list, forks",
 	}
 	var spec client.HostSpec
 	var chains, peerPassFile string
@@ -100,19 +102,82 @@ line of standard input; the server keeps it sealed.`,
 					a.printJSON(map[string]any{"ok": true, "hosts": hosts})
 					return nil
 				}
-				tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "PEER\tROLE\tKEY\tCHAINS\tACCOUNT\tSIZE\tLAG\tLAST ERROR\tFORKS")
+				t := newPeerTable("PEER", "ROLE", "CHAINS", "HOPS", "SIZE", "LAG", "LAST-ERROR", "FORKS")
 				for _, h := range hosts {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%d\n", h.Peer, h.Role, fingerprint(h.Key),
-						dash(strings.Join(h.Chains, ",")), dash(h.Account), h.Size,
-						fmt.Sprintf("%d/%ds", h.LagEntries, h.LagSeconds), dash(h.LastError), h.Forks)
+					t.add(h.Peer, h.Role, dash(strings.Join(h.Chains, ",")), strconv.FormatUint(h.Hops, 10),
+						strconv.FormatUint(h.Size, 10), lagText(h.LagEntries, h.LagSeconds), dash(oneLine(h.LastError)),
+						strconv.FormatUint(h.Forks, 10))
 				}
-				return tw.Flush()
+				return t.write(a.stdout)
 			})
 		},
 	}
-	host.AddCommand(add, del, list)
+	host.AddCommand(add, del, list, a.hostForksCmd())
 	return host
+}
+
+// longPeer is the widest peer shown in the PEER column of a table; a longer
+// one (a witness URL, a log's origin line) gets a line of its own above its
+// row, so that it does not widen every row.
+const longPeer = 28
+
+// peerTable is a table whose first column is a peer.
+type peerTable struct {
+	header []string
+	rows   [][]string
+}
+
+func newPeerTable(header ...string) *peerTable { return &peerTable{header: header} }
+
+func (t *peerTable) add(cells ...string) { t.rows = append(t.rows, cells) }
+
+// write prints the table with columns two spaces apart; a long peer is on
+// a line of its own, its row indented under it.
+func (t *peerTable) write(w io.Writer) error {
+	width := make([]int, len(t.header))
+	measure := func(cells []string) {
+		for i, c := range cells {
+			if i == 0 && utf8.RuneCountInString(c) > longPeer {
+				continue
+			}
+			width[i] = max(width[i], utf8.RuneCountInString(c))
+		}
+	}
+	measure(t.header)
+	for _, r := range t.rows {
+		measure(r)
+	}
+	var b strings.Builder
+	line := func(cells []string) {
+		for i, c := range cells {
+			if i == len(cells)-1 {
+				b.WriteString(c)
+				break
+			}
+			b.WriteString(c + strings.Repeat(" ", width[i]-utf8.RuneCountInString(c)+2))
+		}
+		b.WriteByte('\n')
+	}
+	line(t.header)
+	for _, r := range t.rows {
+		if utf8.RuneCountInString(r[0]) > longPeer {
+			b.WriteString(r[0] + "\n")
+			r = append([]string{"  "}, r[1:]...)
+		}
+		line(r)
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// lagText is a lag as "ENTRIES / SECONDSs".
+func lagText(entries, seconds uint64) string {
+	return fmt.Sprintf("%d / %ds", entries, seconds)
+}
+
+// oneLine keeps a server's error text on one table row.
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
 }
 
 // fingerprint shows a key as people compare it; a key the server sent

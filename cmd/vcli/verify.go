@@ -9,6 +9,8 @@ import (
 	"os"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
@@ -31,7 +33,7 @@ func (a *app) verifyReceiptCmd() *cobra.Command {
 	var witnesses []string
 	var quorum int
 	cmd := &cobra.Command{
-		Use:   "receipt FILE [--server-key KEY] [--server-id ID] [--witness [ID:]KEY ...] [--quorum K]",
+		Use:   "receipt FILE [--server-key KEY] [--server-id ID] [--witness [ID:]KEY|NAME=KEY ...] [--quorum K]",
 		Short: "Check a receipt offline: the entry, the server's signed checkpoint, the inclusion proof",
 		Long: `vcli verify receipt checks a receipt (from "rec put --receipt-out" or "rec
 proof") without any connection. It proves that the entry in it is at its seq in
@@ -43,8 +45,11 @@ fingerprint works only if known_hosts holds the key it names. Without
 given with -n/-p (or the profile), else the one whose server-id (derived from
 the server's first key) is the receipt's origin. --server-id is needed when
 the key is not the server's first identity key (after a rotation). Each --witness
-is a witness's key, "SERVER-ID:KEY" when it is not that witness's first key;
---quorum K demands cosignatures from K distinct listed witnesses.
+is a trusted witness: a vserv witness's key, "SERVER-ID:KEY" when it is not
+that witness's first key; or "NAME=KEY" for any C2SP witness (torchwood's,
+Sigsum's, ...), NAME being the cosignature key name it publishes. --quorum K
+demands verified cosignatures from K distinct listed witnesses; a cosignature
+line of a listed witness that does not verify fails the receipt.
 
 FILE "-" reads standard input. Exit status 0 when the receipt verifies, 1 when
 it does not, 2 for usage errors.`,
@@ -66,17 +71,11 @@ it does not, 2 for usage errors.`,
 			if err != nil {
 				return err
 			}
-			opts := verify.ReceiptOptions{ServerKey: key, ServerID: serverID, Quorum: quorum}
-			for _, w := range witnesses {
-				wk, err := a.witnessKey(w)
-				if err != nil {
-					return err
-				}
-				opts.Witnesses = append(opts.Witnesses, wk)
+			ws, err := a.witnessKeys(witnesses, quorum)
+			if err != nil {
+				return err
 			}
-			if quorum < 0 || quorum > len(opts.Witnesses) {
-				return usagef("--quorum %d: want 0 to the number of --witness keys (%d)", quorum, len(opts.Witnesses))
-			}
+			opts := verify.ReceiptOptions{ServerKey: key, ServerID: serverID, Witnesses: ws, Quorum: quorum}
 			v, err := verify.VerifyReceipt(receipt, opts)
 			if err != nil {
 				return &quietERR{a.receiptFailed(cmd, err)}
@@ -87,6 +86,7 @@ it does not, 2 for usage errors.`,
 			for i, w := range v.Cosigners {
 				cosigners[i] = secure.PublicKeyText(w.Key)
 			}
+			cosignerNames := witnessNames(v.Cosigners)
 			payload := ""
 			if v.Record.Payload != nil {
 				payload = compactJSON(jsonable(v.Record.Payload))
@@ -94,16 +94,16 @@ it does not, 2 for usage errors.`,
 			human := fmt.Sprintf("ok: record %s is entry %d of %s, in the tree of size %d signed by the server\n  leaf %s\n  root %s\n  type %s\n  payload %s",
 				v.Record.ID, v.Entry.Seq, v.Checkpoint.Origin, v.Checkpoint.Size, leaf, root, orDash(v.Record.Type), payload)
 			if len(cosigners) > 0 {
-				human += fmt.Sprintf("\n  cosigned by %d witnesses", len(cosigners))
+				human += fmt.Sprintf("\n  cosigned by %d witnesses: %s", len(cosigners), strings.Join(cosignerNames, ", "))
 			}
 			a.print(map[string]any{"ok": true, "chain": v.Entry.Chain, "origin": v.Checkpoint.Origin, "seq": v.Entry.Seq,
 				"id": v.Record.ID, "type": absent(v.Record.Type), "time": v.Entry.Time, "leaf": leaf, "tree_size": v.Checkpoint.Size,
-				"root": root, "cosigners": cosigners, "payload": jsonable(v.Record.Payload)}, human)
+				"root": root, "cosigners": cosigners, "cosigner_names": cosignerNames, "payload": jsonable(v.Record.Payload)}, human)
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&serverID, "server-id", "", "the server's server-id, when --server-key is not its first identity key")
-	cmd.Flags().StringArrayVar(&witnesses, "witness", nil, "a trusted witness's key, [SERVER-ID:]KEY (repeatable)")
+	cmd.Flags().StringArrayVar(&witnesses, "witness", nil, "a trusted witness: [SERVER-ID:]KEY (vserv) or NAME=KEY (any C2SP witness; repeatable)")
 	cmd.Flags().IntVar(&quorum, "quorum", 0, "cosignatures needed from distinct --witness keys")
 	return cmd
 }
@@ -213,13 +213,31 @@ func (a *app) openKnownHosts() (*secure.KnownHosts, string, error) {
 	return kh, path, nil
 }
 
-// witnessKey parses --witness [SERVER-ID:]KEY. A server-id is 32 hex
-// characters, so the colon after it cannot be confused with the one in
-// "SHA256:".
+// witnessKey parses --witness: NAME=KEY for a witness known by its
+// cosignature key name (any C2SP witness: torchwood's, Sigsum's, or a vserv
+// one as vserv/<server-id>), else [SERVER-ID:]KEY for a vserv witness. A
+// server-id is 32 hex characters, so the colon after it cannot be confused
+// with the one in "SHA256:"; a padded base64 key ends in "=", so a value
+// that is a key as a whole is never split at its padding.
 func (a *app) witnessKey(text string) (verify.WitnessKey, error) {
 	var wk verify.WitnessKey
-	if id, rest, ok := strings.Cut(text, ":"); ok && verify.ValidServerID(id) {
+	isKey := func(s string) bool {
+		_, err := secure.ParsePublicKey(s)
+		return err == nil || secure.IsFingerprint(s)
+	}
+	id, rest, hasID := strings.Cut(text, ":")
+	switch {
+	case isKey(text):
+	case hasID && verify.ValidServerID(id) && isKey(rest):
 		wk.ServerID, text = id, rest
+	case strings.Contains(text, "="):
+		name, key, _ := strings.Cut(text, "=")
+		if err := checkWitnessName(name); err != nil {
+			return wk, err
+		}
+		wk.Name, text = name, key
+	case hasID && verify.ValidServerID(id):
+		text = rest // for offlineKey's message about the key
 	}
 	key, err := a.offlineKey(text)
 	if err != nil {
@@ -229,9 +247,48 @@ func (a *app) witnessKey(text string) (verify.WitnessKey, error) {
 	return wk, nil
 }
 
+// checkWitnessName checks the NAME of --witness NAME=KEY: a signed-note key
+// name is not empty and holds no space, "+" or control character.
+func checkWitnessName(name string) error {
+	bad := name == "" || !utf8.ValidString(name) || strings.ContainsFunc(name, func(r rune) bool {
+		return r == '+' || unicode.IsSpace(r) || unicode.IsControl(r)
+	})
+	if bad {
+		return usagef("--witness %q: the key name before \"=\" must be non-empty, without spaces or \"+\"", name)
+	}
+	return nil
+}
+
+// witnessKeys parses every --witness and checks --quorum against them.
+func (a *app) witnessKeys(texts []string, quorum int) ([]verify.WitnessKey, error) {
+	var out []verify.WitnessKey
+	for _, w := range texts {
+		wk, err := a.witnessKey(w)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, wk)
+	}
+	if quorum < 0 || quorum > len(out) {
+		return nil, usagef("--quorum %d: want 0 to the number of --witness keys (%d)", quorum, len(out))
+	}
+	return out, nil
+}
+
+// witnessNames are the cosignature key names of ws, for people.
+func witnessNames(ws []verify.WitnessKey) []string {
+	out := make([]string, len(ws))
+	for i, w := range ws {
+		out[i] = w.KeyName()
+	}
+	return out
+}
+
 func (a *app) verifyChainCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "chain CHAIN",
+	var witnesses []string
+	var quorum int
+	cmd := &cobra.Command{
+		Use:   "chain CHAIN [--witness [ID:]KEY|NAME=KEY ...] [--quorum K]",
 		Short: "Download a chain and check every entry, link, PoW, signature and the signed root",
 		Long: `vcli verify chain downloads every entry of CHAIN up to the server's newest
 signed checkpoint and checks it as an outside auditor would, trusting only the
@@ -240,11 +297,22 @@ encoding, seq, prev link, time order, proof of work and record signature, and
 the Merkle root recomputed from all entries against the checkpoint's signed
 root. Public chains need no account; a private one needs -u with the read right.
 
+With --witness (as for "verify receipt": [SERVER-ID:]KEY for a vserv witness,
+NAME=KEY for any C2SP witness) the cosignature lines of that checkpoint are
+checked too: a line of a listed witness that does not verify is a fault, and
+--quorum K demands verified cosignatures from K distinct listed witnesses;
+below it the chain is refused, naming the witnesses that did verify.
+
 Progress goes to standard error (not with -q). Every fault is printed as
-"chain CHAIN seq N: WHAT"; any fault makes the exit status 1.`,
+"chain CHAIN seq N: WHAT" (a witness fault as "chain CHAIN checkpoint N:
+WHAT"); any fault makes the exit status 1.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			chain := args[0]
+			ws, err := a.witnessKeys(witnesses, quorum)
+			if err != nil {
+				return err
+			}
 			return a.withReader(cmd, func(c *client.Client) error {
 				start := time.Now()
 				prog := &chainProgress{a: a, chain: chain, start: start}
@@ -254,26 +322,62 @@ Progress goes to standard error (not with -q). Every fault is printed as
 					return err
 				}
 				elapsed := time.Since(start)
-				ok := len(rep.Faults) == 0
+				var cosigners []string
+				witnessFault := ""
+				if len(ws) > 0 && len(rep.Faults) == 0 {
+					cc, err := verify.OpenCosignedCheckpoint(rep.Note, rep.Origin, c.CheckpointKey(chain), ws, quorum)
+					if err != nil {
+						witnessFault = err.Error()
+					} else {
+						cosigners = witnessNames(cc.Cosigners)
+					}
+				}
+				ok := len(rep.Faults) == 0 && witnessFault == ""
 				if a.opts.json {
-					a.printJSON(map[string]any{"ok": ok, "chain": rep.Chain, "origin": rep.Origin, "size": rep.Size,
-						"root": base64.StdEncoding.EncodeToString(rep.Root), "faults": rep.Faults, "seconds": elapsed.Seconds()})
+					doc := map[string]any{"ok": ok, "chain": rep.Chain, "origin": rep.Origin, "size": rep.Size,
+						"root": base64.StdEncoding.EncodeToString(rep.Root), "faults": rep.Faults, "seconds": elapsed.Seconds()}
+					if len(ws) > 0 {
+						doc["witnesses"] = map[string]any{"listed": witnessNames(ws), "quorum": quorum,
+							"cosigners": orEmpty(cosigners), "error": witnessFault}
+					}
+					a.printJSON(doc)
 				} else {
 					for _, f := range rep.Faults {
 						fmt.Fprintf(a.stdout, "chain %s seq %d: %s\n", rep.Chain, f.Seq, f.What)
 					}
+					if witnessFault != "" {
+						fmt.Fprintf(a.stdout, "chain %s checkpoint %d: %s\n", rep.Chain, rep.Size, witnessFault)
+					}
 					if ok {
 						fmt.Fprintf(a.stdout, "ok: chain %s, %s verified against the signed checkpoint (root %s) in %s\n",
 							rep.Chain, entriesWord(rep.Size), base64.StdEncoding.EncodeToString(rep.Root), elapsed.Round(time.Millisecond))
+						if len(ws) > 0 {
+							fmt.Fprintf(a.stdout, "  cosigned by %d of %d listed witnesses (quorum %d): %s\n",
+								len(cosigners), len(ws), quorum, dash(strings.Join(cosigners, ", ")))
+						}
 					}
 				}
 				if !ok {
-					return &quietERR{fmt.Errorf("chain %s: %d faults", rep.Chain, len(rep.Faults))}
+					n := len(rep.Faults)
+					if witnessFault != "" {
+						n++
+					}
+					return &quietERR{fmt.Errorf("chain %s: %d faults", rep.Chain, n)}
 				}
 				return nil
 			})
 		},
 	}
+	cmd.Flags().StringArrayVar(&witnesses, "witness", nil, "a trusted witness: [SERVER-ID:]KEY (vserv) or NAME=KEY (any C2SP witness; repeatable)")
+	cmd.Flags().IntVar(&quorum, "quorum", 0, "cosignatures of the checkpoint needed from distinct --witness keys")
+	return cmd
+}
+
+func orEmpty(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
 }
 
 // chainProgress shows "verifying CHAIN: done/total" on stderr for downloads

@@ -240,16 +240,21 @@ func TestLitewitnessCosignsAVservHome(t *testing.T) {
 	if err != nil {
 		t.Fatalf("rproof c 2: %v", err)
 	}
-	// TODO: once verify.WitnessKey names a witness (its Name field, branch
-	// h4-cli), verify with Witnesses {{Name: litewitnessAs, Key: wpub}} and
-	// Quorum 1 here (and refuse it under otherPub); WitnessKey knows only
-	// vserv witnesses (vserv/<id>) yet, so checkNote checks the line below.
-	got, err := verify.VerifyReceipt([]byte(receipt), home.ReceiptOptions())
+	// The receipt verifies with litewitness as a witness a reader trusts,
+	// named as it names itself, and a quorum of 1; under another key for
+	// that name the quorum is not met.
+	opts := home.ReceiptOptions()
+	opts.Witnesses, opts.Quorum = []verify.WitnessKey{{Name: litewitnessAs, Key: wpub}}, 1
+	got, err := verify.VerifyReceipt([]byte(receipt), opts)
 	if err != nil {
-		t.Fatalf("the rproof receipt carrying litewitness's cosignature does not verify: %v\n%s", err, receipt)
+		t.Fatalf("the rproof receipt carrying litewitness's cosignature does not verify with quorum 1: %v\n%s", err, receipt)
 	}
-	if got.Checkpoint.Size != 3 {
-		t.Fatalf("receipt against size %d, want 3", got.Checkpoint.Size)
+	if got.Checkpoint.Size != 3 || len(got.Cosigners) != 1 {
+		t.Fatalf("receipt against size %d with %d cosigners, want 3 and 1", got.Checkpoint.Size, len(got.Cosigners))
+	}
+	opts.Witnesses = []verify.WitnessKey{{Name: litewitnessAs, Key: otherPub}}
+	if _, err := verify.VerifyReceipt([]byte(receipt), opts); err == nil {
+		t.Fatalf("the receipt meets a quorum of 1 under a key that is not litewitness's")
 	}
 	checkNote("rproof c 2", string(verify.CheckpointNote([]byte(receipt))), 3)
 

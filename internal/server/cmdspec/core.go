@@ -62,7 +62,7 @@ func Core() map[string]Spec {
 // ihave, rentries and rpush (docs/protocol.md §11).
 func Replication() map[string]Spec {
 	return map[string]Spec{
-		"ihost": {Min: Verified, MinArgs: 1, MaxArgs: 3, Usage: "ihost add peer {role, key, name, chains, account, user, pass} | ihost del peer [role] | ihost list — this server's peers (admin)", Flags: Secret},
+		"ihost": {Min: Verified, MinArgs: 1, MaxArgs: 3, Usage: "ihost add peer {role, key, name, chains, account, user, pass} | ihost del peer [role] | ihost list | ihost forks | ihost sync [peer] — this server's peers, their fork evidence, a replication round now (admin)", Flags: Secret},
 		// Mirroring (§11, "Mirroring"): what a mirror asks (ihave, rentries)
 		// and what a home sends (rpush).
 		"ihave":    {Min: Verified, MinArgs: 3, MaxArgs: 3, Usage: "ihave origin chain size — how much of a chain this server holds: size, checkpoint, {hops, public, pow_bits, schema, authority} (replicate right)", Flags: Replicate},

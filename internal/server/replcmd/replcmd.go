@@ -9,6 +9,7 @@ package replcmd
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 
@@ -30,13 +31,13 @@ func Register(t *server.Table) {
 }
 
 func cmdIhost(ctx context.Context, s *server.Session, req *wire.Request) (*server.Reply, error) {
-	op, err := req.Text(0, "add|del|list")
+	op, err := req.Text(0, "add|del|list|forks|sync")
 	if err != nil {
 		return nil, err
 	}
-	want := map[string][2]int{"add": {3, 3}, "del": {2, 3}, "list": {1, 1}}[op]
+	want := map[string][2]int{"add": {3, 3}, "del": {2, 3}, "list": {1, 1}, "forks": {1, 1}, "sync": {1, 2}}[op]
 	if want == [2]int{} {
-		return nil, wire.Errorf(wire.CodeProto, "ihost takes add, del or list, not %q", server.Truncate(op, 32))
+		return nil, wire.Errorf(wire.CodeProto, "ihost takes add, del, list, forks or sync, not %q", server.Truncate(op, 32))
 	}
 	if err := req.Arity(want[0], want[1]); err != nil {
 		return nil, err
@@ -59,6 +60,15 @@ func cmdIhost(ctx context.Context, s *server.Session, req *wire.Request) (*serve
 			}
 			if delRole, err = replic.ParseRole(role); err != nil {
 				return nil, err
+			}
+		}
+	case "sync":
+		if req.NArgs() == 2 {
+			if spec.Peer, err = req.Text(1, "peer"); err != nil {
+				return nil, err
+			}
+			if spec.Peer == "" {
+				return nil, wire.Errorf(wire.CodeInvalid, "ihost sync: the peer is empty (leave it out to sync every peer)")
 			}
 		}
 	}
@@ -102,6 +112,10 @@ func cmdIhost(ctx context.Context, s *server.Session, req *wire.Request) (*serve
 		s.Audit(ctx, "ihost del "+strings.Join(names, ","), spec.Peer, "ok")
 		s.Log().Info("peer removed", "peer", spec.Peer, "roles", names)
 		return server.OK()
+	case "forks":
+		return forks(ctx, s, peers)
+	case "sync":
+		return syncNow(ctx, s, peers, spec.Peer)
 	}
 	list, err := peers.List(ctx)
 	if err != nil {
@@ -233,4 +247,81 @@ func aggregate(p replic.Peer, status []replic.ChainStatus) replic.ChainStatus {
 		}
 	}
 	return a
+}
+
+// forks is the `ihost forks` reply (docs/protocol.md §11): the fork
+// evidence of every mirrored chain, then the witness endpoint's, each with
+// both checkpoint notes verbatim so that anyone can check their signatures.
+func forks(ctx context.Context, s *server.Session, peers *replic.Peers) (*server.Reply, error) {
+	out := []map[string]any{}
+	for _, ci := range s.Ledger().Chains() {
+		if !ci.Mirror {
+			continue
+		}
+		fs, err := s.Ledger().Forks(ctx, ci.Ref())
+		if err != nil {
+			return nil, fmt.Errorf("ihost forks: %s: %w", ci.Ref(), err)
+		}
+		for _, f := range fs {
+			out = append(out, forkRow("mirror", ci.Ref(), f.Ms, f.Reason, f.Held, f.Offered))
+		}
+	}
+	wfs, err := peers.WitnessForks(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("ihost forks: witness: %w", err)
+	}
+	for _, f := range wfs {
+		out = append(out, forkRow("witness", f.Origin, f.Ms, f.Reason, f.Held, f.Offered))
+	}
+	return server.OK(out)
+}
+
+// forkRow is one row of `ihost forks`. The notes are text: a signed note
+// is UTF-8 (one that is not could not have been verified, so it would not
+// be kept); should stored bytes be malformed anyway, they are sent with
+// U+FFFD in place of the bad bytes rather than failing the whole list.
+func forkRow(kind, chain string, ms uint64, reason string, held, offered []byte) map[string]any {
+	return map[string]any{"kind": kind, "chain": strings.ToValidUTF8(chain, "\uFFFD"), "ms": ms,
+		"reason": strings.ToValidUTF8(reason, "\uFFFD"),
+		"held":   strings.ToValidUTF8(string(held), "\uFFFD"), "offered": strings.ToValidUTF8(string(offered), "\uFFFD")}
+}
+
+// syncNow is `ihost sync [peer]`: one anti-entropy round now, with peer (a
+// mirror or home entry; ERR notfound for any other) or with every mirror
+// and home, answered with the status when it ended.
+func syncNow(ctx context.Context, s *server.Session, peers *replic.Peers, peer string) (*server.Reply, error) {
+	if peer != "" {
+		list, err := peers.List(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if !slices.ContainsFunc(list, func(p replic.Peer) bool {
+			return p.Peer == peer && (p.Role == replic.RoleMirror || p.Role == replic.RoleHome)
+		}) {
+			return nil, wire.Errorf(wire.CodeNotFound, "ihost sync: %q is not a mirror or home peer of this server", server.Truncate(peer, 64))
+		}
+	}
+	repl := s.Replication()
+	if repl == nil {
+		return nil, wire.Errorf(wire.CodeInternal, "ihost sync: no replication workers")
+	}
+	st, err := repl.Sync(ctx, peer)
+	if err != nil {
+		return nil, err
+	}
+	s.Audit(ctx, "ihost sync", peer, "ok")
+	return server.OK(syncRows(st))
+}
+
+// syncRows is the `ihost sync` reply: one row per peer and chain. Lag
+// seconds are whole seconds, as in `ihost list`.
+func syncRows(st []replic.ChainStatus) []map[string]any {
+	out := make([]map[string]any, 0, len(st))
+	for _, c := range st {
+		out = append(out, map[string]any{
+			"peer": c.Peer, "role": string(c.Role), "chain": c.Chain, "hops": c.Hops, "size": c.Size, "want": c.Want,
+			"lag_entries": c.LagEntries, "lag_seconds": uint64(max(c.LagSeconds, 0)), "last_error": c.LastError, "refused": c.Refused,
+		})
+	}
+	return out
 }

@@ -7,14 +7,13 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/vserv/vserv/internal/secure"
 	"github.com/vserv/vserv/internal/testenv"
 )
 
 func TestVcliHostAddListDel(t *testing.T) {
 	srv := testenv.Start(t)
 	srv.AddUser(peerName, peerPass, false)
-	pub, _, key := peerKey(t)
+	_, _, key := peerKey(t)
 	passFile := filepath.Join(t.TempDir(), "pass-at-b")
 	if err := os.WriteFile(passFile, []byte("p-at-b-1\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -36,26 +35,40 @@ func TestVcliHostAddListDel(t *testing.T) {
 		t.Errorf("vcli host add --role friend: stderr %q, want the ERR invalid text", errOut)
 	}
 
+	longLog := "vserv/0123456789abcdef0123456789abcdef/a-long-chain-name"
+	out, errOut, code = srv.Vcli("", admin, as("host", "add", longLog, "--role", "log", "--key", key)...)
+	testenv.WantExit(t, "vcli host add log with a long origin", code, 0, out, errOut)
+
 	out, errOut, code = srv.Vcli("", admin, as("host", "list")...)
 	testenv.WantExit(t, "vcli host list", code, 0, out, errOut)
-	lines := strings.Split(strings.TrimSpace(out), "\n")
-	if len(lines) != 3 {
-		t.Fatalf("vcli host list: %d lines, want a header and 2 peers:\n%s", len(lines), out)
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	if len(lines) != 5 {
+		t.Fatalf("vcli host list: %d lines, want a header, 3 peers and a line for the long one:\n%s", len(lines), out)
 	}
-	for _, col := range []string{"PEER", "ROLE", "KEY", "CHAINS", "ACCOUNT", "SIZE", "LAG", "LAST ERROR", "FORKS"} {
-		if !strings.Contains(lines[0], col) {
-			t.Errorf("header %q lacks %s", lines[0], col)
-		}
+	if got := strings.Fields(lines[0]); strings.Join(got, " ") != "PEER ROLE CHAINS HOPS SIZE LAG LAST-ERROR FORKS" {
+		t.Errorf("header %q", lines[0])
 	}
-	fp := secure.Fingerprint(pub)
 	wantRows := [][]string{
-		{"example.com/log", "log", fp, "-", "-", "0", "0/0s", "-", "0"},
-		{"127.0.0.1:7001", "mirror", fp, "donation,vote", peerName, "0", "0/0s", "-", "0"},
+		{"example.com/log", "log", "-", "0", "0", "0", "/", "0s", "-", "0"},
+		{longLog},
+		{"log", "-", "0", "0", "0", "/", "0s", "-", "0"},
+		{"127.0.0.1:7001", "mirror", "donation,vote", "0", "0", "0", "/", "0s", "-", "0"},
 	}
 	for i, want := range wantRows {
 		if got := strings.Fields(lines[i+1]); strings.Join(got, " ") != strings.Join(want, " ") {
 			t.Errorf("row %d = %q, want %q", i+1, got, want)
 		}
+	}
+	// The long peer does not widen the PEER column: ROLE starts where the
+	// header's does on every row, the long peer's indented one too.
+	col := strings.Index(lines[0], "ROLE")
+	for _, i := range []int{1, 3, 4} {
+		if r := strings.Fields(lines[i][col:]); len(r) == 0 || lines[i][col-1] != ' ' || !strings.HasPrefix(lines[i][col:], r[0]) {
+			t.Errorf("row %d %q: ROLE is not at column %d", i, lines[i], col)
+		}
+	}
+	if !strings.HasPrefix(lines[3], "  ") {
+		t.Errorf("the row under the long peer is not indented: %q", lines[3])
 	}
 
 	out, errOut, code = srv.Vcli("", admin, as("--json", "host", "list")...)
@@ -68,7 +81,7 @@ func TestVcliHostAddListDel(t *testing.T) {
 			LagEntries               uint64 `json:"lag_entries"`
 		} `json:"hosts"`
 	}
-	if err := json.Unmarshal([]byte(out), &doc); err != nil || !doc.OK || len(doc.Hosts) != 2 || doc.Hosts[1].Key != key {
+	if err := json.Unmarshal([]byte(out), &doc); err != nil || !doc.OK || len(doc.Hosts) != 3 || doc.Hosts[2].Key != key {
 		t.Fatalf("vcli --json host list = %s (%v)", out, err)
 	}
 
