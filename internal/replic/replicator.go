@@ -46,6 +46,9 @@ type Replicator struct {
 	workers map[string]*worker // by rowKey
 	status  map[statusKey]*ChainStatus
 	hops    map[store.ChainKey]uint64 // of chains mirrored here
+	running bool                      // Run is in its loop and answers reread
+	// reread asks Run to read the peer table now (Sync after an ihost add).
+	reread chan chan struct{}
 }
 
 type statusKey struct{ row, chain string }
@@ -78,6 +81,7 @@ func NewReplicator(cfg ReplicatorConfig) (*Replicator, error) {
 		l: cfg.Ledger, peers: cfg.Peers, id: cfg.Identity, log: cfg.Logger, now: cfg.Now, onFork: cfg.OnFork,
 		dial:    client.Dial,
 		workers: map[string]*worker{}, status: map[statusKey]*ChainStatus{}, hops: map[store.ChainKey]uint64{},
+		reread: make(chan chan struct{}),
 	}, nil
 }
 
@@ -87,6 +91,7 @@ func (r *Replicator) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	defer func() {
 		r.mu.Lock()
+		r.running = false
 		for k, w := range r.workers {
 			w.cancel()
 			delete(r.workers, k)
@@ -99,10 +104,16 @@ func (r *Replicator) Run(ctx context.Context) error {
 	tick := time.NewTicker(peersEvery)
 	defer tick.Stop()
 	r.syncWorkers(ctx, &wg)
+	r.mu.Lock()
+	r.running = true
+	r.mu.Unlock()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
+		case done := <-r.reread:
+			r.syncWorkers(ctx, &wg)
+			close(done)
 		case <-tick.C:
 			r.syncWorkers(ctx, &wg)
 			r.refreshLag(ctx)
@@ -232,6 +243,25 @@ func (r *Replicator) Status() []ChainStatus {
 // is "") and returns the status when it ended. A peer without a mirror or
 // home entry is ERR notfound.
 func (r *Replicator) Sync(ctx context.Context, peer string) ([]ChainStatus, error) {
+	// An entry added within the last second gets its worker first.
+	r.mu.Lock()
+	running := r.running
+	r.mu.Unlock()
+	if running {
+		done := make(chan struct{})
+		select {
+		case r.reread <- done:
+			select {
+			case <-done:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(peersEvery):
+			// Run is stopping: answer with what is known.
+		}
+	}
 	r.mu.Lock()
 	var ws []*worker
 	for _, w := range r.workers {
