@@ -25,6 +25,7 @@ import (
 const (
 	peersEvery     = time.Second      // the peer table is re-read this often
 	pullEvery      = time.Minute      // a home is asked again this often while we lag
+	keepAlive      = 30 * time.Second // a round at least this often (or half the peer's idle timeout)
 	connectTimeout = 10 * time.Second // dialling and the sign-on
 	callTimeout    = 30 * time.Second // one call of a session
 )
@@ -170,7 +171,7 @@ func (r *Replicator) syncWorkers(ctx context.Context, wg *sync.WaitGroup) {
 			}
 		}
 		wctx, cancel := context.WithCancel(ctx)
-		w := &worker{r: r, p: p, row: k, cancel: cancel, kickC: make(chan struct{}, 1), syncC: make(chan chan struct{}), pullC: make(chan struct{}, 1), done: make(chan struct{}), chainWait: map[string]chainBackoff{}}
+		w := &worker{r: r, p: p, row: k, cancel: cancel, kickC: make(chan struct{}, 1), syncC: make(chan chan struct{}), pullC: make(chan struct{}, 1), done: make(chan struct{}), chainWait: map[string]chainBackoff{}, keepAlive: keepAlive}
 		r.workers[k] = w
 		wg.Go(func() { w.run(wctx) })
 	}
@@ -398,6 +399,9 @@ type worker struct {
 	refused  string    // the last refusal logged, to warn once per change
 	lastPull time.Time
 	behind   bool // the last pull ended behind (or failed)
+	// keepAlive is how often a round runs at least: keepAlive, or half
+	// the peer's idle timeout when that is shorter.
+	keepAlive time.Duration
 	// chainWait is the backoff of each chain (full origin) whose last
 	// push the mirror refused (an ERR answer): it is pushed again after
 	// it, not at every commit.
@@ -453,14 +457,17 @@ func (w *worker) run(ctx context.Context) {
 		if done != nil {
 			close(done)
 		}
-		wait := pullEvery
-		if w.c == nil {
+		// At least every keepAlive a round: it keeps the session open
+		// (the peer ends idle ones) and asks a mirror its sizes again.
+		wait := w.keepAlive
+		switch {
+		case w.c == nil:
 			wait = max(time.Until(w.next), 10*time.Millisecond)
 			pullNow = true // a new session pulls first
-		} else if w.p.Role == RoleHome && w.behind {
-			wait = max(time.Until(w.lastPull.Add(pullEvery)), 10*time.Millisecond)
-			pullNow = true
-		} else if at := w.wakeAt(); !at.IsZero() {
+		case w.p.Role == RoleHome && w.behind:
+			wait = min(wait, max(time.Until(w.lastPull.Add(pullEvery)), 10*time.Millisecond))
+		}
+		if at := w.wakeAt(); w.c != nil && !at.IsZero() {
 			wait = min(wait, max(time.Until(at), 10*time.Millisecond))
 		}
 		if !timer.Stop() {
@@ -486,14 +493,18 @@ func (w *worker) round(ctx context.Context, log *slog.Logger, forced, pull bool)
 		pull = true
 	}
 	var err error
+	exchanged := false
 	switch w.p.Role {
 	case RoleMirror:
-		err = w.pushAll(ctx, log, forced)
+		exchanged, err = w.pushAll(ctx, log, forced)
 	case RoleHome:
-		if !pull && !w.behind {
-			return
+		if pull || (w.behind && time.Since(w.lastPull) >= pullEvery) {
+			exchanged, err = true, w.pullAll(ctx, log)
 		}
-		err = w.pullAll(ctx, log)
+	}
+	if !exchanged && err == nil {
+		// Nothing to say: a `tout` read keeps the session open.
+		_, err = w.c.Timeout(ctx, 0)
 	}
 	if err != nil && ctx.Err() == nil {
 		// The session broke: dial again with backoff.
@@ -549,6 +560,11 @@ func (w *worker) connect(ctx context.Context, log *slog.Logger) error {
 		}
 		w.fail(err, refused)
 		return err
+	}
+	// The peer ends sessions idle longer than its timeout (`tout`).
+	w.keepAlive = keepAlive
+	if secs, err := c.Timeout(ctx, 0); err == nil && secs > 0 {
+		w.keepAlive = min(keepAlive, max(time.Duration(secs)*time.Second/2, time.Second))
 	}
 	w.c, w.backoff, w.refused = c, 0, ""
 	w.r.mu.Lock()
@@ -652,16 +668,19 @@ func (w *worker) targets() []pushTarget {
 	return out
 }
 
-// pushAll pushes every chain of the entry the mirror lacks. It returns an
-// error only when the session broke.
-func (w *worker) pushAll(ctx context.Context, log *slog.Logger, forced bool) error {
+// pushAll pushes every chain of the entry the mirror lacks (those in
+// backoff only when forced). It reports whether it asked the mirror
+// anything, and returns an error only when the session broke.
+func (w *worker) pushAll(ctx context.Context, log *slog.Logger, forced bool) (bool, error) {
 	now := time.Now()
+	exchanged := false
 	for _, t := range w.targets() {
 		full := verify.OriginLine(t.origin, t.info.Name)
 		b := w.chainWait[full]
 		if !forced && now.Before(b.next) {
 			continue // refused lately: wait (the timer comes back)
 		}
+		exchanged = true
 		err := w.push(ctx, log, t)
 		if err == nil {
 			delete(w.chainWait, full)
@@ -669,7 +688,7 @@ func (w *worker) pushAll(ctx context.Context, log *slog.Logger, forced bool) err
 		}
 		w.r.update(w, full, func(st *ChainStatus) { st.setError(errText(err), w.r.now()) })
 		if transport(err) {
-			return err
+			return true, err
 		}
 		b.backoff = min(max(2*b.backoff, backoffFirst), backoffMax)
 		b.next = now.Add(b.backoff)
@@ -683,7 +702,7 @@ func (w *worker) pushAll(ctx context.Context, log *slog.Logger, forced bool) err
 			log.Warn("replicate: push", "chain", full, "retry_in", b.backoff, "err", err)
 		}
 	}
-	return nil
+	return exchanged, nil
 }
 
 // wakeAt is when the first chain in backoff may be pushed again (zero

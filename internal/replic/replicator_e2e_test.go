@@ -36,12 +36,18 @@ type pair struct {
 // them up as a pair (B's entry first, so that A's first push finds it).
 func newPair(t *testing.T, bAddr string, aOpts ...testenv.Option) *pair {
 	t.Helper()
-	p := &pair{a: testenv.NewLedgerEnv(t, []string{"c"}, aOpts...)}
+	a := testenv.NewLedgerEnv(t, []string{"c"}, aOpts...)
 	var bOpts []testenv.Option
 	if bAddr != "" {
 		bOpts = append(bOpts, testenv.WithArgs("-p", port(t, bAddr)))
 	}
-	p.b = testenv.NewLedgerEnv(t, nil, bOpts...)
+	return pairUp(t, a, testenv.NewLedgerEnv(t, nil, bOpts...))
+}
+
+// pairUp sets up a (homing c) and b as a pair.
+func pairUp(t *testing.T, a, b *testenv.LedgerEnv) *pair {
+	t.Helper()
+	p := &pair{a: a, b: b}
 	p.aID, p.bID = verify.ServerIDFromKey(p.a.Key), verify.ServerIDFromKey(p.b.Key)
 	p.origin = verify.OriginLine(p.aID, "c")
 	p.b.Srv.AddUser("peer-a", passAtB, false)
@@ -373,5 +379,30 @@ func TestMirrorThatRefusesAChainIsBackedOffFrom(t *testing.T) {
 	}, func() string { return fmt.Sprintf("A's row of B: %+v, want lag 11", row) })
 	if row.Size != 0 {
 		t.Errorf("A's row of B: %+v, want size 0", row)
+	}
+}
+
+// TestPairSessionsOutliveTheIdleTimeout: with both servers ending idle
+// sessions after 5 s, the workers' sessions stay up through 8 quiet
+// seconds (they ask at half the peer's timeout) and the next commit is
+// pushed over the same session.
+func TestPairSessionsOutliveTheIdleTimeout(t *testing.T) {
+	idle := testenv.WithArgs("--idle-timeout", "5")
+	p := pairUp(t, testenv.NewLedgerEnv(t, []string{"c"}, idle), testenv.NewLedgerEnv(t, nil, idle))
+	testenv.Put(t, p.a.Admin, "c", false, testenv.Numbered(t, "r", 0, 1)...)
+	waitFor(t, 10*time.Second, func() bool { return mirrorSize(t, p.b.Admin, p.origin) == 1 },
+		func() string { return fmt.Sprintf("B holds %d of c, want 1", mirrorSize(t, p.b.Admin, p.origin)) })
+	time.Sleep(8 * time.Second)
+	// The test's own sessions were idle too: new ones.
+	a, b := p.a.Srv.AdminClient(), p.b.Srv.AdminClient()
+	defer a.Close()
+	defer b.Close()
+	testenv.Put(t, a, "c", false, testenv.Numbered(t, "r", 1, 1)...)
+	waitFor(t, 5*time.Second, func() bool { return mirrorSize(t, b, p.origin) == 2 },
+		func() string { return fmt.Sprintf("B holds %d of c, want 2", mirrorSize(t, b, p.origin)) })
+	for _, srv := range []*testenv.Server{p.a.Srv, p.b.Srv} {
+		if strings.Contains(srv.Stderr(), "replicate: session lost") {
+			t.Errorf("a replication session was lost:\n%s", srv.Stderr())
+		}
 	}
 }
