@@ -7,8 +7,8 @@
 //
 // It is the only package that knows how the others fit together; cmd/vserv
 // parses flags and calls Open, Run and Close. The HTTP server (the witness
-// endpoint, internal/web) is a part of Run beside the TCP server; the
-// replication workers (DESIGN.md §5) will be more.
+// endpoint, internal/web) is a part of Run beside the TCP server, and so
+// are the witness submitter and the replication workers (docs/protocol.md §11).
 package node
 
 import (
@@ -25,6 +25,7 @@ import (
 	"github.com/vserv/vserv/internal/datadir"
 	"github.com/vserv/vserv/internal/files"
 	"github.com/vserv/vserv/internal/ledger"
+	"github.com/vserv/vserv/internal/metrics"
 	"github.com/vserv/vserv/internal/replic"
 	"github.com/vserv/vserv/internal/secure"
 	"github.com/vserv/vserv/internal/server"
@@ -89,6 +90,9 @@ func (c *Config) setDefaults() {
 	c.TCP.Production, c.TCP.Logger, c.TCP.Now = c.Production, c.Logger, c.Now
 }
 
+// The replication workers are the server's Replication.
+var _ server.Replication = (*replic.Replicator)(nil)
+
 // dbTimeout is how long Open waits for another process to release the
 // database before it reports bolt.ErrDataRootInUse.
 const dbTimeout = time.Second
@@ -102,6 +106,7 @@ type Node struct {
 	tcp    *server.Server
 	web    *web.Server // nil without an HTTP listener
 	submit *replic.Submitter
+	repl   *replic.Replicator
 	check  *peerCheck     // the chains held at start until their peers answer
 	closes []func() error // what Close releases, in the order it was opened
 }
@@ -185,10 +190,13 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 		return nil, err
 	}
 	peers := replic.New(st, accounts)
+	if n.repl, err = replic.NewReplicator(replic.ReplicatorConfig{Ledger: l, Peers: peers, Identity: id, Logger: n.log, Now: cfg.Now}); err != nil {
+		return nil, err
+	}
 	n.parts = server.Parts{
 		Identity: id, Pool: pool, Accounts: accounts, Files: fs, Ledger: l,
 		SetupToken: setup, KeyRotations: rotations, Commands: cmdtable.Default(),
-		Peers: peers,
+		Peers: peers, Replication: n.repl,
 	}
 	if n.submit, err = replic.NewSubmitter(replic.SubmitterConfig{Ledger: l, Peers: peers, Logger: n.log, Now: cfg.Now}); err != nil {
 		return nil, err
@@ -210,7 +218,11 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 		return nil, err
 	}
 	if cfg.HTTP != nil {
-		if n.web, err = openWeb(st, id, peers.Following(l), cfg); err != nil {
+		reg := metrics.New()
+		if err := reg.Register(metrics.Replication(n.repl.Status)); err != nil {
+			return nil, fmt.Errorf("metrics: %w", err)
+		}
+		if n.web, err = openWeb(st, id, peers.Following(l), reg, cfg); err != nil {
 			return nil, err
 		}
 	}
@@ -235,10 +247,11 @@ func openSetupToken(ctx context.Context, dir datadir.Dir, accounts *auth.Store, 
 	return t, nil
 }
 
-// openWeb makes the HTTP server with the witness endpoint: the witness
+// openWeb makes the HTTP server with the metrics of reg and the witness
+// endpoint: the witness
 // signs as vserv/<server-id> with the identity key (DESIGN §5.3), for the
 // logs of the peer table (`ihost` role log) and of cfg.WitnessLogs.
-func openWeb(st store.Store, id *secure.Identity, peers replic.Logs, cfg Config) (*web.Server, error) {
+func openWeb(st store.Store, id *secure.Identity, peers replic.Logs, reg *metrics.Registry, cfg Config) (*web.Server, error) {
 	logs := replic.AnyLogs{peers}
 	if cfg.WitnessLogs != nil {
 		logs = append(logs, cfg.WitnessLogs)
@@ -249,7 +262,7 @@ func openWeb(st store.Store, id *secure.Identity, peers replic.Logs, cfg Config)
 	if err != nil {
 		return nil, fmt.Errorf("witness: %w", err)
 	}
-	return web.New(web.Config{Witness: w, Logger: cfg.Logger}), nil
+	return web.New(web.Config{Witness: w, Metrics: reg.Handler(), Logger: cfg.Logger}), nil
 }
 
 func (n *Node) onClose(f func() error) { n.closes = append(n.closes, f) }
@@ -276,6 +289,8 @@ func (n *Node) Run(ctx context.Context, ln net.Listener) error {
 	g.Go(func() error { return n.tcp.Serve(ctx, ln) })
 	// Our checkpoints to the witnesses of the peer table (DESIGN §5.3).
 	g.Go(func() error { return n.submit.Run(ctx) })
+	// Our chains to the mirrors, the chains of our homes to us (docs/protocol.md §11).
+	g.Go(func() error { return n.repl.Run(ctx) })
 	// The check at start, beside the listener: reads are served meanwhile.
 	g.Go(func() error { return n.check.run(ctx, n) })
 	if n.web != nil {

@@ -20,9 +20,15 @@ type ChainStatus struct {
 	LagEntries uint64
 	LagSeconds float64
 	LastError  string    // "" after a success
+	ErrorAt    time.Time // when LastError was set
 	LastOK     time.Time // the last exchange that succeeded
 	Forks      uint64    // fork evidence kept for this chain
 	// Refused says the peer presented another key than the pinned one (or
-	// refused our sign-in): nothing is exchanged until the entry changes.
+	// refused our sign-in): nothing is exchanged, and it is tried again
+	// only after the longest backoff (5 min) or when the entry changes.
 	Refused bool
+
+	behindSince time.Time // RoleHome: when we learnt we lack entries
 }
+
+func (s *ChainStatus) setError(text string, now time.Time) { s.LastError, s.ErrorAt = text, now }

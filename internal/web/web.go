@@ -1,8 +1,9 @@
 // Package web is vserv's HTTP server (DESIGN §7.3): one net/http server on
 // the --http listener that node.Run runs beside the TCP server. Today it
 // serves the C2SP tlog-witness endpoint, POST /witness/add-checkpoint
-// (docs/protocol.md "Witness endpoint", handled by internal/replic); the
-// web pages, JSON API, tiles and metrics get their routes here later.
+// (docs/protocol.md "Witness endpoint", handled by internal/replic), and
+// the Prometheus metrics at GET /metrics (internal/metrics); the web pages,
+// JSON API and tiles get their routes here later.
 package web
 
 import (
@@ -19,6 +20,9 @@ import (
 // submission prefix of this server's witness is http://HOST:PORT/witness.
 const WitnessPath = "/witness/add-checkpoint"
 
+// MetricsPath is where the Prometheus metrics are served.
+const MetricsPath = "/metrics"
+
 // shutdownGrace is how long Serve lets requests in flight finish after its
 // context ends.
 const shutdownGrace = 10 * time.Second
@@ -27,6 +31,9 @@ const shutdownGrace = 10 * time.Second
 type Config struct {
 	// Witness handles WitnessPath; nil leaves it unserved (404).
 	Witness http.Handler
+	// Metrics handles GET MetricsPath (internal/metrics); nil leaves it
+	// unserved.
+	Metrics http.Handler
 	Logger  *slog.Logger
 }
 
@@ -46,6 +53,9 @@ func New(cfg Config) *Server {
 		// Registered without a method: the handler answers other methods
 		// with its own 405, so that every answer of the endpoint is ours.
 		mux.Handle(WitnessPath, cfg.Witness)
+	}
+	if cfg.Metrics != nil {
+		mux.Handle("GET "+MetricsPath, cfg.Metrics)
 	}
 	return &Server{
 		log: cfg.Logger,

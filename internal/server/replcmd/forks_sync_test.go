@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -51,8 +52,6 @@ func TestIhostForksAndSyncRefuseBadArgumentsWithTheirCode(t *testing.T) {
 		{"sync empty peer", []any{"sync", ""}, wire.CodeInvalid, "empty"},
 		{"sync unknown peer", []any{"sync", "127.0.0.1:7999"}, wire.CodeNotFound, "not a mirror or home peer"},
 		{"sync a log entry", []any{"sync", "example.com/log"}, wire.CodeNotFound, "not a mirror or home peer"},
-		{"sync a known mirror, no workers", []any{"sync", "127.0.0.1:7001"}, wire.CodeInternal, "no replication workers"},
-		{"sync every peer, no workers", []any{"sync"}, wire.CodeInternal, "no replication workers"},
 		{"unknown operation", []any{"fork"}, wire.CodeProto, "forks or sync"},
 	}
 	for _, tc := range cases {
@@ -63,6 +62,16 @@ func TestIhostForksAndSyncRefuseBadArgumentsWithTheirCode(t *testing.T) {
 				t.Errorf("ERR text %q, want it to say %q", we.Text, tc.text)
 			}
 		})
+	}
+	// The node runs the replication workers: a round with a mirror that
+	// nobody listens at ends with its connect error.
+	vals, err := c.Call(ctx, "ihost", "sync", "127.0.0.1:7001")
+	if err != nil {
+		t.Fatalf("ihost sync of a known mirror: %v", err)
+	}
+	var rows []map[string]any
+	if err := wire.Unmarshal(vals[0], &rows); err != nil || len(rows) != 1 || !strings.Contains(fmt.Sprint(rows[0]["last_error"]), "connect") {
+		t.Fatalf("ihost sync of a mirror nobody listens at = %v, %v; want one row with its connect error", rows, err)
 	}
 	forks, err := c.HostForks(ctx)
 	if err != nil || forks == nil || len(forks) != 0 {
@@ -84,11 +93,10 @@ func TestIhostForksAndSyncRefuseBadArgumentsWithTheirCode(t *testing.T) {
 	if !strings.Contains(errOut, "ERR notfound") {
 		t.Errorf("vcli replicate unknown peer: stderr %q", errOut)
 	}
+	// The node runs the replication workers: with no mirror or home entry
+	// a round with all of them is one with none.
 	out, errOut, code = srv.Vcli("", admin, as("replicate")...)
-	testenv.WantExit(t, "vcli replicate without workers", code, 1, out, errOut)
-	if !strings.Contains(errOut, "no replication workers") {
-		t.Errorf("vcli replicate without workers: stderr %q", errOut)
-	}
+	testenv.WantExit(t, "vcli replicate without mirror or home entries", code, 0, out, errOut)
 	out, errOut, code = srv.Vcli("", admin, as("replicate", "a:1", "b:1")...)
 	testenv.WantExit(t, "vcli replicate with two peers", code, 2, out, errOut)
 }

@@ -185,9 +185,13 @@ func TestIhostAddListDelRoundTripSurvivesRestart(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: ihost list: %v", when, err)
 		}
+		// The replication workers dial the mirror and home entries (nobody
+		// listens there: their last_error says so); the others have no
+		// status.
 		if !slices.EqualFunc(got, want, func(a, b client.HostInfo) bool {
 			return a.Peer == b.Peer && a.Role == b.Role && a.Key == b.Key && a.Name == b.Name && slices.Equal(a.Chains, b.Chains) &&
-				a.Account == b.Account && a.Hops == 0 && a.Size == 0 && a.LagEntries == 0 && a.LagSeconds == 0 && a.LastError == "" && a.Forks == 0
+				a.Account == b.Account && a.Hops == 0 && a.Size == 0 && a.LagEntries == 0 && a.LagSeconds == 0 &&
+				(a.LastError == "" || a.Role == "mirror" || a.Role == "home") && a.Forks == 0
 		}) {
 			t.Fatalf("%s: ihost list =\n%+v\nwant\n%+v", when, got, want)
 		}

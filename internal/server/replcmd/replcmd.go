@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/vserv/vserv/internal/ledger"
 	"github.com/vserv/vserv/internal/replic"
 	"github.com/vserv/vserv/internal/secure"
 	"github.com/vserv/vserv/internal/server"
@@ -84,9 +85,10 @@ func cmdIhost(ctx context.Context, s *server.Session, req *wire.Request) (*serve
 			return nil, err
 		}
 		if spec.Role == replic.RoleMirror {
-			// A mirror mirrors chains of ours: they must be here.
+			// A mirror mirrors chains held here: ours, or chains we
+			// mirror ourselves with those names (a mirror of a mirror).
 			for _, c := range spec.Chains {
-				if _, err := s.Ledger().Chain(c); err != nil {
+				if err := heldHere(s.Ledger(), c); err != nil {
 					return nil, err
 				}
 			}
@@ -119,7 +121,26 @@ func cmdIhost(ctx context.Context, s *server.Session, req *wire.Request) (*serve
 	if err != nil {
 		return nil, err
 	}
-	return server.OK(rows(list))
+	var status []replic.ChainStatus
+	if r := s.Replication(); r != nil {
+		status = r.Status()
+	}
+	return server.OK(rows(list, status))
+}
+
+// heldHere is nil when a chain named name is homed or mirrored here, else
+// the ERR notfound of the chain.
+func heldHere(l *ledger.Ledger, name string) error {
+	_, err := l.Chain(name)
+	if err == nil || !errors.Is(err, wire.ErrNotFound) {
+		return err
+	}
+	for _, c := range l.Chains() {
+		if c.Mirror && c.Name == name {
+			return nil
+		}
+	}
+	return err
 }
 
 // addSpec decodes `ihost add peer {role, key, ...}`. Every key of the map
@@ -187,23 +208,45 @@ func addSpec(req *wire.Request) (replic.Spec, error) {
 	return spec, nil
 }
 
-// rows is the `ihost list` reply (docs/protocol.md §11). The fields that
-// the replication workers will fill (hops, size, lag, last error, forks)
-// are zero until they run.
-func rows(list []replic.Peer) []map[string]any {
+// rows is the `ihost list` reply (docs/protocol.md §11). The replication
+// workers' status of an entry's chains fills hops, size, lag, last error
+// and forks (docs/operations.md "Peers"); they are zero without any.
+func rows(list []replic.Peer, status []replic.ChainStatus) []map[string]any {
 	out := make([]map[string]any, 0, len(list))
 	for _, p := range list {
 		chains := p.Chains
 		if chains == nil {
 			chains = []string{}
 		}
+		a := aggregate(p, status)
 		out = append(out, map[string]any{
 			"peer": p.Peer, "role": string(p.Role), "key": secure.PublicKeyText(p.Key), "name": p.Name,
-			"chains": chains, "account": p.Account, "hops": uint64(0), "size": uint64(0),
-			"lag_entries": uint64(0), "lag_seconds": uint64(0), "last_error": "", "forks": uint64(0),
+			"chains": chains, "account": p.Account, "hops": a.Hops, "size": a.Size,
+			"lag_entries": a.LagEntries, "lag_seconds": uint64(a.LagSeconds), "last_error": a.LastError, "forks": a.Forks,
 		})
 	}
 	return out
+}
+
+// aggregate sums the status rows of entry p: size, lag entries and forks
+// add up, hops and lag seconds are the largest, the last error the newest
+// non-empty one.
+func aggregate(p replic.Peer, status []replic.ChainStatus) replic.ChainStatus {
+	var a replic.ChainStatus
+	for _, s := range status {
+		if s.Peer != p.Peer || s.Role != p.Role {
+			continue
+		}
+		a.Size += s.Size
+		a.LagEntries += s.LagEntries
+		a.Forks += s.Forks
+		a.Hops = max(a.Hops, s.Hops)
+		a.LagSeconds = max(a.LagSeconds, s.LagSeconds)
+		if s.LastError != "" && (a.LastError == "" || s.ErrorAt.After(a.ErrorAt)) {
+			a.LastError, a.ErrorAt = s.LastError, s.ErrorAt
+		}
+	}
+	return a
 }
 
 // forks is the `ihost forks` reply (docs/protocol.md §11): the fork
