@@ -36,7 +36,7 @@ type benchEnv struct {
 
 // newEnv starts a fresh server (one per scenario, so that one scenario's
 // state does not skew the next) or points at a running one.
-func newEnv(ctx context.Context, o options) (*benchEnv, error) {
+func newEnv(ctx context.Context, o options, extra ...string) (*benchEnv, error) {
 	env := &benchEnv{opts: o}
 	if o.vservPath == "" {
 		env.addr = net.JoinHostPort(o.host, strconv.Itoa(o.port))
@@ -49,9 +49,10 @@ func newEnv(ctx context.Context, o options) (*benchEnv, error) {
 	env.dataDir = dir
 	// Per-IP throttling is lifted: every benchmark client shares one loopback
 	// address (DESIGN.md §8). The file quota is lifted for the files scenario.
-	env.cmd = exec.CommandContext(ctx, o.vservPath, "-p", "0", "-r", filepath.Join(dir, "data"), "-q",
+	args := append([]string{"-p", "0", "-r", filepath.Join(dir, "data"), "-q",
 		"--rate-ip", "1000000", "--max-conns-ip", "100000", "--max-conns", "100000", "--test-kdf",
-		"--quota-bytes", "0")
+		"--quota-bytes", "0"}, extra...)
+	env.cmd = exec.CommandContext(ctx, o.vservPath, args...)
 	stderr, err := env.cmd.StderrPipe()
 	if err != nil {
 		return nil, err

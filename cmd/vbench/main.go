@@ -3,7 +3,7 @@
 // CPU time and memory) or a running one (-n/-p) — and reports the numbers of
 // DESIGN.md §8.
 //
-//	vbench [flags] [scenario ...]   scenarios: handshake hello hello-login rss files rput rget rproof election verify (default: all)
+//	vbench [flags] [scenario ...]   scenarios: handshake hello hello-login rss files rput rget rproof election replicate verify (default: all)
 //	vbench --records N rget         load N records first (fill mode), then measure
 //	vbench --write BENCHMARKS.md    also record the results in that file
 package main
@@ -33,6 +33,7 @@ type options struct {
 	cpuProf   string
 	records   int // entries the rget, rproof and verify scenarios load first
 	voters    int // voters (and casts) of the election scenario
+	catchUp   int // entries a new mirror catches up in the replicate scenario
 }
 
 // scenario is one measurement.
@@ -57,6 +58,7 @@ func scenarios() []scenario {
 		{"rget", "rget by id p50/p99 at --records entries (1 session), and per second with 32", benchRget, true},
 		{"rproof", "rproof p50/p99 at --records entries (1 session), and per second with 32", benchRproof, true},
 		{"election", "election day: a vote chain, --voters registered, one vote.cast each from 32 sessions × 1 (vs free-form rput), view tally p99, recount time", benchElection, false},
+		{"replicate", "replication (needs --vserv): home rput 32 × 1 alone and with 2 mirrors that also witness it, mirror lag p50/p99 at 5,000 records/s, catch-up of a mirror --catch-up entries behind", benchReplicate, false},
 		{"verify", "vserv verify time and data directory size per record at --records entries (needs --vserv)", benchVerify, true},
 	}
 }
@@ -87,6 +89,7 @@ func run(ctx context.Context, args []string) error {
 	fs.Int64Var(&o.fileSize, "file-size", 1<<30, "bytes of the file the files scenario moves")
 	fs.IntVar(&o.records, "records", 1_000_000, "entries to load before the rget, rproof and verify scenarios (fill mode)")
 	fs.IntVar(&o.voters, "voters", 100_000, "voters of the election scenario (each casts once; 500000 gives a chain of 1,000,001 entries)")
+	fs.IntVar(&o.catchUp, "catch-up", 100_000, "entries a new mirror catches up in the replicate scenario")
 	fs.StringVar(&o.cpuProf, "cpuprofile", "", "write vbench's own CPU profile (the client side) to this file")
 	fs.DurationVar(&o.duration, "duration", 5*time.Second, "how long each throughput measurement runs")
 	fs.StringVar(&o.write, "write", "", "record the results in this Markdown file (e.g. BENCHMARKS.md)")
