@@ -59,7 +59,8 @@ func newSite(t *testing.T, name string, extra ...string) *site {
 
 func (s *site) start() {
 	_, port, _ := net.SplitHostPort(s.addr)
-	args := append([]string{"-p", port, "--http", s.httpAddr}, s.extra...)
+	// One loopback address carries every peer session and test client.
+	args := append([]string{"-p", port, "--http", s.httpAddr, "--rate-ip", "10000", "--max-conns-ip", "1000"}, s.extra...)
 	s.srv = testenv.Start(s.t, testenv.WithDataRoot(s.dir), testenv.WithHTTP(), testenv.WithArgs(args...))
 	if s.srv.Addr != s.addr {
 		s.t.Fatalf("%s listens on %s, want %s", s.name, s.srv.Addr, s.addr)
@@ -320,11 +321,14 @@ func TestARewritingHomeIsCaughtByItsMirrorsAndByAClient(t *testing.T) {
 	}
 	mirrorPair(t, a, b, "c")
 	mirrorPair(t, a, c, "c")
+	// After a start, writes wait until the chain's peers have answered.
 	put := func(cl *client.Client, prefix string, n int) {
 		t.Helper()
-		if _, err := cl.PutRecords(ctx, "c", testenv.Numbered(t, prefix, 0, n), false); err != nil {
-			t.Fatal(err)
-		}
+		recs := testenv.Numbered(t, prefix, 0, n)
+		waitFor(t, 30*time.Second, "rput "+prefix, func() (bool, string) {
+			_, err := cl.PutRecords(ctx, "c", recs, false)
+			return err == nil, fmt.Sprint(err)
+		})
 	}
 	put(adm, "first", 10)
 	adm.Close()

@@ -862,7 +862,7 @@ func (w *worker) pullChain(ctx context.Context, log *slog.Logger, origin string,
 	if c, err := w.r.l.Chain(full); err == nil {
 		held = c.Size
 	}
-	theirs, _, desc, err := w.c.IHave(ctx, origin, ci.Name, held)
+	theirs, theirNote, desc, err := w.c.IHave(ctx, origin, ci.Name, held)
 	if err != nil {
 		return fmt.Errorf("ihave: %w", err)
 	}
@@ -876,6 +876,21 @@ func (w *worker) pullChain(ctx context.Context, log *slog.Logger, origin string,
 	w.r.mu.Unlock()
 	meta := store.ChainMeta{Origin: origin, Name: ci.Name, Public: desc.Public, PoWBits: int(min(desc.PoWBits, 64)), Schema: desc.Schema, Authority: desc.Authority}
 	w.pullStatus(ctx, full, held, theirs, hops, false)
+	if theirs <= held && held > 0 && theirs > 0 {
+		// The peer holds no more than we do: its checkpoint must still be
+		// one of the history we hold. A home that went back to an older
+		// copy and wrote again shows here as a fork (Mirror keeps both).
+		if _, err := w.r.l.Mirror(ctx, ledger.MirrorBatch{Meta: meta, From: theirs, Checkpoint: []byte(theirNote), HomeKeys: keys}); err != nil {
+			if errors.Is(err, wire.ErrConflict) {
+				log.Error("replicate: fork: the peer's checkpoint is inconsistent with what we hold", "chain", full, "held", held, "theirs", theirs, "err", err)
+				if w.r.onFork != nil {
+					w.r.onFork(full, w.p.Peer, err.Error())
+				}
+			}
+			w.pullStatus(ctx, full, held, theirs, hops, false)
+			return fmt.Errorf("check the peer's checkpoint of size %d: %w", theirs, err)
+		}
+	}
 	for held < theirs {
 		proof, note, end, err := consistency(held, batchEnd(held, theirs), theirs, func(newSize uint64) ([][]byte, []byte, error) {
 			p, n, err := w.c.Consistency(ctx, full, held, newSize)
