@@ -64,10 +64,12 @@ with status 1 and a one-line reason instead. SIGINT or SIGTERM stop it: running
 commands get 10 s to finish.
 
 --http (default 127.0.0.1:6680, off to disable) serves the C2SP witness
-endpoint POST /witness/add-checkpoint for the logs given with --witness-log
-ORIGIN=KEY; the default address, when busy, is skipped with a warning.
-Replication and the web panel are not part of this version: -N is accepted
-and changes nothing yet.
+endpoint POST /witness/add-checkpoint for the logs of the peer table (role
+log) and --witness-log ORIGIN=KEY, and /metrics; the default address, when
+busy, is skipped with a warning. The server replicates its chains to the
+mirrors of its peer table and pulls the chains of its homes (vcli host;
+docs/operations.md "Walkthrough"); -N keeps those workers from running. The
+web panel is not part of this version.
 
 Exit status: 0 after a clean stop, 1 when the server cannot start or fails,
 2 for usage errors.`,

@@ -86,7 +86,7 @@ func (o *serveOptions) register(cmd *cobra.Command) {
 	f.StringVarP(&o.dataroot, "dataroot", "r", "vserv-data", "data directory (created 0700 on first start)")
 	f.BoolVarP(&o.production, "pmode", "P", false, "production mode: writers and admins must use a second factor; weak passwords refused")
 	f.StringVarP(&o.loglevel, "loglevel", "l", "info", "log level: debug, info, warn or error")
-	f.BoolVarP(&o.norepl, "norepl", "N", false, "do not replicate to or from peers (accepted; this version does not replicate yet)")
+	f.BoolVarP(&o.norepl, "norepl", "N", false, "do not run the replication workers: no pushes to mirrors, no pulls from homes (pushes from peers are still stored)")
 	f.BoolVarP(&o.verbose, "verbose", "v", false, "verbose: log at debug level (overrides -l)")
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "quiet: log warnings and errors only (overrides -l)")
 	f.BoolVarP(&o.showVersion, "version", "V", false, "print the version and exit")
@@ -212,7 +212,7 @@ func serve(cmd *cobra.Command, o *serveOptions) error {
 	cfg := node.Config{
 		DataRoot: o.dataroot, Production: o.production, Logger: logger,
 		Quotas: files.Quotas{UserBytes: o.quotaBytes, UserFiles: o.quotaFiles, TotalBytes: o.quotaTotal},
-		HTTP:   httpLn, WitnessLogs: logs, WitnessQuorum: o.quorum, PeerCheckTimeout: o.peerCheck,
+		HTTP:   httpLn, WitnessLogs: logs, WitnessQuorum: o.quorum, PeerCheckTimeout: o.peerCheck, NoReplication: o.norepl,
 		TCP: server.Config{
 			Site: o.site, Version: version.String(), MaxConns: o.maxConns, MaxConnsIP: o.maxConnsIP,
 			RateIP: o.rateIP, MaxMsg: o.maxMsg, IdleTimeout: time.Duration(o.idle) * time.Second,

@@ -56,6 +56,10 @@ type Config struct {
 	// WitnessLogs are the logs whose checkpoints the witness endpoint
 	// cosigns (nil: none, every origin is unknown).
 	WitnessLogs replic.Logs
+	// NoReplication (-N) keeps the replication workers from running: no
+	// pushes to our mirrors, no pulls from our homes. Pushes from peers are
+	// still checked and stored, and witnessing goes on.
+	NoReplication bool
 	// WitnessQuorum is --witness-quorum: rproof without a tree size uses the
 	// newest checkpoint with at least this many cosignatures (0: the newest).
 	WitnessQuorum int
@@ -290,7 +294,9 @@ func (n *Node) Run(ctx context.Context, ln net.Listener) error {
 	// Our checkpoints to the witnesses of the peer table (DESIGN §5.3).
 	g.Go(func() error { return n.submit.Run(ctx) })
 	// Our chains to the mirrors, the chains of our homes to us (docs/protocol.md §11).
-	g.Go(func() error { return n.repl.Run(ctx) })
+	if !n.cfg.NoReplication {
+		g.Go(func() error { return n.repl.Run(ctx) })
+	}
 	// The check at start, beside the listener: reads are served meanwhile.
 	g.Go(func() error { return n.check.run(ctx, n) })
 	if n.web != nil {
