@@ -153,11 +153,11 @@ func TestCheckpointCacheHoldsAHomeAndItsMirrorsToOneHistory(t *testing.T) {
 
 	// vcli verifies the mirrored chain with the home's key: from
 	// --home-key, or known_hosts after contact with the home.
-	out, errOut, code := good.Vcli("", nil, "verify", "chain", full)
+	_, errOut, code := good.Vcli("", nil, "verify", "chain", full)
 	if code == 0 || !strings.Contains(errOut, "whose key is not known") {
 		t.Errorf("vcli verify chain %s knowing no key of the home: exit %d, stderr %q", full, code, errOut)
 	}
-	out, errOut, code = good.Vcli("", nil, "--home-key", a.KeyText(), "verify", "chain", full)
+	out, errOut, code := good.Vcli("", nil, "--home-key", a.KeyText(), "verify", "chain", full)
 	if code != 0 || !strings.Contains(out, "ok: chain c, 5 entries verified") {
 		t.Errorf("vcli --home-key verify chain %s: exit %d\n%s%s", full, code, out, errOut)
 	}
