@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -194,7 +195,15 @@ func Open(ctx context.Context, cfg Config) (_ *Node, err error) {
 		return nil, err
 	}
 	peers := replic.New(st, accounts)
-	if n.repl, err = replic.NewReplicator(replic.ReplicatorConfig{Ledger: l, Peers: peers, Identity: id, Logger: n.log, Now: cfg.Now}); err != nil {
+	if n.repl, err = replic.NewReplicator(replic.ReplicatorConfig{Ledger: l, Peers: peers, Identity: id, Logger: n.log, Now: cfg.Now,
+		// A mirror holding another history of a chain of ours: sign nothing
+		// more on it until a restart's peer check (docs/operations.md
+		// "Restores and rollbacks").
+		OnFork: func(chain, peer, reason string) {
+			if name, ok := strings.CutPrefix(chain, verify.OriginLine(id.ServerID, "")); ok {
+				l.Hold(name, fmt.Sprintf("mirror %s holds another history of this chain: %s", peer, reason))
+			}
+		}}); err != nil {
 		return nil, err
 	}
 	n.parts = server.Parts{
