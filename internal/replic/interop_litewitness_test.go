@@ -165,7 +165,7 @@ func startLitewitness(t *testing.T, bin, db, sock, fingerprint string) (string, 
 func TestLitewitnessCosignsAVservHome(t *testing.T) {
 	agentPath, err := exec.LookPath("ssh-agent")
 	if err != nil {
-		t.Skip("ssh-agent is not installed: litewitness holds its key in one")
+		t.Skip("ssh-agent is not installed (make test-deps installs openssh-client): litewitness reads its key only from an ssh-agent, so the interop test cannot run")
 	}
 	bin := t.TempDir()
 	buildTorchwoodTools(t, bin)
