@@ -165,6 +165,20 @@ func allEntries(t *testing.T, c *client.Client, chain string, size uint64) [][]b
 	return out
 }
 
+// threeSites starts A (with aArgs), B and C, makes A's public chain c and
+// pairs B and C with A as its mirrors and witnesses. adm is A's admin.
+func threeSites(t *testing.T, aArgs ...string) (a, b, c *site, adm *client.Client) {
+	t.Helper()
+	a, b, c = newSite(t, "a", aArgs...), newSite(t, "b"), newSite(t, "c")
+	adm = a.admin()
+	if err := adm.MakeChain(t.Context(), "c", client.ChainOptions{Public: true}); err != nil {
+		t.Fatal(err)
+	}
+	mirrorPair(t, a, b, "c")
+	mirrorPair(t, a, c, "c")
+	return a, b, c, adm
+}
+
 // TestThreeServersHoldOneHistoryThroughAKillAndAPartition: A homes a chain,
 // B and C mirror it and witness A. Eight writers write on A while B is
 // killed with SIGKILL and started again and C is stopped for a while.
@@ -173,16 +187,8 @@ func allEntries(t *testing.T, c *client.Client, chain string, size uint64) [][]b
 // --quorum 2.
 func TestThreeServersHoldOneHistoryThroughAKillAndAPartition(t *testing.T) {
 	ctx := context.Background()
-	a := newSite(t, "a", "--witness-quorum", "2")
-	b := newSite(t, "b")
-	c := newSite(t, "c")
-	adm := a.admin()
+	a, b, c, adm := threeSites(t, "--witness-quorum", "2")
 	defer adm.Close()
-	if err := adm.MakeChain(ctx, "c", client.ChainOptions{Public: true}); err != nil {
-		t.Fatal(err)
-	}
-	mirrorPair(t, a, b, "c")
-	mirrorPair(t, a, c, "c")
 
 	const writers = 8
 	var (
@@ -312,15 +318,7 @@ func mustKey(t *testing.T, text string) []byte {
 // newer checkpoint refuses A's new history.
 func TestARewritingHomeIsCaughtByItsMirrorsAndByAClient(t *testing.T) {
 	ctx := context.Background()
-	a := newSite(t, "a", "--peer-check-timeout", "1s")
-	b := newSite(t, "b")
-	c := newSite(t, "c")
-	adm := a.admin()
-	if err := adm.MakeChain(ctx, "c", client.ChainOptions{Public: true}); err != nil {
-		t.Fatal(err)
-	}
-	mirrorPair(t, a, b, "c")
-	mirrorPair(t, a, c, "c")
+	a, b, c, adm := threeSites(t, "--peer-check-timeout", "1s")
 	// After a start, writes wait until the chain's peers have answered.
 	put := func(cl *client.Client, prefix string, n int) {
 		t.Helper()
